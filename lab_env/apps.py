@@ -1,0 +1,302 @@
+"""Run an agent app next to its Dapr sidecar: the one way labs, tests,
+graders and the capstone start apps.
+
+    with dapr_app("product", uvicorn_command("product_app:app", cwd)) as app:
+        ...  # app.http_port is the sidecar's HTTP API
+
+Every port is picked free at start, app ids get a per-run suffix from
+`unique_name`, and both processes are stopped when the block ends, whether
+it ended normally, by an exception, or by a notebook interrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import procs
+from .components import CONFIG_FILE, render_components
+from .errors import LabEnvError
+from .paths import dapr_bin, state_dir
+from .probes import Waiting, http_status, tcp_open, wait_all
+from .profile import current
+
+_RUN_TOKEN = secrets.token_hex(3)
+_APP_ID_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?$")
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix`` plus a suffix fixed for this Python process and unique to it.
+
+    Use it for app ids, actor types and topics, so a lab can be re-run and
+    two graders can run the same lab at once without sharing state.
+    """
+    return f"{prefix}-{_RUN_TOKEN}"
+
+
+def apps_dir() -> Path:
+    return state_dir() / "apps"
+
+
+def uvicorn_command(target: str, cwd: Path | None = None) -> list[str]:
+    """Command that serves an ASGI app ``module:attr`` on the app port."""
+    del cwd  # the module is found through the working directory given to dapr_app
+    return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{app_port}", "--log-level", "warning"]
+
+
+@dataclass
+class DaprApp:
+    """A running app and its sidecar. Ports are on 127.0.0.1."""
+
+    app_id: str
+    http_port: int
+    grpc_port: int
+    app_port: int | None
+    workdir: Path
+    sidecar_pid: int = 0
+    app_pid: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sidecar_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def app_url(self) -> str:
+        if self.app_port is None:
+            raise LabEnvError(f"{self.app_id} runs no app, only a sidecar", "pass a command to dapr_app")
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def sidecar_log(self) -> Path:
+        return self.workdir / "daprd.log"
+
+    @property
+    def app_log(self) -> Path:
+        return self.workdir / "app.log"
+
+    def sdk_env(self) -> dict[str, str]:
+        """Variables that point the Dapr Python SDK at this sidecar."""
+        return {
+            "DAPR_HTTP_PORT": str(self.http_port),
+            "DAPR_GRPC_PORT": str(self.grpc_port),
+            "DAPR_RUNTIME_HOST": "127.0.0.1",
+        }
+
+    def use_sdk(self) -> None:
+        """Point the Dapr SDK in this Python process at this sidecar."""
+        from dapr.conf import settings
+
+        settings.DAPR_RUNTIME_HOST = "127.0.0.1"
+        settings.DAPR_HTTP_PORT = self.http_port
+        settings.DAPR_GRPC_PORT = self.grpc_port
+        settings.DAPR_HTTP_ENDPOINT = None
+        settings.DAPR_GRPC_ENDPOINT = None
+
+    def logs(self, which: str = "daprd", lines: int = 40) -> str:
+        return procs.tail(self.sidecar_log if which == "daprd" else self.app_log, lines)
+
+    def alive(self) -> bool:
+        return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
+
+    def stop_app(self) -> None:
+        """Kill the app process only (the sidecar stays): a crash, for labs."""
+        if self.app_pid is not None:
+            procs.stop(self.app_pid, timeout=3)
+            self.app_pid = None
+            self._save()
+
+    def _save(self) -> None:
+        record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p]}
+        (apps_dir() / f"{self.app_id}.json").write_text(json.dumps(record))
+
+
+def _validate_app_id(app_id: str) -> None:
+    if not _APP_ID_OK.match(app_id):
+        raise LabEnvError(f"app id {app_id!r} is not valid", "use lowercase letters, digits and hyphens (at most 62)")
+
+
+def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources: Path, config: Path, log_level: str) -> list[str]:
+    prof = current()
+    argv = [
+        str(dapr_bin("daprd")),
+        "--app-id", app.app_id,
+        "--mode", "standalone",
+        "--dapr-http-port", str(app.http_port),
+        "--dapr-grpc-port", str(app.grpc_port),
+        "--dapr-internal-grpc-port", str(internal_port),
+        "--dapr-listen-addresses", "127.0.0.1",
+        "--dapr-internal-grpc-listen-address", "127.0.0.1",
+        "--metrics-port", str(metrics_port),
+        "--metrics-listen-address", "127.0.0.1",
+        "--placement-host-address", prof.placement_address,
+        "--scheduler-host-address", prof.scheduler_address,
+        "--resources-path", str(resources),
+        "--config", str(config),
+        "--log-level", log_level,
+        "--dapr-graceful-shutdown-seconds", "2",
+    ]
+    if app.app_port is not None:
+        argv += ["--app-port", str(app.app_port), "--app-protocol", "http", "--app-channel-address", "127.0.0.1"]
+    return argv
+
+
+@contextmanager
+def dapr_app(
+    app_id: str,
+    command: Sequence[str] | None = None,
+    *,
+    cwd: Path | str | None = None,
+    components: Iterable[str] | None = None,
+    resources: Iterable[Path] = (),
+    config: Path = CONFIG_FILE,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    log_level: str = "info",
+    progress: bool = False,
+) -> Iterator[DaprApp]:
+    """Start ``command`` (if any) and a daprd sidecar for it; stop both on exit.
+
+    ``command`` may contain ``{app_port}``, replaced by the port the app must
+    listen on (also in the APP_PORT variable). ``components`` limits the
+    sidecar to the named components (default: all in components/);
+    ``resources`` adds files such as declarative subscriptions.
+    """
+    app = start_app(app_id, command, cwd=cwd, components=components, resources=resources, config=config,
+                    env=env, timeout=timeout, log_level=log_level, progress=progress)
+    try:
+        yield app
+    finally:
+        stop_app(app)
+
+
+def start_app(
+    app_id: str,
+    command: Sequence[str] | None = None,
+    *,
+    cwd: Path | str | None = None,
+    components: Iterable[str] | None = None,
+    resources: Iterable[Path] = (),
+    config: Path = CONFIG_FILE,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    log_level: str = "info",
+    progress: bool = False,
+) -> DaprApp:
+    """Start an app and its sidecar and wait until both are healthy. See dapr_app."""
+    _validate_app_id(app_id)
+    if not dapr_bin("daprd").exists():
+        raise LabEnvError("daprd is not installed", "run `lab-env setup`")
+    record = apps_dir() / f"{app_id}.json"
+    if record.exists() and _live_pids(record):
+        raise LabEnvError(f"an app with id {app_id!r} is already running", "stop it first, or use lab_env.unique_name() for the id")
+
+    app_port, http_port, grpc_port, internal_port, metrics_port = procs.free_ports(5)
+    workdir = apps_dir() / app_id
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    resources_dir = render_components(workdir / "resources", only=components, extra=resources)
+
+    app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir)
+    child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id, **(env or {})}
+    try:
+        if command:
+            argv = [part.replace("{app_port}", str(app_port)) for part in command]
+            app.app_pid = procs.spawn(argv, app.app_log, env={**child_env, "APP_PORT": str(app_port)}, cwd=Path(cwd) if cwd else None).pid
+            app._save()
+        argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level)
+        app.sidecar_pid = procs.spawn(argv, app.sidecar_log, env=child_env).pid
+        app._save()
+        waiting = {}
+        if command:
+            waiting[f"{app_id} app"] = Waiting(
+                lambda: tcp_open("127.0.0.1", app_port), failed=_died(app, "app"), fix=f"see {app.app_log}"
+            )
+        # /v1.0/healthz answers 204 once the sidecar has loaded its components
+        # and, when there is an app, reached it.
+        waiting[f"{app_id} sidecar"] = Waiting(
+            lambda: http_status(f"{app.sidecar_url}/v1.0/healthz") == 204,
+            failed=_died(app, "daprd"),
+            fix=f"see {app.sidecar_log}",
+        )
+        wait_all(waiting, timeout, app_id, progress)
+    except BaseException as err:
+        hint = _explain(app.logs("daprd", 30))
+        stop_app(app)
+        if isinstance(err, LabEnvError) and hint:
+            raise LabEnvError(f"{err.problem} ({hint})", err.fix) from None
+        raise
+    return app
+
+
+def _died(app: DaprApp, which: str):
+    def check() -> str | None:
+        pid = app.sidecar_pid if which == "daprd" else app.app_pid
+        if pid and not procs.alive(pid):
+            return f"{which} exited: " + app.logs(which, 3).replace("\n", " | ")[-400:]
+        return None
+
+    return check
+
+
+def _explain(text: str) -> str:
+    """A short reason picked from the sidecar log for common failures."""
+    for pattern, reason in (
+        (r"error loading components?.*", "a component failed to load"),
+        (r"(connection refused|dial tcp).*", "a service it needs is not reachable; is the stack up (`lab-env up`)?"),
+    ):
+        match = re.search(pattern, text)
+        if match:
+            return f"{reason}: {match[0][:200]}"
+    return ""
+
+
+def stop_app(app: DaprApp) -> None:
+    """Stop the sidecar, then the app, and forget them. Safe to call twice."""
+    for pid in (app.sidecar_pid, app.app_pid):
+        if pid:
+            procs.stop(pid, timeout=8)
+    (apps_dir() / f"{app.app_id}.json").unlink(missing_ok=True)
+
+
+def _live_pids(record: Path) -> list[int]:
+    try:
+        pids = json.loads(record.read_text())["pids"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [p for p in pids if procs.alive(p)]
+
+
+def running_apps() -> list[str]:
+    if not apps_dir().exists():
+        return []
+    return sorted(r.stem for r in apps_dir().glob("*.json") if _live_pids(r))
+
+
+def stop_all_apps() -> list[str]:
+    """Stop every app lab-env started that is still running (e.g. after a crash)."""
+    stopped = []
+    if not apps_dir().exists():
+        return stopped
+    for record in apps_dir().glob("*.json"):
+        pids = _live_pids(record)
+        for pid in pids:
+            procs.stop(pid, timeout=5)
+        record.unlink(missing_ok=True)
+        if pids:
+            stopped.append(record.stem)
+    return stopped
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll ``predicate`` until true; for checks that wait on the live stack."""
+    wait_all({what: Waiting(predicate)}, timeout, what, progress=False)
+

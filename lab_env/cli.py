@@ -1,0 +1,179 @@
+"""The `lab-env` command. Every subcommand prints one line on failure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+
+from .errors import LabEnvError
+
+GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
+
+
+def _mark(ok: bool) -> str:
+    color = sys.stdout.isatty()
+    sym = "ok " if ok else "FAIL"
+    return f"{GREEN if ok else RED}{sym}{RESET}" if color else sym
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from .provision import setup
+
+    setup(force=args.force)
+    print("setup complete: run `lab-env up` to start the stack")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .stack import status, up
+
+    started = up(timeout=args.timeout)
+    print(f"started: {', '.join(started)}" if started else "already running")
+    _print_status(status())
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .stack import down
+
+    stopped = down()
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def _print_status(rows) -> None:
+    for st in rows:
+        ports = ", ".join(f"{role} {port}" for role, port in st.ports.items())
+        pid = f"pid {st.pid}" if st.pid else "-"
+        print(f"  {_mark(st.ready)} {st.name:<10} {st.state:<18} {pid:<11} {ports}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .apps import running_apps
+    from .profile import current
+    from .stack import status
+
+    rows = status()
+    print(f"profile: {current().name}")
+    _print_status(rows)
+    apps = running_apps()
+    print(f"apps: {', '.join(apps) if apps else 'none'}")
+    return 0 if all(r.ready for r in rows) else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    checks = run_doctor()
+    for c in checks:
+        print(f"  {_mark(c.ok)} {c.name:<11} {c.detail}")
+        if not c.ok and c.fix:
+            print(f"       fix: {c.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from . import procs
+    from .apps import apps_dir
+    from .paths import logs_dir
+
+    path = logs_dir() / f"{args.name}.log"
+    if not path.exists():
+        path = apps_dir() / args.name / ("app.log" if args.app else "daprd.log")
+    if not path.exists():
+        raise LabEnvError(f"no log named {args.name!r}", "use a service name (redis, kafka, placement, scheduler) or a running app id")
+    print(procs.tail(path, args.lines))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .apps import dapr_app
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    with dapr_app(args.app_id, command or None, components=args.components, timeout=args.timeout) as app:
+        print(f"{app.app_id}: sidecar http {app.http_port}, grpc {app.grpc_port}"
+              + (f", app {app.app_port}" if app.app_port else "") + " (Ctrl-C stops both)", flush=True)
+        try:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .paths import REPO_ROOT
+    from .stack import up
+
+    up()
+    jupyter = shutil.which("jupyter") or os.path.join(os.path.dirname(sys.executable), "jupyter")
+    # Jupyter keeps its token; it listens on loopback only.
+    argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={REPO_ROOT}"]
+    if args.port:
+        argv += ["--port", str(args.port)]
+    os.execv(argv[0], argv)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from .profile import current
+
+    for key, value in current().component_env().items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab-env", description="Run the Dapr + Redis + Kafka lab stack.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("setup", help="install the native stack (idempotent, cached)")
+    s.add_argument("--force", action="store_true", help="rebuild and re-download even if present")
+    s.set_defaults(fn=cmd_setup)
+
+    s = sub.add_parser("up", help="start redis, kafka, placement and scheduler")
+    s.add_argument("--timeout", type=float, default=120.0)
+    s.set_defaults(fn=cmd_up)
+
+    sub.add_parser("down", help="stop the stack and every lab app").set_defaults(fn=cmd_down)
+    sub.add_parser("status", help="what is running").set_defaults(fn=cmd_status)
+    sub.add_parser("doctor", help="check versions, ports, components and a live round trip").set_defaults(fn=cmd_doctor)
+
+    s = sub.add_parser("logs", help="last lines of a service's or an app's log")
+    s.add_argument("name")
+    s.add_argument("-n", "--lines", type=int, default=40)
+    s.add_argument("--app", action="store_true", help="for an app id: the app's log instead of daprd's")
+    s.set_defaults(fn=cmd_logs)
+
+    s = sub.add_parser("run", help="run a command with a Dapr sidecar until Ctrl-C")
+    s.add_argument("--app-id", required=True)
+    s.add_argument("--components", nargs="*", default=None, help="component names to load (default: all)")
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.add_argument("command", nargs=argparse.REMAINDER, help="-- then the app command; {app_port} is replaced")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("lab", help="start the stack and open JupyterLab")
+    s.add_argument("--port", type=int, default=None)
+    s.set_defaults(fn=cmd_lab)
+
+    sub.add_parser("env", help="print the variables components/ reads (for a plain `dapr run`)").set_defaults(fn=cmd_env)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except LabEnvError as err:
+        print(f"lab-env: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab-env: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Starting, finding and stopping the processes lab-env owns.
+
+Every process runs in its own session (process group) with its output in a
+log file, so stopping it also stops anything it forked and nothing it prints
+is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+
+from .errors import LabEnvError
+
+LOOPBACK = "127.0.0.1"
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached in a new session, stdout and stderr to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(
+                [str(a) for a in argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as err:
+            raise LabEnvError(f"cannot start {argv[0]}: not found", "run `lab-env setup`") from err
+
+
+def alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group of ``pid``, then SIGKILL whatever is left."""
+    try:
+        proc = psutil.Process(pid)
+        members = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for p in members:
+            _signal(p, signal.SIGTERM)
+    _, left = psutil.wait_procs(members, timeout=timeout)
+    for p in left:
+        _signal(p, signal.SIGKILL)
+    psutil.wait_procs(left, timeout=5)
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def port_owner(port: int) -> str | None:
+    """'name (pid N)' of the process listening on ``port``, or None if free."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        conns = []
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+            if c.pid is None:
+                return "another user's process"
+            try:
+                return f"{psutil.Process(c.pid).name()} (pid {c.pid})"
+            except psutil.Error:
+                return f"pid {c.pid}"
+    if not port_is_free(port):
+        return "an unknown process"
+    return None
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports the OS says are free right now.
+
+    All sockets are held open until every port is chosen, so the ports differ
+    from each other; the kernel hands out ephemeral ports round-robin, so two
+    apps started at once (two graders, say) do not get the same ones.
+    """
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind((LOOPBACK, 0))
+            ports.append(s.getsockname()[1])
+        return ports
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)

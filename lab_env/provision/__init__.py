@@ -1,0 +1,21 @@
+"""`lab-env setup`: install every piece of the native stack, idempotently.
+
+Each installer checks what is already there (and at which version) before
+doing anything, so a second run takes seconds.
+"""
+
+from __future__ import annotations
+
+from .dapr import install_dapr
+from .kafka import install_kafka
+from .prereqs import require_tools
+from .redis import install_redis
+
+__all__ = ["setup", "install_dapr", "install_kafka", "install_redis", "require_tools"]
+
+
+def setup(force: bool = False) -> None:
+    require_tools()
+    install_redis()
+    install_kafka(force=force)
+    install_dapr(force=force)

@@ -1,0 +1,136 @@
+"""The Dapr runtime (daprd, placement, scheduler) built from Go modules.
+
+Installs into the layout `dapr init --slim` makes (~/.dapr/bin, config.yaml,
+components/), so the stock `dapr run` works against it. Binaries already
+there at the pinned version, from an earlier setup or a real
+`dapr init --slim`, are reused as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import LabEnvError
+from ..paths import cache_dir, dapr_bin, dapr_home
+from ..progress import run_with_progress
+from ..versions import pins
+from .prereqs import require_go
+
+BUILD_MODULE = Path(__file__).parent / "dapr_build"
+COMMANDS = ("daprd", "placement", "scheduler")
+# dapr's stock component list panics unless built with a tag that links every
+# component; this file of ours takes its place (see dapr_build/daprd/main.go).
+_NO_TAG_FILE = Path("cmd/daprd/components/zz_notag.go")
+
+
+def go_env() -> dict[str, str]:
+    # go.sum in dapr_build is the checksum authority (some modules are absent
+    # from the public checksum database); never fetch a different toolchain.
+    return {"GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+
+
+def installed_version(binary: Path) -> str | None:
+    if not binary.exists():
+        return None
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"\d+\.\d+\.\d+\S*", out.stdout)
+    return match[0] if match else None
+
+
+def installed() -> bool:
+    want = pins().dapr_runtime
+    return all(installed_version(dapr_bin(name)) == want for name in ("daprd",)) and all(
+        dapr_bin(name).exists() for name in COMMANDS
+    )
+
+
+def install_dapr(force: bool = False) -> Path:
+    if installed() and not force:
+        _write_slim_layout()
+        return dapr_home() / "bin"
+    go = require_go()
+    version = pins().dapr_runtime
+    out_dir = build(go, version)
+    bin_dir = dapr_home() / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in COMMANDS:
+        # Copy then rename, so a running daprd keeps its (old) file intact.
+        tmp = bin_dir / f".{name}.new"
+        shutil.copy2(out_dir / name, tmp)
+        tmp.replace(bin_dir / name)
+    _write_slim_layout()
+    return bin_dir
+
+
+def build(go: str, version: str) -> Path:
+    """Build the three commands in the cache; returns the folder holding them."""
+    work = cache_dir() / f"dapr-build-{version}"
+    out_dir = work / "bin"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(BUILD_MODULE, work)
+    env = {**os.environ, **go_env()}
+    _check_module_version(work, version)
+
+    # A writable copy of dapr's source with the panicking file swapped out,
+    # wired in with a local replace directive.
+    info = subprocess.run(
+        [go, "mod", "download", "-json", f"github.com/dapr/dapr@v{version}"],
+        cwd=work, env=env, capture_output=True, text=True, check=False,
+    )
+    if info.returncode != 0:
+        raise LabEnvError(f"could not download dapr v{version} from the Go module proxy: {info.stdout[-300:]}", "check network access to the Go module proxy")
+    src = Path(json.loads(info.stdout)["Dir"])
+    local = work / "dapr-src"
+    shutil.copytree(src, local)
+    for path in [local, *local.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    shutil.copyfile(work / "overlay" / "components_empty.go", local / _NO_TAG_FILE)
+    subprocess.run([go, "mod", "edit", "-replace", "github.com/dapr/dapr=./dapr-src"], cwd=work, env=env, check=True)
+
+    packages = ["./daprd", "./placement", "./scheduler"]
+    deps = subprocess.run([go, "list", "-deps", *packages], cwd=work, env=env, capture_output=True, text=True, check=False)
+    if deps.returncode != 0:
+        raise LabEnvError(f"resolving the Dapr build failed: {deps.stderr.strip().splitlines()[-1:]}", "check network access to the Go module proxy")
+    total = len(deps.stdout.split())
+    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
+    run_with_progress(
+        [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(out_dir) + "/", *packages],
+        f"building Dapr {version} (Go)",
+        cache_dir() / "logs" / "dapr-build.log",
+        total=total,
+        counts=lambda line: not line.startswith(("go:", "#")),
+        env=go_env(),
+        cwd=work,
+        fix="run `lab-env setup` again; if it fails the same way, report the log",
+    )
+    return out_dir
+
+
+def _check_module_version(work: Path, version: str) -> None:
+    gomod = (work / "go.mod").read_text()
+    if f"github.com/dapr/dapr v{version}\n" not in gomod:
+        raise LabEnvError(
+            f"lab_env/provision/dapr_build/go.mod does not require dapr v{version} (versions.toml)",
+            "update go.mod to the pinned version and run `go mod tidy -e` there",
+        )
+
+
+def _write_slim_layout() -> None:
+    """config.yaml and components/ as `dapr init --slim` leaves them, if absent."""
+    from ..components import render_components
+
+    home = dapr_home()
+    config = home / "config.yaml"
+    if not config.exists():
+        config.write_text(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: daprConfig\nspec: {}\n"
+        )
+    comp = home / "components"
+    if not comp.exists() or not any(comp.iterdir()):
+        render_components(comp, profile="native", resolve_env=True)

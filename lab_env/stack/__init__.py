@@ -1,0 +1,6 @@
+"""The lab stack: Redis, Kafka, Dapr placement and scheduler."""
+
+from .lifecycle import down, status, up
+from .services import Service, services
+
+__all__ = ["Service", "services", "up", "down", "status"]

@@ -1,0 +1,151 @@
+"""`lab-env up | down | status`: start, stop and inspect the native stack.
+
+Each running service has a pid file in the state dir. `up` starts only what
+is not running, all at once, then waits on readiness probes; if anything
+fails it stops what that call started, so nothing is left half-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .. import procs
+from ..errors import LabEnvError
+from ..paths import state_dir
+from ..probes import Waiting, wait_all
+from ..profile import Profile, current
+from .services import Service, services
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def pid_dir() -> Path:
+    return state_dir() / "pids"
+
+
+def _pid_file(name: str) -> Path:
+    return pid_dir() / f"{name}.json"
+
+
+def _read_pid(name: str) -> int | None:
+    """Pid of the service if its pid file names a live process we started."""
+    path = _pid_file(name)
+    try:
+        record = json.loads(path.read_text())
+        proc = psutil.Process(record["pid"])
+        if proc.create_time() != record["create_time"] or proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.NoSuchProcess(record["pid"])
+        return record["pid"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, psutil.Error):
+        path.unlink(missing_ok=True)  # stale: the process is gone or the pid was reused
+        return None
+
+
+def _write_pid(name: str, pid: int) -> None:
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    record = {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+    _pid_file(name).write_text(json.dumps(record))
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    pid: int | None
+    ready: bool
+    ports: dict[str, int]
+    summary: str
+    log: Path
+
+    @property
+    def state(self) -> str:
+        if self.ready:
+            return "ready"
+        return "starting/unhealthy" if self.pid else "stopped"
+
+
+def status(profile: Profile | None = None) -> list[ServiceStatus]:
+    prof = profile or current()
+    return [
+        ServiceStatus(s.name, _read_pid(s.name), s.probe(), s.ports, s.summary, s.log_path)
+        for s in services(prof)
+    ]
+
+
+def up(timeout: float = DEFAULT_TIMEOUT_S, progress: bool = True, only: list[str] | None = None) -> list[str]:
+    """Start every service that is not running; return the names started."""
+    prof = current()
+    wanted = [s for s in services(prof) if only is None or s.name in only]
+    if prof.name == "container":
+        # Compose runs the services; here we only wait until they answer.
+        wait_all({s.name: Waiting(s.probe) for s in wanted}, timeout, "stack (containers)", progress)
+        return []
+
+    to_start = [s for s in wanted if _read_pid(s.name) is None]
+    _check_ports_free(to_start)
+    started: list[Service] = []
+    try:
+        for svc in to_start:
+            svc.prepare()
+            proc = procs.spawn(svc.argv(), svc.log_path, env=svc.env, cwd=svc.data_dir if svc.data_dir.exists() else None)
+            _write_pid(svc.name, proc.pid)
+            started.append(svc)
+        waiting = {s.name: Waiting(s.probe, failed=_exited(s)) for s in wanted}
+        wait_all(waiting, timeout, "lab stack", progress)
+    except BaseException:
+        for svc in started:
+            _stop_service(svc.name)
+        raise
+    return [s.name for s in started]
+
+
+def _exited(svc: Service):
+    def check() -> str | None:
+        if _read_pid(svc.name) is None:
+            last = procs.tail(svc.log_path, 3).replace("\n", " | ")
+            return f"process exited ({last[-300:]})"
+        return None
+
+    return check
+
+
+def _check_ports_free(to_start: list[Service]) -> None:
+    for svc in to_start:
+        for role, port in svc.ports.items():
+            owner = procs.port_owner(port)
+            if owner:
+                raise LabEnvError(
+                    f"port {port} ({svc.name} {role}) is already in use by {owner}",
+                    "stop that process (or `lab-env down` if it is an old lab stack) and run `lab-env up` again",
+                )
+
+
+def _stop_service(name: str) -> bool:
+    pid = _read_pid(name)
+    if pid is None:
+        return False
+    procs.stop(pid)
+    _pid_file(name).unlink(missing_ok=True)
+    return True
+
+
+def down() -> list[str]:
+    """Stop every lab app and service lab-env started. Returns what was stopped."""
+    from ..apps import stop_all_apps
+
+    stopped = stop_all_apps()
+    for svc in reversed(services(current())):
+        if _stop_service(svc.name):
+            stopped.append(svc.name)
+    return stopped
+
+
+def ensure_up(timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """Start the stack unless every service already answers (for tests, notebooks)."""
+    if all(s.ready for s in status()):
+        return
+    up(timeout=timeout, progress=bool(os.environ.get("LAB_ENV_PROGRESS", "1") == "1"))
