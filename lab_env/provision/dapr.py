@@ -98,7 +98,10 @@ def build(go: str, version: str) -> Path:
     if deps.returncode != 0:
         raise LabEnvError(f"resolving the Dapr build failed: {deps.stderr.strip().splitlines()[-1:]}", "check network access to the Go module proxy")
     total = len(deps.stdout.split())
-    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
+    ldflags = (
+        f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
+        f" -X github.com/dapr/kit/logger.DaprVersion={version}"
+    )
     run_with_progress(
         [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(out_dir) + "/", *packages],
         f"building Dapr {version} (Go)",

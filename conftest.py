@@ -1,0 +1,29 @@
+"""Session set-up shared by tests/ and the nbval runs of solutions/.
+
+The live stack is started once if any collected test needs it (marker
+`stack`, or any notebook cell), and stopped at the end if this session
+started it. Set LAB_ENV_KEEP_STACK=1 to leave it running.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _needs_stack(item: pytest.Item) -> bool:
+    return item.get_closest_marker("stack") is not None or item.nodeid.split("::")[0].endswith(".ipynb")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_stack(request: pytest.FixtureRequest):
+    if not any(_needs_stack(item) for item in request.session.items):
+        yield None
+        return
+    from lab_env.stack import down, status, up
+
+    started = [] if all(s.ready for s in status()) else up(progress=False)
+    yield started
+    if started and not os.environ.get("LAB_ENV_KEEP_STACK"):
+        down()
