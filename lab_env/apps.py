@@ -228,11 +228,8 @@ def start_app(
             fix=f"see {app.sidecar_log}",
         )
         wait_all(waiting, timeout, app_id, progress)
-    except BaseException as err:
-        hint = _explain(app.logs("daprd", 30))
+    except BaseException:
         stop_app(app)
-        if isinstance(err, LabEnvError) and hint:
-            raise LabEnvError(f"{err.problem} ({hint})", err.fix) from None
         raise
     return app
 
@@ -241,22 +238,22 @@ def _died(app: DaprApp, which: str):
     def check() -> str | None:
         pid = app.sidecar_pid if which == "daprd" else app.app_pid
         if pid and not procs.alive(pid):
-            return f"{which} exited: " + app.logs(which, 3).replace("\n", " | ")[-400:]
+            return f"{which} exited: {_last_error(app.logs(which, 30))}"
         return None
 
     return check
 
 
-def _explain(text: str) -> str:
-    """A short reason picked from the sidecar log for common failures."""
-    for pattern, reason in (
-        (r"error loading components?.*", "a component failed to load"),
-        (r"(connection refused|dial tcp).*", "a service it needs is not reachable; is the stack up (`lab-env up`)?"),
-    ):
-        match = re.search(pattern, text)
-        if match:
-            return f"{reason}: {match[0][:200]}"
-    return ""
+_DAPRD_MSG = re.compile(r'level=(?:fatal|error) msg="((?:[^"\\]|\\.)*)"')
+
+
+def _last_error(log_text: str) -> str:
+    """The message of the last fatal/error line of a daprd log, else its last line."""
+    found = _DAPRD_MSG.findall(log_text)
+    if found:
+        return found[-1].replace('\\"', '"')[:300]
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
 
 
 def stop_app(app: DaprApp) -> None:

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine:
+#   make lab    set everything up, start the stack, open JupyterLab
+#   make test   set everything up and run every test (what CI runs)
+# Everything else is a step of those two.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+LAB_ENV := $(VENV)/bin/lab-env
+# uv must use this machine's Python, never download one.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup lab test up down doctor labs bench test-tools
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The venv is rebuilt from the lock whenever the lock changes.
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced
+	$(LAB_ENV) setup
+
+lab: setup
+	$(LAB_ENV) lab
+
+# shellcheck lints the devcontainer scripts in the test suite.
+test-tools:
+	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) || \
+	  echo "note: install shellcheck to lint the devcontainer scripts"; }
+
+test: setup test-tools
+	$(VENV)/bin/python -m pytest
+
+up: setup
+	$(LAB_ENV) up
+
+down:
+	$(LAB_ENV) down
+
+doctor:
+	$(LAB_ENV) doctor
+
+bench: setup
+	$(VENV)/bin/python bench/stack_bench.py
