@@ -49,3 +49,32 @@ def pins() -> Pins:
         images=dict(raw["images"]),
         tools=dict(raw["tools"]),
     )
+
+
+def drift(
+    gomod: str | None = None, pyproject: str | None = None, uvlock: str | None = None
+) -> list[str]:
+    """Every place that disagrees with versions.toml (empty when all agree).
+
+    Texts default to the files in the repo; tests pass altered ones to show
+    a mismatch is caught.
+    """
+    from .paths import REPO_ROOT
+
+    p = pins()
+    gomod = gomod if gomod is not None else (Path(__file__).parent / "provision/dapr_build/go.mod").read_text()
+    pyproject = pyproject if pyproject is not None else (REPO_ROOT / "pyproject.toml").read_text()
+    uvlock = uvlock if uvlock is not None else (REPO_ROOT / "uv.lock").read_text()
+    problems = []
+    if f"github.com/dapr/dapr v{p.dapr_runtime}\n" not in gomod:
+        problems.append(f"dapr_build/go.mod does not require github.com/dapr/dapr v{p.dapr_runtime}")
+    if p.dapr_python_sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:
+        problems.append(f"Python SDK {p.dapr_python_sdk} is not the runtime's minor {p.dapr_minor}")
+    deps = tomllib.loads(pyproject)["project"]["dependencies"]
+    locked = {pkg["name"]: pkg["version"] for pkg in tomllib.loads(uvlock).get("package", [])}
+    for name in ("dapr", "dapr-ext-fastapi", "dapr-ext-workflow"):
+        if f"{name}=={p.dapr_python_sdk}" not in deps:
+            problems.append(f"pyproject.toml does not pin {name}=={p.dapr_python_sdk}")
+        if locked.get(name) != p.dapr_python_sdk:
+            problems.append(f"uv.lock has {name} {locked.get(name)}, pinned {p.dapr_python_sdk}")
+    return problems
