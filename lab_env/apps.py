@@ -11,7 +11,9 @@ it ended normally, by an exception, or by a notebook interrupt.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import re
 import secrets
 import shutil
@@ -32,13 +34,19 @@ _RUN_TOKEN = secrets.token_hex(3)
 _APP_ID_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?$")
 
 
+def run_token() -> str:
+    """A short token fixed for this Python process (or inherited, in an app)."""
+    return os.environ.get("LAB_RUN_TOKEN", _RUN_TOKEN)
+
+
 def unique_name(prefix: str) -> str:
     """``prefix`` plus a suffix fixed for this Python process and unique to it.
 
     Use it for app ids, actor types and topics, so a lab can be re-run and
-    two graders can run the same lab at once without sharing state.
+    two graders can run the same lab at once without sharing state. Apps
+    started with dapr_app inherit the token, so they compute the same names.
     """
-    return f"{prefix}-{_RUN_TOKEN}"
+    return f"{prefix}-{run_token()}"
 
 
 def apps_dir() -> Path:
@@ -62,7 +70,9 @@ class DaprApp:
     workdir: Path
     sidecar_pid: int = 0
     app_pid: int | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def sidecar_url(self) -> str:
@@ -106,12 +116,24 @@ class DaprApp:
     def alive(self) -> bool:
         return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
 
-    def stop_app(self) -> None:
-        """Kill the app process only (the sidecar stays): a crash, for labs."""
+    def crash_app(self) -> None:
+        """Kill the app process with SIGKILL (the sidecar stays): a crash, for labs."""
         if self.app_pid is not None:
-            procs.stop(self.app_pid, timeout=3)
+            procs.kill(self.app_pid)
             self.app_pid = None
             self._save()
+
+    def restart_app(self, timeout: float = 60.0) -> None:
+        """Start the app process again on the same port and wait until the sidecar reaches it."""
+        if not self.command:
+            raise LabEnvError(f"{self.app_id} runs no app, only a sidecar", "pass a command to dapr_app")
+        if self.app_pid is not None:
+            procs.stop(self.app_pid, timeout=5)
+        self.app_pid = procs.spawn(self.command, self.app_log, env=self.env, cwd=self.cwd).pid
+        self._save()
+        wait_all({f"{self.app_id} app": Waiting(lambda: tcp_open("127.0.0.1", self.app_port or 0),
+                                                  failed=_died(self, "app"), fix=f"see {self.app_log}")},
+                 timeout, self.app_id, progress=False)
 
     def _save(self) -> None:
         record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p]}
@@ -206,11 +228,17 @@ def start_app(
     resources_dir = render_components(workdir / "resources", only=components, extra=resources)
 
     app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir)
-    child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id, **(env or {})}
+    child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id,
+                 "LAB_RUN_TOKEN": run_token(), **(env or {})}
+    # If the Python process that started the app ends without stopping it (a
+    # notebook kernel shut down mid-lab), stop it then.
+    atexit.register(stop_app, app)
     try:
         if command:
-            argv = [part.replace("{app_port}", str(app_port)) for part in command]
-            app.app_pid = procs.spawn(argv, app.app_log, env={**child_env, "APP_PORT": str(app_port)}, cwd=Path(cwd) if cwd else None).pid
+            app.command = [part.replace("{app_port}", str(app_port)) for part in command]
+            app.cwd = Path(cwd) if cwd else None
+            app.env = {**child_env, "APP_PORT": str(app_port)}
+            app.app_pid = procs.spawn(app.command, app.app_log, env=app.env, cwd=app.cwd).pid
             app._save()
         argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level)
         app.sidecar_pid = procs.spawn(argv, app.sidecar_log, env=child_env).pid
@@ -261,6 +289,7 @@ def stop_app(app: DaprApp) -> None:
     for pid in (app.sidecar_pid, app.app_pid):
         if pid:
             procs.stop(pid, timeout=8)
+    app.sidecar_pid, app.app_pid = 0, None
     (apps_dir() / f"{app.app_id}.json").unlink(missing_ok=True)
 
 

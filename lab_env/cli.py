@@ -118,6 +118,33 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_labs(args: argparse.Namespace) -> int:
+    from .notebooks.generate import build_labs
+
+    paths = build_labs(check=args.check)
+    if args.check:
+        if paths:
+            raise LabEnvError(f"labs/ is out of sync with solutions/: {', '.join(p.name for p in paths)}",
+                              "run `lab-env build-labs` and commit labs/")
+        print("labs/ is in sync with solutions/")
+    else:
+        print(f"wrote {', '.join(str(p.relative_to(p.parents[1])) for p in paths)}")
+    return 0
+
+
+def cmd_run_solutions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .notebooks.execute import execute
+    from .notebooks.generate import SOLUTIONS_DIR
+
+    paths = [Path(p) for p in args.notebooks] or sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    for path in paths:
+        execute(path, write=True)
+        print(f"executed {path.name}; outputs saved")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .profile import current
 
@@ -158,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lab", help="start the stack and open JupyterLab")
     s.add_argument("--port", type=int, default=None)
     s.set_defaults(fn=cmd_lab)
+
+    s = sub.add_parser("build-labs", help="generate labs/ from solutions/ (student versions)")
+    s.add_argument("--check", action="store_true", help="fail if labs/ is out of sync instead of writing")
+    s.set_defaults(fn=cmd_build_labs)
+
+    s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
+    s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
+    s.set_defaults(fn=cmd_run_solutions)
 
     sub.add_parser("env", help="print the variables components/ reads (for a plain `dapr run`)").set_defaults(fn=cmd_env)
     return p

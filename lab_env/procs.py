@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -71,6 +70,16 @@ def stop(pid: int, timeout: float = 10.0) -> None:
     for p in left:
         _signal(p, signal.SIGKILL)
     psutil.wait_procs(left, timeout=5)
+
+
+def kill(pid: int) -> None:
+    """SIGKILL the process group of ``pid`` at once: a crash, not a shutdown."""
+    try:
+        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        os.killpg(pid, signal.SIGKILL)
+    except (psutil.Error, ProcessLookupError, PermissionError):
+        return
+    psutil.wait_procs(members, timeout=5)
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
@@ -136,12 +145,3 @@ def tail(path: Path, lines: int = 20) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
-
-
-def wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return not alive(pid)

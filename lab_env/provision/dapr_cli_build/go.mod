@@ -1,3 +1,10 @@
+// Builds the Dapr CLI (`dapr`) for the native lab stack:
+//   go build -o <dir>/dapr github.com/dapr/cli
+// The cli version below must equal versions.toml [dapr] cli; see
+// lab_env/provision/dapr_cli.py. tools.go keeps the CLI's packages in this
+// module's graph. The CLI's own go.mod carries replace directives, which Go
+// ignores in dependencies, so they are repeated at the end of this file.
+// go.sum here is the checksum authority (built with GOSUMDB=off).
 module labenv.local/daprclibuild
 
 go 1.26
@@ -242,6 +249,9 @@ require (
 	sigs.k8s.io/yaml v1.3.0 // indirect
 )
 
+// Repeated from github.com/dapr/cli v1.12.0's go.mod. Every version in the
+// resulting graph is served by the Go module proxy here, so none needed
+// changing.
 replace (
 	github.com/Azure/go-autorest => github.com/Azure/go-autorest v14.2.0+incompatible
 	github.com/docker/docker => github.com/moby/moby v17.12.0-ce-rc1.0.20200618181300-9dc6525e6118+incompatible

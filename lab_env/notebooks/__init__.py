@@ -1,0 +1,1 @@
+"""Notebook tooling: generating labs/ from solutions/, and the lab magics."""

@@ -1,0 +1,131 @@
+"""Generate student notebooks (labs/) from instructor notebooks (solutions/).
+
+In a solution notebook:
+
+- code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a stub
+  (``# YOUR CODE HERE`` and ``raise NotImplementedError(...)``) at the same
+  indentation; a ``### HINT: ...`` line right after BEGIN becomes the stub's
+  hint;
+- markdown between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``
+  is dropped;
+- cells tagged ``instructor`` (hidden checks, notes) are removed;
+- every output and execution count is cleared.
+
+``lab-env build-labs`` writes labs/; ``--check`` fails if labs/ is stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from ..errors import LabEnvError
+from ..paths import REPO_ROOT
+
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+LABS_DIR = REPO_ROOT / "labs"
+INSTRUCTOR_TAG = "instructor"
+
+_BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
+_END = re.compile(r"^\s*### END SOLUTION\s*$")
+_HINT = re.compile(r"^\s*### HINT:\s*(?P<hint>.+?)\s*$")
+_MD_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->\n?", re.S)
+
+
+@dataclass
+class Stub:
+    indent: str
+    hint: str | None
+    fresh: bool = True  # a HINT counts only as the first line after BEGIN
+
+    def lines(self) -> list[str]:
+        out = [f"{self.indent}# YOUR CODE HERE"]
+        if self.hint:
+            out.append(f"{self.indent}# Hint: {self.hint}")
+        message = "exercise not done yet" + (f": {self.hint}" if self.hint else "")
+        out.append(f"{self.indent}raise NotImplementedError({message!r})")
+        return out
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every solution region of a code cell with its stub."""
+    out: list[str] = []
+    stub: Stub | None = None
+    for number, line in enumerate(source.split("\n"), 1):
+        if stub is None:
+            begin = _BEGIN.match(line)
+            if begin:
+                stub = Stub(begin["indent"], None)
+                continue
+            if _END.match(line):
+                raise LabEnvError(f"{where} line {number}: END SOLUTION without BEGIN", "pair the markers")
+            out.append(line)
+        else:
+            if _BEGIN.match(line):
+                raise LabEnvError(f"{where} line {number}: nested BEGIN SOLUTION", "close the first region before opening another")
+            hint = _HINT.match(line) if stub.fresh else None
+            stub.fresh = False
+            if hint:
+                stub.hint = hint["hint"]
+            elif _END.match(line):
+                out.extend(stub.lines())
+                stub = None
+    if stub is not None:
+        raise LabEnvError(f"{where}: BEGIN SOLUTION without END SOLUTION", "close the region with ### END SOLUTION")
+    return "\n".join(out)
+
+
+def student_version(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    lab = copy.deepcopy(nb)
+    cells = []
+    for index, cell in enumerate(lab.cells):
+        if INSTRUCTOR_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, f"{name} cell {index}")
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+        elif cell.cell_type == "markdown":
+            cell.source = _MD_SOLUTION.sub("", cell.source)
+        cell.pop("id", None)
+        cells.append(cell)
+    lab.cells = cells
+    lab.metadata.pop("widgets", None)
+    nbformat.validator.normalize(lab)
+    return lab
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    for cell in nb.cells:
+        cell.pop("id", None)
+    nb.nbformat, nb.nbformat_minor = 4, 4
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def build_labs(solutions: Path = SOLUTIONS_DIR, labs: Path = LABS_DIR, check: bool = False) -> list[Path]:
+    """Write (or with ``check``, compare) labs/NN_x.ipynb for each solution.
+
+    Returns the lab paths written, or in check mode the stale ones.
+    """
+    results = []
+    expected = set()
+    for source in sorted(solutions.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(source, as_version=4)
+        text = render(student_version(nb, source.name))
+        target = labs / source.name
+        expected.add(target.name)
+        if check:
+            if not target.exists() or target.read_text() != text:
+                results.append(target)
+        else:
+            labs.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            results.append(target)
+    if check and labs.exists():
+        results += [p for p in sorted(labs.glob("[0-9][0-9]_*.ipynb")) if p.name not in expected]
+    return results
