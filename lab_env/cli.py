@@ -148,8 +148,11 @@ def cmd_run_solutions(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from .profile import current
 
-    for key, value in current().component_env().items():
+    from .paths import dapr_home
+
+    for key, value in current().dapr_cli_env().items():
         print(f"export {key}={value}")
+    print(f"export PATH={dapr_home() / 'bin'}:$PATH")
     return 0
 
 
@@ -194,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)
 
-    sub.add_parser("env", help="print the variables components/ reads (for a plain `dapr run`)").set_defaults(fn=cmd_env)
+    sub.add_parser("env", help="print the variables a plain `dapr run` needs: eval \"$(lab-env env)\"").set_defaults(fn=cmd_env)
     return p
 
 

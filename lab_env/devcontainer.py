@@ -70,7 +70,6 @@ def env_values(p: Pins | None = None, go_mod: Path = GO_MOD) -> dict[str, str]:
         "KIND_VERSION": p.tools["kind"],
         "KUBECTL_VERSION": p.tools["kubectl"],
         "HELM_VERSION": p.tools["helm"],
-        "UV_VERSION": p.tools["uv"],
     }
 
 

@@ -53,6 +53,11 @@ class Profile:
         """The variables components/*.yaml read with envRef."""
         return {"LAB_REDIS_HOST": self.redis_address, "LAB_KAFKA_BROKERS": self.kafka_bootstrap}
 
+    def dapr_cli_env(self) -> dict[str, str]:
+        """What a plain `dapr run` (CLI 1.12) needs: it never passes the
+        scheduler address, and daprd 1.18 reads it from this variable."""
+        return {**self.component_env(), "DAPR_SCHEDULER_HOST_ADDRESS_DNS_A": self.scheduler_address}
+
 
 NATIVE = Profile("native", "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1")
 CONTAINER = Profile("container", "redis", "kafka", "placement", "scheduler")

@@ -68,6 +68,9 @@ def drift(
     problems = []
     if f"github.com/dapr/dapr v{p.dapr_runtime}\n" not in gomod:
         problems.append(f"dapr_build/go.mod does not require github.com/dapr/dapr v{p.dapr_runtime}")
+    cli_gomod = (Path(__file__).parent / "provision/dapr_cli_build/go.mod").read_text()
+    if f"github.com/dapr/cli v{p.dapr_cli}" not in cli_gomod:
+        problems.append(f"dapr_cli_build/go.mod does not require github.com/dapr/cli v{p.dapr_cli}")
     if p.dapr_python_sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:
         problems.append(f"Python SDK {p.dapr_python_sdk} is not the runtime's minor {p.dapr_minor}")
     deps = tomllib.loads(pyproject)["project"]["dependencies"]

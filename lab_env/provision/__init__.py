@@ -7,11 +7,12 @@ doing anything, so a second run takes seconds.
 from __future__ import annotations
 
 from .dapr import install_dapr
+from .dapr_cli import install_dapr_cli
 from .kafka import install_kafka
 from .prereqs import require_tools
 from .redis import install_redis
 
-__all__ = ["setup", "install_dapr", "install_kafka", "install_redis", "require_tools"]
+__all__ = ["setup", "install_dapr", "install_dapr_cli", "install_kafka", "install_redis", "require_tools"]
 
 
 def setup(force: bool = False) -> None:
@@ -19,3 +20,4 @@ def setup(force: bool = False) -> None:
     install_redis()
     install_kafka(force=force)
     install_dapr(force=force)
+    install_dapr_cli(force=force)

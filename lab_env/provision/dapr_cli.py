@@ -82,10 +82,13 @@ def build_cli(go: str, version: str) -> Path:
     _check_module_version(work, version)
 
     env = go_env()
-    deps = subprocess.run(
-        [go, "list", "-deps", PACKAGE],
-        cwd=work, env={**os.environ, **env}, capture_output=True, text=True, check=False,
-    )
+    try:
+        deps = subprocess.run(
+            [go, "list", "-deps", PACKAGE],
+            cwd=work, env={**os.environ, **env}, capture_output=True, text=True, check=False,
+        )
+    except OSError as err:
+        raise LabEnvError(f"could not run Go ({go}): {err}", "install Go 1.26+ and run `lab-env setup` again") from err
     if deps.returncode != 0:
         last = (deps.stderr.strip().splitlines() or ["?"])[-1]
         raise LabEnvError(f"resolving the Dapr CLI build failed: {last[:200]}", "check network access to the Go module proxy")
