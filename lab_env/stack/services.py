@@ -134,7 +134,7 @@ def _placement(p: Profile, host: str) -> Service:
             "--id", "dapr-placement-0", "--initial-cluster", f"dapr-placement-0={host}:{ports['raft']}",
             "--log-level", "info",
         ],
-        probe=probes.http_ok(f"http://{host}:{ports['healthz']}/healthz"),
+        probe=probes.http_ok(f"http://{p.placement_host}:{ports['healthz']}/healthz"),
         summary="Dapr actor placement (which host runs which actor)",
     )
 
@@ -145,7 +145,7 @@ def _scheduler(p: Profile, host: str) -> Service:
         name="scheduler",
         ports=ports,
         argv=lambda: [],
-        probe=probes.http_ok(f"http://{host}:{ports['healthz']}/healthz"),
+        probe=probes.http_ok(f"http://{p.scheduler_host}:{ports['healthz']}/healthz"),
         summary="Dapr scheduler (reminders, jobs, workflow timers), embedded etcd",
     )
     svc.argv = lambda: [
