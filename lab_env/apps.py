@@ -307,12 +307,17 @@ def running_apps() -> list[str]:
     return sorted(r.stem for r in apps_dir().glob("*.json") if _live_pids(r))
 
 
-def stop_all_apps() -> list[str]:
-    """Stop every app lab-env started that is still running (e.g. after a crash)."""
-    stopped = []
+def stop_all_apps(token: str | None = None) -> list[str]:
+    """Stop every app lab-env started that is still running (e.g. after a crash).
+
+    With ``token``, only the apps of the process whose run token it is.
+    """
+    stopped: list[str] = []
     if not apps_dir().exists():
         return stopped
     for record in apps_dir().glob("*.json"):
+        if token is not None and not record.stem.endswith(f"-{token}"):
+            continue
         pids = _live_pids(record)
         for pid in pids:
             procs.stop(pid, timeout=5)

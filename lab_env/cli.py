@@ -145,6 +145,30 @@ def cmd_run_solutions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .grading import grade_folder
+    from .grading.report import summary_table
+    from .grading.spec import load_spec
+
+    lab = args.lab or _guess_lab(Path(args.submissions))
+    results, out = grade_folder(Path(args.submissions), lab, Path(args.out) if args.out else None,
+                                jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout)
+    print(summary_table(results, load_spec(lab)))
+    print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
+    return 0
+
+
+def _guess_lab(folder) -> str:  # noqa: ANN001
+    import re
+
+    match = re.search(r"(\d\d)", folder.resolve().name)
+    if not match:
+        raise LabEnvError(f"cannot tell which lab {folder} holds", "pass --lab NN")
+    return match[1]
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .profile import current
 
@@ -189,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=None)
     s.set_defaults(fn=cmd_lab)
 
+    s = sub.add_parser("grade", help="grade a folder of learners' notebooks (gradebook, JUnit, feedback)")
+    s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")
+    s.add_argument("--lab", help="lab number, e.g. 01 (default: from the folder name)")
+    s.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    s.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
+    s.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell")
+    s.add_argument("--out", help="output folder (default: grades-<lab> next to the submissions)")
+    s.set_defaults(fn=cmd_grade)
+
     s = sub.add_parser("build-labs", help="generate labs/ from solutions/ (student versions)")
     s.add_argument("--check", action="store_true", help="fail if labs/ is out of sync instead of writing")
     s.set_defaults(fn=cmd_build_labs)
@@ -196,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
     s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)
+
+    from .cluster import register as register_cluster
+
+    register_cluster(sub)
 
     sub.add_parser("env", help="print the variables a plain `dapr run` needs: eval \"$(lab-env env)\"").set_defaults(fn=cmd_env)
     return p

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import inspect
 from typing import ParamSpec
 
 from ..errors import LabEnvError
@@ -30,7 +30,7 @@ def _not_done(err: BaseException) -> bool:
     return isinstance(err, NotImplementedError) or "NotImplementedError" in str(err)
 
 
-def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[P, None]]:
+def check(name: str, hint: str):  # -> decorator for sync or async check functions
     """Turn a function that raises on a wrong answer into a lab check.
 
     Inside, ``assert cond, "what is wrong"`` is enough; the decorator turns
@@ -39,23 +39,46 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
     The function may return a short, deterministic detail for the pass line.
     """
 
-    def decorate(fn: Callable[P, str | None]) -> Callable[P, None]:
+    def decorate(fn):  # type: ignore[no-untyped-def]
+        if inspect.iscoroutinefunction(fn):
+            # Async checks run the learner's coroutines in the notebook's own
+            # event loop (`await check.x(...)`), so a cell timeout can
+            # interrupt an endless loop in them.
+            @functools.wraps(fn)
+            async def run_async(*args: P.args, **kwargs: P.kwargs) -> None:
+                try:
+                    detail = await fn(*args, **kwargs)
+                except Exception as err:
+                    raise _as_failure(name, hint, err) from None
+                _passed(name, detail)
+
+            return run_async
+
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> None:
             try:
                 detail = fn(*args, **kwargs)
-            except CheckFailed:
-                raise
-            except AssertionError as err:
-                raise CheckFailed(name, str(err) or "the result is not right", hint) from None
-            except LabEnvError as err:
-                raise CheckFailed(name, err.problem, err.fix or hint) from None
-            except Exception as err:  # the learner's code failed: say so, briefly
-                if _not_done(err):
-                    raise CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint) from None
-                raise CheckFailed(name, f"your code raised {type(err).__name__}: {str(err)[:200]}", hint) from None
-            print(f"\u2705 {name}: passed" + (f" ({detail})" if detail else ""))
+            except Exception as err:
+                raise _as_failure(name, hint, err) from None
+            _passed(name, detail)
 
         return run
 
     return decorate
+
+
+def _passed(name: str, detail: str | None) -> None:
+    print(f"\u2705 {name}: passed" + (f" ({detail})" if detail else ""))
+
+
+def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
+    if isinstance(err, CheckFailed):
+        return err
+    if isinstance(err, AssertionError):
+        return CheckFailed(name, str(err) or "the result is not right", hint)
+    if isinstance(err, LabEnvError):
+        return CheckFailed(name, err.problem, err.fix or hint)
+    if _not_done(err):
+        return CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint)
+    # the learner's code failed: say so, briefly
+    return CheckFailed(name, f"your code raised {type(err).__name__}: {str(err)[:200]}", hint)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -17,12 +15,6 @@ from .core import check
 
 def _fresh_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def run_async(coro: Awaitable) -> object:
-    """Run a learner's coroutine to completion from a check (Jupyter already runs a loop)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @check("BaseAgent", hint="Handle() looks up a method named on_<type>; unknown types return "
@@ -74,10 +66,10 @@ def idle_deactivation(app: DaprApp, timeout: float = 15.0) -> str:
 
 @check("turn-based concurrency", hint="create one Reserve(1) coroutine per call, then await them together "
        "with asyncio.gather(*coroutines)")
-def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
+async def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("rush")
     invoke(app, product, pid, "Restock", calls)
-    replies = run_async(reserve_concurrently(pid, calls))
+    replies = await reserve_concurrently(pid, calls)
     assert isinstance(replies, list) and len(replies) == calls, (
         f"reserve_concurrently({pid!r}, {calls}) must return one reply per call, got "
         f"{len(replies) if isinstance(replies, list) else type(replies).__name__}")

@@ -41,6 +41,7 @@ class Stub:
     indent: str
     hint: str | None
     fresh: bool = True  # a HINT counts only as the first line after BEGIN
+    kept: bool = False  # leave the solution in place
 
     def lines(self) -> list[str]:
         out = [f"{self.indent}# YOUR CODE HERE"]
@@ -51,15 +52,21 @@ class Stub:
         return out
 
 
-def strip_solutions(source: str, where: str = "cell") -> str:
-    """Replace every solution region of a code cell with its stub."""
+def strip_solutions(source: str, where: str = "cell", keep: frozenset[int] = frozenset()) -> str:
+    """Replace every solution region of a code cell with its stub.
+
+    Regions are numbered from 0 in order; those in ``keep`` stay solved (for
+    building partly solved notebooks, e.g. grading fixtures).
+    """
     out: list[str] = []
     stub: Stub | None = None
+    region = -1
     for number, line in enumerate(source.split("\n"), 1):
         if stub is None:
             begin = _BEGIN.match(line)
             if begin:
-                stub = Stub(begin["indent"], None)
+                region += 1
+                stub = Stub(begin["indent"], None, kept=region in keep)
                 continue
             if _END.match(line):
                 raise LabEnvError(f"{where} line {number}: END SOLUTION without BEGIN", "pair the markers")
@@ -72,8 +79,11 @@ def strip_solutions(source: str, where: str = "cell") -> str:
             if hint:
                 stub.hint = hint["hint"]
             elif _END.match(line):
-                out.extend(stub.lines())
+                if not stub.kept:
+                    out.extend(stub.lines())
                 stub = None
+            elif stub.kept:
+                out.append(line)
     if stub is not None:
         raise LabEnvError(f"{where}: BEGIN SOLUTION without END SOLUTION", "close the region with ### END SOLUTION")
     return "\n".join(out)
@@ -95,6 +105,8 @@ def student_version(nb: nbformat.NotebookNode, name: str = "notebook") -> nbform
         cells.append(cell)  # cell ids are kept: the grader maps cells by id
     lab.cells = cells
     lab.metadata.pop("widgets", None)
+    # Tells the grader which lab a handed-in notebook is.
+    lab.metadata["lab_env"] = {"lab": name.removesuffix(".ipynb")}
     return lab
 
 

@@ -16,8 +16,13 @@ __all__ = ["setup", "install_dapr", "install_dapr_cli", "install_kafka", "instal
 
 
 def setup(force: bool = False) -> None:
-    require_tools()
-    install_redis()
-    install_kafka(force=force)
+    from ..profile import current
+
+    if current().name == "native":
+        require_tools()
+        install_redis()
+        install_kafka(force=force)
+    # In the container profile Redis and Kafka are compose services; the
+    # sidecars (daprd) and the CLI still run in the workspace.
     install_dapr(force=force)
     install_dapr_cli(force=force)

@@ -1,0 +1,64 @@
+"""Grading throughput: a batch of lab 01 submissions, serial versus --jobs 2.
+
+    .venv/bin/python bench/grading_bench.py [--copies 10]
+
+Every copy is the solution notebook with its outputs cleared (full marks),
+graded against the live stack exactly as `lab-env grade` does. Prints a table
+and writes bench/results/grading.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lab_env.grading import grade_folder  # noqa: E402
+from lab_env.grading.spec import load_spec  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=10)
+    args = parser.parse_args()
+    spec = load_spec("01")
+    nb = nbformat.read(spec.solution, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="grading-bench-") as tmp:
+        folder = Path(tmp) / "submissions"
+        folder.mkdir()
+        for i in range(args.copies):
+            nbformat.write(nb, folder / f"learner{i:02d}.ipynb")
+        for jobs in (1, 2):
+            start = time.perf_counter()
+            results, _ = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True)
+            elapsed = time.perf_counter() - start
+            full = sum(1 for r in results if r.total == spec.max_points)
+            rows[jobs] = {"seconds": elapsed, "per_minute": 60 * args.copies / elapsed, "full_marks": full}
+
+    table = ("| mode | submissions | seconds | graded/min | full marks | speed-up |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
+             + "".join(f"| --jobs {j} | {args.copies} | {r['seconds']:.0f} | {r['per_minute']:.2f} | {r['full_marks']} | "
+                       f"{rows[1]['seconds'] / r['seconds']:.2f}x |\n" for j, r in rows.items()))
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "grading.json").write_text(json.dumps({"copies": args.copies, "runs": rows}, indent=2) + "\n")
+    (RESULTS / "grading.md").write_text(f"# Grading benchmark\n\nLab 01, {args.copies} copies of the solution, "
+                                        f"2 cores. Command: `python bench/grading_bench.py --copies {args.copies}`.\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()
