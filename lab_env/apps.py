@@ -73,6 +73,8 @@ class DaprApp:
     command: list[str] = field(default_factory=list)
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    sidecar_argv: list[str] = field(default_factory=list)
+    sidecar_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def sidecar_url(self) -> str:
@@ -116,24 +118,21 @@ class DaprApp:
     def alive(self) -> bool:
         return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
 
-    def crash_app(self) -> None:
-        """Kill the app process with SIGKILL (the sidecar stays): a crash, for labs."""
-        if self.app_pid is not None:
-            procs.kill(self.app_pid)
-            self.app_pid = None
-            self._save()
-
-    def restart_app(self, timeout: float = 60.0) -> None:
-        """Start the app process again on the same port and wait until the sidecar reaches it."""
-        if not self.command:
-            raise LabEnvError(f"{self.app_id} runs no app, only a sidecar", "pass a command to dapr_app")
-        if self.app_pid is not None:
-            procs.stop(self.app_pid, timeout=5)
-        self.app_pid = procs.spawn(self.command, self.app_log, env=self.env, cwd=self.cwd).pid
+    def crash(self) -> None:
+        """SIGKILL the app and its sidecar at once: the whole actor host dies,
+        as when a machine or pod fails. Their state stays in the stack."""
+        for pid in (self.app_pid, self.sidecar_pid):
+            if pid:
+                procs.kill(pid)
+        self.app_pid, self.sidecar_pid = None, 0
         self._save()
-        wait_all({f"{self.app_id} app": Waiting(lambda: tcp_open("127.0.0.1", self.app_port or 0),
-                                                  failed=_died(self, "app"), fix=f"see {self.app_log}")},
-                 timeout, self.app_id, progress=False)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the app and its sidecar again on the same ports; wait until healthy."""
+        for pid in (self.app_pid, self.sidecar_pid):
+            if pid:
+                procs.stop(pid, timeout=5)
+        _launch(self, timeout, progress=False)
 
     def _save(self) -> None:
         record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p]}
@@ -230,36 +229,44 @@ def start_app(
     app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir)
     child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id,
                  "LAB_RUN_TOKEN": run_token(), **(env or {})}
+    if command:
+        app.command = [part.replace("{app_port}", str(app_port)) for part in command]
+        app.cwd = Path(cwd) if cwd else None
+        app.env = {**child_env, "APP_PORT": str(app_port)}
+    app.sidecar_argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level)
+    app.sidecar_env = child_env
     # If the Python process that started the app ends without stopping it (a
     # notebook kernel shut down mid-lab), stop it then.
     atexit.register(stop_app, app)
+    _launch(app, timeout, progress)
+    return app
+
+
+def _launch(app: DaprApp, timeout: float, progress: bool) -> None:
+    """Spawn the app (if any) and its sidecar, then wait until both are healthy.
+    On any failure both are stopped again, so nothing is left half-started."""
     try:
-        if command:
-            app.command = [part.replace("{app_port}", str(app_port)) for part in command]
-            app.cwd = Path(cwd) if cwd else None
-            app.env = {**child_env, "APP_PORT": str(app_port)}
+        if app.command:
             app.app_pid = procs.spawn(app.command, app.app_log, env=app.env, cwd=app.cwd).pid
             app._save()
-        argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level)
-        app.sidecar_pid = procs.spawn(argv, app.sidecar_log, env=child_env).pid
+        app.sidecar_pid = procs.spawn(app.sidecar_argv, app.sidecar_log, env=app.sidecar_env).pid
         app._save()
         waiting = {}
-        if command:
-            waiting[f"{app_id} app"] = Waiting(
-                lambda: tcp_open("127.0.0.1", app_port), failed=_died(app, "app"), fix=f"see {app.app_log}"
+        if app.command:
+            waiting[f"{app.app_id} app"] = Waiting(
+                lambda: tcp_open("127.0.0.1", app.app_port or 0), failed=_died(app, "app"), fix=f"see {app.app_log}"
             )
         # /v1.0/healthz answers 204 once the sidecar has loaded its components
         # and, when there is an app, reached it.
-        waiting[f"{app_id} sidecar"] = Waiting(
+        waiting[f"{app.app_id} sidecar"] = Waiting(
             lambda: http_status(f"{app.sidecar_url}/v1.0/healthz") == 204,
             failed=_died(app, "daprd"),
             fix=f"see {app.sidecar_log}",
         )
-        wait_all(waiting, timeout, app_id, progress)
+        wait_all(waiting, timeout, app.app_id, progress)
     except BaseException:
         stop_app(app)
         raise
-    return app
 
 
 def _died(app: DaprApp, which: str):

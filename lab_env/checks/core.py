@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+import threading
+from collections.abc import Awaitable
+from typing import TypeVar
 from typing import ParamSpec
 
 from ..errors import LabEnvError
 
 P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class CheckFailed(AssertionError):
@@ -82,3 +87,29 @@ def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
         return CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint)
     # the learner's code failed: say so, briefly
     return CheckFailed(name, f"your code raised {type(err).__name__}: {str(err)[:200]}", hint)
+
+
+def run_coroutine(coro: Awaitable[T], timeout: float, what: str) -> T:
+    """Run a learner's coroutine from a (synchronous) check, with a time limit.
+
+    Jupyter's own event loop is busy running the cell, so the coroutine runs
+    on a fresh loop in a daemon thread. An endless loop in it fails the check
+    after ``timeout`` seconds instead of hanging the cell: interrupting a
+    cell that awaits kills the kernel under nbval, a blocked wait does not.
+    """
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)  # type: ignore[arg-type]
+        except BaseException as err:  # handed to the caller below
+            box["error"] = err
+
+    worker = threading.Thread(target=target, daemon=True, name=f"check-{what}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise AssertionError(f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from ..actors import actor_type, invoke
+from .core import run_coroutine
 from ..apps import DaprApp, wait_until
 from ..errors import LabEnvError
 from .core import check
@@ -66,10 +67,10 @@ def idle_deactivation(app: DaprApp, timeout: float = 15.0) -> str:
 
 @check("turn-based concurrency", hint="create one Reserve(1) coroutine per call, then await them together "
        "with asyncio.gather(*coroutines)")
-async def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
+def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("rush")
     invoke(app, product, pid, "Restock", calls)
-    replies = await reserve_concurrently(pid, calls)
+    replies = run_coroutine(reserve_concurrently(pid, calls), timeout=60, what="reserve_concurrently")
     assert isinstance(replies, list) and len(replies) == calls, (
         f"reserve_concurrently({pid!r}, {calls}) must return one reply per call, got "
         f"{len(replies) if isinstance(replies, list) else type(replies).__name__}")
@@ -94,8 +95,8 @@ def reminder_outlives_crash(app: DaprApp, timeout: float = 20.0) -> str:
     except LabEnvError:
         raise AssertionError(f"the reminder did not fire twice within {timeout:.0f}s (ticks {ticks()!r})") from None
     before = ticks()
-    app.crash_app()
-    app.restart_app()
+    app.crash()
+    app.restart()
     try:
         wait_until(lambda: ticks()["reminder"] >= before["reminder"] + 2, timeout, "reminder after restart")
     except LabEnvError:

@@ -49,6 +49,8 @@ def feedback_markdown(r: Graded, spec: LabSpec) -> str:
         label = c.name + (" (instructor check)" if c.hidden else "")
         said = c.message if c.passed else c.message + (f" *Hint: {c.hint}*" if c.hint else "")
         lines.append(f"| {label} | {c.earned}/{c.points} | {'pass' if c.passed else 'FAIL'} | {said.replace('|', '/')} |")
+    if r.notes:
+        lines += ["", "Also:", *(f"- {note}" for note in r.notes)]
     lines.append("")
     return "\n".join(lines)
 

@@ -40,6 +40,7 @@ class Graded:
     status: str  # "graded" or "not graded"
     reason: str = ""
     checks: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. learner cells that timed out
 
     @property
     def total(self) -> int:
@@ -60,6 +61,9 @@ def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | 
 def parse_failure(text: str) -> tuple[str, str]:
     """(message, hint) from nbval's report of a failed cell."""
     text = _ANSI.sub("", text)
+    if "Kernel dead" in text:
+        return ("not run: the notebook's kernel had died (interrupting a cell that awaits something, "
+                "after it timed out, stops the kernel)", "make sure no cell runs forever")
     mark = re.search(r"^\u274c (.+)$", text, re.M)
     if mark:
         hint = re.search(r"^\s+Hint: (.+)$", text, re.M)
@@ -108,8 +112,13 @@ def grade_notebook(
             outcome_by_index[int(match[1])] = row
     result = Graded(learner, spec.lab, "graded")
     points = {c.name: c for c in spec.checks}
-    for index, cell in enumerate(graded.cells):
+    code_cells = [c for c in graded.cells if c.cell_type == "code"]  # nbval numbers code cells only
+    for index, cell in enumerate(code_cells):
         if GRADED_TAG not in cell.metadata.get("tags", []):
+            row = outcome_by_index.get(index)
+            if row and row["outcome"] != "passed" and "Timeout of" in row["text"]:
+                first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
+                result.notes.append(f"code cell {index + 1} ({first!r}) timed out after {cell_timeout} s")
             continue
         name = cell.metadata["lab_env"]["check"]
         row = outcome_by_index.get(index)
