@@ -1,0 +1,84 @@
+"""Starting an app with its sidecar from the command line: `lab-env run` and
+the stock Dapr CLI's `dapr run`, against the live stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from lab_env.apps import running_apps, unique_name
+from lab_env.paths import dapr_bin
+from lab_env.probes import http_status
+from lab_env.procs import free_ports, stop
+from lab_env.profile import current
+
+pytestmark = pytest.mark.stack
+
+
+def _read_line(proc: subprocess.Popen, pattern: str, timeout: float = 60) -> re.Match:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        match = re.search(pattern, line)
+        if match:
+            return match
+        if proc.poll() is not None:
+            break
+    raise AssertionError(f"no line matching {pattern!r}; exit {proc.poll()}")
+
+
+def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir):
+    app_id = unique_name("cli-run")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab_env.cli", "run", "--app-id", app_id, "--components", "statestore", "--",
+         sys.executable, "-m", "uvicorn", "subscriber:app", "--port", "{app_port}"],
+        cwd=apps_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PUBSUB": "pubsub", "TOPIC": "unused"},
+    )
+    try:
+        ports = _read_line(proc, r"sidecar http (\d+), grpc \d+, app (\d+)")
+        http_port, app_port = int(ports[1]), int(ports[2])
+        assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") == 204
+        assert httpx.get(f"http://127.0.0.1:{app_port}/received").json() == []
+        assert app_id in running_apps()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert app_id not in running_apps()
+    assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") is None
+
+
+def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
+    if not dapr_bin("dapr").exists():
+        pytest.skip("the Dapr CLI is installed by `lab-env setup`")
+    app_id = unique_name("dapr-cli")
+    http_port, grpc_port = free_ports(2)
+    env = {**os.environ, **current().dapr_cli_env()}
+    proc = subprocess.Popen(
+        [str(dapr_bin("dapr")), "run", "--app-id", app_id, "--dapr-http-port", str(http_port),
+         "--dapr-grpc-port", str(grpc_port), "--", sys.executable, "-c", "import time; time.sleep(120)"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") != 204:
+            assert time.monotonic() < deadline and proc.poll() is None, "the sidecar did not become healthy"
+            time.sleep(0.2)
+        # A job is stored by the scheduler: this fails when daprd runs without one.
+        job = httpx.post(f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job",
+                         json={"schedule": "@every 1h", "data": "hello"}, timeout=10)
+        assert job.status_code == 204, job.text
+        httpx.delete(f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job", timeout=10)
+    finally:
+        subprocess.run([str(dapr_bin("dapr")), "stop", "--app-id", app_id], capture_output=True, env=env, check=False)
+        stop(proc.pid, timeout=10)  # the CLI, its app and its daprd share a process group
+    assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") is None
