@@ -108,3 +108,17 @@ def test_component_the_runtime_rejects_fails_with_its_reason(tmp_path: Path):
     message = str(err.value)
     assert "\n" not in message
     assert "mystery" in message
+
+
+def test_missing_prerequisite_is_one_line_naming_what_to_install(tmp_path: Path):
+    # A PATH with Python but without Go (/usr/local/go/bin here).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "LAB_ENV_CACHE": str(tmp_path / "cache")}
+    if any(Path(d, "go").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("this machine has go in /usr/bin")
+    cli = subprocess.run([*LAB_ENV, "setup"], capture_output=True, text=True, env=env)
+    assert cli.returncode == 2
+    assert cli.stderr.startswith("lab-env: Go is not installed (it builds the Dapr runtime) -> install Go 1.26+")
+    assert cli.stderr.count("\n") == 1
