@@ -114,6 +114,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={REPO_ROOT}"]
     if args.port:
         argv += ["--port", str(args.port)]
+    if os.geteuid() == 0:  # containers and CI machines often run as root
+        argv.append("--allow-root")
     os.execv(argv[0], argv)
     return 0
 
