@@ -30,6 +30,9 @@ def load_resource(path: Path) -> dict:
     """Parse one resource file, or raise a one-line error saying what is wrong."""
     try:
         doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise LabEnvError(f"{path.name} not found (in {path.parent})",
+                          "create it first (in a lab: run the cell that saves it)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
