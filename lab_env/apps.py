@@ -1,8 +1,8 @@
 """Run an agent app next to its Dapr sidecar: the one way labs, tests,
 graders and the capstone start apps.
 
-    with dapr_app("product", uvicorn_command("product_app:app", cwd)) as app:
-        ...  # app.http_port is the sidecar's HTTP API
+    with dapr_app(unique_name("product"), uvicorn_command("product_app:app"), cwd=folder) as app:
+        ...  # app.sidecar_url is the sidecar's HTTP API, app.app_url the app's
 
 Every port is picked free at start, app ids get a per-run suffix from
 `unique_name`, and both processes are stopped when the block ends, whether
@@ -31,6 +31,8 @@ from .probes import Waiting, http_status, tcp_open, wait_all
 from .profile import current
 
 _RUN_TOKEN = secrets.token_hex(3)
+# Apps this Python process started and has not stopped, by id.
+_started_here: dict[str, "DaprApp"] = {}
 _APP_ID_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?$")
 
 
@@ -53,9 +55,8 @@ def apps_dir() -> Path:
     return state_dir() / "apps"
 
 
-def uvicorn_command(target: str, cwd: Path | None = None) -> list[str]:
-    """Command that serves an ASGI app ``module:attr`` on the app port."""
-    del cwd  # the module is found through the working directory given to dapr_app
+def uvicorn_command(target: str) -> list[str]:
+    """Command that serves an ASGI app ``module:attr`` (found from ``cwd``) on the app port."""
     return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{app_port}", "--log-level", "warning"]
 
 
@@ -215,9 +216,13 @@ def start_app(
     _validate_app_id(app_id)
     if not dapr_bin("daprd").exists():
         raise LabEnvError("daprd is not installed", "run `lab-env setup`")
+    if app_id in _started_here:
+        # Re-running a notebook's start cell replaces the app it started before.
+        stop_app(_started_here.pop(app_id))
     record = apps_dir() / f"{app_id}.json"
     if record.exists() and _live_pids(record):
-        raise LabEnvError(f"an app with id {app_id!r} is already running", "stop it first, or use lab_env.unique_name() for the id")
+        raise LabEnvError(f"an app with id {app_id!r} is already running (started elsewhere)",
+                          "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id")
 
     app_port, http_port, grpc_port, internal_port, metrics_port = procs.free_ports(5)
     workdir = apps_dir() / app_id
@@ -239,6 +244,7 @@ def start_app(
     # notebook kernel shut down mid-lab), stop it then.
     atexit.register(stop_app, app)
     _launch(app, timeout, progress)
+    _started_here[app_id] = app
     return app
 
 
@@ -298,6 +304,8 @@ def stop_app(app: DaprApp) -> None:
             procs.stop(pid, timeout=8)
     app.sidecar_pid, app.app_pid = 0, None
     (apps_dir() / f"{app.app_id}.json").unlink(missing_ok=True)
+    if _started_here.get(app.app_id) is app:
+        del _started_here[app.app_id]
 
 
 def _live_pids(record: Path) -> list[int]:

@@ -115,3 +115,18 @@ def test_two_activity_workflow_completes(apps_dir):
         wait_until(lambda: result()["status"] in ("COMPLETED", "FAILED", "TERMINATED"), timeout=60,
                    what="workflow finished")
         assert result() == {"status": "COMPLETED", "output": "41"}
+
+
+def test_starting_an_app_id_again_replaces_the_one_this_process_started():
+    from lab_env import start_app, stop_app
+    from lab_env.procs import alive
+
+    app_id = unique_name("rerun")
+    first = start_app(app_id, components=["statestore"])
+    first_pid = first.sidecar_pid
+    second = start_app(app_id, components=["statestore"])  # a notebook's start cell, run again
+    try:
+        assert not alive(first_pid)
+        assert httpx.get(f"{second.sidecar_url}/v1.0/healthz", timeout=5).status_code == 204
+    finally:
+        stop_app(second)
