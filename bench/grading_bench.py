@@ -48,7 +48,11 @@ def main() -> None:
             results, _ = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True)
             elapsed = time.perf_counter() - start
             full = sum(1 for r in results if r.total == spec.max_points)
-            rows[jobs] = {"seconds": elapsed, "per_minute": 60 * args.copies / elapsed, "full_marks": full}
+            lost = [f"{r.learner}: {c.message}" for r in results for c in r.checks if not c.passed]
+            rows[jobs] = {"seconds": elapsed, "per_minute": 60 * args.copies / elapsed, "full_marks": full,
+                          "lost_points": lost}
+            for line in lost:  # every copy is correct: a lost point is a timing problem to look into
+                print(f"--jobs {jobs}: {line}")
 
     table = ("| mode | submissions | seconds | graded/min | full marks | speed-up |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
              + "".join(f"| --jobs {j} | {args.copies} | {r['seconds']:.0f} | {r['per_minute']:.2f} | {r['full_marks']} | "

@@ -50,7 +50,7 @@ def product_stock(app: DaprApp) -> str:
 
 @check("idle deactivation", hint="pass actor_idle_timeout=timedelta(seconds=IDLE_SECONDS) and "
        "actor_scan_interval=timedelta(seconds=1) to ActorRuntimeConfig")
-def idle_deactivation(app: DaprApp, timeout: float = 15.0) -> str:
+def idle_deactivation(app: DaprApp, timeout: float = 30.0) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("idle")
     invoke(app, product, pid, "Stock")
 
@@ -83,7 +83,7 @@ def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitabl
 
 @check("reminders outlive a crash", hint="in start_ticking call self.register_reminder(name, b'', period, period); "
        "receive_reminder counts the ticks")
-def reminder_outlives_crash(app: DaprApp, timeout: float = 20.0) -> str:
+def reminder_outlives_crash(app: DaprApp, timeout: float = 45.0) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("ticker")
 
     def ticks() -> dict:
