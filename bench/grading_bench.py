@@ -21,8 +21,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.grading import grade_folder  # noqa: E402
-from lab_env.grading.spec import load_spec  # noqa: E402
+from lab_env.grading import grade_folder
+from lab_env.grading.spec import load_spec
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
 
-from counter_interface import CounterInterface  # noqa: E402
-from dapr.actor import ActorId, ActorProxy  # noqa: E402
+from counter_interface import CounterInterface
+from dapr.actor import ActorId, ActorProxy
 
-from lab_env import dapr_app, unique_name, uvicorn_command  # noqa: E402
-from lab_env.stack import down, services, up  # noqa: E402
+from lab_env import dapr_app, unique_name, uvicorn_command
+from lab_env.stack import down, services, up
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -68,7 +68,7 @@ def stack_start_times() -> dict[str, float]:
     times = {}
     for svc in services():
         down()
-        times[svc.name] = timed(lambda: up(progress=False, only=[svc.name]))
+        times[svc.name] = timed(lambda name=svc.name: up(progress=False, only=[name]))
     down()
     times["whole stack (parallel)"] = timed(lambda: up(progress=False))
     return times

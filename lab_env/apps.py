@@ -32,7 +32,7 @@ from .profile import current
 
 _RUN_TOKEN = secrets.token_hex(3)
 # Apps this Python process started and has not stopped, by id.
-_started_here: dict[str, "DaprApp"] = {}
+_started_here: dict[str, DaprApp] = {}
 _APP_ID_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?$")
 
 

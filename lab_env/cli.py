@@ -162,7 +162,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guess_lab(folder) -> str:  # noqa: ANN001
+def _guess_lab(folder) -> str:
     import re
 
     match = re.search(r"(\d\d)", folder.resolve().name)
@@ -172,9 +172,8 @@ def _guess_lab(folder) -> str:  # noqa: ANN001
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from .profile import current
-
     from .paths import dapr_home
+    from .profile import current
 
     for key, value in current().dapr_cli_env().items():
         print(f"export {key}={value}")

@@ -16,7 +16,7 @@ import yaml
 
 from .errors import LabEnvError
 from .paths import COMPONENTS_DIR
-from .profile import current, PROFILES, NATIVE, CONTAINER
+from .profile import CONTAINER, NATIVE, PROFILES, current
 
 CONFIG_FILE = COMPONENTS_DIR / "config" / "config.yaml"
 _KINDS = {"Component", "Resiliency", "Subscription", "Configuration"}

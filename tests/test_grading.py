@@ -12,14 +12,13 @@ import copy
 import csv
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from lab_env.grading import grade_folder
 from lab_env.grading.spec import load_spec
-from lab_env.notebooks.generate import student_version, strip_solutions
+from lab_env.notebooks.generate import strip_solutions, student_version
 
 pytestmark = pytest.mark.stack
 SPEC = load_spec("01")

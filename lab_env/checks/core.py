@@ -7,8 +7,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable
-from typing import TypeVar
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 from ..errors import LabEnvError
 

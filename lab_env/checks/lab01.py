@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from ..actors import actor_type, invoke
-from .core import run_coroutine
 from ..apps import DaprApp, wait_until
 from ..errors import LabEnvError
-from .core import check
+from .core import check, run_coroutine
 
 
 def _fresh_id(prefix: str) -> str:

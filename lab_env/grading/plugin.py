@@ -12,12 +12,12 @@ import os
 _results: list[dict[str, str]] = []
 
 
-def pytest_runtest_logreport(report) -> None:  # noqa: ANN001 - pytest's hook
+def pytest_runtest_logreport(report) -> None:
     if report.when == "call" or report.failed:
         _results.append({"nodeid": report.nodeid, "outcome": report.outcome, "text": report.longreprtext})
 
 
-def pytest_sessionfinish(session) -> None:  # noqa: ANN001
+def pytest_sessionfinish(session) -> None:
     path = os.environ.get("LAB_ENV_GRADE_RESULTS")
     if path:
         with open(path, "w") as f:

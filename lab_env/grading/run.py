@@ -92,17 +92,18 @@ def grade_notebook(
             "-c", os.devnull, "--rootdir", str(workdir), "-o", "addopts=", "-q",
             "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
             f"--junitxml={workdir / 'nbval-junit.xml'}"]
-    proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=open(workdir / "pytest.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        stop_all_apps(token=token)  # apps the learner's kernel started live in their own sessions
+    with open(workdir / "pytest.log", "w") as log:
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        finally:
+            stop_all_apps(token=token)  # apps the learner's kernel started live in their own sessions
 
     cells = json.loads(results_path.read_text()) if results_path.exists() else []
     outcome_by_index = {}

@@ -82,7 +82,7 @@ def _expand(text: str, name: str) -> str:
         raise LabEnvError(f"{name}: {err}", "write $$ for a literal $") from None
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's API
+def load_ipython_extension(ipython) -> None:
     import sys
 
     register_cell_magic(app_file)

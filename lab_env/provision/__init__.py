@@ -12,7 +12,7 @@ from .kafka import install_kafka
 from .prereqs import require_tools
 from .redis import install_redis
 
-__all__ = ["setup", "install_dapr", "install_dapr_cli", "install_kafka", "install_redis", "require_tools"]
+__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_redis", "require_tools", "setup"]
 
 
 def setup(force: bool = False) -> None:

@@ -3,4 +3,4 @@
 from .lifecycle import down, status, up
 from .services import Service, services
 
-__all__ = ["Service", "services", "up", "down", "status"]
+__all__ = ["Service", "down", "services", "status", "up"]

@@ -69,7 +69,7 @@ def _kafka(p: Profile, host: str) -> Service:
         probe=probes.kafka_metadata(p.kafka_bootstrap),
         summary="Apache Kafka broker+controller (KRaft)",
     )
-    props = lambda: svc.data_dir / "server.properties"  # noqa: E731
+    props = lambda: svc.data_dir / "server.properties"
 
     def java(main: str, *args: str) -> list[str]:
         return [
