@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from ..errors import LabEnvError
@@ -34,30 +33,17 @@ def _not_done(err: BaseException) -> bool:
     return isinstance(err, NotImplementedError) or "NotImplementedError" in str(err)
 
 
-def check(name: str, hint: str):  # -> decorator for sync or async check functions
+def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[P, None]]:
     """Turn a function that raises on a wrong answer into a lab check.
 
     Inside, ``assert cond, "what is wrong"`` is enough; the decorator turns
     assertion failures, unfinished stubs (NotImplementedError, also from an
     app process) and lab-env errors into one CheckFailed with ``hint``.
     The function may return a short, deterministic detail for the pass line.
+    Checks are synchronous: a learner's coroutine goes through run_coroutine.
     """
 
-    def decorate(fn):  # type: ignore[no-untyped-def]
-        if inspect.iscoroutinefunction(fn):
-            # Async checks run the learner's coroutines in the notebook's own
-            # event loop (`await check.x(...)`), so a cell timeout can
-            # interrupt an endless loop in them.
-            @functools.wraps(fn)
-            async def run_async(*args: P.args, **kwargs: P.kwargs) -> None:
-                try:
-                    detail = await fn(*args, **kwargs)
-                except Exception as err:
-                    raise _as_failure(name, hint, err) from None
-                _passed(name, detail)
-
-            return run_async
-
+    def decorate(fn: Callable[P, str | None]) -> Callable[P, None]:
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> None:
             try:
