@@ -122,3 +122,17 @@ def test_missing_prerequisite_is_one_line_naming_what_to_install(tmp_path: Path)
     assert cli.returncode == 2
     assert cli.stderr.startswith("lab-env: Go is not installed (it builds the Dapr runtime) -> install Go 1.26+")
     assert cli.stderr.count("\n") == 1
+
+
+def test_doctor_is_green_on_the_live_stack_and_names_the_fix_when_not(tmp_path: Path):
+    ok = subprocess.run([*LAB_ENV, "doctor"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout
+    assert [line.split()[1] for line in ok.stdout.splitlines() if line.strip().startswith("ok")] == [
+        "versions", "components", "stack", "round"]
+
+    broken = subprocess.run([*LAB_ENV, "doctor"], capture_output=True, text=True,
+                            env={**os.environ, "DAPR_HOME": str(tmp_path)})
+    assert broken.returncode == 1
+    assert "FAIL versions    daprd is missing, pinned" in broken.stdout
+    assert "fix: run `lab-env setup`" in broken.stdout
+    assert "FAIL round trip  skipped: the checks above must pass first" in broken.stdout
