@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..errors import LabEnvError
 from ..paths import cache_dir, dapr_bin, dapr_home
-from ..progress import run_with_progress
 from ..versions import pins
+from .gobuild import go_build, go_env
 from .prereqs import require_go
 
 BUILD_MODULE = Path(__file__).parent / "dapr_build"
@@ -26,12 +26,6 @@ COMMANDS = ("daprd", "placement", "scheduler")
 # dapr's stock component list panics unless built with a tag that links every
 # component; this file of ours takes its place (see dapr_build/daprd/main.go).
 _NO_TAG_FILE = Path("cmd/daprd/components/zz_notag.go")
-
-
-def go_env() -> dict[str, str]:
-    # go.sum in dapr_build is the checksum authority (some modules are absent
-    # from the public checksum database); never fetch a different toolchain.
-    return {"GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
 
 
 def installed_version(binary: Path) -> str | None:
@@ -93,25 +87,12 @@ def build(go: str, version: str) -> Path:
     shutil.copyfile(work / "overlay" / "components_empty.go", local / _NO_TAG_FILE)
     subprocess.run([go, "mod", "edit", "-replace", "github.com/dapr/dapr=./dapr-src"], cwd=work, env=env, check=True)
 
-    packages = ["./daprd", "./placement", "./scheduler"]
-    deps = subprocess.run([go, "list", "-deps", *packages], cwd=work, env=env, capture_output=True, text=True, check=False)
-    if deps.returncode != 0:
-        raise LabEnvError(f"resolving the Dapr build failed: {deps.stderr.strip().splitlines()[-1:]}", "check network access to the Go module proxy")
-    total = len(deps.stdout.split())
     ldflags = (
         f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
         f" -X github.com/dapr/kit/logger.DaprVersion={version}"
     )
-    run_with_progress(
-        [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(out_dir) + "/", *packages],
-        f"building Dapr {version} (Go)",
-        cache_dir() / "logs" / "dapr-build.log",
-        total=total,
-        counts=lambda line: not line.startswith(("go:", "#")),
-        env=go_env(),
-        cwd=work,
-        fix="run `lab-env setup` again; if it fails the same way, report the log",
-    )
+    go_build(go, work, ["./daprd", "./placement", "./scheduler"], str(out_dir) + "/", ldflags,
+             f"Dapr {version}", "dapr-build.log")
     return out_dir
 
 

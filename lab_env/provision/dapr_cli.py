@@ -10,16 +10,14 @@ next to daprd, where `dapr init --slim` would put it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from ..errors import LabEnvError
 from ..paths import cache_dir, dapr_bin
-from ..progress import run_with_progress
 from ..versions import pins
-from .dapr import go_env
+from .gobuild import go_build
 from .prereqs import require_go
 
 BUILD_MODULE = Path(__file__).parent / "dapr_cli_build"
@@ -81,28 +79,8 @@ def build_cli(go: str, version: str) -> Path:
         raise LabEnvError(f"could not prepare the Dapr CLI build in {work}: {err}", "check that the lab-env cache folder is writable") from err
     _check_module_version(work, version)
 
-    env = go_env()
-    try:
-        deps = subprocess.run(
-            [go, "list", "-deps", PACKAGE],
-            cwd=work, env={**os.environ, **env}, capture_output=True, text=True, check=False,
-        )
-    except OSError as err:
-        raise LabEnvError(f"could not run Go ({go}): {err}", "install Go 1.26+ and run `lab-env setup` again") from err
-    if deps.returncode != 0:
-        last = (deps.stderr.strip().splitlines() or ["?"])[-1]
-        raise LabEnvError(f"resolving the Dapr CLI build failed: {last[:200]}", "check network access to the Go module proxy")
     ldflags = f"-s -w -X main.version={version} -X main.apiVersion={_API_VERSION}"
-    run_with_progress(
-        [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(out), PACKAGE],
-        f"building Dapr CLI {version} (Go)",
-        cache_dir() / "logs" / "dapr-cli-build.log",
-        total=len(deps.stdout.split()),
-        counts=lambda line: not line.startswith(("go:", "#")),
-        env=env,
-        cwd=work,
-        fix="run `lab-env setup` again; if it fails the same way, report the log",
-    )
+    go_build(go, work, [PACKAGE], str(out), ldflags, f"Dapr CLI {version}", "dapr-cli-build.log")
     return out
 
 
