@@ -27,7 +27,7 @@ from . import procs
 from .components import CONFIG_FILE, render_components
 from .errors import LabEnvError
 from .paths import dapr_bin, state_dir
-from .probes import Waiting, http_status, tcp_open, wait_all
+from .probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
 from .profile import current
 
 _RUN_TOKEN = secrets.token_hex(3)
@@ -340,9 +340,3 @@ def stop_all_apps(token: str | None = None) -> list[str]:
         if pids:
             stopped.append(record.stem)
     return stopped
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true; for checks that wait on the live stack."""
-    wait_all({what: Waiting(predicate)}, timeout, what, progress=False)
-

@@ -115,6 +115,12 @@ def wait_all(
             bar.close()
 
 
+def wait_until(predicate: Probe, timeout: float, what: str) -> None:
+    """Poll ``predicate`` until true (for waits on the live stack in checks and tests)."""
+    fix = "it may still be on its way: wait a little and run the cell again, or read the app's log"
+    wait_all({what: Waiting(predicate, fix=fix)}, timeout, what, progress=False)
+
+
 def _progress_bar(total: int, what: str):  # -> tqdm
     from tqdm.auto import tqdm
 

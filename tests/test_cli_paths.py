@@ -15,7 +15,7 @@ import pytest
 
 from lab_env.apps import running_apps, unique_name
 from lab_env.paths import dapr_bin
-from lab_env.probes import http_status
+from lab_env.probes import http_status, wait_until
 from lab_env.procs import free_ports, stop
 from lab_env.profile import current
 
@@ -69,10 +69,7 @@ def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") != 204:
-            assert time.monotonic() < deadline and proc.poll() is None, "the sidecar did not become healthy"
-            time.sleep(0.2)
+        wait_until(lambda: http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") == 204, 60, "dapr run's sidecar")
         # A job is stored by the scheduler: this fails when daprd runs without one.
         job = httpx.post(f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job",
                          json={"schedule": "@every 1h", "data": "hello"}, timeout=10)

@@ -15,7 +15,7 @@ from dapr.actor import ActorId, ActorProxy
 from dapr.clients import DaprClient
 
 from lab_env import dapr_app, unique_name, uvicorn_command
-from lab_env.apps import wait_until
+from lab_env.probes import wait_until
 from lab_env.profile import current
 
 pytestmark = pytest.mark.stack

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from ..actors import actor_type, invoke
-from ..apps import DaprApp, wait_until
+from ..apps import DaprApp
 from ..errors import LabEnvError
+from ..probes import wait_until
 from .core import check, run_coroutine
 
 

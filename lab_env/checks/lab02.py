@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from ..apps import DaprApp, dapr_app, unique_name, uvicorn_command, wait_until
+from ..apps import DaprApp, dapr_app, unique_name, uvicorn_command
 from ..components import load_resource
 from ..errors import LabEnvError
 from ..notebooks.workspace import workspace
+from ..probes import wait_until
 from .core import check
 
 PUBSUB = "pubsub"
