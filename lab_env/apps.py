@@ -117,11 +117,13 @@ class DaprApp:
         return procs.tail(self.sidecar_log if which == "daprd" else self.app_log, lines)
 
     def alive(self) -> bool:
+        self._sync()
         return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
 
     def crash(self) -> None:
         """SIGKILL the app and its sidecar at once: the whole actor host dies,
         as when a machine or pod fails. Their state stays in the stack."""
+        self._sync()
         for pid in (self.app_pid, self.sidecar_pid):
             if pid:
                 procs.kill(pid)
@@ -130,14 +132,30 @@ class DaprApp:
 
     def restart(self, timeout: float = 60.0) -> None:
         """Start the app and its sidecar again on the same ports; wait until healthy."""
+        self._sync()
         for pid in (self.app_pid, self.sidecar_pid):
             if pid:
                 procs.stop(pid, timeout=5)
         _launch(self, timeout, progress=False)
 
     def _save(self) -> None:
-        record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p]}
-        (apps_dir() / f"{self.app_id}.json").write_text(json.dumps(record))
+        # The whole launch spec is kept, so another process (the grader) can
+        # rebuild this handle with load_app and crash or restart the app.
+        record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p],
+                  "http_port": self.http_port, "grpc_port": self.grpc_port, "app_port": self.app_port,
+                  "workdir": str(self.workdir), "sidecar_pid": self.sidecar_pid, "app_pid": self.app_pid,
+                  "command": self.command, "cwd": str(self.cwd) if self.cwd else None, "env": self.env,
+                  "sidecar_argv": self.sidecar_argv, "sidecar_env": self.sidecar_env}
+        path = apps_dir() / f"{self.app_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+    def _sync(self) -> None:
+        """Take the pids from the registry: another process may have restarted this app."""
+        record = _read_record(self.app_id)
+        if record and "sidecar_pid" in record:
+            self.sidecar_pid, self.app_pid = record["sidecar_pid"], record["app_pid"]
 
 
 def _validate_app_id(app_id: str) -> None:
@@ -299,6 +317,7 @@ def _last_error(log_text: str) -> str:
 
 def stop_app(app: DaprApp) -> None:
     """Stop the sidecar, then the app, and forget them. Safe to call twice."""
+    app._sync()
     for pid in (app.sidecar_pid, app.app_pid):
         if pid:
             procs.stop(pid, timeout=8)
@@ -306,6 +325,26 @@ def stop_app(app: DaprApp) -> None:
     (apps_dir() / f"{app.app_id}.json").unlink(missing_ok=True)
     if _started_here.get(app.app_id) is app:
         del _started_here[app.app_id]
+
+
+def _read_record(app_id: str) -> dict | None:
+    try:
+        return json.loads((apps_dir() / f"{app_id}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_app(app_id: str) -> DaprApp:
+    """The handle of a running app from its registry record (started by any process)."""
+    record = _read_record(app_id)
+    if not record or "http_port" not in record:
+        raise LabEnvError(f"no app {app_id!r} is running", "start it with start_app first")
+    return DaprApp(
+        record["app_id"], record["http_port"], record["grpc_port"], record["app_port"], Path(record["workdir"]),
+        sidecar_pid=record["sidecar_pid"], app_pid=record["app_pid"], command=list(record["command"]),
+        cwd=Path(record["cwd"]) if record["cwd"] else None, env=dict(record["env"]),
+        sidecar_argv=list(record["sidecar_argv"]), sidecar_env=dict(record["sidecar_env"]),
+    )
 
 
 def _live_pids(record: Path) -> list[int]:

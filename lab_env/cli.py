@@ -218,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")
     s.add_argument("--lab", help="lab number, e.g. 01 (default: from the folder name)")
     s.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
-    s.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
-    s.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell")
+    # Safety nets against endless loops, never what decides a right answer.
+    s.add_argument("--timeout", type=int, default=1800, help="seconds per notebook (a safety net)")
+    s.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (a safety net)")
     s.add_argument("--out", help="output folder (default: grades-<lab> next to the submissions)")
     s.set_defaults(fn=cmd_grade)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 from ..errors import LabEnvError
 
@@ -50,15 +52,39 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
                 detail = fn(*args, **kwargs)
             except Exception as err:
                 raise _as_failure(name, hint, err) from None
-            _passed(name, detail)
+            print(_pass_line(name, detail))
 
+        run.check_name, run.check_hint = name, hint  # type: ignore[attr-defined]  # read by verdict()
         return run
 
     return decorate
 
 
-def _passed(name: str, detail: str | None) -> None:
-    print(f"\u2705 {name}: passed" + (f" ({detail})" if detail else ""))
+def _pass_line(name: str, detail: str | None) -> str:
+    return f"\u2705 {name}: passed" + (f" ({detail})" if detail else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    message: str  # "<check>: <what is wrong>", or the pass line's text
+    hint: str = ""
+
+
+def verdict(check_fn: Callable[..., None], *args: Any, **kwargs: Any) -> Verdict:
+    """Run a check and return its outcome as a value (what the grader records).
+
+    Nothing is printed and nothing is raised for a wrong answer. Exceptions
+    that are not ``Exception`` (the grader's KernelDied, KeyboardInterrupt)
+    pass through.
+    """
+    name, hint = check_fn.check_name, check_fn.check_hint  # type: ignore[attr-defined]
+    try:
+        detail = check_fn.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
+    except Exception as err:
+        failure = _as_failure(name, hint, err)
+        return Verdict(False, f"{failure.check}: {failure.problem}", failure.hint or "")
+    return Verdict(True, _pass_line(name, detail).removeprefix("\u2705 "))
 
 
 def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
@@ -98,3 +124,18 @@ def run_coroutine(coro: Awaitable[T], timeout: float, what: str) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+def call_learner(fn: Callable[..., Any], *args: Any, timeout: float, what: str) -> Any:
+    """Call a learner's function (sync or async) from a check, with a time limit.
+
+    When grading, ``fn`` stands for a function in the graded kernel and
+    carries its own way to be called there (``call_in_kernel``).
+    """
+    in_kernel = getattr(fn, "call_in_kernel", None)
+    if in_kernel is not None:
+        return in_kernel(args, timeout=timeout, what=what)
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        return run_coroutine(result, timeout, what)
+    return result

@@ -1,11 +1,16 @@
 """`lab-env grade`: run learners' notebooks against the live stack and score them.
 
-spec.py     what a lab's checks are worth (read from the solution notebook)
-assemble.py the notebook actually run: the learner's cells with the
-            instructor's check cells put back (anti-tamper)
-run.py      one submission through pytest + nbval in its own kernel
-report.py   gradebook CSV, JUnit XML, per-learner feedback
-batch.py    a folder of submissions, in parallel
+spec.py      what a lab's checks are worth (read from the solution notebook)
+assemble.py  the notebook actually run: the instructor's solution with the
+             learner's answers in its exercise regions, screened (screen.py)
+worker.py    one submission: drives its kernel (kernel.py) cell by cell and
+             evaluates every check in the grader's own process (remote.py is
+             the kernel's side of that conversation)
+run.py       starts the worker, reads its signed verdicts
+report.py    gradebook CSV, JUnit XML, per-learner feedback
+batch.py     a folder of submissions, in parallel
+
+The threat model is in docs/grading.md.
 """
 
 from .batch import grade_folder

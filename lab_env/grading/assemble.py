@@ -1,65 +1,186 @@
-"""Build the notebook that is graded from a learner's submission.
+"""Build the notebook that is graded: the instructor's solution with only the
+learner's answers put in.
 
-As nbgrader's OverwriteCells does: every check cell is replaced by the
-instructor's version (matched by cell id), a deleted one is put back where it
-belongs, and hidden instructor checks are added. Each check cell also
-re-imports the check module, so rebinding `check` in a learner's cell does
-not help. Check cells lose the nbval output comparison: the grade comes from
-whether the check raised, not from what the learner's copy last printed.
+Every cell comes from the solution notebook. In each exercise cell (a cell
+with ``### BEGIN SOLUTION`` regions) each region holds what the learner wrote
+in its place; other edits in that cell are undone, except added import lines.
+Cells the learner added are not run. Check cells are not run in the kernel at
+all: the grader evaluates them in its own process (worker.py).
+
+Each answer is screened (screen.py) first. An answer that reaches for the
+kernel, the checks or the interpreter's internals is graded as not done, and
+the feedback says why.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
+import re
+from dataclasses import dataclass, field
 
 import nbformat
 
+from ..notebooks.generate import Segment, parse_regions
+from .screen import kernel_python, screen
 from .spec import LabSpec
 
-GRADED_TAG = "graded-check"
+ROLE = "lab_env_grading"  # cell metadata the worker reads: {"role", "stub_source", "label"}
+FIXED = "fixed"
+_HARMLESS = re.compile(r"^\s*(#.*|import [\w., ]+|from [\w.]+ import [\w., ()]+)?\s*$")
 
 
-def graded_notebook(submission: nbformat.NotebookNode, spec: LabSpec) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(submission)
-    by_id = {c.get("id"): i for i, c in enumerate(nb.cells)}
-    order = {cell_id: i for i, cell_id in enumerate(spec.cell_ids)}
-    check_ids = {c.cell_id for c in spec.checks}
+@dataclass
+class Assembly:
+    notebook: nbformat.NotebookNode
+    notes: list[str] = field(default_factory=list)
 
-    for cell in nb.cells:
-        # A learner's own cell that claims a check's metadata (copied, say) is no check.
-        if cell.get("id") not in check_ids:
-            cell.get("metadata", {}).pop("lab_env", None)
-        # Outputs are not compared when grading: a learner's copy may hold any.
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "nbval-check-output" in tags:
-            cell.metadata["tags"] = [t for t in tags if t != "nbval-check-output"]
 
-    for check in spec.checks:
-        fresh = _instructor_cell(check.cell, spec)
-        if check.cell_id in by_id:
-            nb.cells[by_id[check.cell_id]] = fresh
+def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
+    solution = nbformat.read(spec.solution, as_version=4)
+    learner_cells = [c for c in submission.cells if c.get("cell_type") == "code"]
+    used: set[int] = set()
+    notes: list[str] = []
+    cells = []
+    for index, cell in enumerate(solution.cells):
+        fresh = copy.deepcopy(cell)
+        if fresh.cell_type == "code":
+            fresh.outputs, fresh.execution_count = [], None
+            fresh.metadata.pop("execution", None)
+            meta = fresh.metadata.get("lab_env", {})
+            if "check" in meta:
+                fresh.metadata[ROLE] = {"role": "check"}
+            elif "### BEGIN SOLUTION" in fresh.source:
+                segments = parse_regions(fresh.source, f"{spec.lab} cell {index}")
+                label = _label(fresh.source)
+                learner = _find(learner_cells, fresh.get("id"), _render(segments), used)
+                lines, cell_notes = _merge(segments, learner, label)
+                lines, screened = _screened(lines, segments, label)
+                replace = meta.get("grading_replace", {})
+                fresh.source = _join(lines, replace)
+                fresh.metadata[ROLE] = {"role": "exercise", "label": label,
+                                        "stub_source": _join([(ln, FIXED) for ln in _render(segments)], replace)}
+                notes += cell_notes + screened
+            else:
+                fresh.metadata[ROLE] = {"role": FIXED}
+        cells.append(fresh)
+    solution_ids = {c.get("id") for c in solution.cells}
+    added = [c for i, c in enumerate(learner_cells)
+             if i not in used and c.get("id") not in solution_ids and str(c.get("source", "")).strip()]
+    if added:
+        notes.append(f"{len(added)} code cell(s) you added were not run: the grader runs the lab's own cells with "
+                     "your answers in the exercise regions (put helper code inside an exercise region)")
+    graded = copy.deepcopy(solution)
+    graded.cells = cells
+    return Assembly(graded, notes)
+
+
+Line = tuple[str, object]  # (text, origin): FIXED, "extra" (an added import) or a region number
+
+
+def _render(segments: list[Segment]) -> list[str]:
+    """The student's version of the cell: each region as its stub."""
+    return [line for seg in segments for line in (seg.stub.lines() if seg.stub else seg.lines)]
+
+
+def _template(segments: list[Segment]) -> tuple[list[Line], list[tuple[int, int]]]:
+    lines: list[Line] = []
+    spans = []
+    region = 0
+    for seg in segments:
+        if seg.stub is None:
+            lines += [(ln, FIXED) for ln in seg.lines]
         else:
-            nb.cells.insert(_position(nb, check.cell_id, order), fresh)
-        by_id = {c.get("id"): i for i, c in enumerate(nb.cells)}
-    return nb
+            start = len(lines)
+            lines += [(ln, region) for ln in seg.stub.lines()]
+            spans.append((start, len(lines)))
+            region += 1
+    return lines, spans
 
 
-def _instructor_cell(cell: nbformat.NotebookNode, spec: LabSpec) -> nbformat.NotebookNode:
-    fresh = copy.deepcopy(cell)
-    fresh.source = f"from {spec.check_module.rsplit('.', 1)[0]} import {spec.check_module.rsplit('.', 1)[1]} as check\n{cell.source}"
-    fresh.outputs, fresh.execution_count = [], None
-    tags = [t for t in fresh.metadata.get("tags", []) if t != "nbval-check-output"]
-    fresh.metadata["tags"] = [*tags, GRADED_TAG]
-    return fresh
+def _find(cells: list[nbformat.NotebookNode], cell_id: str | None, template: list[str], used: set[int]) -> str | None:
+    """The learner's version of an exercise cell: same id (the last such cell), else the most similar cell."""
+    same = [i for i, c in enumerate(cells) if cell_id and c.get("id") == cell_id and i not in used]
+    if same:
+        used.add(same[-1])
+        return str(cells[same[-1]].source)
+    best, best_ratio = None, 0.5
+    for i, c in enumerate(cells):
+        if i in used:
+            continue
+        ratio = difflib.SequenceMatcher(None, template, str(c.source).split("\n"), autojunk=False).ratio()
+        if ratio > best_ratio:
+            best, best_ratio = i, ratio
+    if best is None:
+        return None
+    used.add(best)
+    return str(cells[best].source)
 
 
-def _position(nb: nbformat.NotebookNode, cell_id: str, order: dict[str, int]) -> int:
-    """Index just after the last cell of the learner's notebook that precedes
-    ``cell_id`` in the solution (the end if none does)."""
-    target = order[cell_id]
-    best = len(nb.cells)
-    for i, cell in enumerate(nb.cells):
-        pos = order.get(cell.get("id"))
-        if pos is not None and pos < target:
-            best = i + 1
-    return best
+def _merge(segments: list[Segment], learner: str | None, label: str) -> tuple[list[Line], list[str]]:
+    """The template with the learner's answers in its regions; other edits undone."""
+    template, spans = _template(segments)
+    if learner is None:
+        return template, [f"{label}: not found in your notebook, graded as not done"]
+    mine = learner.split("\n")
+    out: list[Line] = []
+    undone = []
+    matcher = difflib.SequenceMatcher(None, [t for t, _ in template], mine, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            out += template[i1:i2]
+            continue
+        regions = sorted({o for _, o in template[i1:i2] if isinstance(o, int)}
+                         | {r for r, (a, b) in enumerate(spans) if a <= i1 <= b and i1 == i2})
+        if regions:
+            out += [(ln, regions[0]) for ln in mine[j1:j2]]
+        elif tag == "insert" and all(_HARMLESS.match(ln) for ln in mine[j1:j2]):
+            out += [(ln, "extra") for ln in mine[j1:j2]]
+        else:
+            out += template[i1:i2]
+            changed = [ln.strip() for ln in mine[j1:j2] if ln.strip()] or [t.strip() for t, _ in template[i1:i2]]
+            undone.append(changed[0][:60])
+    if template and template[0][0].startswith("%%") and (not out or out[0][0] != template[0][0]):
+        out = [template[0], *[ln for ln in out if ln[0] != template[0][0]]]
+        undone.append(template[0][0])
+    notes = [f"{label}: your changes outside the exercise regions were undone ({', '.join(map(repr, undone[:3]))})"] if undone else []
+    return out, notes
+
+
+def _screened(lines: list[Line], segments: list[Segment], label: str) -> tuple[list[Line], list[str]]:
+    """Screen the learner's lines; flagged regions become their stubs again, flagged imports go."""
+    source = "\n".join(t for t, _ in lines)
+    first = lines[0][0] if lines else ""
+    if first.startswith("%%resource_file"):
+        return lines, []  # YAML: nothing runs
+    if first.startswith("%%"):  # %%app_file: the body runs in an app process
+        findings = [f.__class__(f.line + 1, f.reason) for f in screen("\n".join(t for t, _ in lines[1:]), in_kernel=False)]
+    else:
+        findings = screen(kernel_python(source), in_kernel=True)
+    flagged: dict[object, str] = {}
+    for f in findings:
+        origin = lines[f.line - 1][1] if 0 < f.line <= len(lines) else None
+        if origin is not None and origin != FIXED:
+            flagged.setdefault(origin, f.reason)
+    if not flagged:
+        return lines, []
+    stubs = [seg.stub for seg in segments if seg.stub]
+    out: list[Line] = []
+    for text, origin in lines:
+        if origin not in flagged:
+            out.append((text, origin))
+        elif isinstance(origin, int) and not any(o == origin for _, o in out):
+            out += [(ln, origin) for ln in stubs[origin].lines()]  # type: ignore[union-attr]
+    notes = [f"{label}: an answer {reason}, which graded code may not do; it was graded as not done"
+             for reason in dict.fromkeys(flagged.values())]
+    return out, notes
+
+
+def _join(lines: list[Line], replace: dict[str, str]) -> str:
+    # Sizes the lab declares for grading replace the instructor's own lines only.
+    return "\n".join(replace.get(text, text) if origin == FIXED else text for text, origin in lines)
+
+
+def _label(source: str) -> str:
+    first = next((ln.strip() for ln in source.split("\n") if ln.strip()), "")
+    return f"the cell starting {first[:50]!r}"

@@ -72,8 +72,8 @@ def _read(sub: Submission, spec: LabSpec, specs: dict[str, LabSpec]) -> nbformat
 
 
 def grade_folder(
-    folder: Path, lab: str, out: Path | None = None, jobs: int = 1, cell_timeout: int = 120,
-    timeout: int = 900, progress: bool = True,
+    folder: Path, lab: str, out: Path | None = None, jobs: int = 1, cell_timeout: int = 600,
+    timeout: int = 1800, progress: bool = True,
 ) -> tuple[list[Graded], Path]:
     from ..stack.lifecycle import ensure_up
 
@@ -103,5 +103,11 @@ def grade_folder(
     write_junit(results, spec, out / "junit.xml")
     write_feedback(results, spec, out / "feedback")
     (out / "summary.txt").write_text(summary_table(results, spec) + "\n")
+    logs = out / "logs"  # the worker's log per learner: what ran, how long each cell and check took
+    logs.mkdir(exist_ok=True)
+    for sub in submissions:
+        log = work / sub.learner / "worker.log"
+        if log.exists():
+            shutil.copy(log, logs / f"{sub.learner}.log")
     shutil.rmtree(work, ignore_errors=True)
     return results, out

@@ -40,8 +40,6 @@ _MD_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->\n?",
 class Stub:
     indent: str
     hint: str | None
-    fresh: bool = True  # a HINT counts only as the first line after BEGIN
-    kept: bool = False  # leave the solution in place
 
     def lines(self) -> list[str]:
         out = [f"{self.indent}# YOUR CODE HERE"]
@@ -52,6 +50,50 @@ class Stub:
         return out
 
 
+@dataclass
+class Segment:
+    """A run of a solution cell's lines: fixed code, or one exercise region
+    (``stub`` set: the solution ``lines`` a learner replaces)."""
+
+    lines: list[str]
+    stub: Stub | None = None
+
+    @property
+    def is_region(self) -> bool:
+        return self.stub is not None
+
+
+def parse_regions(source: str, where: str = "cell") -> list[Segment]:
+    """Split a solution cell into fixed segments and exercise regions (markers dropped)."""
+    segments: list[Segment] = [Segment([])]
+    region: Segment | None = None
+    fresh = False  # a HINT counts only as the first line after BEGIN
+    for number, line in enumerate(source.split("\n"), 1):
+        if region is None:
+            begin = _BEGIN.match(line)
+            if begin:
+                region, fresh = Segment([], Stub(begin["indent"], None)), True
+                continue
+            if _END.match(line):
+                raise LabEnvError(f"{where} line {number}: END SOLUTION without BEGIN", "pair the markers")
+            segments[-1].lines.append(line)
+            continue
+        if _BEGIN.match(line):
+            raise LabEnvError(f"{where} line {number}: nested BEGIN SOLUTION", "close the first region before opening another")
+        hint = _HINT.match(line) if fresh else None
+        fresh = False
+        if hint:
+            region.stub.hint = hint["hint"]  # type: ignore[union-attr]
+        elif _END.match(line):
+            segments += [region, Segment([])]
+            region = None
+        else:
+            region.lines.append(line)
+    if region is not None:
+        raise LabEnvError(f"{where}: BEGIN SOLUTION without END SOLUTION", "close the region with ### END SOLUTION")
+    return [s for s in segments if s.lines or s.is_region]
+
+
 def strip_solutions(source: str, where: str = "cell", keep: frozenset[int] = frozenset()) -> str:
     """Replace every solution region of a code cell with its stub.
 
@@ -59,33 +101,13 @@ def strip_solutions(source: str, where: str = "cell", keep: frozenset[int] = fro
     building partly solved notebooks, e.g. grading fixtures).
     """
     out: list[str] = []
-    stub: Stub | None = None
     region = -1
-    for number, line in enumerate(source.split("\n"), 1):
-        if stub is None:
-            begin = _BEGIN.match(line)
-            if begin:
-                region += 1
-                stub = Stub(begin["indent"], None, kept=region in keep)
-                continue
-            if _END.match(line):
-                raise LabEnvError(f"{where} line {number}: END SOLUTION without BEGIN", "pair the markers")
-            out.append(line)
-        else:
-            if _BEGIN.match(line):
-                raise LabEnvError(f"{where} line {number}: nested BEGIN SOLUTION", "close the first region before opening another")
-            hint = _HINT.match(line) if stub.fresh else None
-            stub.fresh = False
-            if hint:
-                stub.hint = hint["hint"]
-            elif _END.match(line):
-                if not stub.kept:
-                    out.extend(stub.lines())
-                stub = None
-            elif stub.kept:
-                out.append(line)
-    if stub is not None:
-        raise LabEnvError(f"{where}: BEGIN SOLUTION without END SOLUTION", "close the region with ### END SOLUTION")
+    for segment in parse_regions(source, where):
+        if segment.stub is None:
+            out += segment.lines
+            continue
+        region += 1
+        out += segment.lines if region in keep else segment.stub.lines()
     return "\n".join(out)
 
 

@@ -1,0 +1,276 @@
+"""Grade one assembled notebook: ``python -m lab_env.grading.worker`` (run.py starts it).
+
+The worker starts a kernel, runs the notebook's cells in it one by one, and
+evaluates each check cell **in its own process**: it reads the check call
+(``check.name(args)``) from the instructor's cell, asks the kernel only what
+the arguments are (an app id, a path, a value, a function to call), and runs
+the check function from the grader's own lab_env against the live stack.
+So no hook, module, built-in, output or reply status in the kernel can make
+a check pass.
+
+If a learner's cell kills the kernel, that answer is graded as not done and
+the notebook runs again from the top; a check whose call killed it fails.
+Verdicts already reached are kept, so every re-run decides something new.
+
+It reads its job (JSON, with a signing key) from stdin, and writes its
+results, HMAC-signed, to results.json after every verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..apps import load_app, run_token, stop_all_apps
+from ..checks.core import Verdict, verdict
+from ..procs import kill_by_env
+from .assemble import ROLE
+from .kernel import GradingKernel, KernelDied
+
+
+@dataclass
+class Decided:
+    passed: bool
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class State:
+    checks: dict[str, Decided] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stubbed: list[int] = field(default_factory=list)  # cells graded as not done after they killed the kernel
+    finished: bool = False
+
+
+def sign(payload: dict[str, Any], key: bytes) -> dict[str, Any]:
+    body = json.dumps(payload, sort_keys=True)
+    return {"payload": body, "mac": hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}
+
+
+def verify(signed: dict[str, Any], key: bytes) -> dict[str, Any] | None:
+    body = signed.get("payload", "")
+    expected = hmac.new(key, str(body).encode(), hashlib.sha256).hexdigest()
+    if not isinstance(body, str) or not hmac.compare_digest(expected, str(signed.get("mac", ""))):
+        return None
+    return json.loads(body)
+
+
+class KernelFunction:
+    """A learner's function that lives in the graded kernel; checks call it
+    through checks.core.call_learner."""
+
+    def __init__(self, kernel: GradingKernel, expression: str) -> None:
+        self.kernel, self.expression = kernel, expression
+
+    def call_in_kernel(self, args: tuple, timeout: float, what: str) -> Any:
+        run = self.kernel.call(self.expression, list(args), timeout)
+        if run.status == "timeout":
+            raise AssertionError(f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)")
+        if run.status == "error":
+            raise RuntimeError(run.error)  # "NotImplementedError: ..." reads as not done
+        return (run.user_expressions or {})["r"]
+
+
+class Grader:
+    def __init__(self, job: dict[str, Any], key: bytes) -> None:
+        self.job, self.key = job, key
+        self.workdir = Path(job["workdir"])
+        self.notebook = nbformat.read(self.workdir / job["notebook"], as_version=4)
+        self.checks = importlib.import_module(job["check_module"])
+        self.cell_timeout, self.deadline = float(job["cell_timeout"]), time.monotonic() + float(job["timeout"])
+        self.state = State()
+        self.token = run_token()
+
+    def save(self) -> None:
+        path = self.workdir / "results.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sign(asdict(self.state), self.key)))
+        tmp.replace(path)
+
+    def grade(self) -> None:
+        runs = 0
+        while not self.state.finished:
+            runs += 1
+            self._clean()
+            if not self._run_once(first=runs == 1):
+                break
+        self.state.finished = True
+        self._clean()
+        self.save()
+
+    def _clean(self) -> None:
+        # SIGKILL, not a graceful stop: nothing of the run is needed any more,
+        # and stopping apps with thousands of active actors takes long.
+        kill_by_env("LAB_RUN_TOKEN", self.token)
+        stop_all_apps(token=self.token)
+        shutil.rmtree(self.workdir / "workspace", ignore_errors=True)
+        (self.workdir / "workspace").mkdir()
+
+    def _kernel(self) -> GradingKernel:
+        started = time.monotonic()
+        env = {**os.environ, "LAB_ENV_WORKSPACE": str(self.workdir / "workspace"), "MPLBACKEND": "agg"}
+        kernel = GradingKernel(self.workdir / "workspace", env)
+        _log("kernel start", started)
+        return kernel
+
+    def _run_once(self, first: bool) -> bool:
+        """One pass over the notebook. True if it must run again (the kernel died)."""
+        try:
+            kernel = self._kernel()
+        except KernelDied as died:
+            self._fail_rest(f"not run: {died}")
+            return False
+        try:
+            last_check = max((i for i, c in enumerate(self.notebook.cells)
+                              if c.metadata.get(ROLE, {}).get("role") == "check"), default=-1)
+            for index, cell in enumerate(self.notebook.cells):
+                if index > last_check:
+                    break  # later cells (clean-up) cannot change a verdict
+                if cell.cell_type != "code":
+                    continue
+                if time.monotonic() > self.deadline:
+                    self._fail_rest(f"not reached: the notebook ran longer than {self.job['timeout']} s")
+                    return False
+                role = cell.metadata.get(ROLE, {})
+                if role.get("role") == "check":
+                    started = time.monotonic()
+                    try:
+                        self._check(kernel, cell)
+                        _log(f"check {cell.metadata['lab_env']['check']}", started)
+                    except KernelDied:
+                        return True  # the check is decided (failed); run again for the rest
+                    continue
+                source = role["stub_source"] if index in self.state.stubbed else cell.source
+                try:
+                    run = kernel.run(source, min(self.cell_timeout, max(1.0, self.deadline - time.monotonic())))
+                except KernelDied as died:
+                    return self._died_in_cell(index, role, str(died))
+                _log(f"cell {index} {run.status}", time.monotonic() - run.seconds)
+                if run.status == "timeout" and first:
+                    self.state.notes.append(f"{role.get('label') or f'code cell {index}'} was stopped after "
+                                            f"{self.cell_timeout:.0f} s (an endless loop?)")
+            self.state.finished = True
+            return False
+        finally:
+            kernel.shutdown()
+
+    def _died_in_cell(self, index: int, role: dict, why: str) -> bool:
+        if role.get("role") == "exercise" and index not in self.state.stubbed:
+            self.state.stubbed.append(index)
+            self.state.notes.append(f"{role['label']} stopped the notebook's kernel ({why}); that answer was graded as "
+                                    "not done and the notebook was run again")
+        else:  # an instructor cell: whatever killed the kernel earlier costs the next check
+            pending = self._pending()
+            if not pending:
+                return False
+            self._decide(pending[0], Decided(False, f"{pending[0]}: not run: the notebook's kernel died ({why})",
+                                             "make sure no cell stops the kernel"))
+            self.state.notes.append(f"the kernel died in code cell {index} ({why}); the notebook was run again")
+        self.save()
+        return True
+
+    def _pending(self) -> list[str]:
+        names = [c.metadata["lab_env"]["check"] for c in self.notebook.cells
+                 if c.metadata.get(ROLE, {}).get("role") == "check"]
+        return [n for n in names if n not in self.state.checks]
+
+    def _fail_rest(self, message: str) -> None:
+        for name in self._pending():
+            self._decide(name, Decided(False, f"{name}: {message}"))
+
+    def _decide(self, name: str, decided: Decided) -> None:
+        self.state.checks[name] = decided
+        self.save()
+
+    def _check(self, kernel: GradingKernel, cell: nbformat.NotebookNode) -> None:
+        meta = cell.metadata["lab_env"]
+        name = meta["check"]
+        if name in self.state.checks:
+            return
+        try:
+            fn_name, args = self._resolve(kernel, cell.source)
+        except KernelDied as died:
+            self._decide(name, Decided(False, f"{name}: not run: the notebook's kernel died ({died})"))
+            raise
+        except ValueError as err:
+            self._decide(name, Decided(False, f"{name}: the check could not run: {str(err)[:200]}",
+                                       "run the notebook top to bottom and fix the first error"))
+            return
+        check_fn = getattr(self.checks, fn_name)
+        try:
+            result: Verdict = verdict(check_fn, *args, **meta.get("grading_kwargs", {}))
+        except KernelDied as died:
+            self._decide(name, Decided(False, f"{check_fn.check_name}: your code stopped the notebook's kernel ({died})",
+                                       "make sure your function returns"))
+            raise
+        self._decide(name, Decided(result.passed, result.message, result.hint))
+
+    def _resolve(self, kernel: GradingKernel, source: str) -> tuple[str, list[Any]]:
+        """The check function's name and its arguments, resolved against the stack."""
+        call = _check_call(source)
+        args = []
+        for node in call.args:
+            if isinstance(node, ast.Constant):
+                args.append(node.value)
+                continue
+            expression = ast.unparse(node)
+            described = kernel.value(expression)
+            kind = described.get("kind")
+            if kind == "app":
+                app_id = str(described.get("app_id"))
+                if not app_id.endswith(f"-{self.token}"):
+                    raise ValueError(f"{expression} is not an app this notebook started")
+                try:
+                    args.append(load_app(app_id))
+                except Exception:
+                    raise ValueError(f"{expression} ({app_id}) is not running") from None
+            elif kind == "path":
+                path = Path(described["path"]).resolve()
+                if not path.is_relative_to((self.workdir / "workspace").resolve()):
+                    raise ValueError(f"{expression} is not in the lab workspace")
+                args.append(path)
+            elif kind == "function":
+                args.append(KernelFunction(kernel, expression))
+            elif kind == "json":
+                args.append(described["value"])
+            else:
+                raise ValueError(f"{expression} is a {described.get('type')}, which the check cannot use")
+        return call.func.attr, args  # type: ignore[attr-defined]
+
+
+def _log(what: str, started: float) -> None:
+    # worker.log: where a graded run spends its time
+    print(f"{time.monotonic() - started:7.2f}s  {what}", flush=True)
+
+
+def _check_call(source: str) -> ast.Call:
+    """``check.name(args)``: the one call an instructor's check cell makes."""
+    body = ast.parse(source).body
+    call = body[-1].value if body and isinstance(body[-1], ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        raise ValueError(f"not a check call: {source[:80]!r}")
+    return call
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.readline())
+    key = bytes.fromhex(job.pop("key"))
+    sys.stdin.close()
+    Grader(job, key).grade()
+
+
+if __name__ == "__main__":
+    main()
