@@ -26,7 +26,7 @@ def test_labs_are_in_sync_with_solutions():
 
 
 def _check_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
-    return {c.metadata["lab_env"]["check"]: c for c in nb.cells if "lab_env" in c.get("metadata", {})}
+    return {c.metadata["lab_env"]["check"]: c for c in nb.cells if "check" in c.get("metadata", {}).get("lab_env", {})}
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)

@@ -27,7 +27,7 @@ from .spec import LabSpec
 
 ROLE = "lab_env_grading"  # cell metadata the worker reads: {"role", "stub_source", "label"}
 FIXED = "fixed"
-_HARMLESS = re.compile(r"^\s*(#.*|import [\w., ]+|from [\w.]+ import [\w., ()]+)?\s*$")
+_HARMLESS = re.compile(r"^\s*(#.*|(import [\w., ]+|from [\w.]+ import [\w., ()]+)\s*(#.*)?)?$")
 
 
 @dataclass
@@ -65,14 +65,34 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
                 fresh.metadata[ROLE] = {"role": FIXED}
         cells.append(fresh)
     solution_ids = {c.get("id") for c in solution.cells}
+    notes += _tampering(submission, solution, spec)
     added = [c for i, c in enumerate(learner_cells)
-             if i not in used and c.get("id") not in solution_ids and str(c.get("source", "")).strip()]
+             if i not in used and c.get("id") not in solution_ids and str(c.get("source", "")).strip()
+             and str(c.get("source", "")).strip() not in spec.fixed_sources]
     if added:
         notes.append(f"{len(added)} code cell(s) you added were not run: the grader runs the lab's own cells with "
                      "your answers in the exercise regions (put helper code inside an exercise region)")
     graded = copy.deepcopy(solution)
     graded.cells = cells
     return Assembly(graded, notes)
+
+
+def _tampering(submission: nbformat.NotebookNode, solution: nbformat.NotebookNode, spec: LabSpec) -> list[str]:
+    """What the learner changed that the grader ignores anyway, said in the feedback."""
+    notes = []
+    by_id = {c.get("id"): c for c in submission.cells}
+    visible = [c for c in spec.checks if not c.hidden]
+    edited = [c.name for c in visible if c.cell_id in by_id and by_id[c.cell_id].source.strip() != c.cell.source.strip()]
+    texts = {str(c.get("source", "")).strip() for c in submission.cells}
+    missing = [c.name for c in visible if c.cell_id not in by_id and c.cell.source.strip() not in texts]
+    if edited:
+        notes.append(f"check cells you edited were run as the lab wrote them: {', '.join(edited)}")
+    if missing:
+        notes.append(f"check cells missing from your notebook were run all the same: {', '.join(missing)}")
+    known = sum(1 for c in submission.cells if c.get("id") in {s.get("id") for s in solution.cells})
+    if known < len(submission.cells) / 2:
+        notes.append("most cell ids differ from the lab's: your exercise cells were found by their content")
+    return notes
 
 
 Line = tuple[str, object]  # (text, origin): FIXED, "extra" (an added import) or a region number

@@ -47,10 +47,11 @@ class Graded:
 
 
 def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | None:
-    """The lab a notebook belongs to, from its cells (ids shared with a solution);
-    its metadata only breaks ties, since a learner can edit metadata."""
+    """The lab a notebook belongs to, from its cells (ids and texts shared with
+    a solution); its metadata only breaks ties, since a learner can edit it."""
     ids = {c.get("id") for c in nb.cells}
-    overlap = {lab: len(ids & set(spec.cell_ids)) for lab, spec in specs.items()}
+    texts = {str(c.get("source", "")).strip() for c in nb.cells}
+    overlap = {lab: len(ids & set(spec.cell_ids)) + len(texts & spec.fixed_sources) for lab, spec in specs.items()}
     declared = nb.metadata.get("lab_env", {}).get("lab") if isinstance(nb.metadata.get("lab_env"), dict) else None
     best = max(overlap, key=lambda lab: (overlap[lab], lab == declared), default=None)
     if best and overlap[best] > 0:

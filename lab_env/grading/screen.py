@@ -94,7 +94,7 @@ def screen(source: str, in_kernel: bool) -> list[Finding]:
             target = node.args[0] if node.args else None
             if not (isinstance(target, ast.Name) and target.id == "self"):
                 found.append(Finding(line, "uses setattr on something other than self"))
-    return sorted(set(found), key=lambda f: f.line)
+    return sorted(set(found), key=lambda f: (f.line, f.reason))
 
 
 def kernel_python(cell_source: str) -> str:

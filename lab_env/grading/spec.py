@@ -27,6 +27,7 @@ class LabSpec:
     solution: Path
     checks: tuple[CheckSpec, ...]
     cell_ids: tuple[str, ...]  # every cell of the solution, in order
+    fixed_sources: frozenset[str] = frozenset()  # cells a learner gets verbatim (to recognise a notebook by content)
 
     @property
     def number(self) -> str:
@@ -55,4 +56,5 @@ def load_spec(lab: str, solutions: Path = SOLUTIONS_DIR) -> LabSpec:
         if meta and "check" in meta:
             checks.append(CheckSpec(meta["check"], int(meta["points"]), cell["id"],
                                     INSTRUCTOR_TAG in cell.metadata.get("tags", []), cell))
-    return LabSpec(path.stem, path, tuple(checks), tuple(c["id"] for c in nb.cells))
+    fixed = frozenset(c.source.strip() for c in nb.cells if c.source.strip() and "BEGIN SOLUTION" not in c.source)
+    return LabSpec(path.stem, path, tuple(checks), tuple(c["id"] for c in nb.cells), fixed)

@@ -93,6 +93,8 @@ class Grader:
         self.cell_timeout, self.deadline = float(job["cell_timeout"]), time.monotonic() + float(job["timeout"])
         self.state = State()
         self.token = run_token()
+        # The checks' workspace() in this process is the graded kernel's.
+        os.environ["LAB_ENV_WORKSPACE"] = str(self.workdir / "workspace")
 
     def save(self) -> None:
         path = self.workdir / "results.json"
@@ -121,7 +123,7 @@ class Grader:
 
     def _kernel(self) -> GradingKernel:
         started = time.monotonic()
-        env = {**os.environ, "LAB_ENV_WORKSPACE": str(self.workdir / "workspace"), "MPLBACKEND": "agg"}
+        env = {**os.environ, "MPLBACKEND": "agg"}
         kernel = GradingKernel(self.workdir / "workspace", env)
         _log("kernel start", started)
         return kernel

@@ -1,0 +1,125 @@
+"""How the graded notebook is assembled and screened, and how verdicts are
+signed (pure logic: no stack, no kernel)."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from lab_env.grading.assemble import ROLE, assemble
+from lab_env.grading.screen import kernel_python, screen
+from lab_env.grading.spec import load_spec
+from lab_env.grading.worker import sign, verify
+from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
+
+SPEC = load_spec("01")
+LAB_IDS = sorted(p.stem[:2] for p in SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _lab() -> nbformat.NotebookNode:
+    return nbformat.read(LABS_DIR / "01_actors.ipynb", as_version=4)
+
+
+def _graded_cell(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if text in c.source)
+
+
+def _answer(lab: nbformat.NotebookNode, mark: str, answer: str, around=lambda s: s) -> None:
+    cell = _graded_cell(lab, mark)
+    lines = cell.source.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("raise NotImplementedError"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines[at - 2: at + 1] = [indent + line for line in answer.split("\n")]  # the stub's 3 lines
+    cell.source = around("\n".join(lines))
+
+
+@pytest.mark.parametrize("lab", LAB_IDS)
+def test_the_solution_assembles_to_itself_with_no_notes(lab):
+    spec = load_spec(lab)
+    solved = nbformat.read(spec.solution, as_version=4)
+    graded = assemble(solved, spec)
+    assert graded.notes == []
+    for mine, theirs in zip(graded.notebook.cells, solved.cells):
+        replace = theirs.metadata.get("lab_env", {}).get("grading_replace", {})
+        if mine.metadata.get(ROLE, {}).get("role") == "exercise":
+            # The solution's answers keep its marker comments; the rest is the solution's text.
+            assert mine.source == "\n".join(replace.get(line, line) for line in theirs.source.split("\n"))
+
+
+@pytest.mark.parametrize("lab", LAB_IDS)
+def test_the_screen_never_flags_a_solution(lab):
+    """A false alarm would cost correct work its points. (The screen sees the
+    answers only: the instructor's own lines are never screened.)"""
+    spec = load_spec(lab)
+    flagged = [n for n in assemble(nbformat.read(spec.solution, as_version=4), spec).notes if "may not do" in n]
+    assert flagged == []
+
+
+def test_an_answer_goes_in_its_region_and_other_edits_are_undone():
+    lab = _lab()
+    answer = "proxy = ActorProxy.create(PRODUCT, ActorId(product_id), ProductInterface)\nreturn [await proxy.Reserve(1)]"
+    _answer(lab, "async def reserve_concurrently", answer,
+            around=lambda s: "import math  # mine\n" + s.replace("CALLS = 100", "CALLS = 3"))
+    graded = assemble(lab, SPEC)
+    cell = _graded_cell(graded.notebook, "async def reserve_concurrently")
+    assert "    return [await proxy.Reserve(1)]" in cell.source
+    assert "import math  # mine" in cell.source  # an added import stays
+    assert "CALLS = 100" in cell.source and "CALLS = 3" not in cell.source
+    assert any("changes outside the exercise regions were undone ('CALLS = 3')" in n for n in graded.notes)
+
+
+def test_a_flagged_answer_is_graded_as_not_done_with_the_reason():
+    lab = _lab()
+    _answer(lab, "async def reserve_concurrently", "get_ipython().set_custom_exc((Exception,), print)\nreturn []")
+    graded = assemble(lab, SPEC)
+    cell = _graded_cell(graded.notebook, "async def reserve_concurrently")
+    assert "set_custom_exc" not in cell.source and "raise NotImplementedError" in cell.source
+    assert any("uses get_ipython (the IPython kernel)" in n for n in graded.notes)
+
+
+def test_the_declared_grading_size_replaces_the_instructors_line_only():
+    graded = assemble(_lab(), SPEC)
+    cell = _graded_cell(graded.notebook, "async def activate")
+    assert "TOTAL, BATCH = 2_000, 250" in cell.source and "10_000" not in cell.source
+
+
+def test_magic_first_lines_cannot_be_changed():
+    lab = _lab()
+    cell = _graded_cell(lab, "%%app_file marketplace_actors.py")
+    cell.source = cell.source.replace("%%app_file marketplace_actors.py", "%%bash")
+    graded = assemble(lab, SPEC)
+    assert _graded_cell(graded.notebook, "Marketplace agents as Dapr").source.startswith("%%app_file marketplace_actors.py\n")
+
+
+@pytest.mark.parametrize("code, in_kernel, reason", [
+    ("import sys\nsys.modules['x'] = 1", True, "imports sys"),
+    ("from lab_env import checks", False, "imports lab_env.checks"),
+    ("import lab_env.grading.remote as r", True, "imports lab_env.grading"),
+    ("check.scale = print", True, "changes the check module"),
+    ("del check", True, "rebinds check"),
+    ("print = str", True, "rebinds print"),
+    ("exec('1')", True, "uses exec"),
+    ("x = (1).__class__.__base__.__subclasses__()", True, "__subclasses__"),
+    ("import os\nos._exit(0)", False, "calls os._exit"),
+    ("import subprocess", False, "imports subprocess"),
+    ("!rm -rf /", True, "uses get_ipython"),
+    ("setattr(check, 'scale', print)", True, "setattr on something other than self"),
+])
+def test_the_screen_flags(code, in_kernel, reason):
+    source = kernel_python(code) if in_kernel else code
+    assert any(reason in f.reason for f in screen(source, in_kernel)), screen(source, in_kernel)
+
+
+def test_app_code_is_not_held_to_kernel_rules():
+    assert screen("import sys\nprint = print\nsetattr(app, 'x', 1)", in_kernel=False) == []
+
+
+def test_results_are_signed_and_a_forged_file_is_refused():
+    key = b"k" * 32
+    signed = sign({"checks": {"scale": {"passed": False}}}, key)
+    assert verify(signed, key) == {"checks": {"scale": {"passed": False}}}
+    forged = {**signed, "payload": json.dumps({"checks": {"scale": {"passed": True}}}, sort_keys=True)}
+    assert verify(forged, key) is None
+    assert verify(signed, b"x" * 32) is None
