@@ -15,8 +15,19 @@ import xml.etree.ElementTree as ET
 
 import nbformat
 import pytest
-from grading_fixtures import (CHEATS, SPEC, cheat_notebook, corrupt_json, endless_loop, learner_name, other_lab,
-                              partial, solution, tampered, unsolved)
+from grading_fixtures import (
+    CHEATS,
+    SPEC,
+    cheat_notebook,
+    corrupt_json,
+    endless_loop,
+    learner_name,
+    other_lab,
+    partial,
+    solution,
+    tampered,
+    unsolved,
+)
 
 from lab_env.grading import grade_folder
 

@@ -10,8 +10,8 @@ import pytest
 
 from lab_env.grading.assemble import ROLE, assemble
 from lab_env.grading.screen import kernel_python, screen
+from lab_env.grading.signing import sign, verify
 from lab_env.grading.spec import load_spec
-from lab_env.grading.worker import sign, verify
 from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
 
 SPEC = load_spec("01")
@@ -41,7 +41,7 @@ def test_the_solution_assembles_to_itself_with_no_notes(lab):
     solved = nbformat.read(spec.solution, as_version=4)
     graded = assemble(solved, spec)
     assert graded.notes == []
-    for mine, theirs in zip(graded.notebook.cells, solved.cells):
+    for mine, theirs in zip(graded.notebook.cells, solved.cells, strict=True):
         replace = theirs.metadata.get("lab_env", {}).get("grading_replace", {})
         if mine.metadata.get(ROLE, {}).get("role") == "exercise":
             # The solution's answers keep its marker comments; the rest is the solution's text.

@@ -58,7 +58,7 @@ def test_actor_reminder_fires(counter_app):
     app, actor_type = counter_app
     proxy = ActorProxy.create(actor_type, ActorId("r-1"), CounterInterface)
     asyncio.run(proxy.StartReminder(1))
-    wait_until(lambda: asyncio.run(proxy.ReminderFires()) >= 2, timeout=30, what="reminder fired twice")
+    wait_until(lambda: asyncio.run(proxy.ReminderFires()) >= 2, timeout=120, what="reminder fired twice")
 
 
 @pytest.mark.parametrize("pubsub", ["pubsub", "kafka-pubsub"])

@@ -266,8 +266,8 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
     assert dead[poison["order_id"]]["topic"] == my_orders, "a dead letter keeps its original topic in the envelope"
     assert count[poison["order_id"]] >= 2, "the malformed order was not retried before it was dead-lettered"
     assert count[refused["order_id"]] == 1, "the refused (DROP) order should be dead-lettered at its first delivery"
-    return (f"the malformed order was dead-lettered after {count[poison['order_id']]} deliveries, "
-            "the refused one after 1")
+    # The number of retries depends on timing; the pass line states only what was proven.
+    return "the malformed order was retried, then dead-lettered; the refused one at its first delivery"
 
 
 # --- 6. the agent API ----------------------------------------------------------------------------

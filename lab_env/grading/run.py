@@ -17,8 +17,8 @@ import nbformat
 from ..apps import stop_all_apps
 from ..procs import kill_by_env
 from .assemble import assemble
+from .signing import verify
 from .spec import LabSpec
-from .worker import verify
 
 
 @dataclass

@@ -19,8 +19,6 @@ results, HMAC-signed, to results.json after every verdict.
 from __future__ import annotations
 
 import ast
-import hashlib
-import hmac
 import importlib
 import json
 import os
@@ -38,6 +36,7 @@ from ..checks.core import Verdict, verdict
 from ..procs import kill_by_env
 from .assemble import ROLE
 from .kernel import GradingKernel, KernelDied
+from .signing import sign
 
 
 @dataclass
@@ -53,19 +52,6 @@ class State:
     notes: list[str] = field(default_factory=list)
     stubbed: list[int] = field(default_factory=list)  # cells graded as not done after they killed the kernel
     finished: bool = False
-
-
-def sign(payload: dict[str, Any], key: bytes) -> dict[str, Any]:
-    body = json.dumps(payload, sort_keys=True)
-    return {"payload": body, "mac": hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}
-
-
-def verify(signed: dict[str, Any], key: bytes) -> dict[str, Any] | None:
-    body = signed.get("payload", "")
-    expected = hmac.new(key, str(body).encode(), hashlib.sha256).hexdigest()
-    if not isinstance(body, str) or not hmac.compare_digest(expected, str(signed.get("mac", ""))):
-        return None
-    return json.loads(body)
 
 
 class KernelFunction:
