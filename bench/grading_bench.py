@@ -32,6 +32,20 @@ from lab_env.grading.spec import load_spec
 RESULTS = ROOT / "bench" / "results"
 
 
+def _profile(log: Path) -> str:
+    """Where one graded notebook spends its time, from the worker's log (slowest first)."""
+    steps = []
+    for line in log.read_text().splitlines():
+        seconds, _, what = line.strip().partition("s  ")
+        try:
+            steps.append((float(seconds), what))
+        except ValueError:
+            continue  # a warning from the kernel, not a timing
+    total = sum(s for s, _ in steps)
+    rows = "".join(f"| {what} | {sec:.2f} | {100 * sec / total:.0f}% |\n" for sec, what in sorted(steps, reverse=True)[:8])
+    return f"| step (one notebook, --jobs 1) | seconds | share |\n| --- | ---: | ---: |\n{rows}| all steps | {total:.2f} | 100% |\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=10)
@@ -52,7 +66,9 @@ def main() -> None:
             nbformat.write(nb, folder / f"learner{i:02d}.ipynb")
         for jobs in (1, 2):
             start = time.perf_counter()
-            results, _ = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True)
+            results, out = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True)
+            if jobs == 1:
+                profile = _profile(out / "logs" / "learner00.log")
             elapsed = time.perf_counter() - start
             full = sum(1 for r in results if r.total == spec.max_points)
             lost = [f"{r.learner}: {c.message}" for r in results for c in r.checks if not c.passed]
@@ -69,6 +85,7 @@ def main() -> None:
                        f"{r['class_of_60_min']:.1f} | {r['full_marks']} | {len(r['lost_points'])} | "
                        f"{rows[1]['seconds'] / r['seconds']:.2f}x |\n" for j, r in rows.items()))
     print(table)
+    print(profile)
     name = "grading-load" if args.load else "grading"
     where = f"2 cores, with a busy loop on each of {len(loops)} cores" if args.load else "2 cores, otherwise idle"
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -76,7 +93,8 @@ def main() -> None:
     (RESULTS / f"{name}.md").write_text(
         f"# Grading benchmark\n\nLab 01, {args.copies} copies of the solution, {where}. Command: "
         f"`python bench/grading_bench.py --copies {args.copies}{' --load' if args.load else ''}`. Speed-up is against "
-        f"--jobs 1 in the same run; the class-of-60 time is 60 submissions at the measured rate.\n\n{table}")
+        f"--jobs 1 in the same run; the class-of-60 time is 60 submissions at the measured rate.\n\n{table}\n"
+        f"Where the time goes (the worker's log of the first submission):\n\n{profile}")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def _result(learner: str, spec: LabSpec, workdir: Path, key: bytes, notes: list[
         return Graded(learner, spec.lab, "not graded", "the grader's results were tampered with")
     result = Graded(learner, spec.lab, "graded", notes=[*notes, *state["notes"]])
     if not state["finished"]:
-        result.notes.append(f"the grader stopped before the end (exit code {code}); see worker.log")
+        result.notes.append(f"the grader stopped before the end (exit code {code}); see logs/{learner}.log")
     for check in spec.checks:
         decided = state["checks"].get(check.name)
         if decided is None:
