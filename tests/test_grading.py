@@ -105,7 +105,9 @@ def test_feedback_says_what_failed_and_how_to_fix_it(graded):
     assert "graded at 2,000 actors" in feedback  # the size declared for grading is stated
     loop = (out / "feedback" / "di.md").read_text()
     assert "Score: **11 / 12**" in loop
-    assert re.search(r"- the cell starting 'import time' was stopped after 120 s", loop)
+    # Interrupted, it either stops (the run goes on) or takes the kernel with it (the answer is stubbed and
+    # the notebook re-run): the same score either way, and the note names the cell.
+    assert re.search(r"- the cell starting 'import time' (was stopped after 120 s|stopped the notebook's kernel)", loop)
     assert "**Not graded:** corrupt notebook: not valid JSON" in (out / "feedback" / "ed.md").read_text()
     assert (out / "logs" / "ada.log").read_text().count("check ") == len(SPEC.checks)
 
