@@ -11,14 +11,14 @@ from __future__ import annotations
 import ast
 import json
 import queue
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
+
+from ..notebooks.execute import this_python_kernel_spec
 
 _REMOTE = "__import__('lab_env.grading.remote', fromlist=['remote'])"
 
@@ -39,9 +39,7 @@ class CellRun:
 class GradingKernel:
     def __init__(self, cwd: Path, env: dict[str, str], startup_timeout: float = 120) -> None:
         self.km = KernelManager(kernel_name="python3")
-        # The venv's own interpreter, whatever kernels Jupyter knows of.
-        self.km._kernel_spec = KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                                          display_name="graded", language="python")
+        self.km._kernel_spec = this_python_kernel_spec()
         self.km.start_kernel(cwd=str(cwd), env=env)
         self.kc = self.km.client()
         self.kc.start_channels()

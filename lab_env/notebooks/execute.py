@@ -33,11 +33,16 @@ def execute(path: Path, *, allow_errors: bool = False, timeout: int = 300, write
     return nb
 
 
-def _use_this_python(client: NotebookClient) -> None:
+def this_python_kernel_spec():  # -> jupyter_client.kernelspec.KernelSpec
+    """A kernel running this venv's interpreter, whatever kernels Jupyter knows of."""
     from jupyter_client.kernelspec import KernelSpec
 
-    spec = KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                       display_name="lab", language="python")
+
+
+def _use_this_python(client: NotebookClient) -> None:
+    spec = this_python_kernel_spec()
 
     def create_kernel_manager():
         km = client.kernel_manager_class(kernel_name="python3")
