@@ -379,3 +379,10 @@ def stop_all_apps(token: str | None = None) -> list[str]:
         if pids:
             stopped.append(record.stem)
     return stopped
+
+
+def kill_run(token: str) -> None:
+    """SIGKILL everything a run started (its processes carry LAB_RUN_TOKEN=token),
+    then forget its apps. For graders: no graceful stop, nothing is kept."""
+    procs.kill_by_env("LAB_RUN_TOKEN", token)
+    stop_all_apps(token=token)

@@ -85,7 +85,8 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     wanted = float(app.env.get("IDLE_SECONDS", "4"))
     # What the app told its sidecar decides at once whether deactivation can come soon.
     assert idle is not None and idle <= max(wanted, 60), (
-        f"the app keeps idle actors for {idle if idle is None else f'{idle:.0f} s'} (Dapr's default is an hour): "
+        f"the app keeps idle actors for {'an unknown time' if idle is None else f'{idle:.0f} s'} "
+        "(Dapr's default is an hour): "
         "idle_config() must set actor_idle_timeout to IDLE_SECONDS")
     invoke(app, product, pid, "Stock")
 

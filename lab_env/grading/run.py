@@ -14,8 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..apps import stop_all_apps
-from ..procs import kill_by_env
+from ..apps import kill_run
 from .assemble import assemble
 from .signing import verify
 from .spec import LabSpec
@@ -80,8 +79,7 @@ def grade_notebook(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         finally:
-            stop_all_apps(token=token)
-            kill_by_env("LAB_RUN_TOKEN", token)
+            kill_run(token)  # the last resort, if the worker itself was killed
     return _result(learner, spec, workdir, key, assembly.notes, proc.returncode)
 
 

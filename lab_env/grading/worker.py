@@ -31,9 +31,8 @@ from typing import Any
 
 import nbformat
 
-from ..apps import load_app, run_token, stop_all_apps
+from ..apps import kill_run, load_app, run_token
 from ..checks.core import Verdict, verdict
-from ..procs import kill_by_env
 from .assemble import ROLE
 from .kernel import GradingKernel, KernelDied
 from .signing import sign
@@ -102,8 +101,7 @@ class Grader:
     def _clean(self) -> None:
         # SIGKILL, not a graceful stop: nothing of the run is needed any more,
         # and stopping apps with thousands of active actors takes long.
-        kill_by_env("LAB_RUN_TOKEN", self.token)
-        stop_all_apps(token=self.token)
+        kill_run(self.token)
         shutil.rmtree(self.workdir / "workspace", ignore_errors=True)
         (self.workdir / "workspace").mkdir()
 
