@@ -26,7 +26,7 @@ from lab_env.cli import build_parser
 from lab_env.errors import LabEnvError
 from lab_env.paths import REPO_ROOT
 from lab_env.profile import CONTAINER, NATIVE
-from lab_env.stack.services import services
+from lab_env.stack.services import _kafka_properties, services
 from lab_env.versions import pins
 
 DEVCONTAINER_JSON = REPO_ROOT / ".devcontainer" / "devcontainer.json"
@@ -403,7 +403,11 @@ def test_services_listen_where_the_container_profile_looks():
     for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
                 "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_DEFAULT_REPLICATION_FACTOR"):
         assert kafka[key] == "1", key
-    assert kafka["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    # Group timing (classic and KIP-848) is the same in both profiles.
+    native_props = dict(line.split("=", 1) for line in _kafka_properties(NATIVE, "127.0.0.1", Path("/x")).splitlines())
+    for key, value in native_props.items():
+        if key.startswith("group."):
+            assert kafka["KAFKA_" + key.upper().replace(".", "_")] == value, key
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", kafka["CLUSTER_ID"])
 
     placement = svcs["placement"]

@@ -12,6 +12,7 @@ from .prereqs import require_java, require_maven
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
 LOG4J2_CONFIG = Path(__file__).parent / "kafka" / "log4j2.properties"
+TOOLS_LOG4J2_CONFIG = Path(__file__).parent / "kafka" / "tools-log4j2.properties"
 
 
 def kafka_lib() -> Path:
@@ -20,6 +21,15 @@ def kafka_lib() -> Path:
 
 def classpath() -> str:
     return str(kafka_lib() / "*")
+
+
+def java_command(main: str, *args: str, log_config: Path = LOG4J2_CONFIG) -> list[str]:
+    """``java`` running ``main`` from the Kafka jars (the broker, and Kafka's CLI tools)."""
+    return [
+        "java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log_config}",
+        "-cp", classpath(), main, *args,
+    ]
 
 
 def kafka_installed() -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import probes
 from ..paths import dapr_bin, logs_dir, state_dir
 from ..profile import NATIVE, Profile
-from ..provision.kafka import LOG4J2_CONFIG, classpath
+from ..provision.kafka import java_command as java
 from ..provision.redis import redis_server
 
 
@@ -71,13 +71,6 @@ def _kafka(p: Profile, host: str) -> Service:
     )
     props = lambda: svc.data_dir / "server.properties"
 
-    def java(main: str, *args: str) -> list[str]:
-        return [
-            "java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
-            "-cp", classpath(), main, *args,
-        ]
-
     def prepare() -> None:
         logs = svc.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -117,6 +110,13 @@ def _kafka_properties(p: Profile, host: str, logs: Path) -> str:
         "default.replication.factor": "1",
         # A consumer group starts consuming at once instead of after 3 s.
         "group.initial.rebalance.delay.ms": "0",
+        # The KIP-848 consumer protocol keeps member timing on the broker. Its
+        # defaults (5 s heartbeats, 45 s session) make a lab wait; these keep
+        # a rebalance to about a second and a dead member to 10 s.
+        "group.consumer.min.heartbeat.interval.ms": "500",
+        "group.consumer.heartbeat.interval.ms": "1000",
+        "group.consumer.min.session.timeout.ms": "6000",
+        "group.consumer.session.timeout.ms": "10000",
         "auto.create.topics.enable": "true",
     }
     return "".join(f"{k}={v}\n" for k, v in settings.items())
