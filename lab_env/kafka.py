@@ -80,7 +80,9 @@ def topic_partitions_all() -> dict[str, int]:
 
 def partition_count(topic: str) -> int:
     """Partitions of ``topic``, or 0 if there is no such topic."""
-    meta = admin().list_topics(topic=topic, timeout=10).topics.get(topic)
+    # Ask for all topics: a metadata request naming one would auto-create it
+    # (auto.create.topics.enable is on for Dapr), with the default partitions.
+    meta = admin().list_topics(timeout=10).topics.get(topic)
     return 0 if meta is None or meta.error is not None else len(meta.partitions)
 
 
@@ -218,6 +220,16 @@ def describe_group(group: str, topic: str | None = None) -> GroupView:
     return GroupView(group, protocol, result.state.name.lower(), dict(sorted(members.items())))
 
 
+def broker_settings(*names: str) -> dict[str, str]:
+    """The broker's current value of each named setting (its server.properties, as it runs)."""
+    from confluent_kafka.admin import ConfigResource
+
+    client = admin()
+    futures = client.describe_configs([ConfigResource("BROKER", "1")])
+    settings = next(iter(futures.values())).result(30)
+    return {name: settings[name].value for name in names}
+
+
 def exit_on_sigterm() -> None:
     """Make SIGTERM end the program through SystemExit, so `finally:` blocks
     run and a consumer closes (leaving its group at once) when stopped."""
@@ -237,6 +249,16 @@ def tool_command(tool: str, *args: str) -> list[str]:
     if not given:
         args_list = ["--bootstrap-server", bootstrap(), *args_list]
     return java_command(TOOLS[tool], *args_list, log_config=TOOLS_LOG4J2_CONFIG)
+
+
+def perf_rate(report: str) -> float:
+    """Records per second from the summary line of producer-perf-test's output."""
+    import re
+
+    found = re.findall(r"records sent, ([0-9.]+) records/sec", report)
+    if not found:
+        raise LabEnvError("producer-perf-test printed no summary line", "run it in a terminal to see why")
+    return float(found[-1])
 
 
 def kafka_tool(tool: str, *args: str, check: bool = True) -> str:

@@ -43,11 +43,15 @@ def main() -> None:
 
     consumer.subscribe([args.topic], on_assign=assigned, on_revoke=revoked)
     print(f"{name} joining {args.group} ({args.protocol} protocol)", flush=True)
+    started: set[int] = set()
     try:
         while True:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
+            if msg.partition() not in started:  # where this run resumed in the partition
+                started.add(msg.partition())
+                print(f"partition {msg.partition()} starts at offset {msg.offset()}", flush=True)
             if args.delay:
                 time.sleep(args.delay)
             consumer.commit(msg, asynchronous=True)
