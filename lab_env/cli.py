@@ -171,6 +171,21 @@ def _guess_lab(folder) -> str:
     return match[1]
 
 
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from .kafka import tool_command
+
+    argv = tool_command(args.tool, *args.args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Replace this process: Ctrl-C, stdin and the exit code are the tool's own.
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as err:
+        raise LabEnvError(f"cannot run {argv[0]}: {err.strerror}",
+                          "install a Java 17+ runtime (`apt-get install openjdk-17-jre-headless`)") from err
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .paths import dapr_home
     from .profile import current
@@ -231,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
     s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)
+
+    from .kafka import TOOLS
+
+    s = sub.add_parser("kafka", help="run one of Kafka's own CLI tools (kafka-topics.sh etc.) against the lab broker",
+                       description="Run kafka-<tool>.sh's Java class from the installed Kafka jars; "
+                                   "--bootstrap-server is added unless given.",
+                       epilog="example: lab-env kafka consumer-groups --describe --group G")
+    # Not choices=: an unknown tool is the usual one-line LabEnvError, not a usage dump.
+    s.add_argument("tool", help=f"one of: {', '.join(TOOLS)}")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="passed to the tool as they are (e.g. --list, --help)")
+    s.set_defaults(fn=cmd_kafka)
 
     from .cluster import register as register_cluster
 

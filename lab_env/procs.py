@@ -61,6 +61,7 @@ def stop(pid: int, timeout: float = 10.0) -> None:
         proc = psutil.Process(pid)
         members = [proc, *proc.children(recursive=True)]
     except psutil.Error:
+        _kill_orphaned_group(pid)
         return
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -78,9 +79,21 @@ def kill(pid: int) -> None:
     try:
         members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
         os.killpg(pid, signal.SIGKILL)
-    except (psutil.Error, ProcessLookupError, PermissionError):
+    except psutil.Error:
+        _kill_orphaned_group(pid)
+        return
+    except (ProcessLookupError, PermissionError):
         return
     _wait_gone(members, 5)
+
+
+def _kill_orphaned_group(pgid: int) -> None:
+    """The leader is gone but what it forked may live on in its group. A pgid
+    is not reused while any member lives, so this reaches only those."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:

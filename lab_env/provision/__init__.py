@@ -9,10 +9,11 @@ from __future__ import annotations
 from .dapr import install_dapr
 from .dapr_cli import install_dapr_cli
 from .kafka import install_kafka
+from .kcat import install_kcat
 from .prereqs import require_tools
 from .redis import install_redis
 
-__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_redis", "require_tools", "setup"]
+__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_kcat", "install_redis", "require_tools", "setup"]
 
 
 def setup(force: bool = False) -> None:
@@ -26,3 +27,4 @@ def setup(force: bool = False) -> None:
     # sidecars (daprd) and the CLI still run in the workspace.
     install_dapr(force=force)
     install_dapr_cli(force=force)
+    install_kcat()  # optional: a note, never a failure, when it cannot be installed
