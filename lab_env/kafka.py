@@ -39,8 +39,13 @@ def bootstrap() -> str:
 
 
 def config(settings: Mapping[str, Any] | None = None, **more: Any) -> dict[str, Any]:
-    """Client settings on the lab broker. Keyword names use _ for . (group_id= is group.id)."""
-    return {"bootstrap.servers": bootstrap(), **(settings or {}), **{k.replace("_", "."): v for k, v in more.items()}}
+    """Client settings on the lab broker. Keyword names use _ for . (group_id= is group.id).
+
+    librdkafka logs warnings and errors only (log_level 4): its info lines
+    ("Purging 1 unserved events ...") would land in notebook outputs.
+    """
+    return {"bootstrap.servers": bootstrap(), "log_level": 4, **(settings or {}),
+            **{k.replace("_", "."): v for k, v in more.items()}}
 
 
 def admin():  # -> AdminClient

@@ -1,0 +1,134 @@
+"""Lab 03's checks fail on wrong answers, each with its own message, against
+the real broker. (The right answers pass in the solution notebook, under
+nbval; the unsolved stubs fail in tests/test_labs.py.)"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from lab_env import kafka
+from lab_env.agents import supply_chain
+from lab_env.apps import unique_name
+from lab_env.checks import lab03
+from lab_env.checks.core import verdict
+
+pytestmark = pytest.mark.stack
+
+
+def _topic(prefix: str, partitions: int) -> str:
+    name = f"{unique_name(prefix)}-{secrets.token_hex(2)}"
+    kafka.create_topics({name: partitions})
+    return name
+
+
+def _produce(topic: str, records: list[tuple[str, dict]], **settings) -> None:
+    producer = Producer(kafka.config(settings))
+    for key, value in records:
+        producer.produce(topic, key=key, value=json.dumps(value))
+    producer.flush(30)
+
+
+ORDERS = [{"order": f"o-{i:03d}", "sku": f"sku-{i % 5}", "seq": i // 5, "qty": 1} for i in range(60)]
+
+
+def test_keyed_orders_rejects_librdkafkas_default_partitioner():
+    topic = _topic("t-keyed", 6)
+    _produce(topic, [(o["sku"], o) for o in ORDERS])  # consistent_random (CRC32), not murmur2
+    result = verdict(lab03.keyed_orders, topic, ORDERS)
+    assert not result.passed and "murmur2" in result.message, result.message
+
+
+def test_keyed_orders_passes_murmur2_and_rejects_missing_orders():
+    topic = _topic("t-keyed", 6)
+    _produce(topic, [(o["sku"], o) for o in ORDERS[:50]], partitioner="murmur2_random")
+    result = verdict(lab03.keyed_orders, topic, ORDERS)
+    assert not result.passed and "10 of 60 orders are not in the topic" in result.message, result.message
+    _produce(topic, [(o["sku"], o) for o in ORDERS[50:]], partitioner="murmur2_random")
+    assert verdict(lab03.keyed_orders, topic, ORDERS).passed
+
+
+def test_consumer_lag_rejects_ignoring_partitions_never_committed():
+    def lag_of_committed_only(group: str, topic: str) -> dict[int, int]:
+        consumer = Consumer(kafka.config(group_id=group, enable_auto_commit=False))
+        try:
+            parts = consumer.committed([TopicPartition(topic, p) for p in range(kafka.partition_count(topic))], timeout=10)
+            return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] - tp.offset
+                    for tp in parts if tp.offset >= 0}
+        finally:
+            consumer.close()
+
+    result = verdict(lab03.consumer_lag, lag_of_committed_only)
+    assert not result.passed and "expected {0: 6, 1: 0, 2: 30}" in result.message, result.message
+
+
+def test_assignment_rejects_an_answer_that_is_not_the_brokers():
+    def everything_to_one(group: str) -> dict[str, list[int]]:
+        desc = AdminClient(kafka.config()).describe_consumer_groups([group])[group].result(30)
+        return {desc.members[0].client_id: [0, 1, 2, 3]}
+
+    result = verdict(lab03.assignment, everything_to_one)
+    assert not result.passed and "but the broker says" in result.message, result.message
+
+
+def test_idempotent_handler_rejects_a_handler_that_books_twice(tmp_path):
+    module = tmp_path / "ledger.py"
+    module.write_text(
+        "import sqlite3\n"
+        "def open_ledger(path):\n"
+        "    conn = sqlite3.connect(path)\n"
+        "    conn.execute('CREATE TABLE IF NOT EXISTS applied (order_id TEXT, qty INTEGER)')\n"
+        "    return conn\n"
+        "def apply_once(conn, order):\n"
+        "    with conn:\n"
+        "        conn.execute('INSERT INTO applied VALUES (?, ?)', (order['order'], order['qty']))\n"
+        "    return True\n"
+    )
+    db = tmp_path / "ledger.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE applied (order_id TEXT, qty INTEGER)")
+        conn.executemany("INSERT INTO applied VALUES (?, 1)", [("a",), ("b",), ("b",)])
+    result = verdict(lab03.idempotent_handler, module, db, ["a", "b", "c"])
+    assert not result.passed and "applied 2 times" in result.message, result.message
+
+
+def test_tally_counts_lost_and_doubled(tmp_path):
+    db = tmp_path / "ledger.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE applied (order_id TEXT, qty INTEGER)")
+        conn.executemany("INSERT INTO applied VALUES (?, 1)", [("a",), ("b",), ("b",)])
+    assert lab03.tally(db, ["a", "b", "c"]) == {"once": 1, "lost": 1, "duplicated": 1}
+
+
+def test_exactly_once_rejects_doubled_and_missing_invoices():
+    orders, invoices = _topic("t-eos-in", 2), _topic("t-eos-out", 2)
+    _produce(orders, [(o["sku"], o) for o in ORDERS[:10]])
+    _produce(invoices, [(o["sku"], {"order": o["order"]}) for o in ORDERS[:10] + ORDERS[:1]])
+    result = verdict(lab03.exactly_once, orders, invoices)
+    assert not result.passed and "1 orders were invoiced twice" in result.message, result.message
+
+    orders2, invoices2 = _topic("t-eos-in", 2), _topic("t-eos-out", 2)
+    _produce(orders2, [(o["sku"], o) for o in ORDERS[:10]])
+    _produce(invoices2, [(o["sku"], {"order": o["order"]}) for o in ORDERS[:7]])
+    result = verdict(lab03.exactly_once, orders2, invoices2)
+    assert not result.passed and "3 of 10 orders have no committed invoice" in result.message, result.message
+
+
+def test_supply_chain_audit_finds_double_counting_and_bad_stock():
+    chain = supply_chain.chain_topics(f"{unique_name('t-chain')}-{secrets.token_hex(2)}")
+    supply_chain.create_chain(chain, partitions=1)
+    _produce(chain["demand"], [("kite", {"id": "d-1", "sku": "kite", "qty": 3}), ("kite", {"id": "d-2", "sku": "kite", "qty": 2})])
+    filled = {"demand": "d-1", "sku": "kite", "qty": 3, "shipped": 3, "backordered": 0}
+    _produce(chain["fulfilment"], [("kite", filled), ("kite", filled)])  # d-1 twice, d-2 never
+    _produce(chain["stock"], [("kite", {"stock": supply_chain.INITIAL_STOCK - 3, "on_order": 0})])
+    problems = supply_chain.audit(chain)["problems"]
+    assert "1 demands fulfilled or backordered missing (e.g. d-2)" in problems
+    assert "1 demands fulfilled or backordered counted twice (e.g. d-1)" in problems
+    assert any(p.startswith("kite: stock 27 != 30 + 0 shipped in - 6 shipped out") for p in problems), problems
+    result = verdict(lab03.supply_chain_books, chain)
+    assert not result.passed and "the books do not balance" in result.message, result.message
