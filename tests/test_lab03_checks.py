@@ -69,7 +69,8 @@ def test_consumer_lag_rejects_ignoring_partitions_never_committed():
 
 def test_assignment_rejects_an_answer_that_is_not_the_brokers():
     def everything_to_one(group: str) -> dict[str, list[int]]:
-        desc = AdminClient(kafka.config()).describe_consumer_groups([group])[group].result(30)
+        admin = AdminClient(kafka.config())  # referenced until the future is done
+        desc = admin.describe_consumer_groups([group])[group].result(30)
         return {desc.members[0].client_id: [0, 1, 2, 3]}
 
     result = verdict(lab03.assignment, everything_to_one)
