@@ -55,7 +55,11 @@ def run(proc: Processor, on_batch: Callable[[int], None] = lambda n: None) -> No
 
     kafka.exit_on_sigterm()
     producer = Producer(kafka.config({"transactional.id": f"{proc.name}-tx", "partitioner": "murmur2_random",
-                                      "linger.ms": 5}))
+                                      "linger.ms": 5,
+                                      # right after a commit the broker may still answer "concurrent
+                                      # transactions"; the default 100 ms back-off then dominated
+                                      # small batches (bench/results/kafka.md)
+                                      "retry.backoff.ms": 10}))
     # Fences any earlier incarnation with this transactional.id and aborts its
     # open transaction, so the changelog below ends at its last commit.
     producer.init_transactions(30)
@@ -93,10 +97,13 @@ def run(proc: Processor, on_batch: Callable[[int], None] = lambda n: None) -> No
                 offsets = [TopicPartition(t, p, o) for (t, p), o in nexts.items()]
                 producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
                 producer.commit_transaction(30)
-            except Exception:
+            except BaseException:  # also SIGTERM (SystemExit): never leave a transaction open
                 proc.state.clear()
                 proc.state.update(before)
-                producer.abort_transaction(30)
+                try:
+                    producer.abort_transaction(30)
+                except Exception as err:  # fenced or broken: the original error matters more
+                    print(f"abort failed: {err}", flush=True)
                 raise  # the process exits; a restart resumes from the last commit
             on_batch(len(msgs))
     finally:
