@@ -174,18 +174,6 @@ def stop_worker(worker: Worker) -> None:
         del _started_here[worker.name]
 
 
-def load_worker(name: str) -> Worker:
-    """The handle of a running worker from its registry record (for the grader)."""
-    try:
-        record = json.loads((apps_dir() / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        record = {}
-    if not record.get("worker"):
-        raise LabEnvError(f"no worker {name!r} is running", "start it with start_worker first")
-    pid = next(iter(record["pids"]), 0)
-    return Worker(name, record["argv"], apps_dir() / name, pid=pid)
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, workers: Sequence[Worker] = ()) -> None:
     """Poll ``predicate`` until true; fail at once, quoting its log, if one of ``workers`` exits.
 
