@@ -1,0 +1,120 @@
+"""Reference marketplace actors that later labs and the capstone host.
+
+``ProductActor`` is lab 01's product with one change workflows need: every
+reservation carries the order id and is idempotent, so an activity that runs
+twice (activities are at-least-once) reserves once, and a release undoes
+exactly that order's reservation.
+
+``BuyerAgent`` and ``SellerAgent`` negotiate a price (lab 04). Each keeps
+its private limit and its offer history in actor state. Offers follow a
+linear concession from an opening price to the limit over ``rounds`` rounds:
+the buyer only goes up, the seller only comes down, and asking twice for the
+same round returns the same offer.
+
+Actor types are registered per run (lab_env.actors.for_this_run); call them
+with ``actor_type("ProductActor")`` and friends.
+"""
+
+from __future__ import annotations
+
+from dapr.actor import Actor, ActorInterface, actormethod
+
+
+class ProductInterface(ActorInterface):
+    @actormethod(name="Stock")
+    async def stock(self) -> int: ...
+
+    @actormethod(name="Restock")
+    async def restock(self, quantity: int) -> int: ...
+
+    @actormethod(name="Reserve")
+    async def reserve(self, request: dict) -> dict: ...
+
+    @actormethod(name="Release")
+    async def release(self, order_id: str) -> dict: ...
+
+
+class ProductActor(Actor, ProductInterface):
+    """Stock plus the reservations that hold part of it, by order id."""
+
+    async def _load(self) -> tuple[int, dict[str, int]]:
+        _, stock = await self._state_manager.try_get_state("stock")
+        _, held = await self._state_manager.try_get_state("reservations")
+        return stock or 0, held or {}
+
+    async def _save(self, stock: int, held: dict[str, int]) -> None:
+        await self._state_manager.set_state("stock", stock)
+        await self._state_manager.set_state("reservations", held)
+        await self._state_manager.save_state()
+
+    async def stock(self) -> int:
+        return (await self._load())[0]
+
+    async def restock(self, quantity: int) -> int:
+        stock, held = await self._load()
+        await self._save(stock + quantity, held)
+        return stock + quantity
+
+    async def reserve(self, request: dict) -> dict:
+        order, quantity = request["order_id"], int(request["quantity"])
+        stock, held = await self._load()
+        if order in held:  # a repeated call: the order already holds its stock
+            return {"ok": True, "stock": stock, "repeat": True}
+        if quantity > stock:
+            return {"ok": False, "stock": stock}
+        held[order] = quantity
+        await self._save(stock - quantity, held)
+        return {"ok": True, "stock": stock - quantity}
+
+    async def release(self, order_id: str) -> dict:
+        stock, held = await self._load()
+        quantity = held.pop(order_id, 0)
+        if quantity:
+            await self._save(stock + quantity, held)
+        return {"released": quantity, "stock": stock + quantity}
+
+
+class NegotiatorInterface(ActorInterface):
+    @actormethod(name="Setup")
+    async def setup(self, terms: dict) -> None: ...
+
+    @actormethod(name="Offer")
+    async def offer(self, round_no: int) -> float: ...
+
+    @actormethod(name="History")
+    async def history(self) -> list: ...
+
+
+class _Negotiator(Actor, NegotiatorInterface):
+    async def setup(self, terms: dict) -> None:
+        """terms: limit (private), opening and rounds."""
+        await self._state_manager.set_state("terms", {k: terms[k] for k in ("limit", "opening", "rounds")})
+        await self._state_manager.set_state("offers", {})
+        await self._state_manager.save_state()
+
+    async def offer(self, round_no: int) -> float:
+        _, terms = await self._state_manager.try_get_state("terms")
+        if not terms:
+            raise ValueError(f"{self.id.id} has no terms: call Setup first")
+        _, offers = await self._state_manager.try_get_state("offers")
+        key = str(round_no)
+        if key in offers:  # asked again for the same round (a retried activity)
+            return offers[key]
+        share = min(1.0, round_no / max(1, terms["rounds"] - 1))
+        price = round(terms["opening"] + (terms["limit"] - terms["opening"]) * share, 2)
+        offers[key] = price
+        await self._state_manager.set_state("offers", offers)
+        await self._state_manager.save_state()
+        return price
+
+    async def history(self) -> list:
+        _, offers = await self._state_manager.try_get_state("offers")
+        return [offers[k] for k in sorted(offers or {}, key=int)]
+
+
+class BuyerAgent(_Negotiator):
+    """Opens low and concedes up to its limit, the most it will pay."""
+
+
+class SellerAgent(_Negotiator):
+    """Opens high and concedes down to its limit, the least it will take."""
