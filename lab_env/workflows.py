@@ -115,16 +115,27 @@ def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed
     A FAILED instance raises WorkflowFailed (one line) unless ``raise_failed``
     is False. ``timeout`` is a safety net against a workflow that never ends.
     """
+    import grpc
+
+    deadline = time.monotonic() + timeout
     wf_client = client(app)
     try:
-        state = wf_client.wait_for_workflow_completion(instance_id, timeout_in_seconds=int(timeout))
-    except TimeoutError:
-        state = wf_client.get_workflow_state(instance_id, fetch_payloads=False)
-        status = state.runtime_status.name if state else "unknown"
-        raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status})",
-                          "look at its custom status and history: is it waiting for an event that never comes?") from None
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            try:
+                wf_client.wait_for_workflow_completion(instance_id, timeout_in_seconds=left, fetch_payloads=False)
+                break
+            except TimeoutError:
+                raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
+                                  "look at its custom status and history: is it waiting for an event that never comes?") from None
+            except grpc.RpcError as err:
+                if _TORN_READ not in (err.details() or "") or time.monotonic() > deadline:
+                    raise LabEnvError(f"{app.app_id}'s sidecar stopped waiting for workflow {instance_id}: {err.details()}",
+                                      "is the app running? `app.alive()`; restart it with workflows.restart(app)") from None
+                time.sleep(0.05)  # a torn read while the instance saved: wait again
     finally:
         wf_client.close()
+    state = read_state(app, instance_id)
     if state is None:
         raise LabEnvError(f"no workflow instance {instance_id!r} in {app.app_id}", "check the instance id")
     if raise_failed and state.runtime_status.name == "FAILED":
@@ -162,22 +173,44 @@ def output(state):
     return json.loads(state.serialized_output) if state.serialized_output else None
 
 
-def status(app: DaprApp, instance_id: str) -> str:
-    """RUNNING, COMPLETED, FAILED, TERMINATED, PENDING, SUSPENDED, or "missing"."""
+# daprd 1.18.2 reads an instance's metadata and then its inbox and history
+# keys without a transaction; a read that lands while the instance is saving
+# (continue_as_new, say) can find a key missing and fails with this message.
+# It is harmless and gone on the next read.
+_TORN_READ = "missing from state store"
+
+
+def read_state(app: DaprApp, instance_id: str, *, fetch_payloads: bool = True, attempts: int = 20):
+    """The instance's WorkflowState (None if there is no such instance).
+
+    Retries the sidecar's torn reads (see _TORN_READ); any other error of
+    the sidecar becomes one LabEnvError line."""
+    import grpc
+
     wf_client = client(app)
     try:
-        state = wf_client.get_workflow_state(instance_id, fetch_payloads=False)
+        for attempt in range(attempts):
+            try:
+                return wf_client.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
+            except grpc.RpcError as err:
+                details = err.details() if hasattr(err, "details") else str(err)
+                if _TORN_READ in (details or "") and attempt < attempts - 1:
+                    time.sleep(0.05)
+                    continue
+                raise LabEnvError(f"{app.app_id}'s sidecar could not read workflow {instance_id}: {details}",
+                                  "is the app running? `app.alive()`; restart it with workflows.restart(app)") from None
     finally:
         wf_client.close()
+
+
+def status(app: DaprApp, instance_id: str) -> str:
+    """RUNNING, COMPLETED, FAILED, TERMINATED, PENDING, SUSPENDED, or "missing"."""
+    state = read_state(app, instance_id, fetch_payloads=False)
     return state.runtime_status.name if state else "missing"
 
 
 def custom_status(app: DaprApp, instance_id: str):
-    wf_client = client(app)
-    try:
-        state = wf_client.get_workflow_state(instance_id)
-    finally:
-        wf_client.close()
+    state = read_state(app, instance_id)
     if state is None or not state.serialized_custom_status:
         return None
     return json.loads(state.serialized_custom_status)
