@@ -1,0 +1,131 @@
+"""lab_env.workflows against the real runtime: a module's workflows run in an
+app beside daprd, and the notebook-side helpers (wait, wait_for, history,
+list_instances, stored_keys) read what the sidecar and Redis hold. Failures
+come back as one line, never as a gRPC traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_env import stop_app, unique_name, workflows
+from lab_env.errors import LabEnvError
+from lab_env.workflows import Ledger, WorkflowFailed, output
+
+MODULE = '''
+import dapr.ext.workflow as wf
+
+wfr = wf.WorkflowRuntime()
+
+
+@wfr.activity(name="double")
+def double(ctx, n: int) -> int:
+    if n < 0:
+        raise ValueError(f"cannot double {n}")
+    return 2 * n
+
+
+@wfr.workflow(name="twice")
+def twice(ctx: wf.DaprWorkflowContext, n: int):
+    return (yield ctx.call_activity(double, input=n))
+
+
+@wfr.workflow(name="forever")
+def forever(ctx: wf.DaprWorkflowContext, _):
+    yield ctx.wait_for_external_event("never")
+'''
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wf")
+    (folder / "tiny_workflows.py").write_text(MODULE)
+    started = workflows.start_workflow_app(unique_name("t-wf"), "tiny_workflows", cwd=folder)
+    yield started
+    stop_app(started)
+
+
+def _schedule(app, name: str, data: object) -> str:
+    wf_client = workflows.client(app)
+    try:
+        return wf_client.schedule_new_workflow(name, input=data)
+    finally:
+        wf_client.close()
+
+
+
+@pytest.mark.stack
+def test_history_list_keys_and_purge(app):
+    instance = _schedule(app, "twice", 21)
+    assert output(workflows.wait(app, instance)) == 42
+    events = workflows.history(app, instance)
+    kinds = [e.kind for e in events if e.kind != "WorkflowStarted"]
+    assert kinds == ["ExecutionStarted", "TaskScheduled", "TaskCompleted", "ExecutionCompleted"], kinds
+    assert [e.name for e in events if e.kind == "TaskScheduled"] == ["double"]
+    assert instance in workflows.list_instances(app)
+    keys = workflows.stored_keys(app, instance)
+    assert any(k.endswith("||metadata") for k in keys) and any("||history-" in k for k in keys), keys
+    wf_client = workflows.client(app)
+    wf_client.purge_workflow(instance)
+    wf_client.close()
+    assert workflows.stored_keys(app, instance) == []
+    assert workflows.status(app, instance) == "missing"
+
+
+@pytest.mark.stack
+def test_a_failed_workflow_is_one_line(app):
+    instance = _schedule(app, "twice", -1)
+    with pytest.raises(WorkflowFailed) as failed:
+        workflows.wait(app, instance)
+    assert "cannot double -1" in str(failed.value) and "\n" not in str(failed.value)
+    assert failed.value._render_traceback_() == [f"\u274c {failed.value}"]
+    state = workflows.wait(app, instance, raise_failed=False)
+    assert state.runtime_status.name == "FAILED"
+
+
+@pytest.mark.stack
+def test_wait_for_stops_as_soon_as_the_instance_fails(app):
+    instance = _schedule(app, "twice", -5)
+    # The predicate never holds: without the failure the wait would last 300 s
+    # and end in a "not ready" LabEnvError instead.
+    with pytest.raises(WorkflowFailed, match="cannot double -5"):
+        workflows.wait_for(app, instance, lambda: False, "something that never happens", timeout=300)
+
+
+@pytest.mark.stack
+def test_wait_names_the_status_when_it_gives_up(app):
+    instance = _schedule(app, "forever", None)
+    with pytest.raises(LabEnvError, match=r"did not finish within 1 s \(it is RUNNING\)"):
+        workflows.wait(app, instance, timeout=1)
+    wf_client = workflows.client(app)
+    wf_client.terminate_workflow(instance)
+    wf_client.close()
+    assert workflows.wait(app, instance).runtime_status.name == "TERMINATED"
+
+
+@pytest.mark.stack
+def test_a_module_without_a_runtime_is_reported(tmp_path):
+    (tmp_path / "no_runtime.py").write_text("X = 1\n")
+    with pytest.raises(LabEnvError, match="no_runtime defines no `wfr = wf.WorkflowRuntime\\(\\)`"):
+        workflows.start_workflow_app(unique_name("t-nowfr"), "no_runtime", cwd=tmp_path)
+
+
+def test_ledger_claims_an_effect_once_and_keeps_rows_in_order(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    assert ledger.apply_once("o-1:charge") is True
+    assert ledger.apply_once("o-1:charge") is False
+    ledger.append("o-1", "charge", "started")
+    ledger.append("o-1", "charge", "done", {"amount": 3})
+    ledger.append("o-2", "charge", "started")
+    again = Ledger(tmp_path / "l.sqlite")  # another process opening the same file
+    assert [(r.step, r.event, r.detail) for r in again.rows("o-1")] == [("charge", "started", None), ("charge", "done", {"amount": 3})]
+    assert again.count("o-2", "charge", "started") == 1
+    assert again.effects("o-1") == ["o-1:charge"]
+    assert not again.gate_open("g")
+    ledger.open_gate("g")
+    again.wait_at_gate("g")  # returns at once: the gate is open
+
+
+def test_an_app_without_a_ledger_says_how_to_get_one(monkeypatch):
+    monkeypatch.delenv("LAB_LEDGER", raising=False)
+    with pytest.raises(LabEnvError, match="start_workflow_app"):
+        workflows.ledger()
