@@ -54,6 +54,19 @@ class LifecycleLog:
 lifecycle_log = LifecycleLog()
 
 
+_client = None
+
+
+def _http():  # -> httpx.Client
+    """One keep-alive client for every invoke() of this process (httpx.Client is thread-safe)."""
+    global _client
+    if _client is None:
+        import httpx
+
+        _client = httpx.Client()
+    return _client
+
+
 def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data: object = None,
            timeout: float = 30.0) -> object:
     """Call an actor method through ``app``'s sidecar (Dapr actor HTTP API), synchronously.
@@ -61,10 +74,55 @@ def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data:
     Raises RuntimeError with the sidecar's answer when the call fails, for
     example when the method raised in the app.
     """
-    import httpx
-
     url = f"{app.sidecar_url}/v1.0/actors/{actor_type_name}/{actor_id}/method/{method}"
-    resp = httpx.put(url, json=data, timeout=timeout)
+    resp = _http().put(url, json=data, timeout=timeout)
     if resp.status_code >= 400:
         raise RuntimeError(f"{actor_type_name}.{method} failed ({resp.status_code}): {resp.text[:300]}")
     return resp.json() if resp.content else None
+
+
+def reuse_sidecar_connections() -> None:
+    """Keep the Dapr SDK's HTTP connections to the sidecar open.
+
+    In SDK 1.18 every actor state read or write, timer and reminder call
+    opens a new aiohttp session: a new TCP connection and a resolver thread
+    per call. Profiled under load (bench/actors_bench.py) that is most of an
+    actor host's CPU beyond FastAPI itself. After this call the SDK's client
+    shares one keep-alive session per event loop instead; requests, headers,
+    retries and errors stay the SDK's own. Call it once in an actor app,
+    before it serves requests. Safe to call twice.
+    """
+    import asyncio
+
+    import aiohttp
+    from dapr.clients.http import client as sdk_http
+
+    if getattr(sdk_http.DaprHttpClient.send_bytes, "reuses_connections", False):
+        return
+    sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+    def session() -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        found = sessions.get(loop)
+        if found is None or found.closed:
+            found = sessions[loop] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False))
+        return found
+
+    async def send_bytes(self, method, url, data, headers=None, query_params=None, timeout=None):
+        sent = dict(headers or {})
+        sent.setdefault(sdk_http.CONTENT_TYPE_HEADER, sdk_http.DEFAULT_JSON_CONTENT_TYPE)
+        if sdk_http.settings.DAPR_API_TOKEN is not None:
+            sent[sdk_http.DAPR_API_TOKEN_HEADER] = sdk_http.settings.DAPR_API_TOKEN
+        if self._headers_callback is not None:
+            sent.update(self._headers_callback())
+        sent[sdk_http.USER_AGENT_HEADER] = sdk_http.DAPR_USER_AGENT
+        request = {"method": method, "url": url, "data": data, "headers": sent, "sslcontext": self.get_ssl_context(),
+                   "params": query_params, "timeout": aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout}
+        response = await self.retry_policy.make_http_call(session(), request)
+        if 200 <= response.status < 300:
+            return await response.read(), response
+        raise await self.convert_to_error(response)
+
+    send_bytes.reuses_connections = True  # type: ignore[attr-defined]
+    sdk_http.DaprHttpClient.send_bytes = send_bytes

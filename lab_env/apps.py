@@ -57,7 +57,11 @@ def apps_dir() -> Path:
 
 def uvicorn_command(target: str) -> list[str]:
     """Command that serves an ASGI app ``module:attr`` (found from ``cwd``) on the app port."""
-    return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{app_port}", "--log-level", "warning"]
+    # daprd keeps idle connections to the app for 90 s (Go's default); uvicorn
+    # closes them after 5 s by default, and a call sent on a connection the app
+    # is just closing fails with a 500. The app keeps them longer than daprd.
+    return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{app_port}", "--log-level", "warning",
+            "--timeout-keep-alive", "120"]
 
 
 @dataclass

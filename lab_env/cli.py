@@ -186,6 +186,36 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from . import scale
+    from .actors import actor_type_in
+    from .apps import stop_app
+    from .widgets import require_stack
+
+    require_stack()
+    hosts = scale.start_hosts(args.hosts, name="scale")
+    try:
+        actor_type = actor_type_in(hosts[0], "ProductActor")
+        marks = sorted({m for m in (10_000, 50_000, 100_000) if m < args.actors} | {args.actors})
+        samples = scale.activate(hosts, actor_type, args.actors, "Stock", in_flight=args.in_flight,
+                                 slices=sorted({*range(max(1, args.actors // 20), args.actors, max(1, args.actors // 20)), *marks}))
+        total = sum(s.seconds for s in samples)
+        print(f"{args.actors:,} actors activated in {total:.1f} s: {args.actors / total:,.0f}/s, "
+              f"p99 {max(s.p99_ms for s in samples):.0f} ms (worst slice)")
+        for sample in samples:
+            if sample.actors in marks:
+                print(f"  at {sample.actors:>7,} actors: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sample.rss_mb.items()))
+        for host, count in scale.placement_spread(hosts, actor_type).items():
+            print(f"  {host}: {count:,} active actors (placement's choice)")
+        if args.plot:
+            scale.plot(samples, scale.placement_spread(hosts, actor_type), args.plot)
+            print(f"plot saved to {args.plot}")
+    finally:
+        for host in hosts:
+            stop_app(host)
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .paths import dapr_home
     from .profile import current
@@ -246,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
     s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)
+
+    s = sub.add_parser("scale", help="activate many actors (100,000 by default) over one or more hosts and report",
+                       description="Start HOSTS apps hosting the reference ProductActor, activate ACTORS products "
+                                   "through their sidecars with a progress bar, print rate, latency, memory and how "
+                                   "placement spread them, then stop the hosts. Needs the stack (`lab-env up`).")
+    s.add_argument("--actors", type=int, default=100_000)
+    s.add_argument("--hosts", type=int, default=1)
+    s.add_argument("--in-flight", type=int, default=64)
+    s.add_argument("--plot", metavar="FILE.png", help="also save the activation curve and placement spread")
+    s.set_defaults(fn=cmd_scale)
 
     from .kafka import TOOLS
 

@@ -27,9 +27,10 @@ from dapr.ext.fastapi import DaprActor
 from dapr.ext.workflow import WorkflowRuntime
 from fastapi import FastAPI, Response
 
-from .actors import for_this_run
+from .actors import for_this_run, reuse_sidecar_connections
 
 _worker: dict[str, object] = {"state": "starting"}
+reuse_sidecar_connections()  # the actors' state calls share one keep-alive session
 
 
 def _start_worker(runtime: WorkflowRuntime) -> None:

@@ -22,7 +22,7 @@ from lab_env.notebooks.generate import LABS_DIR, strip_solutions, student_versio
 SPEC = load_spec("01")
 APP_CELL_MARK = "%%app_file marketplace_actors.py"
 REGION_CELL_MARK = "async def reserve_concurrently"
-ACTIVATE_CELL_MARK = "async def activate"
+ACTIVATE_CELL_MARK = "def activation_call"
 
 
 def solution() -> nbformat.NotebookNode:
@@ -46,7 +46,7 @@ def partial() -> nbformat.NotebookNode:
     the notebook-level exercises done."""
     nb = student_version(solution(), "01_actors.ipynb")
     cell(nb, APP_CELL_MARK).source = strip_solutions(cell(solution(), APP_CELL_MARK).source, keep=frozenset({0, 1}))
-    for marker in (REGION_CELL_MARK, "async def activate"):
+    for marker in (REGION_CELL_MARK, ACTIVATE_CELL_MARK):
         cell(nb, marker).source = cell(solution(), marker).source
     return nb
 
@@ -65,8 +65,10 @@ def tampered() -> nbformat.NotebookNode:
 def endless_loop() -> nbformat.NotebookNode:
     """The solution with an endless loop in the scale exercise's answer."""
     nb = solution()
-    target = cell(nb, "async def activate")
-    target.source = target.source.replace("### END SOLUTION", "while True:\n                pass\n            ### END SOLUTION")
+    target = cell(nb, ACTIVATE_CELL_MARK)
+    answer = '    return ("PUT", '
+    assert answer in target.source
+    target.source = target.source.replace(answer, "    while True:\n        pass\n" + answer, 1)
     return nb
 
 
@@ -93,7 +95,7 @@ def _added_cell(code: str) -> Callable[[nbformat.NotebookNode], None]:
 
 def _in_region(code: str, mark: str = REGION_CELL_MARK) -> Callable[[nbformat.NotebookNode], None]:
     """The cheat inside an answer (before its stub's raise): the grader runs it
-    when the answer is called. The unsolved lab calls ``activate`` (scale
+    when the answer is called. The unsolved lab calls ``activation_call`` (scale
     exercise) but never reaches ``reserve_concurrently``."""
     def apply(nb: nbformat.NotebookNode) -> None:
         target = cell(nb, mark)

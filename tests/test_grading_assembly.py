@@ -81,7 +81,7 @@ def test_a_flagged_answer_is_graded_as_not_done_with_the_reason():
 
 def test_the_declared_grading_size_replaces_the_instructors_line_only():
     graded = assemble(_lab(), SPEC)
-    cell = _graded_cell(graded.notebook, "async def activate")
+    cell = _graded_cell(graded.notebook, "def activation_call")
     assert "TOTAL, BATCH = 2_000, 250" in cell.source and "10_000" not in cell.source
 
 
