@@ -7,8 +7,9 @@ Each configuration starts fresh hosts of the reference ProductActor
 (lab_env.agents.product_host: FastAPI + the Dapr SDK, each host an app with its own daprd) on the running
 stack (`lab-env up`; used, never stopped), then:
 
-1. activates --actors fresh actors, one `Stock` each (the actor loads its
-   stock and reservations from Redis through the sidecar), with lab_env.scale's raw asyncio client
+1. activates --actors fresh actors, one `Stock` each (the actor reads its
+   state from Redis through the sidecar once, when activated, and keeps it
+   in memory), with lab_env.scale's raw asyncio client
    spreading the calls over the hosts' sidecars with --in-flight calls in
    flight; rate and latency per slice, RSS and CPU seconds of every process at
    10k, 50k and 100k actors;
@@ -40,6 +41,7 @@ import asyncio
 import json
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -104,7 +106,7 @@ def measure(key: str, actors: int, calls: int, in_flight: int) -> dict:
         "curve": [s.as_dict() for s in activation],
         "calls_per_s": again.rate, "calls_p50_ms": again.p50_ms, "calls_p99_ms": again.p99_ms,
         "cpu_s": {**activation[-1].cpu_s, "client (this process)": client_cpu},
-        "cpu_s_calls": {k: again.cpu_s[k] - activation[-1].cpu_s.get(k, 0) for k in again.cpu_s},
+        "cpu_s_calls": again.cpu_s,  # run() counts CPU from its own start
         "rss_mb_at": {s.actors: s.rss_mb for s in activation if s.actors in MARKS or s.actors == actors},
         "placement_spread": spread, "wrk": wrk,
         "errors": [e for s in [*activation, again] for e in s.errors],
@@ -142,7 +144,9 @@ def floors(in_flight: int, calls: int) -> dict:
         text = subprocess.run(["redis-benchmark", "-h", prof.redis_host, "-p", str(prof.redis_port), "-t", "get",
                                "-n", "200000", "-c", str(in_flight), "-q"], capture_output=True, text=True,
                               timeout=300).stdout
-        out["redis_get_per_s"] = float(text.split("GET:")[1].split("requests")[0].strip().replace(",", ""))
+        found = re.search(r"GET: ([\d.,]+) requests per second", text)
+        if found:
+            out["redis_get_per_s"] = float(found[1].replace(",", ""))
     return out
 
 
@@ -166,43 +170,41 @@ def plot(rows: dict, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--actors", type=int, default=100_000)
-    parser.add_argument("--calls", type=int, default=30_000)
-    parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--configs", default=",".join(CONFIGS))
-    args = parser.parse_args()
-    keys = args.configs.split(",")
-    rows = {}
-    for k in keys:
-        rows[k] = measure(k, args.actors, args.calls, args.in_flight)
-        print(f"{rows[k]['label']}: {rows[k]['activations_per_s']:.0f} activations/s, {rows[k]['calls_per_s']:.0f} calls/s, "
-              f"{len(rows[k]['errors'])} failed calls", flush=True)
-        RESULTS.mkdir(parents=True, exist_ok=True)  # partial results survive a failure in a later configuration
-        (RESULTS / "actors.partial.json").write_text(json.dumps(rows, indent=1, default=str))
-    extra = floors(args.in_flight, args.calls)
+def _names(keys) -> dict[str, str]:
+    """'actbench-2hosts-1-ab12cd sidecar' -> 'host 2 sidecar'."""
+    out = {}
+    for key in keys:
+        app_id, _, role = key.partition(" ")
+        parts = app_id.split("-")
+        out[key] = f"host {int(parts[-2]) + 1} {role}" if role and len(parts) >= 3 and parts[-2].isdigit() else key
+    return out
+
+
+def render(data: dict) -> str:
+    args, rows, extra, env = data["args"], data["rows"], data["floors"], data["env"]
+    keys = list(rows)
     ref = rows[keys[0]]
     best = max(rows.values(), key=lambda r: r["activations_per_s"])
 
-    def procs(cpu: dict) -> str:
-        return ", ".join(f"{k.split(' ')[-1] if ' ' in k else k} {v:.0f}" for k, v in cpu.items())
+    def per_process(values: dict) -> str:
+        names = _names(values)
+        return ", ".join(f"{names[k]} {v:.0f}" for k, v in values.items())
 
-    lines = ["| configuration | activations/s | 100k in | act. p50 / p99 ms | calls/s (active) | call p50 / p99 ms | "
-             "failed calls | activations/s vs ref | calls/s vs ref |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| configuration | activations/s | 100k in | act. p50 / p99 ms (worst slice) | calls/s (active) | "
+             "call p50 / p99 ms | failed calls | activations/s vs ref | calls/s vs ref |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows.values():
-        lines.append(f"| {r['label']} | {r['activations_per_s']:.0f} | {r['activation_s'] * 100_000 / args.actors:.0f} s | "
+        lines.append(f"| {r['label']} | {r['activations_per_s']:.0f} | {r['activation_s'] * 100_000 / args['actors']:.0f} s | "
                      f"{r['activation_p50_ms']:.0f} / {r['activation_p99_ms']:.0f} | {r['calls_per_s']:.0f} | "
                      f"{r['calls_p50_ms']:.0f} / {r['calls_p99_ms']:.0f} | {len(r['errors'])} | "
                      f"{r['activations_per_s'] / ref['activations_per_s']:.2f}x | {r['calls_per_s'] / ref['calls_per_s']:.2f}x |")
-    mem = ["| configuration | actors | " + " | ".join(["RSS MB per process"]) + " |", "| --- | ---: | --- |"]
+    mem = ["| configuration | actors | RSS MB per process |", "| --- | ---: | --- |"]
     for r in rows.values():
         for at, rss in r["rss_mb_at"].items():
-            mem.append(f"| {r['label']} | {int(at):,} | " + ", ".join(f"{k.split('-')[-1]} {v:.0f}" for k, v in rss.items()) + " |")
+            mem.append(f"| {r['label']} | {int(at):,} | {per_process(rss)} |")
     cpu = ["| configuration | CPU s during activation | CPU s during calls | placement spread |", "| --- | --- | --- | --- |"]
     for r in rows.values():
-        cpu.append(f"| {r['label']} | {', '.join(f'{k} {v:.0f}' for k, v in r['cpu_s'].items())} | "
-                   f"{', '.join(f'{k} {v:.0f}' for k, v in r['cpu_s_calls'].items())} | "
+        cpu.append(f"| {r['label']} | {per_process(r['cpu_s'])} | {per_process(r['cpu_s_calls'])} | "
                    f"{', '.join(f'{v:,}' for v in r['placement_spread'].values())} |")
     checks = ["| measure | per s | vs best activations/s |", "| --- | ---: | ---: |",
               f"| lab 01's httpx loop, activations ({extra['activations_compared']:,}, 1 host) | "
@@ -216,22 +218,43 @@ def main() -> None:
             checks.append(f"| wrk, calls to active actors, {r['label']} (raw client: {r['calls_per_s']:.0f}/s) | "
                           f"{r['wrk']['calls_per_s']:.0f} | {r['wrk']['calls_per_s'] / best['activations_per_s']:.2f}x |")
     if "redis_get_per_s" in extra:
-        checks.append(f"| redis-benchmark GET, same Redis, {args.in_flight} clients | {extra['redis_get_per_s']:.0f} | "
+        checks.append(f"| redis-benchmark GET, same Redis, {args['in_flight']} clients | {extra['redis_get_per_s']:.0f} | "
                       f"{extra['redis_get_per_s'] / best['activations_per_s']:.1f}x |")
-    env = f"daprd {pins().dapr_runtime}, Python SDK {pins().dapr_python_sdk}, Python {platform.python_version()}, 2 cores"
-    text = (f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args.actors} --calls {args.calls} "
-            f"--in-flight {args.in_flight}` ({env}). Actor: the reference ProductActor (lab_env.agents.product_host), method `Stock`. Load: "
-            f"lab_env.scale's raw asyncio client, {args.in_flight} calls in flight spread over the hosts' sidecars. "
-            f"The reference is the first row.\n\n" + "\n".join(lines) + "\n\nMemory at 10k, 50k and 100k actors:\n\n"
+    return (f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
+            f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.agents.product_host), "
+            f"method `Stock`. Load: lab_env.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
+            f"hosts' sidecars. The reference is the first row. Activation p99 is that of the worst slice of "
+            f"5,000.\n\n" + "\n".join(lines) + "\n\nMemory at 10k, 50k and 100k actors:\n\n"
             + "\n".join(mem) + "\n\nCPU seconds per process (who is the bottleneck) and how placement spread the actors:\n\n"
             + "\n".join(cpu) + "\n\nFloors and checks (same run):\n\n" + "\n".join(checks) + "\n\n![activation curve](actors.png)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--actors", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=30_000)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--render", action="store_true", help="only rewrite actors.md and actors.png from actors.json")
+    args = parser.parse_args()
+    if args.render:
+        data = json.loads((RESULTS / "actors.json").read_text())
+    else:
+        rows = {}
+        for k in args.configs.split(","):
+            rows[k] = measure(k, args.actors, args.calls, args.in_flight)
+            print(f"{rows[k]['label']}: {rows[k]['activations_per_s']:.0f} activations/s, {rows[k]['calls_per_s']:.0f} "
+                  f"calls/s, {len(rows[k]['errors'])} failed calls", flush=True)
+            RESULTS.mkdir(parents=True, exist_ok=True)  # partial results survive a failure in a later configuration
+            (RESULTS / "actors.partial.json").write_text(json.dumps(rows, indent=1, default=str))
+        env = f"daprd {pins().dapr_runtime}, Python SDK {pins().dapr_python_sdk}, Python {platform.python_version()}, 2 cores"
+        data = {"args": vars(args), "env": env, "rows": rows, "floors": floors(args.in_flight, args.calls)}
+        (RESULTS / "actors.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+        (RESULTS / "actors.partial.json").unlink(missing_ok=True)
+    text = render(data)
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "actors.json").write_text(json.dumps({"args": vars(args), "env": env, "rows": rows, "floors": extra},
-                                                    indent=1, default=str) + "\n")
     (RESULTS / "actors.md").write_text(text)
-    plot(rows, RESULTS / "actors.png")
-    (RESULTS / "actors.partial.json").unlink(missing_ok=True)
+    plot(data["rows"], RESULTS / "actors.png")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def reuse_sidecar_connections() -> None:
     actor host's CPU beyond FastAPI itself. After this call the SDK's client
     shares one keep-alive session per event loop instead; requests, headers,
     retries and errors stay the SDK's own. Call it once in an actor app,
-    before it serves requests. Safe to call twice.
+    when it starts serving (in its lifespan), not at import: a notebook that
+    imports the app's module keeps the SDK as it is. Safe to call twice.
     """
     import asyncio
 
@@ -119,7 +120,11 @@ def reuse_sidecar_connections() -> None:
         sent[sdk_http.USER_AGENT_HEADER] = sdk_http.DAPR_USER_AGENT
         request = {"method": method, "url": url, "data": data, "headers": sent, "sslcontext": self.get_ssl_context(),
                    "params": query_params, "timeout": aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout}
-        response = await self.retry_policy.make_http_call(session(), request)
+        try:
+            response = await self.retry_policy.make_http_call(session(), request)
+        except aiohttp.ServerDisconnectedError:
+            # A kept connection the sidecar closed (it restarted): once more on a fresh one.
+            response = await self.retry_policy.make_http_call(session(), request)
         if 200 <= response.status < 300:
             return await response.read(), response
         raise await self.convert_to_error(response)

@@ -30,7 +30,6 @@ from fastapi import FastAPI, Response
 from .actors import for_this_run, reuse_sidecar_connections
 
 _worker: dict[str, object] = {"state": "starting"}
-reuse_sidecar_connections()  # the actors' state calls share one keep-alive session
 
 
 def _start_worker(runtime: WorkflowRuntime) -> None:
@@ -44,6 +43,7 @@ def _start_worker(runtime: WorkflowRuntime) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
+    reuse_sidecar_connections()  # the actors' state calls share one keep-alive session
     module = importlib.import_module(os.environ["LAB_WORKFLOW_MODULE"])
     for cls in getattr(module, "ACTORS", []):
         await actors.register_actor(for_this_run(cls))

@@ -35,16 +35,25 @@ class ProductInterface(ActorInterface):
 
 
 class ProductActor(Actor, ProductInterface):
-    """Stock plus the reservations that hold part of it, by order id."""
+    """Stock plus the reservations that hold part of it, by order id.
+
+    An active actor is the only writer of its state (one activation, one
+    turn at a time), so it reads its state once when activated and keeps it
+    in memory; every change is saved before the call returns. (The SDK's
+    state manager caches only keys that exist, so a product with no saved
+    state would otherwise read Redis on every call.)
+    """
+
+    async def _on_activate(self) -> None:
+        _, saved = await self._state_manager.try_get_state("product")
+        self._product = saved or {"stock": 0, "reservations": {}}
 
     async def _load(self) -> tuple[int, dict[str, int]]:
-        _, stock = await self._state_manager.try_get_state("stock")
-        _, held = await self._state_manager.try_get_state("reservations")
-        return stock or 0, held or {}
+        return self._product["stock"], dict(self._product["reservations"])
 
     async def _save(self, stock: int, held: dict[str, int]) -> None:
-        await self._state_manager.set_state("stock", stock)
-        await self._state_manager.set_state("reservations", held)
+        self._product = {"stock": stock, "reservations": held}
+        await self._state_manager.set_state("product", self._product)
         await self._state_manager.save_state()
 
     async def stock(self) -> int:

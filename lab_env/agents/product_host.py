@@ -21,11 +21,6 @@ from fastapi import FastAPI
 from ..actors import for_this_run, reuse_sidecar_connections
 from .market_actors import ProductActor
 
-# One keep-alive session to the sidecar instead of a connection per state call
-# (LAB_REUSE_SIDECAR_CONNECTIONS=0 measures the SDK as shipped).
-if os.environ.get("LAB_REUSE_SIDECAR_CONNECTIONS", "1") != "0":
-    reuse_sidecar_connections()
-
 # Idle actors stay active this long; a scale run must not lose them mid-way.
 ActorRuntime.set_actor_config(ActorRuntimeConfig(
     actor_idle_timeout=timedelta(seconds=float(os.environ.get("IDLE_SECONDS", "1800")))))
@@ -33,6 +28,10 @@ ActorRuntime.set_actor_config(ActorRuntimeConfig(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
+    # One keep-alive session to the sidecar instead of a connection per state
+    # call (LAB_REUSE_SIDECAR_CONNECTIONS=0 measures the SDK as shipped).
+    if os.environ.get("LAB_REUSE_SIDECAR_CONNECTIONS", "1") != "0":
+        reuse_sidecar_connections()
     await actors.register_actor(for_this_run(ProductActor))
     yield
 
