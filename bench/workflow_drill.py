@@ -60,7 +60,7 @@ def one_order(app, order_id: str, hold_at: str | None) -> dict:
     scheduled = time.monotonic()
     resumed = None
     if hold_at:
-        wait_until(lambda: ledger.count(instance, hold_at, "started") >= 1, 120, f"{hold_at} to start")
+        wait_until(lambda: ledger.held(f"{instance}:{hold_at}"), 120, f"{hold_at} to reach its gate")
         app.crash()
         restarted = time.monotonic()
         workflows.restart(app)

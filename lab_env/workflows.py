@@ -368,6 +368,7 @@ class Ledger:
                 " event TEXT, detail TEXT, at REAL, pid INTEGER);"
                 "CREATE TABLE IF NOT EXISTS effects (effect TEXT PRIMARY KEY, at REAL);"
                 "CREATE TABLE IF NOT EXISTS gates (gate TEXT PRIMARY KEY);"
+                "CREATE TABLE IF NOT EXISTS held (gate TEXT PRIMARY KEY);"
             )
 
     @contextmanager
@@ -388,6 +389,23 @@ class Ledger:
         with self._db() as db:
             return db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)",
                               (effect, time.time())).rowcount == 1
+
+    def effect_once(self, key: str, step: str, detail: object = None) -> bool:
+        """Apply a step's effect (an ``effect`` row) once per key and step.
+
+        The claim and the effect are one SQLite transaction: a process killed
+        between "I did it" and "I remember doing it" would otherwise either
+        lose the effect or apply it twice on the re-run. True if applied now.
+        """
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            claimed = db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)",
+                                 (f"{key}:{step}", time.time())).rowcount == 1
+            if claimed:
+                db.execute("INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
+                           (key, step, "effect", json.dumps(detail), time.time(), os.getpid()))
+            db.execute("COMMIT")
+            return claimed
 
     def rows(self, key: str | None = None) -> list[LedgerRow]:
         with self._db() as db:
@@ -418,9 +436,17 @@ class Ledger:
             return db.execute("SELECT 1 FROM gates WHERE gate = ?", (gate,)).fetchone() is not None
 
     def wait_at_gate(self, gate: str, poll: float = 0.05) -> None:
-        """Block (in an activity) until the notebook opens ``gate``."""
+        """Block (in an activity) until the notebook opens ``gate``; ``held``
+        tells the notebook that something is waiting there."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO held (gate) VALUES (?)", (gate,))
         while not self.gate_open(gate):
             time.sleep(poll)
+
+    def held(self, gate: str) -> bool:
+        """True once an activity has reached ``gate`` (it may still be waiting)."""
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM held WHERE gate = ?", (gate,)).fetchone() is not None
 
 
 def ledger(app: DaprApp | None = None) -> Ledger:

@@ -46,8 +46,7 @@ def start(tmp_path):
 def test_order_checks_reject_a_doubled_effect_the_clock_and_an_extra_attempt(start):
     app = start("order_workflow", _mutated(
         "order_workflow.py",
-        ('    if LEDGER.apply_once(f"{key}:{step}"):\n        LEDGER.append(key, step, "effect")',
-         '    LEDGER.append(key, step, "effect")'),
+        ('    LEDGER.effect_once(key, step)', '    LEDGER.append(key, step, "effect")'),
         ("ref = f\"{order['id']}@{ctx.current_utc_datetime:%H:%M:%S.%f}\"",
          "ref = f\"{order['id']}@{__import__('time').time_ns()}\""),
         ('max_number_of_attempts=request["max_attempts"]', 'max_number_of_attempts=request["max_attempts"] + 1'),

@@ -120,9 +120,13 @@ def test_ledger_claims_an_effect_once_and_keeps_rows_in_order(tmp_path):
     assert [(r.step, r.event, r.detail) for r in again.rows("o-1")] == [("charge", "started", None), ("charge", "done", {"amount": 3})]
     assert again.count("o-2", "charge", "started") == 1
     assert again.effects("o-1") == ["o-1:charge"]
-    assert not again.gate_open("g")
+    assert again.effect_once("o-1", "ship", {"parcel": 1}) is True
+    assert again.effect_once("o-1", "ship") is False  # a re-run: no second effect row
+    assert [r.detail for r in again.rows("o-1") if r.event == "effect"] == [{"parcel": 1}]
+    assert not again.gate_open("g") and not again.held("g")
     ledger.open_gate("g")
     again.wait_at_gate("g")  # returns at once: the gate is open
+    assert ledger.held("g")
 
 
 def test_an_app_without_a_ledger_says_how_to_get_one(monkeypatch):

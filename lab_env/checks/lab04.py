@@ -57,8 +57,8 @@ def order_workflow(app: DaprApp) -> str:
     return "5 activities in order, custom status and output"
 
 
-@check("crash and resume", hint="in _step: apply the effect only `if LEDGER.apply_once(f'{key}:{step}')`, "
-                                "then append the 'effect' row; the re-run after a crash must skip it")
+@check("crash and resume", hint="in _step: LEDGER.effect_once(key, step) applies the effect and remembers it in one "
+                                "transaction; the re-run after a crash must not apply it again")
 def crash_resume(app: DaprApp) -> str:
     """Kill the whole host (app and sidecar) while step 3 runs, restart it, let it finish."""
     ledger = workflows.ledger(app)
@@ -70,8 +70,8 @@ def crash_resume(app: DaprApp) -> str:
     finally:
         wf_client.close()
 
-    workflows.wait_for(app, instance, lambda: ledger.count(instance, "pack", "started") >= 1, "step 3 (pack) started",
-                       PATIENCE)
+    # The kill lands while step 3 waits at its gate: after its effect, before it reports back.
+    workflows.wait_for(app, instance, lambda: ledger.held(f"{instance}:pack"), "step 3 (pack) reached its gate", PATIENCE)
     app.crash()
     workflows.restart(app)
     ledger.open_gate(f"{instance}:pack")
