@@ -38,13 +38,17 @@ class Sample:
     rss_mb: dict[str, float] = field(default_factory=dict)  # per process: app / sidecar of each host
     cpu_s: dict[str, float] = field(default_factory=dict)   # CPU seconds per process since the run began
     errors: list[str] = field(default_factory=list)         # failed calls, when the run counts them
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # every call's, in order of completion
 
     @property
     def rate(self) -> float:
         return self.calls / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "rate": self.rate}
+        """Everything but the latencies themselves (JSON for a results file)."""
+        data = asdict(self)
+        del data["latencies_ms"]
+        return {**data, "rate": self.rate}
 
 
 class _Connection:
@@ -174,7 +178,7 @@ def _cpu(procs: dict[str, psutil.Process]) -> dict[str, float]:
     return out
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -223,9 +227,10 @@ def run(hosts: Sequence[DaprApp], calls: list[tuple[str, str, bytes]], *, in_fli
             seconds = time.perf_counter() - started
             cpu_now = _cpu(procs)
             sample = Sample(actors=end, calls=end - begin, seconds=seconds,
-                            p50_ms=statistics.median(latencies), p99_ms=_percentile(latencies, 0.99),
+                            p50_ms=statistics.median(latencies), p99_ms=percentile(latencies, 0.99),
                             rss_mb={n: p.memory_info().rss / 2**20 for n, p in procs.items()},
-                            cpu_s={n: cpu_now[n] - cpu_start[n] for n in procs}, errors=errors or [])
+                            cpu_s={n: cpu_now[n] - cpu_start[n] for n in procs}, errors=errors or [],
+                            latencies_ms=latencies)
             samples.append(sample)
             if on_slice:
                 on_slice(sample)
