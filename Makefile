@@ -18,9 +18,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# The venv is rebuilt from the lock whenever the lock changes.
+# The venv is rebuilt from the lock whenever the lock changes. --inexact keeps
+# the test-only browser group (test-tools) when `make lab` syncs again.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --inexact --python $(PYTHON)
 	touch $@
 
 setup: $(VENV)/.synced
@@ -29,11 +30,15 @@ setup: $(VENV)/.synced
 lab: setup
 	$(LAB_ENV) lab
 
-# shellcheck lints the devcontainer scripts in the test suite.
-test-tools:
-	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) || \
-	  echo "note: install shellcheck to lint the devcontainer scripts"; }
+# shellcheck lints the devcontainer scripts in the test suite; chromium and
+# playwright (the browser group) run the learner's path in JupyterLab
+# (tests/test_browser.py). Debian's chromium: no browser is ever downloaded.
+test-tools: $(VENV)/.synced
+	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium >/dev/null) || \
+	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
+	$(UV) sync --frozen --inexact --group browser --python $(PYTHON)
 
 test: setup test-tools
 	$(VENV)/bin/python -m pytest

@@ -8,8 +8,14 @@ started it. Set LAB_ENV_KEEP_STACK=1 to leave it running.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
+
+# Checks the suite runs (nbval kernels inherit this) never write a learner's
+# progress record (lab_env.course).
+os.environ["LAB_ENV_PROGRESS"] = str(Path(tempfile.mkdtemp(prefix="lab-env-progress-")) / "progress.json")
 
 
 def _needs_stack(item: pytest.Item) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -105,18 +104,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from .paths import REPO_ROOT
+    from .jupyter import lab_command
     from .stack import up
 
     up()
-    jupyter = shutil.which("jupyter") or os.path.join(os.path.dirname(sys.executable), "jupyter")
-    # Jupyter keeps its token; it listens on loopback only.
-    argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={REPO_ROOT}"]
-    if args.port:
-        argv += ["--port", str(args.port)]
-    if os.geteuid() == 0:  # containers and CI machines often run as root
-        argv.append("--allow-root")
-    os.execv(argv[0], argv)
+    argv, env = lab_command(port=args.port)
+    os.execve(argv[0], argv, env)
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from .course import progress_table
+
+    print(progress_table())
     return 0
 
 
@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lab", help="start the stack and open JupyterLab")
     s.add_argument("--port", type=int, default=None)
     s.set_defaults(fn=cmd_lab)
+
+    sub.add_parser("progress", help="which checks passed in your last run of each lab").set_defaults(fn=cmd_progress)
 
     s = sub.add_parser("grade", help="grade a folder of learners' notebooks (gradebook, JUnit, feedback)")
     s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")

@@ -51,13 +51,24 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
             try:
                 detail = fn(*args, **kwargs)
             except Exception as err:
+                _record(fn, passed=False)
                 raise _as_failure(name, hint, err) from None
+            _record(fn, passed=True)
             print(_pass_line(name, detail))
 
         run.check_name, run.check_hint = name, hint  # type: ignore[attr-defined]  # read by verdict()
         return run
 
     return decorate
+
+
+def _record(fn: Callable[..., object], passed: bool) -> None:
+    """The learner's progress record (lab_env.course); verdict(), the grader's path, never writes it."""
+    from ..course import lab_of_module, record
+
+    lab = lab_of_module(fn.__module__)
+    if lab:
+        record(lab, fn.__name__, passed)
 
 
 def _pass_line(name: str, detail: str | None) -> str:

@@ -155,6 +155,16 @@ def build_labs(solutions: Path = SOLUTIONS_DIR, labs: Path = LABS_DIR, check: bo
             labs.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
             results.append(target)
+    if labs == LABS_DIR:  # the course overview lists the real labs/ only
+        from ..course import OVERVIEW_NAME, overview_notebook
+
+        target, text = labs / OVERVIEW_NAME, render(overview_notebook())
+        if check:
+            if not target.exists() or target.read_text() != text:
+                results.append(target)
+        else:
+            target.write_text(text)
+            results.append(target)
     if check and labs.exists():
         results += [p for p in sorted(labs.glob("[0-9][0-9]_*.ipynb")) if p.name not in expected]
     return results

@@ -1,0 +1,81 @@
+"""The course catalogue, the learner's progress record and the overview."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lab_env import course
+from lab_env.checks.core import CheckFailed, check, verdict
+
+
+@pytest.fixture
+def record(tmp_path, monkeypatch):
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv("LAB_ENV_PROGRESS", str(path))
+    return path
+
+
+def _lab01_check(name: str, ok: bool):
+    def body():
+        assert ok, "the stock is wrong"
+
+    body.__name__ = name
+    body.__module__ = "lab_env.checks.lab01"  # as if defined there
+    return check("a check", hint="read the hint")(body)
+
+
+def test_checks_run_in_a_notebook_record_their_latest_outcome(record):
+    with pytest.raises(CheckFailed):
+        _lab01_check("product_stock", ok=False)()
+    _lab01_check("base_agent", ok=True)()
+    data = json.loads(record.read_text())
+    assert {k: v["passed"] for k, v in data["01"].items()} == {"product_stock": False, "base_agent": True}
+    _lab01_check("product_stock", ok=True)()  # fixed: the latest run counts
+    assert json.loads(record.read_text())["01"]["product_stock"]["passed"] is True
+
+
+def test_the_graders_verdicts_leave_the_record_alone(record):
+    assert not verdict(_lab01_check("base_agent", ok=False)).passed
+    assert not record.exists()
+
+
+def test_progress_counts_the_labs_own_check_cells(record):
+    course.record("01", "base_agent", True)
+    course.record("01", "turn_based", False)
+    course.record("01", "not_a_cell_of_the_lab", True)
+    lab01 = next(p for p in course.progress() if p.lab.number == "01")
+    names = course.LABS[0].checks()
+    assert lab01.total == len(names) >= 5 and "base_agent" in names
+    assert lab01.passed == [names["base_agent"]] and lab01.failed == [names["turn_based"]]
+    assert lab01.status == "started"
+    assert {p.lab.number: p.status for p in course.progress()}["02"] == "not started"
+    for name in names:
+        course.record("01", name, True)
+    assert next(p for p in course.progress() if p.lab.number == "01").status == "done"
+
+
+def test_a_corrupt_record_reads_as_no_progress(record):
+    record.write_text("{not json")
+    assert all(not p.passed for p in course.progress())
+    course.record("02", "cloudevent", True)  # and is replaced by the next outcome
+    assert json.loads(record.read_text()) == {"02": {"cloudevent": json.loads(record.read_text())["02"]["cloudevent"]}}
+
+
+def test_labs_are_listed_in_order_and_existing_ones_link_to_their_notebook(record):
+    numbers = [lab.number for lab in course.LABS]
+    assert numbers == sorted(numbers) and numbers[:4] == ["01", "02", "03", "04"]
+    page = course.overview_html()
+    for lab in course.LABS:
+        assert (f'href="{lab.notebook}"' in page) == lab.available
+    assert page.index("Agents as virtual actors") < page.index("Durable agent workflows")
+
+
+def test_lab_env_progress_prints_the_table(record):
+    course.record("01", "base_agent", True)
+    out = subprocess.run([sys.executable, "-m", "lab_env.cli", "progress"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "01" in out and f"1/{len(course.LABS[0].checks())}" in out and str(record) in out
