@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -22,8 +23,9 @@ def _mark(ok: bool) -> str:
 def cmd_setup(args: argparse.Namespace) -> int:
     from .provision import setup
 
-    setup(force=args.force)
-    print("setup complete: run `lab-env up` to start the stack")
+    seconds = setup(force=args.force, cli=args.cli)
+    print("setup complete (" + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
+          + "): run `lab-env up` to start the stack")
     return 0
 
 
@@ -220,6 +222,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from .paths import dapr_home
     from .profile import current
+    from .provision import install_dapr_cli
+
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for eval
+        install_dapr_cli()  # built on first use (a few minutes, once)
 
     for key, value in current().dapr_cli_env().items():
         print(f"export {key}={value}")
@@ -233,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("setup", help="install the native stack (idempotent, cached)")
     s.add_argument("--force", action="store_true", help="rebuild and re-download even if present")
+    s.add_argument("--cli", action="store_true", help="also build the Dapr CLI now (otherwise on first use: lab 05)")
     s.set_defaults(fn=cmd_setup)
 
     s = sub.add_parser("up", help="start redis, kafka, placement and scheduler")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from .paths import REPO_ROOT
 
@@ -20,10 +21,10 @@ CONFIG_DIR = REPO_ROOT / "jupyter"
 START_PAGE = "labs/00_overview.ipynb"
 
 
-def lab_command(port: int | None = None) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of the course's JupyterLab server."""
+def lab_command(port: int | None = None, root_dir: Path = REPO_ROOT) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the course's JupyterLab server (serving ``root_dir``, the repo)."""
     jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or shutil.which("jupyter") or "jupyter"
-    argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={REPO_ROOT}",
+    argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={root_dir}",
             f"--LabApp.default_url=/lab/tree/{START_PAGE}"]
     if port:
         argv += ["--port", str(port)]

@@ -18,6 +18,7 @@ from lab_env.paths import dapr_bin
 from lab_env.probes import http_status, wait_until
 from lab_env.procs import free_ports, stop
 from lab_env.profile import current
+from lab_env.provision import install_dapr_cli
 
 pytestmark = pytest.mark.stack
 
@@ -58,8 +59,7 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir):
 
 
 def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
-    if not dapr_bin("dapr").exists():
-        pytest.skip("the Dapr CLI is installed by `lab-env setup`")
+    install_dapr_cli()  # built on first use; cached after that
     app_id = unique_name("dapr-cli")
     http_port, grpc_port = free_ports(2)
     env = {**os.environ, **current().dapr_cli_env()}

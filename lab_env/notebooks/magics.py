@@ -10,6 +10,9 @@ declarative Subscription, say) to pass to ``start_app(resources=[...])``.
 (per-run topics and app ids); ``$$`` is a literal ``$``. The file is checked
 with ``load_resource``. A cell still holding an exercise stub raises
 NotImplementedError, like unfinished Python, and saves nothing.
+
+Loading the extension also makes errors from learners' apps show as one
+line (lab_env.notebooks.errors).
 """
 
 from __future__ import annotations
@@ -89,3 +92,7 @@ def load_ipython_extension(ipython) -> None:
     register_cell_magic(resource_file)
     # The notebook imports interfaces from the modules it saves.
     sys.path.insert(0, str(workspace()))
+    # Dapr SDK and connection errors from learners' apps show as one line (%tb has the rest).
+    from .errors import install
+
+    install(ipython)

@@ -16,15 +16,39 @@ from .redis import install_redis
 __all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_kcat", "install_redis", "require_tools", "setup"]
 
 
-def setup(force: bool = False) -> None:
+def setup(force: bool = False, cli: bool = False) -> dict[str, float]:
+    """Install what the labs need; returns seconds per step.
+
+    The Dapr runtime's Go build (CPU) and Kafka's Maven fetch (network) run
+    at once. The Dapr CLI is not needed before lab 05: it is built on first
+    use (install_dapr_cli, `lab-env env`), or here with ``cli``.
+    """
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..profile import current
 
-    if current().name == "native":
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, step) -> None:
+        started = time.perf_counter()
+        step()
+        seconds[name] = time.perf_counter() - started
+
+    native = current().name == "native"
+    if native:
         require_tools()
-        install_redis()
-        install_kafka(force=force)
+        timed("redis", install_redis)
     # In the container profile Redis and Kafka are compose services; the
-    # sidecars (daprd) and the CLI still run in the workspace.
-    install_dapr(force=force)
-    install_dapr_cli(force=force)
-    install_kcat()  # optional: a note, never a failure, when it cannot be installed
+    # sidecars (daprd) still run in the workspace.
+    steps = {"dapr runtime": lambda: install_dapr(force=force)}
+    if native:
+        steps["kafka"] = lambda: install_kafka(force=force)
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        futures = [pool.submit(timed, name, step) for name, step in steps.items()]
+    for future in futures:
+        future.result()  # the first failure, after every step has finished or failed
+    if cli:
+        timed("dapr cli", lambda: install_dapr_cli(force=force))
+    timed("kcat", install_kcat)  # optional: a note, never a failure, when it cannot be installed
+    return seconds

@@ -1,0 +1,181 @@
+"""The learner's first steps, in a real browser: JupyterLab in Debian's
+headless chromium, driven by Playwright, against the live stack.
+
+For every lab: open the course's JupyterLab (started as `lab-env lab` starts
+it, with a token), see the overview and no news prompt, open the student
+notebook, run it cell by cell up to its first check and see the stack widget
+green and the check's one-line ❌ with its hint; then do the same in the
+solution and see ✅. Screenshots go to test-artifacts/browser/.
+
+JupyterLab serves a copy of labs/ and solutions/ (its autosave must never
+write outputs into the repo's notebooks); the code they run is the repo's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+
+from lab_env.course import LABS, OVERVIEW_NAME
+from lab_env.jupyter import lab_command
+from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
+from lab_env.paths import REPO_ROOT
+from lab_env.procs import free_ports
+
+pytestmark = pytest.mark.stack
+
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+# Debian's chromium package: /usr/bin/chromium is a wrapper script around this binary.
+CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
+LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update"]
+CELL_LIMIT_MS = 300_000  # a safety net against a hung cell, never a pass/fail criterion
+AVAILABLE = [lab for lab in LABS if lab.available]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is not installed: `make test-tools` installs it (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: `make test-tools` installs the 'browser' dependency group")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def jupyter(tmp_path_factory):
+    """The course's JupyterLab on a free port, serving a copy of the notebooks."""
+    root = tmp_path_factory.mktemp("jupyter-root")
+    shutil.copytree(LABS_DIR, root / "labs")
+    shutil.copytree(SOLUTIONS_DIR, root / "solutions")
+    token = secrets.token_hex(16)
+    (port,) = free_ports(1)
+    argv, env = lab_command(port=port, root_dir=root)
+    env["JUPYTER_TOKEN"] = token
+    log = open(root / "jupyter.log", "w")
+    server = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # readiness: the server answers its API with the token
+            try:
+                if httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, f"JupyterLab exited: {(root / 'jupyter.log').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "JupyterLab did not answer within 120 s"
+            time.sleep(0.2)
+        yield url, token, root
+    finally:
+        # Shut kernels down through the API: each stops the lab apps it started.
+        try:
+            for kernel in httpx.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json():
+                httpx.delete(f"{url}/api/kernels/{kernel['id']}", params={"token": token}, timeout=60)
+        except httpx.HTTPError:
+            pass
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def _open(browser, url: str, token: str, path: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/{path}?token={token}")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    # The kernel is ready when the toolbar's status says so.
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
+    return page
+
+
+def _first_check(path: Path) -> int:
+    cells = nbformat.read(path, as_version=4).cells
+    return next(i for i, c in enumerate(cells) if "check" in c.get("metadata", {}).get("lab_env", {}))
+
+
+def _run_through(page, last: int) -> dict[int, str]:
+    """Run cells 0..last one at a time, as a learner pressing Shift+Enter does;
+    return each code cell's output text. A cell that fails does not stop the walk."""
+    outputs: dict[int, str] = {}
+    for index in range(last + 1):
+        cell = page.locator(f".jp-Notebook .jp-Cell[data-windowed-list-index='{index}']")
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").first.click()  # selects the cell without editing it
+        page.keyboard.press("Escape")
+        page.keyboard.press("Shift+Enter")
+        if "jp-CodeCell" in (cell.get_attribute("class") or ""):
+            prompt = cell.locator(".jp-InputPrompt")
+            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
+                                   timeout=CELL_LIMIT_MS)
+            outputs[index] = cell.locator(".jp-OutputArea").inner_text()
+    return outputs
+
+
+def test_jupyterlab_opens_on_the_course_overview_without_the_news_prompt(browser, jupyter):
+    url, token, _ = jupyter
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab?token={token}")
+    overview = page.locator(".jp-Notebook")
+    overview.first.wait_for(timeout=120_000)
+    page.get_by_text("course overview", exact=False).first.wait_for(timeout=60_000)
+    assert page.locator(f"li.lm-TabBar-tab[title*='{OVERVIEW_NAME}']").count() == 1
+    # The file browser shows the labs folder.
+    page.locator(".jp-DirListing-item[title*='01_actors.ipynb']").first.wait_for(timeout=30_000)
+    # The course's settings answer the news question for the learner, so JupyterLab never asks.
+    notification = httpx.get(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                             params={"token": token}, timeout=10).json()["composite"]
+    assert notification["fetchNews"] == "false" and notification["checkForUpdates"] is False
+    assert page.get_by_text("Jupyter news", exact=False).count() == 0
+    _shot(page, "00-overview")
+    page.close()
+
+
+@pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.number)
+def test_a_learner_runs_the_lab_to_its_first_check_then_the_solution_passes_it(browser, jupyter, lab):
+    url, token, _ = jupyter
+    last = _first_check(LABS_DIR / lab.notebook)
+    check_name = nbformat.read(LABS_DIR / lab.notebook, as_version=4).cells[last].source.strip()
+
+    page = _open(browser, url, token, f"labs/{lab.notebook}")
+    outputs = _run_through(page, last)
+    setup = outputs[min(outputs)]
+    assert all(f"{name}" in setup for name in ("redis", "kafka", "placement", "scheduler")), setup
+    assert setup.count("ready") >= 4, f"the stack widget is not all green: {setup}"
+    failed = outputs[last]
+    assert failed.startswith("\u274c") and "Hint:" in failed, f"{check_name}: {failed!r}"
+    assert len(failed.strip().splitlines()) == 2, f"not one line and its hint: {failed!r}"
+    for index, text in outputs.items():  # no SDK traceback anywhere on the learner's path
+        assert "Traceback" not in text and "site-packages" not in text, f"cell {index}: {text[:600]}"
+    page.locator(f".jp-Notebook .jp-Cell[data-windowed-list-index='{last}']").scroll_into_view_if_needed()
+    _shot(page, f"{lab.number}-lab-first-check")
+    page.close()
+
+    page = _open(browser, url, token, f"solutions/{lab.notebook}")
+    outputs = _run_through(page, _first_check(SOLUTIONS_DIR / lab.notebook))
+    passed = outputs[max(outputs)]
+    assert re.match(r"\u2705 .+: passed", passed.strip()), passed
+    _shot(page, f"{lab.number}-solution-first-check")
+    page.close()
