@@ -28,7 +28,7 @@ setup: $(VENV)/.synced
 	$(LAB_ENV) setup
 
 lab: setup
-	$(LAB_ENV) lab
+	$(LAB_ENV) lab $(LAB_ARGS)
 
 # shellcheck lints the devcontainer scripts in the test suite; chromium and
 # playwright (the browser group) run the learner's path in JupyterLab

@@ -1,0 +1,90 @@
+"""Errors from a learner's app show as one line in a real kernel, with the
+traceback on demand, and a stack service or sidecar that is down is named
+with its fix (lab_env.notebooks.errors). Runs against the live stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab_env.notebooks.execute import execute
+from lab_env.stack import status, up
+
+APPS = Path(__file__).parent / "apps"
+pytestmark = pytest.mark.stack
+
+SETUP = f"""%load_ext lab_env.notebooks.magics
+import sys
+sys.path.insert(0, {str(APPS)!r})
+from dapr.actor import ActorId, ActorProxy
+from lab_env import start_app, stop_app, unique_name, uvicorn_command
+from lab_env.actors import actor_type
+from unfinished_actor import ShelfInterface
+
+shelf = start_app(unique_name("shelf"), uvicorn_command("unfinished_actor:app"), cwd={str(APPS)!r},
+                  components=["statestore"])
+shelf.use_sdk()
+SHELF = actor_type("ShelfActor")
+print(shelf.app_id)"""
+
+CELLS = {
+    "setup": SETUP,
+    "unfinished": 'await ActorProxy.create(SHELF, ActorId("s-1"), ShelfInterface).Restock(3)',
+    "traceback": "%tb",
+    "redis_down": ('from lab_env.stack.lifecycle import _stop_service\n_stop_service("redis")\n'
+                   'await ActorProxy.create(SHELF, ActorId("fresh-1"), ShelfInterface).Count()'),
+    "redis_back": "from lab_env.stack import up\nup(progress=False)\nprint('up')",
+    "sidecar_down": ('shelf.crash()\nawait ActorProxy.create(SHELF, ActorId("s-2"), ShelfInterface).Count()'),
+    "cleanup": "stop_app(shelf)",
+}
+
+
+def _error_lines(cell: nbformat.NotebookNode) -> list[str]:
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert errors, f"no error in: {cell.source}"
+    return errors[0].traceback
+
+
+def test_errors_from_apps_and_the_stack_show_as_one_line(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source, id=name) for name, source in CELLS.items()]
+    path = tmp_path / "errors.ipynb"
+    nbformat.write(nb, path)
+    try:
+        ran = {c.id: c for c in execute(path, allow_errors=True, timeout=300).cells}
+    finally:
+        up(progress=False)  # the notebook stopped Redis; bring it back whatever happened
+    app_id = ran["setup"].outputs[-1].text.strip()
+
+    # The learner's own message, where it came from, and how to see the rest: one line.
+    lines = _error_lines(ran["unfinished"])
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"\u274c ShelfActor.Restock (actor s-1, app {app_id}) raised NotImplementedError: "
+                               "exercise not done yet: add quantity to the stored 'stock'"), lines[0]
+    assert "%tb" in lines[0] and f"lab-env logs {app_id} --app" in lines[0]
+    # %tb still shows the SDK's whole traceback.
+    full = "\n".join(_error_lines(ran["traceback"]))
+    assert "dapr" in full and "site-packages" in full and len(full.splitlines()) > 10
+
+    lines = _error_lines(ran["redis_down"])
+    assert len(lines) == 1 and "redis is not running -> run `lab-env up`" in lines[0], lines
+    assert "up" in ran["redis_back"].outputs[-1].text
+
+    lines = _error_lines(ran["sidecar_down"])
+    assert len(lines) == 1 and f"the sidecar of lab app {app_id} is not answering" in lines[0], lines
+    assert all(s.ready for s in status())
+
+
+def test_other_errors_keep_their_usual_traceback(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext lab_env.notebooks.magics\nimport httpx\n"
+                                          "httpx.get('http://127.0.0.1:9/', timeout=2)"),
+                nbformat.v4.new_code_cell("1 / 0")]
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, path)
+    ran = execute(path, allow_errors=True, timeout=120).cells
+    # Port 9 is neither a lab app nor a stack service: nothing to explain, the traceback stays.
+    assert len(_error_lines(ran[0])) > 1
+    assert any("ZeroDivisionError" in line for line in _error_lines(ran[1]))
