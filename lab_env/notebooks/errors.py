@@ -17,6 +17,7 @@ the notebook shows one line instead:
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 import types
@@ -50,8 +51,20 @@ def _actor_call(tb: types.TracebackType | None) -> ActorCall | None:
 
 
 def _remote_exception(message: str) -> str | None:
-    """'NotImplementedError: exercise not done yet' from the app's repr(ex)."""
-    match = _REMOTE.search(message or "")
+    """'NotImplementedError: exercise not done yet' from the app's repr(ex).
+
+    daprd passes the app's answer on inside its own message:
+    'error invoke actor method: error from actor service: (500) {"message": "NotImplementedError(...)", ...}'."""
+    message = message or ""
+    brace = message.find("{")
+    if brace >= 0:
+        try:
+            body, _ = json.JSONDecoder().raw_decode(message[brace:])
+            if isinstance(body, dict) and isinstance(body.get("message"), str):
+                message = body["message"]
+        except ValueError:
+            pass
+    match = _REMOTE.search(message)
     if not match:
         return None
     args = match["args"].strip()
@@ -180,8 +193,11 @@ def _handler(shell, etype, value, tb, tb_offset=None):
     except Exception:  # explaining must never hide the error itself
         line = None
     if line is None:
-        return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
-    return [line]
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return None
+    # IPython leaves showing it to the handler: an error output, as for any failed cell.
+    shell._showtraceback(etype, value, [line])
+    return None
 
 
 def install(shell) -> None:
