@@ -36,7 +36,7 @@ lab: setup
 test-tools: $(VENV)/.synced
 	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
 	$(UV) sync --frozen --inexact --group browser --python $(PYTHON)
 

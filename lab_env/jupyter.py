@@ -15,10 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from .course import OVERVIEW_NAME
 from .paths import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "jupyter"
-START_PAGE = "labs/00_overview.ipynb"
+START_PAGE = f"labs/{OVERVIEW_NAME}"
 
 
 def lab_command(port: int | None = None, root_dir: Path = REPO_ROOT) -> tuple[list[str], dict[str, str]]:

@@ -40,6 +40,8 @@ LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update"]
 CELL_LIMIT_MS = 300_000  # a safety net against a hung cell, never a pass/fail criterion
 AVAILABLE = [lab for lab in LABS if lab.available]
+# The notebook in the tab on show (JupyterLab keeps earlier tabs open, hidden).
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +107,15 @@ def _shot(page, name: str) -> None:
 def _open(browser, url: str, token: str, path: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/lab/tree/{path}?token={token}")
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=120_000)
     # The kernel is ready when the toolbar's status says so.
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']").first \
+        .wait_for(timeout=120_000)
+    # Solutions keep their outputs and prompt numbers; clear them so a cell's new number shows it ran.
+    page.locator(".lm-MenuBar-itemLabel", has_text="Edit").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Clear Outputs of All Cells").click()
+    page.wait_for_function("() => [...document.querySelectorAll("
+                           f"'{NOTEBOOK} .jp-InputPrompt')].every(p => !/\\d/.test(p.textContent))")
     return page
 
 
@@ -117,38 +125,44 @@ def _first_check(path: Path) -> int:
 
 
 def _run_through(page, last: int) -> dict[int, str]:
-    """Run cells 0..last one at a time, as a learner pressing Shift+Enter does;
-    return each code cell's output text. A cell that fails does not stop the walk."""
+    """Run the code cells among 0..last one at a time, as a learner pressing
+    Shift+Enter does; return each one's output text. A cell that fails does not
+    stop the walk."""
     outputs: dict[int, str] = {}
     for index in range(last + 1):
-        cell = page.locator(f".jp-Notebook .jp-Cell[data-windowed-list-index='{index}']")
-        cell.scroll_into_view_if_needed()
-        cell.locator(".jp-InputPrompt").first.click()  # selects the cell without editing it
+        cell = page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{index}']")
+        # JupyterLab skips rendering cells off screen (content-visibility): scroll there first.
+        cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+        if "jp-CodeCell" not in (cell.get_attribute("class") or ""):
+            continue  # markdown shows rendered already
+        prompt = cell.locator(".jp-InputPrompt").first
+        prompt.click()  # selects the cell without editing it
         page.keyboard.press("Escape")
         page.keyboard.press("Shift+Enter")
-        if "jp-CodeCell" in (cell.get_attribute("class") or ""):
-            prompt = cell.locator(".jp-InputPrompt")
-            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                                   timeout=CELL_LIMIT_MS)
-            outputs[index] = cell.locator(".jp-OutputArea").inner_text()
+        page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
+                               timeout=CELL_LIMIT_MS)
+        outputs[index] = cell.locator(".jp-OutputArea").inner_text()
     return outputs
 
 
 def test_jupyterlab_opens_on_the_course_overview_without_the_news_prompt(browser, jupyter):
     url, token, _ = jupyter
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab?token={token}")
+    page.goto(f"{url}/?token={token}")  # where the URL `make lab` prints leads
     overview = page.locator(".jp-Notebook")
     overview.first.wait_for(timeout=120_000)
-    page.get_by_text("course overview", exact=False).first.wait_for(timeout=60_000)
+    page.locator(".jp-RenderedMarkdown h1", has_text="course overview").wait_for(timeout=60_000)
     assert page.locator(f"li.lm-TabBar-tab[title*='{OVERVIEW_NAME}']").count() == 1
     # The file browser shows the labs folder.
     page.locator(".jp-DirListing-item[title*='01_actors.ipynb']").first.wait_for(timeout=30_000)
     # The course's settings answer the news question for the learner, so JupyterLab never asks.
-    notification = httpx.get(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
-                             params={"token": token}, timeout=10).json()["composite"]
-    assert notification["fetchNews"] == "false" and notification["checkForUpdates"] is False
+    # (Overrides become the settings' defaults; JupyterLab's own default for fetchNews is "none": ask.)
+    schema = httpx.get(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                       params={"token": token}, timeout=10).json()["schema"]["properties"]
+    assert schema["fetchNews"]["default"] == "false" and schema["checkForUpdates"]["default"] is False
     assert page.get_by_text("Jupyter news", exact=False).count() == 0
+    progress = _run_through(page, 1)[1]  # the overview's progress cell
+    assert "checks passed" in progress and "Agents as virtual actors" in progress, progress
     _shot(page, "00-overview")
     page.close()
 
@@ -169,7 +183,7 @@ def test_a_learner_runs_the_lab_to_its_first_check_then_the_solution_passes_it(b
     assert len(failed.strip().splitlines()) == 2, f"not one line and its hint: {failed!r}"
     for index, text in outputs.items():  # no SDK traceback anywhere on the learner's path
         assert "Traceback" not in text and "site-packages" not in text, f"cell {index}: {text[:600]}"
-    page.locator(f".jp-Notebook .jp-Cell[data-windowed-list-index='{last}']").scroll_into_view_if_needed()
+    page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{last}']").evaluate("el => el.scrollIntoView({block: 'center'})")
     _shot(page, f"{lab.number}-lab-first-check")
     page.close()
 

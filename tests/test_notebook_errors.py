@@ -38,6 +38,8 @@ CELLS = {
     "redis_back": "from lab_env.stack import up\nup(progress=False)\nprint('up')",
     "sidecar_down": ('shelf.crash()\nawait ActorProxy.create(SHELF, ActorId("s-2"), ShelfInterface).Count()'),
     "cleanup": "stop_app(shelf)",
+    "stub": ('def reserve(n):\n    # YOUR CODE HERE\n'
+             '    raise NotImplementedError("exercise not done yet: gather the calls")\n\nreserve(3)'),
 }
 
 
@@ -75,6 +77,9 @@ def test_errors_from_apps_and_the_stack_show_as_one_line(tmp_path):
     lines = _error_lines(ran["sidecar_down"])
     assert len(lines) == 1 and f"the sidecar of lab app {app_id} is not answering" in lines[0], lines
     assert all(s.ready for s in status())
+
+    # An exercise stub the learner has not replaced: its name and the hint.
+    assert _error_lines(ran["stub"]) == ["\u274c `reserve` is an exercise not done yet -> gather the calls"]
 
 
 def test_other_errors_keep_their_usual_traceback(tmp_path):

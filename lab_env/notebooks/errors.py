@@ -1,6 +1,8 @@
 """One line instead of a Dapr SDK traceback, in a lab notebook.
 
-When a learner's code fails inside an app (an actor method, a route), the
+An exercise stub a learner has not replaced yet raises NotImplementedError:
+the notebook names the function and gives the stub's hint. When a
+learner's code fails inside an app (an actor method, a route), the
 caller in the notebook gets an SDK error whose traceback is 40 lines of
 aiohttp and Dapr internals, with the useful part buried in it. When a stack
 service or a sidecar is down, it gets a connection error. For these errors
@@ -22,6 +24,8 @@ import re
 import sys
 import types
 from dataclasses import dataclass
+
+from .generate import STUB_MESSAGE
 
 # A Python exception as the Dapr SDK's actor host reports it: repr(ex).
 _REMOTE = re.compile(r"\b(?P<type>[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning))\((?P<args>.*)\)", re.S)
@@ -139,7 +143,7 @@ def _port_in(err: BaseException) -> int | None:
 def _sdk_error_types() -> tuple[type[BaseException], ...]:
     from dapr.clients.exceptions import DaprInternalError
 
-    return (DaprInternalError,)
+    return (DaprInternalError, NotImplementedError)
 
 
 def _connection_error_types() -> tuple[type[BaseException], ...]:
@@ -149,9 +153,25 @@ def _connection_error_types() -> tuple[type[BaseException], ...]:
     return (ConnectionError, aiohttp.ClientConnectionError, httpx.ConnectError, httpx.RemoteProtocolError)
 
 
+def _innermost_function(tb: types.TracebackType | None) -> str | None:
+    """The learner's function that raised, or None for a cell's own code (or a lab_env magic's)."""
+    frame = None
+    while tb is not None:
+        frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None or frame.f_code.co_name == "<module>" or frame.f_globals.get("__name__", "").startswith("lab_env"):
+        return None
+    return frame.f_code.co_name
+
+
 def explain(err: BaseException, tb: types.TracebackType | None) -> str | None:
     """The one line for ``err``, or None to show the usual traceback."""
     more = "full traceback: %tb"
+    if isinstance(err, NotImplementedError) and str(err).startswith(STUB_MESSAGE):
+        function = _innermost_function(tb)
+        hint = str(err)[len(STUB_MESSAGE):].lstrip(": ")
+        return (f"\u274c {f'`{function}`' if function else 'this cell'} is an exercise not done yet"
+                + (f" -> {hint}" if hint else " -> write it where the cell says # YOUR CODE HERE"))
     if isinstance(err, _sdk_error_types()):
         message = getattr(err, "message", None) or str(err)
         call = _actor_call(tb)

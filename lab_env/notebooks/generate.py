@@ -30,6 +30,8 @@ SOLUTIONS_DIR = REPO_ROOT / "solutions"
 LABS_DIR = REPO_ROOT / "labs"
 INSTRUCTOR_TAG = "instructor"
 
+# Every stub raises NotImplementedError with this message (notebooks show it in one line: errors.py).
+STUB_MESSAGE = "exercise not done yet"
 _BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
 _END = re.compile(r"^\s*### END SOLUTION\s*$")
 _HINT = re.compile(r"^\s*### HINT:\s*(?P<hint>.+?)\s*$")
@@ -45,7 +47,7 @@ class Stub:
         out = [f"{self.indent}# YOUR CODE HERE"]
         if self.hint:
             out.append(f"{self.indent}# Hint: {self.hint}")
-        message = "exercise not done yet" + (f": {self.hint}" if self.hint else "")
+        message = STUB_MESSAGE + (f": {self.hint}" if self.hint else "")
         out.append(f"{self.indent}raise NotImplementedError({message!r})")
         return out
 
