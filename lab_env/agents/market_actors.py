@@ -1,9 +1,10 @@
 """Reference marketplace actors that later labs and the capstone host.
 
-``ProductActor`` is lab 01's product with one change workflows need: every
+``ProductActor`` is lab 01's product with what workflows need: every
 reservation carries the order id and is idempotent, so an activity that runs
 twice (activities are at-least-once) reserves once, and a release undoes
-exactly that order's reservation.
+exactly that order's reservation; a delivery carries its id and adds to the
+stock once.
 
 ``BuyerAgent`` and ``SellerAgent`` negotiate a price (lab 04). Each keeps
 its private limit and its offer history in actor state. Offers follow a
@@ -31,7 +32,20 @@ class ProductInterface(ActorInterface):
     async def reserve(self, request: dict) -> dict: ...
 
     @actormethod(name="Release")
+    async def deliver(self, delivery: dict) -> int:
+        """Add a delivery's ``quantity`` to the stock once per ``delivery_id``
+        (a retried activity delivers again: the stock counts it once)."""
+        stock, held = await self._load()
+        if delivery["delivery_id"] in self._product["deliveries"]:
+            return stock
+        await self._save(stock + int(delivery["quantity"]), held,
+                         [*self._product["deliveries"], delivery["delivery_id"]])
+        return stock + int(delivery["quantity"])
+
     async def release(self, order_id: str) -> dict: ...
+
+    @actormethod(name="Deliver")
+    async def deliver(self, delivery: dict) -> int: ...
 
 
 class ProductActor(Actor, ProductInterface):
@@ -46,13 +60,14 @@ class ProductActor(Actor, ProductInterface):
 
     async def _on_activate(self) -> None:
         _, saved = await self._state_manager.try_get_state("product")
-        self._product = saved or {"stock": 0, "reservations": {}}
+        self._product = {"stock": 0, "reservations": {}, "deliveries": [], **(saved or {})}
 
     async def _load(self) -> tuple[int, dict[str, int]]:
         return self._product["stock"], dict(self._product["reservations"])
 
-    async def _save(self, stock: int, held: dict[str, int]) -> None:
-        self._product = {"stock": stock, "reservations": held}
+    async def _save(self, stock: int, held: dict[str, int], deliveries: list[str] | None = None) -> None:
+        self._product = {"stock": stock, "reservations": held,
+                         "deliveries": self._product["deliveries"] if deliveries is None else deliveries}
         await self._state_manager.set_state("product", self._product)
         await self._state_manager.save_state()
 
@@ -74,6 +89,16 @@ class ProductActor(Actor, ProductInterface):
         held[order] = quantity
         await self._save(stock - quantity, held)
         return {"ok": True, "stock": stock - quantity}
+
+    async def deliver(self, delivery: dict) -> int:
+        """Add a delivery's ``quantity`` to the stock once per ``delivery_id``
+        (a retried activity delivers again: the stock counts it once)."""
+        stock, held = await self._load()
+        if delivery["delivery_id"] in self._product["deliveries"]:
+            return stock
+        await self._save(stock + int(delivery["quantity"]), held,
+                         [*self._product["deliveries"], delivery["delivery_id"]])
+        return stock + int(delivery["quantity"])
 
     async def release(self, order_id: str) -> dict:
         stock, held = await self._load()
