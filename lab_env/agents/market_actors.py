@@ -32,16 +32,6 @@ class ProductInterface(ActorInterface):
     async def reserve(self, request: dict) -> dict: ...
 
     @actormethod(name="Release")
-    async def deliver(self, delivery: dict) -> int:
-        """Add a delivery's ``quantity`` to the stock once per ``delivery_id``
-        (a retried activity delivers again: the stock counts it once)."""
-        stock, held = await self._load()
-        if delivery["delivery_id"] in self._product["deliveries"]:
-            return stock
-        await self._save(stock + int(delivery["quantity"]), held,
-                         [*self._product["deliveries"], delivery["delivery_id"]])
-        return stock + int(delivery["quantity"])
-
     async def release(self, order_id: str) -> dict: ...
 
     @actormethod(name="Deliver")
