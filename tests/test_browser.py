@@ -68,6 +68,9 @@ def jupyter(tmp_path_factory):
     (port,) = free_ports(1)
     argv, env = lab_command(port=port, root_dir=root)
     env["JUPYTER_TOKEN"] = token
+    # A fresh learner: no tabs restored from an earlier session (each would start a kernel), no own settings.
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / "workspaces")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(root / "user-settings")
     log = open(root / "jupyter.log", "w")
     server = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, start_new_session=True)

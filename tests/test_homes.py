@@ -1,0 +1,132 @@
+"""Agent-home specs: what load() accepts and refuses, and what each home
+renders (pure logic: lab 05 applies the rendered homes to real servers)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab_env.components import load_resource
+from lab_env.errors import LabEnvError
+from lab_env.homes import kube, native
+from lab_env.homes.spec import load
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "lab_env" / "homes" / "marketplace.yaml"
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_the_example_spec_loads():
+    spec = load(EXAMPLE)
+    assert [a.app_id for a in spec.agents] == ["products", "buyers", "mediator"]
+    assert spec.agent("products").scale.max == 6 and spec.agent("buyers").scale is None
+
+
+BAD = [
+    (lambda r: r.update(image="marketplace-agents:latest"), "image: 'marketplace-agents:latest' has no pinned tag"),
+    (lambda r: r["agents"][1].update(app_id="products"), "agent products: app id used twice"),
+    (lambda r: r["agents"][1].update(port=8101), "port 8101 used by two agents"),
+    (lambda r: r["agents"][0]["components"].append("cache"), "uses component 'cache', which the spec does not define"),
+    (lambda r: r["components"]["statestore"].update(scopes=["mediator"]), "uses component 'statestore' but is not in its scopes"),
+    (lambda r: r["agents"][0]["callers"].update(auditor=["Stock"]), "callers names 'auditor', which is not an agent"),
+    (lambda r: r["agents"][0]["scale"].update(max=1), "max 1 is below min 2"),
+    (lambda r: r["components"]["pubsub"].pop("scopes"), "no scopes: every agent could use it"),
+    (lambda r: r["agents"][0].update(app="product_host"), "is not module:attribute"),
+    (lambda r: r["agents"][0].update(replicas=0), "replicas: 0 is not a whole number from 1 to 1000"),
+    (lambda r: r["agents"][0].update(resources={"cpu": "lots"}), "are not cpu/memory quantities"),
+    (lambda r: r["agents"][0].update(colour="blue"), "unknown key 'colour'"),
+    (lambda r: r["components"]["pubsub"].update(actors=True), "are all marked actors: true"),
+]
+
+
+@pytest.mark.parametrize("break_it, message", BAD, ids=[m for _, m in BAD])
+def test_a_wrong_spec_is_refused_in_one_line(raw, break_it, message):
+    broken = copy.deepcopy(raw)
+    break_it(broken)
+    with pytest.raises(LabEnvError) as err:
+        load(broken)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_not_yaml_names_the_line(tmp_path):
+    path = tmp_path / "home.yaml"
+    path.write_text("home: x\nagents:\n  - app_id: [unclosed\n")
+    with pytest.raises(LabEnvError, match=r"home.yaml line \d+: not valid YAML"):
+        load(path)
+
+
+def _by_kind(objects: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for obj in objects:
+        out.setdefault(obj["kind"], []).append(obj)
+    return out
+
+
+def test_kubernetes_home_objects():
+    spec = load(EXAMPLE)
+    kinds = _by_kind(kube.manifests(spec))
+    assert {k: len(v) for k, v in kinds.items()} == {
+        "Namespace": 1, "Component": 4, "Resiliency": 1, "Configuration": 3, "Deployment": 3, "Service": 3,
+        "HorizontalPodAutoscaler": 1}
+    assert all(o["metadata"].get("namespace", "marketplace") == "marketplace" for o in kube.manifests(spec))
+    products = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "products")
+    notes = products["spec"]["template"]["metadata"]["annotations"]
+    assert notes["dapr.io/enabled"] == "true" and notes["dapr.io/app-id"] == "products"
+    assert notes["dapr.io/app-port"] == "8101" and notes["dapr.io/config"] == "products-config"
+    container = products["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/noop", "port": 8101}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["resources"]["limits"] == {"cpu": "250m", "memory": "256Mi"}
+    hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
+    assert {m["resource"]["name"] for m in hpa["metrics"]} == {"cpu", "memory"}
+
+
+def test_access_control_denies_all_but_the_named_callers_and_methods():
+    spec = load(EXAMPLE)
+    config = kube.configuration(spec.agent("products"), spec)["spec"]
+    assert config["mtls"] == {"enabled": True}
+    assert config["accessControl"]["defaultAction"] == "deny"
+    (policy,) = config["accessControl"]["policies"]
+    assert policy["appId"] == "mediator" and policy["defaultAction"] == "deny"
+    assert [op["name"] for op in policy["operations"]] == ["/Stock", "/Reserve", "/Release"]
+    assert kube.configuration(spec.agent("buyers"), spec)["spec"]["accessControl"]["policies"] == []
+
+
+def test_components_are_scoped_and_secrets_come_from_the_secret_store():
+    spec = load(EXAMPLE)
+    components = {c["metadata"]["name"]: c for c in kube.components(spec)}
+    assert components["statestore"]["scopes"] == ["products", "mediator"]
+    assert {"name": "actorStateStore", "value": "true"} in components["statestore"]["spec"]["metadata"]
+    model = components["model"]
+    assert {"name": "apiKey", "secretKeyRef": {"name": "marketplace-secrets", "key": "openai-api-key"}} in model["spec"]["metadata"]
+    assert model["auth"] == {"secretStore": kube.SECRET_STORE}
+    # The Secret is rendered only with values given at apply time, and never without them all.
+    assert all(o["kind"] != "Secret" for o in kube.manifests(spec))
+    assert kube.manifests(spec, {"openai-api-key": "k"})[1]["stringData"] == {"openai-api-key": "k"}
+    with pytest.raises(LabEnvError, match="no value for secret 'openai-api-key'"):
+        kube.manifests(spec, {})
+
+
+def test_native_home_files_are_dapr_resources_and_a_run_file(tmp_path):
+    spec = load(EXAMPLE)
+    ports = {a.app_id: (41000 + i, 42000 + i) for i, a in enumerate(spec.agents)}
+    run_file = native.write(spec, tmp_path, ports, app_dir=tmp_path)
+    docs = {p.name: load_resource(p) for p in sorted((tmp_path / "resources").glob("*.yaml"))}
+    assert docs[f"{kube.SECRET_STORE}.yaml"]["spec"]["type"] == "secretstores.local.env"
+    model_key = next(m for m in docs["model.yaml"]["spec"]["metadata"] if m["name"] == "apiKey")
+    assert model_key["secretKeyRef"] == {"name": "OPENAI_API_KEY", "key": "OPENAI_API_KEY"}
+    assert all("namespace" not in d["metadata"] for d in docs.values())
+    config = load_resource(tmp_path / "config" / "products.yaml")
+    assert config["spec"]["accessControl"]["policies"][0]["appId"] == "mediator"
+    apps = {a["appID"]: a for a in yaml.safe_load(run_file.read_text())["apps"]}
+    assert set(apps) == {"products", "buyers", "mediator"}
+    assert apps["products"]["daprHTTPPort"] == 41000 and apps["products"]["appPort"] == 8101
+    assert apps["mediator"]["command"][-4:] == ["--host", "127.0.0.1", "--port", "8103"]
+    assert Path(apps["buyers"]["configFilePath"]).exists()
