@@ -38,7 +38,9 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update"]
-CELL_LIMIT_MS = 300_000  # a safety net against a hung cell, never a pass/fail criterion
+# Safety nets against a hang, never pass/fail criteria: a busy 2-core machine may be slow.
+CELL_LIMIT_MS = 600_000
+UI_LIMIT_MS = 300_000
 AVAILABLE = [lab for lab in LABS if lab.available]
 # The notebook in the tab on show (JupyterLab keeps earlier tabs open, hidden).
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
@@ -76,7 +78,7 @@ def jupyter(tmp_path_factory):
                               stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:  # readiness: the server answers its API with the token
             try:
                 if httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).status_code == 200:
@@ -84,7 +86,7 @@ def jupyter(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             assert server.poll() is None, f"JupyterLab exited: {(root / 'jupyter.log').read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "JupyterLab did not answer within 120 s"
+            assert time.monotonic() < deadline, "JupyterLab did not answer within 300 s"
             time.sleep(0.2)
         yield url, token, root
     finally:
@@ -109,11 +111,12 @@ def _shot(page, name: str) -> None:
 
 def _open(browser, url: str, token: str, path: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(UI_LIMIT_MS)
     page.goto(f"{url}/lab/tree/{path}?token={token}")
-    page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=120_000)
+    page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=UI_LIMIT_MS)
     # The kernel is ready when the toolbar's status says so.
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']").first \
-        .wait_for(timeout=120_000)
+        .wait_for(timeout=UI_LIMIT_MS)
     # Solutions keep their outputs and prompt numbers; clear them so a cell's new number shows it ran.
     page.locator(".lm-MenuBar-itemLabel", has_text="Edit").click()
     page.locator(".lm-Menu-itemLabel", has_text="Clear Outputs of All Cells").click()
@@ -151,13 +154,14 @@ def _run_through(page, last: int) -> dict[int, str]:
 def test_jupyterlab_opens_on_the_course_overview_without_the_news_prompt(browser, jupyter):
     url, token, _ = jupyter
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(UI_LIMIT_MS)
     page.goto(f"{url}/?token={token}")  # where the URL `make lab` prints leads
     overview = page.locator(".jp-Notebook")
-    overview.first.wait_for(timeout=120_000)
-    page.locator(".jp-RenderedMarkdown h1", has_text="course overview").wait_for(timeout=60_000)
+    overview.first.wait_for(timeout=UI_LIMIT_MS)
+    page.locator(".jp-RenderedMarkdown h1", has_text="course overview").wait_for(timeout=UI_LIMIT_MS)
     assert page.locator(f"li.lm-TabBar-tab[title*='{OVERVIEW_NAME}']").count() == 1
     # The file browser shows the labs folder.
-    page.locator(".jp-DirListing-item[title*='01_actors.ipynb']").first.wait_for(timeout=30_000)
+    page.locator(".jp-DirListing-item[title*='01_actors.ipynb']").first.wait_for(timeout=UI_LIMIT_MS)
     # The course's settings answer the news question for the learner, so JupyterLab never asks.
     # (Overrides become the settings' defaults; JupyterLab's own default for fetchNews is "none": ask.)
     schema = httpx.get(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
