@@ -70,9 +70,8 @@ def jupyter(tmp_path_factory):
     (port,) = free_ports(1)
     argv, env = lab_command(port=port, root_dir=root)
     env["JUPYTER_TOKEN"] = token
-    # A fresh learner: no tabs restored from an earlier session (each would start a kernel), no own settings.
+    # No tabs restored from an earlier session: each would start a kernel.
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / "workspaces")
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(root / "user-settings")
     log = open(root / "jupyter.log", "w")
     server = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, start_new_session=True)
@@ -142,11 +141,24 @@ def _run_through(page, last: int) -> dict[int, str]:
         if "jp-CodeCell" not in (cell.get_attribute("class") or ""):
             continue  # markdown shows rendered already
         prompt = cell.locator(".jp-InputPrompt").first
-        prompt.click()  # selects the cell without editing it
-        page.keyboard.press("Escape")
-        page.keyboard.press("Shift+Enter")
-        page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                               timeout=CELL_LIMIT_MS)
+        try:
+            for _ in range(20):
+                prompt.click()  # selects the cell without editing it
+                page.keyboard.press("Escape")
+                page.keyboard.press("Shift+Enter")
+                # Queued shows as [*]. A press that lands while the notebook is still connecting
+                # to its kernel is dropped (the prompt stays [ ]): press again.
+                try:
+                    page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                                           arg=prompt.element_handle(), timeout=15_000)
+                    break
+                except Exception:
+                    continue
+            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
+                                   timeout=CELL_LIMIT_MS)
+        except Exception:
+            _shot(page, f"failed-at-cell-{index}")  # what the learner would see
+            raise
         outputs[index] = cell.locator(".jp-OutputArea").inner_text()
     return outputs
 
