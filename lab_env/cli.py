@@ -98,10 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     with dapr_app(args.app_id, command or None, components=args.components, timeout=args.timeout) as app:
         print(f"{app.app_id}: sidecar http {app.http_port}, grpc {app.grpc_port}"
               + (f", app {app.app_port}" if app.app_port else "") + " (Ctrl-C stops both)", flush=True)
-        try:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        except KeyboardInterrupt:
-            pass
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        # Wait for Ctrl-C or SIGTERM with both blocked and at their default action: a
+        # disposition inherited as "ignore" (a background shell, a test runner) would
+        # otherwise discard them and leave this waiting forever.
+        for sig in stop_signals:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        signal.sigwait(stop_signals)
     return 0
 
 

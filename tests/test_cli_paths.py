@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from lab_env.apps import running_apps, unique_name
+from lab_env.apps import running_apps, stop_all_apps, unique_name
 from lab_env.paths import dapr_bin
 from lab_env.probes import http_status, wait_until
 from lab_env.procs import free_ports, stop
@@ -36,13 +36,16 @@ def _read_line(proc: subprocess.Popen, pattern: str, timeout: float = 60) -> re.
     raise AssertionError(f"no line matching {pattern!r}; exit {proc.poll()}")
 
 
-def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir):
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigint-default", "sigint-ignored"])
+def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inherited):
+    # Started from a shell or a runner that ignores SIGINT, Ctrl-C must still stop it.
     app_id = unique_name("cli-run")
     proc = subprocess.Popen(
         [sys.executable, "-m", "lab_env.cli", "run", "--app-id", app_id, "--components", "statestore", "--",
          sys.executable, "-m", "uvicorn", "subscriber:app", "--port", "{app_port}"],
         cwd=apps_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PUBSUB": "pubsub", "TOPIC": "unused"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )
     try:
         ports = _read_line(proc, r"sidecar http (\d+), grpc \d+, app (\d+)")
@@ -53,7 +56,12 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir):
     finally:
         proc.send_signal(signal.SIGINT)
         # A safety net, not a criterion: stopping may take up to 2 x (8 s SIGTERM grace + 5 s) on a busy machine.
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # leave nothing running; its app and sidecar go with `lab-env down`
+            stop_all_apps()
+            raise AssertionError("lab-env run did not stop on Ctrl-C") from None
     assert proc.returncode == 0
     assert app_id not in running_apps()
     assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") is None
