@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from lab_env.apps import running_apps, stop_all_apps, unique_name
+from lab_env.apps import load_app, running_apps, stop_app, unique_name
 from lab_env.paths import dapr_bin
 from lab_env.probes import http_status, wait_until
 from lab_env.procs import free_ports, stop
@@ -59,8 +59,8 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inhe
         try:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
-            proc.kill()  # leave nothing running; its app and sidecar go with `lab-env down`
-            stop_all_apps()
+            proc.kill()  # leave nothing running: its app and sidecar too
+            stop_app(load_app(app_id))
             raise AssertionError("lab-env run did not stop on Ctrl-C") from None
     assert proc.returncode == 0
     assert app_id not in running_apps()
