@@ -42,8 +42,8 @@ LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 CELL_LIMIT_MS = 600_000
 UI_LIMIT_MS = 300_000
 AVAILABLE = [lab for lab in LABS if lab.available]
-# The notebook in the tab on show (JupyterLab keeps earlier tabs open, hidden).
-NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+# Each page opens one notebook in a workspace of its own (see _open), so there is one panel.
+NOTEBOOK = ".jp-NotebookPanel .jp-Notebook"
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,7 @@ def jupyter(tmp_path_factory):
     (port,) = free_ports(1)
     argv, env = lab_command(port=port, root_dir=root)
     env["JUPYTER_CONFIG_PATH"] += os.pathsep + str(root / "test-config")
+    argv.append("--LabApp.expose_app_in_browser=True")  # window.jupyterapp: run cells by command
     env["JUPYTER_TOKEN"] = token
     # No tabs restored from an earlier session: each would start a kernel.
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / "workspaces")
@@ -117,6 +118,17 @@ def jupyter(tmp_path_factory):
         log.close()
 
 
+def _report_server(jupyter) -> None:
+    """Print what the server saw (pytest shows it with the failure; CI keeps no artifacts)."""
+    url, token, root = jupyter
+    try:
+        kernels = httpx.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json()
+        print("kernels:", [(k["name"], k["execution_state"], k["connections"]) for k in kernels])
+    except httpx.HTTPError as error:
+        print("kernels: the server did not answer:", error)
+    print("jupyter.log (tail):\n" + (root / "jupyter.log").read_text(errors="replace")[-6000:])
+
+
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
@@ -125,11 +137,14 @@ def _shot(page, name: str) -> None:
 def _open(browser, url: str, token: str, path: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(UI_LIMIT_MS)
-    page.goto(f"{url}/lab/tree/{path}?token={token}")
+    # A fresh workspace: the default one restores every tab an earlier page had open (the
+    # overview), and a hidden tab's cells then match the locators and its kernel gets the runs.
+    page.goto(f"{url}/lab/workspaces/{secrets.token_hex(4)}/tree/{path}?token={token}")
     page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=UI_LIMIT_MS)
     # The kernel is ready when the toolbar's status says so.
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']").first \
+    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first \
         .wait_for(timeout=UI_LIMIT_MS)
+    assert page.locator(".jp-NotebookPanel").count() == 1, "another notebook tab was restored"
     return page
 
 
@@ -140,8 +155,8 @@ def _first_check(path: Path) -> int:
 
 def _run_through(page, last: int) -> dict[int, str]:
     """Run the code cells among 0..last one at a time, as a learner pressing
-    Shift+Enter does; return each one's output text. A cell that fails does not
-    stop the walk."""
+    Shift+Enter does (through the command it is bound to); return each one's
+    output text. A cell that fails does not stop the walk."""
     outputs: dict[int, str] = {}
     for index in range(last + 1):
         cell = page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{index}']")
@@ -153,10 +168,14 @@ def _run_through(page, last: int) -> dict[int, str]:
         try:
             for _ in range(20):
                 prompt.click()  # selects the cell without editing it
-                page.keyboard.press("Escape")
-                page.keyboard.press("Shift+Enter")
-                # Queued shows as [*]. A press that lands while the notebook is still connecting
-                # to its kernel is dropped (the prompt stays [ ]): press again.
+                # The command Shift+Enter runs, called directly: no dependence on keyboard focus.
+                page.evaluate("""() => {
+                    const app = window.jupyterapp;
+                    app.shell.activateById(document.querySelector('.jp-NotebookPanel').id);
+                    return app.commands.execute('notebook:run-cell');
+                }""")
+                # Queued shows as [*]. A run asked for while the notebook is still connecting
+                # to its kernel can be dropped (the prompt stays [ ]): ask again.
                 try:
                     page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
                                            arg=prompt.element_handle(), timeout=15_000)
@@ -203,6 +222,7 @@ def test_a_learner_runs_the_lab_to_its_first_check_then_the_solution_passes_it(b
         # Pages still open are the ones the walk was on: what the learner would have seen.
         for n, page in enumerate(p for context in browser.contexts for p in context.pages):
             _shot(page, f"failed-{lab.number}-page-{n}")
+        _report_server(jupyter)
         raise
 
 
