@@ -23,7 +23,7 @@ def _mark(ok: bool) -> str:
 def cmd_setup(args: argparse.Namespace) -> int:
     from .provision import setup
 
-    seconds = setup(force=args.force, cli=args.cli)
+    seconds = setup(force=args.force, cli=args.cli, cluster=args.cluster)
     print("setup complete (" + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
           + "): run `lab-env up` to start the stack")
     return 0
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", help="install the native stack (idempotent, cached)")
     s.add_argument("--force", action="store_true", help="rebuild and re-download even if present")
     s.add_argument("--cli", action="store_true", help="also build the Dapr CLI now (otherwise on first use: lab 05)")
+    s.add_argument("--cluster", action="store_true",
+                   help="also build lab 05's native Kubernetes control plane (about 10 minutes the first time)")
     s.set_defaults(fn=cmd_setup)
 
     s = sub.add_parser("up", help="start redis, kafka, placement and scheduler")

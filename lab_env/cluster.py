@@ -216,10 +216,50 @@ def down() -> bool:
     return True
 
 
+def docker_usable() -> bool:
+    """Docker's CLI is installed and its engine answers."""
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=DOCKER_TIMEOUT_S, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_runtime(wanted: str) -> str:
+    """kind where Docker runs (the devcontainer), else the native control plane."""
+    if wanted != "auto":
+        return wanted
+    return "kind" if docker_usable() else "native"
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
+    runtime = choose_runtime(args.runtime)
+    if runtime == "native":
+        from . import native_cluster
+
+        if args.action == "up":
+            cluster = native_cluster.up()
+            print(f"native Kubernetes {pins().kubernetes['version']} cluster {cluster.name} is up "
+                  f"(kwok simulates its {native_cluster.NODES} nodes: pods are scheduled and marked Running, "
+                  f"their containers do not run)")
+            print(f"kubectl: export KUBECONFIG={cluster.kubeconfig}")
+        elif args.action == "status":
+            for line in native_cluster.status():
+                print(line)
+        else:
+            name = native_cluster.DEFAULT_NAME
+            print(f"deleted native cluster {name}" if native_cluster.down() else f"no native cluster named {name}")
+        return 0
     if args.action == "up":
         for line in up(namespace=args.namespace, timeout=args.timeout):
             print(line)
+    elif args.action == "status":
+        kind = require_tool("kind")
+        name = cluster_name()
+        present = name in _run([kind, "get", "clusters"], "listing kind clusters").split()
+        print(f"kind cluster {name} {'exists' if present else 'does not exist'}")
     else:
         name = cluster_name()
         print(f"deleted kind cluster {name}" if down() else f"no kind cluster named {name}")
@@ -230,11 +270,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `cluster up | down` to lab-env's subcommands; returns the new parser."""
     parser = subparsers.add_parser(
         "cluster",
-        help="kind cluster with Dapr for the agent-homes lab (up | down)",
-        description="up: create the kind cluster of devcontainer/kind-config.yaml, install Dapr with Helm at the "
-                    "pinned version and expose the compose stack's Redis and Kafka to its pods. down: delete it.",
+        help="Kubernetes cluster for the agent-homes lab (up | status | down)",
+        description="With Docker (the devcontainer): up creates the kind cluster of devcontainer/kind-config.yaml, "
+                    "installs Dapr with Helm at the pinned version and exposes the compose stack's Redis and Kafka "
+                    "to its pods. Without Docker: up starts a real Kubernetes control plane as local processes "
+                    "(built from Go modules on first use, about 10 minutes) with kwok simulating the nodes, and "
+                    "installs Dapr's CRDs. down deletes the cluster.",
     )
-    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("action", choices=("up", "status", "down"))
+    parser.add_argument("--runtime", choices=("auto", "kind", "native"), default="auto",
+                        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs")
     parser.add_argument("--namespace", default="default",
                         help="up: the namespace whose pods get the redis and kafka Services (default: default)")
     parser.add_argument("--timeout", default="10m", help="up: how long Helm waits for Dapr to be ready (default: 10m)")

@@ -21,6 +21,7 @@ class Pins:
     redis: str
     images: dict[str, str]
     tools: dict[str, str]
+    kubernetes: dict[str, str]
 
     def image(self, name: str) -> str:
         """Full image reference for the container profile, tag from the pins."""
@@ -48,6 +49,7 @@ def pins() -> Pins:
         redis=raw["redis"]["version"],
         images=dict(raw["images"]),
         tools=dict(raw["tools"]),
+        kubernetes=dict(raw["kubernetes"]),
     )
 
 
@@ -71,6 +73,11 @@ def drift(
     cli_gomod = (Path(__file__).parent / "provision/dapr_cli_build/go.mod").read_text()
     if f"github.com/dapr/cli v{p.dapr_cli}" not in cli_gomod:
         problems.append(f"dapr_cli_build/go.mod does not require github.com/dapr/cli v{p.dapr_cli}")
+    kube_gomod = (Path(__file__).parent / "provision/kube_build/go.mod").read_text()
+    for module, key in (("k8s.io/kubernetes", "version"), ("go.etcd.io/etcd/server/v3", "etcd"),
+                        ("sigs.k8s.io/kwok", "kwok"), ("sigs.k8s.io/metrics-server", "metrics_server")):
+        if f"\t{module} v{p.kubernetes[key]}\n" not in kube_gomod:
+            problems.append(f"kube_build/go.mod does not require {module} v{p.kubernetes[key]}")
     if p.dapr_python_sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:
         problems.append(f"Python SDK {p.dapr_python_sdk} is not the runtime's minor {p.dapr_minor}")
     deps = tomllib.loads(pyproject)["project"]["dependencies"]

@@ -474,13 +474,21 @@ def test_cluster_register_adds_the_subcommand():
     parser = argparse.ArgumentParser(prog="lab-env")
     sub = parser.add_subparsers(dest="cmd", required=True)
     cluster.register(sub)
-    for action in ("up", "down"):
+    for action in ("up", "status", "down"):
         args = parser.parse_args(["cluster", action])
-        assert args.fn is cluster.cmd_cluster and args.action == action
+        assert args.fn is cluster.cmd_cluster and args.action == action and args.runtime == "auto"
+    assert parser.parse_args(["cluster", "up", "--runtime", "native"]).runtime == "native"
     args = parser.parse_args(["cluster", "up", "--namespace", "agents", "--timeout", "5m"])
     assert (args.namespace, args.timeout) == ("agents", "5m")
     with pytest.raises(SystemExit):
         parser.parse_args(["cluster", "sideways"])
+
+
+def test_cluster_runs_natively_where_no_docker_engine_answers():
+    if docker_engine_answers():
+        pytest.skip("a Docker engine answers here: auto picks kind")
+    assert cluster.choose_runtime("auto") == "native"
+    assert cluster.choose_runtime("kind") == "kind"  # asked for explicitly: kind's own checks then say what is missing
 
 
 def test_cluster_fails_in_one_line_without_a_docker_engine():

@@ -91,7 +91,9 @@ def test_kubernetes_home_objects():
 def test_access_control_denies_all_but_the_named_callers_and_methods():
     spec = load(EXAMPLE)
     config = kube.configuration(spec.agent("products"), spec)["spec"]
-    assert config["mtls"] == {"enabled": True}
+    assert config["mtls"]["enabled"] is True
+    # Required by the CRD whenever mtls is set (tests/test_native_cluster.py: the API server refuses it otherwise).
+    assert {"controlPlaneTrustDomain", "sentryAddress"} <= set(config["mtls"])
     assert config["accessControl"]["defaultAction"] == "deny"
     (policy,) = config["accessControl"]["policies"]
     assert policy["appId"] == "mediator" and policy["defaultAction"] == "deny"

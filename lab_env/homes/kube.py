@@ -18,6 +18,7 @@ from .spec import Agent, HomeSpec
 DAPR_API = "dapr.io/v1alpha1"
 SECRET_STORE = "kubernetes-secrets"
 TRUST_DOMAIN = "public"
+DAPR_NAMESPACE = "dapr-system"
 
 
 def secret_name(spec: HomeSpec) -> str:
@@ -89,7 +90,9 @@ def configuration(agent: Agent, spec: HomeSpec) -> dict:
                 for caller, methods in sorted(agent.callers.items())]
     return {"apiVersion": DAPR_API, "kind": "Configuration",
             "metadata": {"name": f"{agent.app_id}-config", "namespace": spec.home},
-            "spec": {"mtls": {"enabled": True},
+            # Dapr 1.18's CRD requires the control plane's address and trust domain whenever mtls is set.
+            "spec": {"mtls": {"enabled": True, "controlPlaneTrustDomain": "cluster.local",
+                              "sentryAddress": f"dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443"},
                      "accessControl": {"defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "policies": policies}}}
 
 

@@ -10,18 +10,21 @@ from .dapr import install_dapr
 from .dapr_cli import install_dapr_cli
 from .kafka import install_kafka
 from .kcat import install_kcat
+from .kube import install_kube
 from .prereqs import require_tools
 from .redis import install_redis
 
-__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_kcat", "install_redis", "require_tools", "setup"]
+__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_kcat", "install_kube", "install_redis", "require_tools", "setup"]
 
 
-def setup(force: bool = False, cli: bool = False) -> dict[str, float]:
+def setup(force: bool = False, cli: bool = False, cluster: bool = False) -> dict[str, float]:
     """Install what the labs need; returns seconds per step.
 
     The Dapr runtime's Go build (CPU) and Kafka's Maven fetch (network) run
     at once. The Dapr CLI is not needed before lab 05: it is built on first
-    use (install_dapr_cli, `lab-env env`), or here with ``cli``.
+    use (install_dapr_cli, `lab-env env`), or here with ``cli``; so is lab
+    05's Kubernetes control plane (install_kube, `lab-env cluster up`), or
+    here with ``cluster``.
     """
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -50,5 +53,7 @@ def setup(force: bool = False, cli: bool = False) -> dict[str, float]:
         future.result()  # the first failure, after every step has finished or failed
     if cli:
         timed("dapr cli", lambda: install_dapr_cli(force=force))
+    if cluster:
+        timed("kubernetes", lambda: install_kube(force=force))
     timed("kcat", install_kcat)  # optional: a note, never a failure, when it cannot be installed
     return seconds

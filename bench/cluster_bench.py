@@ -1,0 +1,156 @@
+"""Benchmark of lab 05's native Kubernetes cluster; prints a table and writes JSON + Markdown.
+
+    .venv/bin/python bench/cluster_bench.py [--cold] [--runs 3]
+
+Measures, on this machine:
+- with --cold: the control plane's build (lab_env.provision.kube) with an
+  empty Go build cache and an empty lab-env cache, Go modules downloaded
+  again into an empty module cache: what a first `lab-env cluster up` costs;
+- `lab-env cluster up` with the binaries built (median of N): to a running
+  control plane with Ready nodes and Dapr's CRDs established;
+- the rendered marketplace home applied until every pod is Running, and
+  `down` until every process has exited;
+- the RSS of each control-plane process at idle;
+- reference, in the same run: the lab stack's own warm start (`lab-env up`
+  of Redis, Kafka, placement and scheduler), for the ratio.
+
+Uses its own cluster name, so a learner's cluster is left alone; it stops
+and restarts the lab stack for the reference row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lab_env import native_cluster
+from lab_env.homes import kube
+from lab_env.homes.spec import load
+
+RESULTS = ROOT / "bench" / "results"
+NAME = f"bench-{os.getpid()}"
+
+
+def cold_build() -> float:
+    """Build every control-plane binary from nothing; seconds."""
+    from lab_env.provision.kube import install_kube
+
+    with tempfile.TemporaryDirectory(prefix="kube-cold-") as tmp:
+        saved = {k: os.environ.get(k) for k in ("GOCACHE", "GOMODCACHE", "LAB_ENV_CACHE")}
+        os.environ.update(GOCACHE=f"{tmp}/gocache", GOMODCACHE=f"{tmp}/gomod", LAB_ENV_CACHE=f"{tmp}/lab-env")
+        try:
+            start = time.perf_counter()
+            install_kube(force=True)
+            return time.perf_counter() - start
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            # The module cache is read-only by design: make it removable.
+            os.system(f"chmod -R u+w {tmp} 2>/dev/null")
+
+
+def warm_up_and_down(runs: int) -> dict[str, object]:
+    spec = load(ROOT / "lab_env" / "homes" / "marketplace.yaml")
+    ups, rollouts, downs, rss = [], [], [], {}
+    for run in range(runs):
+        start = time.perf_counter()
+        cluster = native_cluster.up(NAME)
+        ups.append(time.perf_counter() - start)
+        try:
+            start = time.perf_counter()
+            cluster.apply(kube.manifests(spec, secret_values={name: "bench" for name in spec.secrets}))
+            want = sum(a.replicas for a in spec.agents)
+            while True:
+                pods = cluster.get("pods", namespace=spec.home)["items"]
+                if sum(p["status"].get("phase") == "Running" for p in pods) >= want:
+                    break
+                time.sleep(0.2)
+            rollouts.append(time.perf_counter() - start)
+            if run == 0:
+                time.sleep(10)  # idle
+                rss = {name: psutil.Process(pid).memory_info().rss / 2**20 for name, pid in cluster.pids().items()}
+        finally:
+            start = time.perf_counter()
+            native_cluster.down(NAME)
+            downs.append(time.perf_counter() - start)
+    return {"up_s": ups, "rollout_s": rollouts, "down_s": downs, "rss_mib": rss, "pods": want}
+
+
+def stack_reference() -> float:
+    from lab_env.stack import down, up
+
+    down()
+    start = time.perf_counter()
+    up(progress=False)
+    return time.perf_counter() - start
+
+
+def render(data: dict) -> str:
+    w = data["warm"]
+    med = {key: statistics.median(w[key]) for key in ("up_s", "rollout_s", "down_s")}
+    ref = data["stack_up_s"]
+    lines = [
+        "# Native Kubernetes cluster (lab 05)",
+        "",
+        f"Measured {data['when']} on {data['machine']}; {data['note']}",
+        "",
+        "| step | seconds | vs `lab-env up` of the stack |",
+        "| --- | ---: | ---: |",
+    ]
+    if data.get("cold_build_s"):
+        lines.append(f"| cold build of the 8 binaries (empty Go caches) | {data['cold_build_s']:.0f} | "
+                     f"{data['cold_build_s'] / ref:.0f}x |")
+    lines += [
+        f"| `cluster up`, binaries built (median of {len(w['up_s'])}) | {med['up_s']:.1f} | {med['up_s'] / ref:.1f}x |",
+        f"| marketplace home applied, {w['pods']} pods Running | {med['rollout_s']:.1f} | {med['rollout_s'] / ref:.1f}x |",
+        f"| `cluster down`, every process exited | {med['down_s']:.1f} | {med['down_s'] / ref:.1f}x |",
+        f"| reference: `lab-env up` (Redis, Kafka, placement, scheduler) | {ref:.1f} | 1.0x |",
+        "",
+        "| process at idle | RSS MiB |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {name} | {mib:.0f} |" for name, mib in sorted(w["rss_mib"].items())]
+    lines.append(f"| total | {sum(w['rss_mib'].values()):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", action="store_true", help="also time a build from empty caches (about 10 minutes)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--note", default="no other load", help="what else ran on the machine")
+    parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON")
+    args = parser.parse_args()
+    if args.render:
+        data = json.loads((RESULTS / "cluster.json").read_text())
+    else:
+        data = {"when": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
+                f"{psutil.virtual_memory().total / 2**30:.0f} GiB", "note": args.note}
+        data["cold_build_s"] = cold_build() if args.cold else None
+        native_cluster.up(NAME)  # builds the binaries first if missing (not timed)
+        native_cluster.down(NAME)
+        data["warm"] = warm_up_and_down(args.runs)
+        data["stack_up_s"] = stack_reference()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "cluster.json").write_text(json.dumps(data, indent=2))
+    table = render(data)
+    (RESULTS / "cluster.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

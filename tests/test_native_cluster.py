@@ -1,0 +1,143 @@
+"""The native Kubernetes cluster of lab 05 (`lab-env cluster up` with no Docker).
+
+A real kube-apiserver, controller-manager, scheduler, etcd and
+metrics-server, with kwok simulating the nodes, started by kwokctl from the
+binaries lab_env builds (`make test-tools` builds them; a test run without
+them builds them on first use). Everything here talks to that real API
+server: validation, controllers and scheduling are Kubernetes' own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+from lab_env import native_cluster
+from lab_env.errors import LabEnvError
+from lab_env.homes import kube
+from lab_env.homes.spec import load
+from lab_env.native_cluster import KubectlError, NativeCluster
+from lab_env.procs import alive
+
+SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
+SETTLE_S = 120  # safety net for controllers on a busy machine, never a pass/fail criterion
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    name = f"lab-env-test-{os.getpid()}"
+    started = native_cluster.up(name)
+    try:
+        yield started
+    finally:
+        native_cluster.down(name)
+
+
+def _eventually(predicate, what: str):
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {SETTLE_S} s"
+        time.sleep(0.5)
+
+
+def test_the_control_plane_runs_as_local_processes_bound_to_loopback(cluster):
+    pids = cluster.pids()
+    assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"} <= set(pids), pids
+    assert all(alive(pid) for pid in pids.values())
+    version = cluster.kubectl("version", "-o", "json")
+    assert '"gitVersion": "v1.36.3"' in version, version  # client and server: the pinned build
+    nodes = cluster.get("nodes")["items"]
+    assert len(nodes) == native_cluster.NODES
+    assert all(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]) for n in nodes)
+    for component, pid in pids.items():
+        for conn in psutil.Process(pid).net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                assert conn.laddr.ip in ("127.0.0.1", "::1"), f"{component} listens on {conn.laddr}"
+
+
+def test_the_dapr_crds_are_installed_and_validate_by_schema(cluster):
+    kinds = cluster.kubectl("api-resources", "--api-group=dapr.io", "-o", "name")
+    for kind in ("components.dapr.io", "configurations.dapr.io", "resiliencies.dapr.io", "subscriptions.dapr.io"):
+        assert kind in kinds
+    bad = {"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration", "metadata": {"name": "bad", "namespace": "default"},
+           "spec": {"accessControl": {"defaultAction": "deny", "policies": "everyone"}}}
+    with pytest.raises(KubectlError, match=r"accessControl.policies.*\"?array"):
+        cluster.apply(bad, dry_run=True)
+    no_type = {"apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": "bad", "namespace": "default"},
+               "spec": {"version": "v1"}}
+    with pytest.raises(KubectlError, match=r'spec.type: Required value|missing required field "type"'):
+        cluster.apply(no_type, dry_run=True)
+
+
+def test_the_rendered_home_passes_server_side_validation(cluster):
+    objects = kube.manifests(SPEC, secret_values={name: "test-value" for name in SPEC.secrets})
+    # A dry run persists nothing, so the namespace the other objects live in must exist.
+    cluster.apply(objects[0])
+    out = cluster.apply(objects[1:], dry_run=True)
+    assert out.count("(server dry run)") == len(objects) - 1, out
+    assert cluster.get("deployments", namespace=SPEC.home)["items"] == []  # nothing was created
+
+
+def test_the_api_server_rejects_a_broken_deployment_with_its_own_message(cluster):
+    agent = SPEC.agents[0]
+    broken = kube.deployment(agent, SPEC)
+    broken["metadata"]["namespace"] = "default"
+    broken["spec"]["template"]["metadata"]["labels"] = {"app": "someone-else"}
+    with pytest.raises(KubectlError, match=r"`selector` does not match template `labels`"):
+        cluster.apply(broken, dry_run=True)
+    broken = kube.deployment(agent, SPEC)
+    broken["metadata"]["namespace"] = "default"
+    broken["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    with pytest.raises(KubectlError, match="quantities must match"):
+        cluster.apply(broken, dry_run=True)
+
+
+def test_a_deployment_becomes_a_replicaset_and_pods_scheduled_onto_nodes(cluster):
+    cluster.apply(kube.manifests(SPEC, secret_values={name: "test-value" for name in SPEC.secrets}))
+    agent = max(SPEC.agents, key=lambda a: a.replicas)
+    selector = f"app={agent.app_id}"
+
+    def running():
+        pods = [p for p in cluster.get("pods", namespace=SPEC.home)["items"] if p["metadata"]["labels"].get("app") == agent.app_id]
+        ok = [p for p in pods if p["status"].get("phase") == "Running" and p["spec"].get("nodeName")]
+        return ok if len(ok) == agent.replicas else None
+
+    pods = _eventually(running, f"{agent.replicas} Running pods of {agent.app_id}")
+    owners = {p["metadata"]["ownerReferences"][0]["kind"] for p in pods}
+    assert owners == {"ReplicaSet"}
+    replicasets = cluster.kubectl("get", "replicasets", "-n", SPEC.home, "-l", selector, "-o", "name").split()
+    assert len(replicasets) == 1
+    assert {p["spec"]["nodeName"] for p in pods} <= {n["metadata"]["name"] for n in cluster.get("nodes")["items"]}
+
+    # A rolling update: a new template makes a second ReplicaSet, and the old one scales to 0.
+    cluster.kubectl("-n", SPEC.home, "set", "env", f"deployment/{agent.app_id}", "ROLLOUT=2")
+    cluster.kubectl("-n", SPEC.home, "rollout", "status", f"deployment/{agent.app_id}", f"--timeout={SETTLE_S}s",
+                    timeout=SETTLE_S + 10)
+    sets = cluster.get("replicasets", namespace=SPEC.home)["items"]
+    mine = [r for r in sets if r["metadata"]["labels"].get("app") == agent.app_id]
+    assert sorted(r["spec"]["replicas"] for r in mine) == [0, agent.replicas]
+
+
+def test_down_leaves_nothing_behind():
+    name = f"lab-env-test-down-{os.getpid()}"
+    started = native_cluster.up(name, nodes=1)
+    pids = started.pids()
+    assert pids and all(alive(pid) for pid in pids.values())
+    assert native_cluster.down(name) is True
+    assert not any(alive(pid) for pid in pids.values())
+    gone = NativeCluster(name)
+    assert not gone.home.exists() and not gone.kubeconfig.exists()
+    assert not list(gone.workdir.glob(f"{name}*")), "files of the deleted cluster remain"
+    assert native_cluster.down(name) is False  # nothing left to delete
+
+
+def test_kubectl_on_a_cluster_that_is_not_there_fails_in_one_line():
+    with pytest.raises(LabEnvError, match="no native cluster named no-such-cluster is running") as err:
+        NativeCluster("no-such-cluster").kubectl("get", "nodes")
+    assert "\n" not in str(err.value) and "lab-env cluster up" in str(err.value)
