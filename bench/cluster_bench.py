@@ -3,7 +3,7 @@
     .venv/bin/python bench/cluster_bench.py [--cold] [--runs 3]
 
 Measures, on this machine:
-- with --cold: the control plane's build (lab_env.provision.kube) with an
+- with --cold (its own run, added to the last table): the control plane's build (lab_env.provision.kube) with an
   empty Go build cache and an empty lab-env cache, Go modules downloaded
   again into an empty module cache: what a first `lab-env cluster up` costs;
 - `lab-env cluster up` with the binaries built (median of N): to a running
@@ -112,8 +112,8 @@ def render(data: dict) -> str:
         "| --- | ---: | ---: |",
     ]
     if data.get("cold_build_s"):
-        lines.append(f"| cold build of the 8 binaries (empty Go caches) | {data['cold_build_s']:.0f} | "
-                     f"{data['cold_build_s'] / ref:.0f}x |")
+        lines.append(f"| cold build of the 8 binaries, empty Go caches ({data['cold_note']}) | "
+                     f"{data['cold_build_s']:.0f} | {data['cold_build_s'] / ref:.0f}x |")
     lines += [
         f"| `cluster up`, binaries built (median of {len(w['up_s'])}) | {med['up_s']:.1f} | {med['up_s'] / ref:.1f}x |",
         f"| marketplace home applied, {w['pods']} pods Running | {med['rollout_s']:.1f} | {med['rollout_s'] / ref:.1f}x |",
@@ -130,23 +130,30 @@ def render(data: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cold", action="store_true", help="also time a build from empty caches (about 10 minutes)")
+    parser.add_argument("--cold", action="store_true",
+                        help="time only a build from empty caches (about 10 minutes) and add it to the table")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--note", default="no other load", help="what else ran on the machine")
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON")
     args = parser.parse_args()
+    path = RESULTS / "cluster.json"
     if args.render:
-        data = json.loads((RESULTS / "cluster.json").read_text())
+        data = json.loads(path.read_text())
+    elif args.cold:  # its own row, merged into the last warm run's table
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["cold_build_s"] = cold_build()
+        data["cold_note"] = f"{time.strftime('%Y-%m-%d')}, {args.note}"
     else:
-        data = {"when": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
-                f"{psutil.virtual_memory().total / 2**30:.0f} GiB", "note": args.note}
-        data["cold_build_s"] = cold_build() if args.cold else None
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.update({"when": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
+                     f"{psutil.virtual_memory().total / 2**30:.0f} GiB", "note": args.note})
         native_cluster.up(NAME)  # builds the binaries first if missing (not timed)
         native_cluster.down(NAME)
         data["warm"] = warm_up_and_down(args.runs)
         data["stack_up_s"] = stack_reference()
+    if not args.render:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "cluster.json").write_text(json.dumps(data, indent=2))
+        path.write_text(json.dumps(data, indent=2))
     table = render(data)
     (RESULTS / "cluster.md").write_text(table)
     print(table)
