@@ -501,7 +501,7 @@ def test_cluster_fails_in_one_line_without_a_docker_engine():
     parser = argparse.ArgumentParser(prog="lab-env")
     cluster.register(parser.add_subparsers(dest="cmd", required=True))
     for action in ("up", "down"):
-        args = parser.parse_args(["cluster", action])
+        args = parser.parse_args(["cluster", action, "--runtime", "kind"])  # auto would pick the native cluster
         with pytest.raises(LabEnvError) as err:
             args.fn(args)
         assert str(err.value) == message, "the Docker check comes first and says the same"

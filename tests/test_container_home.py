@@ -1,0 +1,79 @@
+"""The container home, checked statically: it runs in the devcontainer
+(Docker in Docker), and this machine has no Docker engine."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from lab_env.homes import container, native
+from lab_env.homes.spec import load
+from lab_env.versions import pins
+
+SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
+
+
+def test_every_agent_runs_next_to_its_own_sidecar_in_one_network_namespace():
+    project = yaml.safe_load(yaml.safe_dump(container.compose(SPEC)))  # what compose would parse
+    services = project["services"]
+    assert set(services) == {a.app_id for a in SPEC.agents} | {f"{a.app_id}-dapr" for a in SPEC.agents}
+    for agent in SPEC.agents:
+        app, sidecar = services[agent.app_id], services[f"{agent.app_id}-dapr"]
+        assert sidecar["network_mode"] == f"service:{agent.app_id}"
+        assert sidecar["image"] == pins().image("dapr") and sidecar["image"].endswith(pins().dapr_runtime)
+        command = sidecar["command"]
+        assert command[command.index("--app-id") + 1] == agent.app_id
+        assert command[command.index("--app-port") + 1] == str(agent.port)
+        assert app["user"] != "0" and not app["user"].startswith("0:") and app["read_only"] is True
+        assert app["cap_drop"] == ["ALL"]
+
+
+def test_the_model_key_reaches_only_the_sidecar_of_the_agent_that_uses_it():
+    services = container.compose(SPEC)["services"]
+    holders = [name for name, svc in services.items() if "OPENAI_API_KEY" in svc.get("environment", {})]
+    assert holders == ["buyers-dapr"]  # only buyers use the model component
+    assert services["buyers-dapr"]["environment"]["OPENAI_API_KEY"].startswith("${OPENAI_API_KEY:?")
+
+
+def test_components_use_the_container_network_addresses():
+    found = {m["value"] for c in container.resources(SPEC).values() for m in c["spec"].get("metadata", []) if "value" in m}
+    assert "redis:6379" in found and "kafka:9092" in found
+    assert not any("127.0.0.1" in value for value in found)
+
+
+def test_rendered_dockerfiles_follow_every_rule():
+    for agent in SPEC.agents:
+        text = container.dockerfile(agent, SPEC)
+        assert container.dockerfile_problems(text) == [], agent.app_id
+        assert f"FROM {pins().image('agent_base')}" in text
+
+
+GOOD = container.dockerfile(SPEC.agents[0], SPEC)
+
+
+@pytest.mark.parametrize("broken, complaint", [
+    (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python AS build"), "not pinned"),
+    (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python:latest AS build"), "not pinned"),
+    ("\n".join(line for line in GOOD.splitlines() if "AS build" not in line and "--from=build" not in line), "multi-stage"),
+    (GOOD.replace("COPY lab_env ./lab_env", "ADD https://example.com/x.tgz /src"), "ADD"),
+    (GOOD.replace("EXPOSE", "ENV OPENAI_API_KEY=sk-123\nEXPOSE"), "secret"),
+    ("\n".join(line for line in GOOD.splitlines() if not line.startswith("USER")), "non-root USER"),
+    (GOOD.replace("USER 10001:10001", "USER 0"), "non-root USER"),
+    ("\n".join(line for line in GOOD.splitlines() if not line.startswith("HEALTHCHECK")), "HEALTHCHECK"),
+    (GOOD.replace('CMD ["python", "-m", "uvicorn"', 'CMD python -m uvicorn').replace('", "--host", "127.0.0.1", "--port", "8101"]', " --port 8101"), "shell form"),
+], ids=["untagged", "latest", "single-stage", "add", "secret-env", "no-user", "root", "no-healthcheck", "shell-cmd"])
+def test_each_dockerfile_rule_catches_its_mistake(broken, complaint):
+    assert broken != GOOD
+    problems = container.dockerfile_problems(broken)
+    assert any(complaint in p for p in problems), problems
+
+
+def test_write_lays_out_the_home(tmp_path):
+    path = container.write(SPEC, tmp_path / SPEC.home)
+    assert path.name == "compose.yaml" and yaml.safe_load(path.read_text())["name"] == SPEC.home
+    for agent in SPEC.agents:
+        assert (path.parent / f"Dockerfile.{agent.app_id}").exists()
+        assert (path.parent / "config" / f"{agent.app_id}.yaml").exists()
+    assert sorted(p.name for p in (path.parent / "resources").iterdir()) == sorted(native.resources(SPEC))
