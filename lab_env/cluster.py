@@ -1,4 +1,8 @@
-"""`lab-env cluster up | down`: the Kubernetes cluster of the agent-homes lab.
+"""`lab-env cluster up | status | down`: the Kubernetes cluster of the agent-homes lab.
+
+Where a Docker engine answers (the devcontainer) it is kind, as below;
+elsewhere `--runtime auto` picks the native control plane of
+native_cluster.py (real Kubernetes processes, kwok's simulated nodes).
 
 up    creates the kind cluster described by devcontainer/kind-config.yaml
       (unless it exists), installs Dapr on it with the Dapr Helm chart at the

@@ -21,6 +21,7 @@ from lab_env.homes import kube
 from lab_env.homes.spec import load
 from lab_env.native_cluster import KubectlError, NativeCluster
 from lab_env.procs import alive
+from lab_env.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
 SETTLE_S = 120  # safety net for controllers on a busy machine, never a pass/fail criterion
@@ -51,7 +52,8 @@ def test_the_control_plane_runs_as_local_processes_bound_to_loopback(cluster):
     assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"} <= set(pids), pids
     assert all(alive(pid) for pid in pids.values())
     version = cluster.kubectl("version", "-o", "json")
-    assert '"gitVersion": "v1.36.3"' in version, version  # client and server: the pinned build
+    pinned = f'"gitVersion": "v{pins().kubernetes["version"]}"'
+    assert version.count(pinned) == 2, version  # client and server: the pinned build
     nodes = cluster.get("nodes")["items"]
     assert len(nodes) == native_cluster.NODES
     assert all(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]) for n in nodes)
