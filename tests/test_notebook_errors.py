@@ -93,3 +93,31 @@ def test_other_errors_keep_their_usual_traceback(tmp_path):
     # Port 9 is neither a lab app nor a stack service: nothing to explain, the traceback stays.
     assert len(_error_lines(ran[0])) > 1
     assert any("ZeroDivisionError" in line for line in _error_lines(ran[1]))
+
+
+def test_a_reset_connection_names_the_sidecar_from_the_request_being_made(tmp_path, monkeypatch):
+    """A sidecar killed mid-call can reset the connection ("Connection reset by
+    peer", no address in the error): the port comes from the request's URL."""
+    import json
+    import sys
+
+    import aiohttp
+
+    from lab_env.notebooks.errors import explain
+
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "shelf-abc123.json").write_text(json.dumps({"http_port": 43999, "grpc_port": 43998}))
+
+    def send(url: str):
+        raise aiohttp.ClientOSError(104, "Connection reset by peer")
+
+    try:
+        send("http://127.0.0.1:43999/v1.0/actors/ShelfActor/s-2/method/Count")
+    except aiohttp.ClientOSError as err:
+        line = explain(err, sys.exc_info()[2])
+    assert line and line.startswith("\u274c the sidecar of lab app shelf-abc123 is not answering (port 43999)"), line
+    try:
+        send("http://127.0.0.1:43997/elsewhere")  # no lab app there: the usual traceback
+    except aiohttp.ClientOSError as err:
+        assert explain(err, sys.exc_info()[2]) is None or "shelf-abc123" not in explain(err, sys.exc_info()[2])

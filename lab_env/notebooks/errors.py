@@ -140,6 +140,25 @@ def _port_in(err: BaseException) -> int | None:
     return None
 
 
+def _port_in_traceback(tb: types.TracebackType | None) -> int | None:
+    """A lab app's port named in the failing call's frames (a request URL, say).
+
+    Some connection errors carry no address: a connection the sidecar reset
+    as it died says only "Connection reset by peer".
+    """
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # innermost first: the request being made
+        for value in list(frame.f_locals.values()):
+            text = value if isinstance(value, str) else str(value) if type(value).__name__ == "URL" else None
+            match = _PORT.search(text) if text else None
+            if match and _app_on_port(int(match["port"])):
+                return int(match["port"])
+    return None
+
+
 def _sdk_error_types() -> tuple[type[BaseException], ...]:
     from dapr.clients.exceptions import DaprInternalError
 
@@ -192,7 +211,7 @@ def explain(err: BaseException, tb: types.TracebackType | None) -> str | None:
                     f"then re-run this cell | {more}")
         return f"\u274c {where or 'a Dapr call'} failed: {message[:300]} | {more}{logs}"
     if isinstance(err, _connection_error_types()):
-        port = _port_in(err)
+        port = _port_in(err) or _port_in_traceback(tb)
         owner = _app_on_port(port) if port else None
         if owner:
             app_id, part = owner
