@@ -155,8 +155,9 @@ def _first_check(path: Path) -> int:
 
 def _run_through(page, last: int) -> dict[int, str]:
     """Run the code cells among 0..last one at a time, as a learner pressing
-    Shift+Enter does (through the command it is bound to); return each one's
-    output text. A cell that fails does not stop the walk."""
+    Shift+Enter does (through JupyterLab's run-cell command, which runs the
+    selected cell); return each one's output text. A cell that fails does not
+    stop the walk."""
     outputs: dict[int, str] = {}
     for index in range(last + 1):
         cell = page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{index}']")
@@ -168,7 +169,7 @@ def _run_through(page, last: int) -> dict[int, str]:
         try:
             for _ in range(20):
                 prompt.click()  # selects the cell without editing it
-                # The command Shift+Enter runs, called directly: no dependence on keyboard focus.
+                # JupyterLab's run-cell command, called directly: no dependence on keyboard focus.
                 page.evaluate("""() => {
                     const app = window.jupyterapp;
                     app.shell.activateById(document.querySelector('.jp-NotebookPanel').id);
