@@ -102,9 +102,17 @@ def restart(app: DaprApp, timeout: float = 90.0) -> None:
 
 def client(app: DaprApp):
     """A DaprWorkflowClient talking to ``app``'s sidecar."""
+    import logging
+
     from dapr.ext.workflow import DaprWorkflowClient
 
-    return DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port))
+    wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port))
+    # The SDK's clients log retries of transient gRPC errors to stderr ("Transient gRPC error
+    # ... retrying"); on a busy machine that noise lands in a check cell's output. These
+    # helpers say what went wrong in one line themselves.
+    for name in ("durabletask-client", "DaprWorkflowClient"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return wf_client
 
 
 # -- instances -------------------------------------------------------------
@@ -129,10 +137,16 @@ def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed
                 raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
                                   "look at its custom status and history: is it waiting for an event that never comes?") from None
             except grpc.RpcError as err:
-                if _TORN_READ not in (err.details() or "") or time.monotonic() > deadline:
+                if time.monotonic() >= deadline - 0.5:
+                    # The wait ran out: on a busy machine the sidecar may end the stream at
+                    # the deadline (RST_STREAM, CANCELLED) before the client's DEADLINE_EXCEEDED.
+                    raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
+                                      "look at its custom status and history: is it waiting for an event that never comes?") from None
+                transient = _TORN_READ in (err.details() or "") or err.code() == grpc.StatusCode.CANCELLED
+                if not transient or not app.alive():
                     raise LabEnvError(f"{app.app_id}'s sidecar stopped waiting for workflow {instance_id}: {err.details()}",
                                       "is the app running? `app.alive()`; restart it with workflows.restart(app)") from None
-                time.sleep(0.05)  # a torn read while the instance saved: wait again
+                time.sleep(0.05)  # a torn read while the instance saved, or a reset stream: wait again
     finally:
         wf_client.close()
     state = read_state(app, instance_id)
