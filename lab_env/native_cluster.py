@@ -18,14 +18,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import LabEnvError
 from .paths import state_dir
-from .procs import alive, free_ports, kill
+from .procs import alive, free_ports, stop
 from .versions import pins
 
 DEFAULT_NAME = "agent-homes"
@@ -188,12 +187,8 @@ def down(name: str = DEFAULT_NAME, timeout: float = 30) -> bool:
         subprocess.run([str(kube_bin("kwokctl")), "--name", name, "delete", "cluster",
                         "--kubeconfig", str(cluster.kubeconfig)],
                        env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
     for pid in pids.values():
-        if alive(pid):
-            kill(pid)
+        stop(pid, timeout=timeout)  # kwokctl has signalled them: this waits, and kills what is left
     shutil.rmtree(cluster.home, ignore_errors=True)
     for leftover in (cluster.kubeconfig, cluster.config_file, cluster.workdir / f"{name}.create.log"):
         leftover.unlink(missing_ok=True)
