@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from lab_env import native_cluster
 from lab_env.homes import kube
 from lab_env.homes.spec import load
+from lab_env.probes import wait_until
 
 RESULTS = ROOT / "bench" / "results"
 NAME = f"bench-{os.getpid()}"
@@ -74,11 +75,9 @@ def warm_up_and_down(runs: int) -> dict[str, object]:
             start = time.perf_counter()
             cluster.apply(kube.manifests(spec, secret_values={name: "bench" for name in spec.secrets}))
             want = sum(a.replicas for a in spec.agents)
-            while True:
-                pods = cluster.get("pods", namespace=spec.home)["items"]
-                if sum(p["status"].get("phase") == "Running" for p in pods) >= want:
-                    break
-                time.sleep(0.2)
+            wait_until(lambda: sum(p["status"].get("phase") == "Running"
+                                   for p in cluster.get("pods", namespace=spec.home)["items"]) >= want,
+                       300, f"{want} pods Running")
             rollouts.append(time.perf_counter() - start)
             if run == 0:
                 time.sleep(10)  # idle

@@ -10,7 +10,6 @@ server: validation, controllers and scheduling are Kubernetes' own.
 from __future__ import annotations
 
 import os
-import time
 
 import psutil
 import pytest
@@ -20,6 +19,7 @@ from lab_env.errors import LabEnvError
 from lab_env.homes import kube
 from lab_env.homes.spec import load
 from lab_env.native_cluster import KubectlError, NativeCluster
+from lab_env.probes import wait_until
 from lab_env.procs import alive
 from lab_env.versions import pins
 
@@ -38,13 +38,10 @@ def cluster():
 
 
 def _eventually(predicate, what: str):
-    deadline = time.monotonic() + SETTLE_S
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {SETTLE_S} s"
-        time.sleep(0.5)
+    """The first truthy value of ``predicate()``, polled by the project's own wait."""
+    found = []
+    wait_until(lambda: bool(found.append(predicate()) or found[-1]), SETTLE_S, what)
+    return found[-1]
 
 
 def test_the_control_plane_runs_as_local_processes_bound_to_loopback(cluster):
