@@ -80,6 +80,7 @@ class DaprApp:
     env: dict[str, str] = field(default_factory=dict)
     sidecar_argv: list[str] = field(default_factory=list)
     sidecar_env: dict[str, str] = field(default_factory=dict)
+    internal_port: int = 0  # sidecar-to-sidecar gRPC (mTLS when sentry is in use)
 
     @property
     def sidecar_url(self) -> str:
@@ -149,7 +150,7 @@ class DaprApp:
                   "http_port": self.http_port, "grpc_port": self.grpc_port, "app_port": self.app_port,
                   "workdir": str(self.workdir), "sidecar_pid": self.sidecar_pid, "app_pid": self.app_pid,
                   "command": self.command, "cwd": str(self.cwd) if self.cwd else None, "env": self.env,
-                  "sidecar_argv": self.sidecar_argv, "sidecar_env": self.sidecar_env}
+                  "sidecar_argv": self.sidecar_argv, "sidecar_env": self.sidecar_env, "internal_port": self.internal_port}
         path = apps_dir() / f"{self.app_id}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
@@ -167,7 +168,8 @@ def _validate_app_id(app_id: str) -> None:
         raise LabEnvError(f"app id {app_id!r} is not valid", "use lowercase letters, digits and hyphens (at most 62)")
 
 
-def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources: Path, config: Path, log_level: str) -> list[str]:
+def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources: Path, config: Path, log_level: str,
+                  extra: Sequence[str] = ()) -> list[str]:
     prof = current()
     argv = [
         str(dapr_bin("daprd")),
@@ -189,7 +191,13 @@ def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources
     ]
     if app.app_port is not None:
         argv += ["--app-port", str(app.app_port), "--app-protocol", "http", "--app-channel-address", "127.0.0.1"]
-    return argv
+    # A flag given in ``extra`` replaces ours: daprd appends repeated list flags
+    # (--scheduler-host-address) instead of taking the last.
+    for flag in (tok for tok in extra if tok.startswith("--")):
+        if flag in argv:
+            at = argv.index(flag)
+            del argv[at:at + 2]
+    return argv + list(extra)
 
 
 @contextmanager
@@ -205,16 +213,20 @@ def dapr_app(
     timeout: float = 60.0,
     log_level: str = "info",
     progress: bool = False,
+    sidecar_args: Sequence[str] = (),
+    sidecar_env: Mapping[str, str] | None = None,
 ) -> Iterator[DaprApp]:
     """Start ``command`` (if any) and a daprd sidecar for it; stop both on exit.
 
     ``command`` may contain ``{app_port}``, replaced by the port the app must
     listen on (also in the APP_PORT variable). ``components`` limits the
     sidecar to the named components (default: all in components/);
-    ``resources`` adds files such as declarative subscriptions.
+    ``resources`` adds files such as declarative subscriptions. ``sidecar_args``
+    and ``sidecar_env`` go to daprd only (mTLS flags and trust anchors, say).
     """
     app = start_app(app_id, command, cwd=cwd, components=components, resources=resources, config=config,
-                    env=env, timeout=timeout, log_level=log_level, progress=progress)
+                    env=env, timeout=timeout, log_level=log_level, progress=progress,
+                    sidecar_args=sidecar_args, sidecar_env=sidecar_env)
     try:
         yield app
     finally:
@@ -233,6 +245,8 @@ def start_app(
     timeout: float = 60.0,
     log_level: str = "info",
     progress: bool = False,
+    sidecar_args: Sequence[str] = (),
+    sidecar_env: Mapping[str, str] | None = None,
 ) -> DaprApp:
     """Start an app and its sidecar and wait until both are healthy. See dapr_app."""
     _validate_app_id(app_id)
@@ -253,15 +267,15 @@ def start_app(
     workdir.mkdir(parents=True)
     resources_dir = render_components(workdir / "resources", only=components, extra=resources)
 
-    app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir)
+    app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir, internal_port=internal_port)
     child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id,
                  "LAB_RUN_TOKEN": run_token(), **(env or {})}
     if command:
         app.command = [part.replace("{app_port}", str(app_port)) for part in command]
         app.cwd = Path(cwd) if cwd else None
         app.env = {**child_env, "APP_PORT": str(app_port)}
-    app.sidecar_argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level)
-    app.sidecar_env = child_env
+    app.sidecar_argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level, sidecar_args)
+    app.sidecar_env = {**child_env, **(sidecar_env or {})}
     # If the Python process that started the app ends without stopping it (a
     # notebook kernel shut down mid-lab), stop it then.
     atexit.register(stop_app, app)
@@ -348,6 +362,7 @@ def load_app(app_id: str) -> DaprApp:
         sidecar_pid=record["sidecar_pid"], app_pid=record["app_pid"], command=list(record["command"]),
         cwd=Path(record["cwd"]) if record["cwd"] else None, env=dict(record["env"]),
         sidecar_argv=list(record["sidecar_argv"]), sidecar_env=dict(record["sidecar_env"]),
+        internal_port=record.get("internal_port", 0),
     )
 
 

@@ -12,7 +12,8 @@ from lab_env.homes import security
 
 pytestmark = pytest.mark.stack
 
-DRILLS = [security.api_token, security.component_scopes, security.secret_isolation]
+DRILLS = [security.api_token, security.component_scopes, security.secret_isolation, security.mtls,
+          security.access_control]
 
 
 @pytest.mark.parametrize("drill", DRILLS, ids=lambda d: d.__name__)
@@ -25,3 +26,20 @@ def test_the_protection_holds(drill):
 def test_without_the_protection_the_drill_sees_the_hole(drill):
     result = drill(protect=False)
     assert not result.holds, f"the drill cannot tell a protected home from an open one: {result}"
+
+
+def test_a_sentry_leaves_nothing_behind_and_serves_on_loopback_only():
+    import psutil
+
+    from lab_env.homes.sentry import peer_certificate, start_sentry, stop_sentry
+
+    s = start_sentry()
+    pid = s.pid
+    try:
+        listening = [c.laddr for c in psutil.Process(s.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+        assert "BEGIN CERTIFICATE" in s.trust_anchors()
+        assert peer_certificate(s.port) is not None  # sentry itself serves TLS
+    finally:
+        stop_sentry(s)
+    assert not psutil.pid_exists(pid) and not s.workdir.exists()

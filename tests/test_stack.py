@@ -130,3 +130,22 @@ def test_starting_an_app_id_again_replaces_the_one_this_process_started():
         assert httpx.get(f"{second.sidecar_url}/v1.0/healthz", timeout=5).status_code == 204
     finally:
         stop_app(second)
+
+
+def test_every_stack_service_and_sidecar_listens_on_loopback_only():
+    """Dapr 1.18.2's healthz servers ignore --healthz-listen-address; our build
+    patches them (lab_env/provision/dapr.py). This fails on a stock build."""
+    import psutil
+
+    from lab_env.stack.lifecycle import status
+
+    with dapr_app(unique_name("loopback"), components=[]) as app:
+        pids = {s.name: s.pid for s in status() if s.pid}
+        pids["daprd"] = app.sidecar_pid
+        assert {"redis", "kafka", "placement", "scheduler"} <= set(pids)
+        for name, pid in pids.items():
+            processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            listening = [c.laddr for p in processes for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            assert listening, f"{name} listens nowhere"
+            wide = [f"{a.ip}:{a.port}" for a in listening if a.ip not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
+            assert not wide, f"{name} listens beyond loopback on {wide}"

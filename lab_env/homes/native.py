@@ -47,11 +47,18 @@ def resources(spec: HomeSpec) -> dict[str, dict]:
     return out
 
 
+# Self-hosted daprd's namespace when NAMESPACE is unset: the one in every
+# local SPIFFE id (spiffe://public/ns/default/<app id>).
+NAMESPACE = "default"
+
+
 def configurations(spec: HomeSpec) -> dict[str, dict]:
+    """Each agent's Configuration: the Kubernetes home's access control, with
+    the policies in the self-hosted namespace (daprd refuses a policy without one)."""
     out = {}
     for agent in spec.agents:
         config = kube.configuration(agent, spec)
-        policies = [{k: v for k, v in p.items() if k != "namespace"} for p in config["spec"]["accessControl"]["policies"]]
+        policies = [{**p, "namespace": NAMESPACE} for p in config["spec"]["accessControl"]["policies"]]
         out[f"{agent.app_id}.yaml"] = {
             "apiVersion": config["apiVersion"], "kind": "Configuration", "metadata": {"name": config["metadata"]["name"]},
             "spec": {**config["spec"], "accessControl": {**config["spec"]["accessControl"], "policies": policies}}}

@@ -9,6 +9,10 @@ the drill tells the two apart: a drill that passes either way proves nothing.
     component_scopes   an app outside a component's scopes cannot use it
     secret_isolation   the model key comes from the secret store, and is in no
                        process environment, log or API answer besides it
+    mtls               sidecars talk mutual TLS with certificates from Dapr's
+                       sentry; a peer without a sentry certificate is refused
+    access_control     the callee's Configuration (rendered from the spec)
+                       denies every caller and method it does not name
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import httpx
 import psutil
 import yaml
 
-from ..apps import start_app, stop_app, unique_name
+from ..apps import DaprApp, start_app, stop_app, unique_name
 from ..profile import current
+from . import sentry as ca
 
 TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
 
@@ -129,3 +134,126 @@ def secret_isolation(protect: bool = True) -> Drill:
     return Drill("secret isolation", holds=from_store and not leaks,
                  calls=[("app asks the secret store", "got the key" if from_store else f"HTTP {fetched.status_code}"),
                         ("key searched in environments, logs, metadata", ", ".join(leaks) or "found nowhere")])
+
+
+# An HTTP/2 client's first bytes: the connection preface and an empty SETTINGS frame.
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _h2_session(port: int, tls: bool, identity: tuple[bytes, bytes] | None = None) -> str:
+    """Open an HTTP/2 (gRPC) session with a sidecar's internal port, as another
+    sidecar would: 'accepted' when the sidecar answers with its SETTINGS,
+    else 'refused: <why>'. ``identity`` is a (certificate, key) to present."""
+    import socket
+    import ssl
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+            conn = raw
+            if tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                context.set_alpn_protocols(["h2"])
+                if identity:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+                        cert.write_bytes(identity[0])
+                        key.write_bytes(identity[1])
+                        context.load_cert_chain(cert, key)
+                conn = context.wrap_socket(raw)
+            conn.sendall(_H2_HELLO)
+            reply = conn.recv(64)
+    except ssl.SSLError as err:
+        return f"refused: {err.reason or err}".replace("_", " ").lower()
+    except OSError as err:
+        return f"refused: {err.strerror or type(err).__name__}"
+    # A SETTINGS frame: 3 bytes of length, then type 0x04.
+    return "accepted" if len(reply) >= 4 and reply[3] == 0x04 else "refused: no HTTP/2 answer"
+
+
+def _static_app(app_id: str, folder: Path, files: dict[str, str], **kwargs) -> DaprApp:
+    """An app serving ``files`` as methods (GET /<name>): any HTTP server stands in for an agent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_text(body)
+    return start_app(app_id, [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1",
+                              "--directory", str(folder)], **kwargs)
+
+
+def mtls(protect: bool = True) -> Drill:
+    """Two sidecars with certificates from sentry call each other; the callee
+    shows its SPIFFE id; a session without a certificate, or with a forged
+    one naming the caller, is refused. Unprotected: no sentry, no mTLS."""
+    caller_id, callee_id = unique_name("mtls-caller"), unique_name("mtls-callee")
+    calls: list[tuple[str, str]] = []
+    apps: list[DaprApp] = []
+    authority = ca.start_sentry() if protect else None
+    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()} if authority else {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mtls-drill-") as tmp:
+            apps.append(_static_app(callee_id, Path(tmp), {"hello": "hello"}, components=[], **extra))
+            apps.append(start_app(caller_id, components=[], **extra))
+            callee = apps[0]
+            through = httpx.get(f"{apps[1].sidecar_url}/v1.0/invoke/{callee_id}/method/hello", timeout=TIMEOUT_S)
+            calls.append((f"{caller_id} calls {callee_id} through its sidecar", f"HTTP {through.status_code}"))
+            cert = ca.peer_certificate(callee.internal_port)
+            want = f"spiffe://public/ns/default/{callee_id}"
+            calls.append(("callee's certificate", f"{cert.spiffe_id}, valid {cert.lifetime}" if cert else "none (plain TCP)"))
+            plain = _h2_session(callee.internal_port, tls=False)
+            bare = _h2_session(callee.internal_port, tls=True)
+            forged = _h2_session(callee.internal_port, tls=True,
+                                 identity=ca.forged_identity(f"spiffe://public/ns/default/{caller_id}"))
+            calls += [("session in plain text", plain), ("TLS without a certificate", bare),
+                      ("TLS with a forged certificate naming the caller", forged)]
+    finally:
+        for app in apps:
+            stop_app(app)
+        if authority:
+            ca.stop_sentry(authority)
+    holds = (through.status_code == 200 and cert is not None and cert.spiffe_id == want
+             and all(result.startswith("refused") for result in (plain, bare, forged)))
+    return Drill("mTLS", holds=holds, calls=calls)
+
+
+def access_control(protect: bool = True) -> Drill:
+    """The callee's Configuration, rendered by the native home from a spec
+    that lets only ``caller`` call only ``hello``: the allowed call passes;
+    another method, and another app, get 403. Needs mTLS: the caller's
+    identity is the SPIFFE id in its certificate."""
+    from .native import configurations
+    from .spec import load
+
+    callee_id, caller_id, stranger_id = (unique_name(p) for p in ("acl-callee", "acl-caller", "acl-stranger"))
+    spec = load({"home": "drill", "image": "drill:1", "agents": [
+        {"app_id": callee_id, "app": "drill:app", "port": 8001, "callers": {caller_id: ["hello"]}},
+        {"app_id": caller_id, "app": "drill:app", "port": 8002},
+        {"app_id": stranger_id, "app": "drill:app", "port": 8003}]})
+    config = configurations(spec)[f"{callee_id}.yaml"]
+    if not protect:
+        config = {**config, "spec": {k: v for k, v in config["spec"].items() if k != "accessControl"}}
+    calls: list[tuple[str, str]] = []
+    apps: list[DaprApp] = []
+    authority = ca.start_sentry()
+    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()}
+    try:
+        with tempfile.TemporaryDirectory(prefix="acl-drill-") as tmp:
+            config_file = Path(tmp) / "callee-config.yaml"
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            apps.append(_static_app(callee_id, Path(tmp) / "www", {"hello": "hello", "refund": "refunded"},
+                                    components=[], config=config_file, **extra))
+            caller = start_app(caller_id, components=[], **extra)
+            apps.append(caller)
+            stranger = start_app(stranger_id, components=[], **extra)
+            apps.append(stranger)
+            codes = {}
+            for app, method in ((caller, "hello"), (caller, "refund"), (stranger, "hello")):
+                response = httpx.get(f"{app.sidecar_url}/v1.0/invoke/{callee_id}/method/{method}", timeout=TIMEOUT_S)
+                codes[(app.app_id, method)] = response.status_code
+                calls.append((f"{app.app_id} calls {method}", f"HTTP {response.status_code}"))
+    finally:
+        for app in apps:
+            stop_app(app)
+        ca.stop_sentry(authority)
+    holds = (codes[(caller_id, "hello")] == 200 and codes[(caller_id, "refund")] == 403
+             and codes[(stranger_id, "hello")] == 403)
+    return Drill("access control", holds=holds, calls=calls)

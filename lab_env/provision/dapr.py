@@ -1,13 +1,15 @@
 """The Dapr runtime (daprd, placement, scheduler) built from Go modules.
 
 Installs into the layout `dapr init --slim` makes (~/.dapr/bin, config.yaml,
-components/), so the stock `dapr run` works against it. Binaries already
-there at the pinned version, from an earlier setup or a real
-`dapr init --slim`, are reused as they are.
+components/), so the stock `dapr run` works against it, plus sentry (lab 05's
+certificate authority for mTLS). Binaries are rebuilt when the pinned version
+or the build recipe (dapr_build/, the patches below) changes: a stamp beside
+them records which recipe made them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,10 +24,26 @@ from .gobuild import go_build, go_env
 from .prereqs import require_go
 
 BUILD_MODULE = Path(__file__).parent / "dapr_build"
-COMMANDS = ("daprd", "placement", "scheduler")
+COMMANDS = ("daprd", "placement", "scheduler", "sentry")
 # dapr's stock component list panics unless built with a tag that links every
 # component; this file of ours takes its place (see dapr_build/daprd/main.go).
 _NO_TAG_FILE = Path("cmd/daprd/components/zz_notag.go")
+# The healthz server of placement, scheduler and sentry listens on every
+# interface whatever --healthz-listen-address says; we make it listen where
+# DAPR_HEALTHZ_LISTEN_ADDRESS says (see overlay/healthz_listen.go).
+_HEALTHZ_FILE = Path("pkg/healthz/server/server.go")
+_HEALTHZ_LISTEN = ('net.Listen("tcp", fmt.Sprintf(":%d", s.port))',
+                   'net.Listen("tcp", fmt.Sprintf("%s:%d", healthzListenHost, s.port))')
+STAMP = ".lab-env-recipe"
+
+
+def recipe() -> str:
+    """A hash of everything that decides what the build produces."""
+    digest = hashlib.sha256(pins().dapr_runtime.encode())
+    for path in sorted(p for p in BUILD_MODULE.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(BUILD_MODULE)).encode() + path.read_bytes())
+    digest.update(repr((_NO_TAG_FILE, _HEALTHZ_FILE, _HEALTHZ_LISTEN)).encode())
+    return digest.hexdigest()[:16]
 
 
 def installed_version(binary: Path) -> str | None:
@@ -37,10 +55,10 @@ def installed_version(binary: Path) -> str | None:
 
 
 def installed() -> bool:
-    want = pins().dapr_runtime
-    return all(installed_version(dapr_bin(name)) == want for name in ("daprd",)) and all(
-        dapr_bin(name).exists() for name in COMMANDS
-    )
+    stamp = dapr_home() / "bin" / STAMP
+    return (stamp.exists() and stamp.read_text().strip() == recipe()
+            and installed_version(dapr_bin("daprd")) == pins().dapr_runtime
+            and all(dapr_bin(name).exists() for name in COMMANDS))
 
 
 def install_dapr(force: bool = False) -> Path:
@@ -57,12 +75,13 @@ def install_dapr(force: bool = False) -> Path:
         tmp = bin_dir / f".{name}.new"
         shutil.copy2(out_dir / name, tmp)
         tmp.replace(bin_dir / name)
+    (bin_dir / STAMP).write_text(recipe() + "\n")
     _write_slim_layout()
     return bin_dir
 
 
 def build(go: str, version: str) -> Path:
-    """Build the three commands in the cache; returns the folder holding them."""
+    """Build COMMANDS in the cache; returns the folder holding them."""
     work = cache_dir() / f"dapr-build-{version}"
     out_dir = work / "bin"
     if work.exists():
@@ -85,13 +104,20 @@ def build(go: str, version: str) -> Path:
     for path in [local, *local.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     shutil.copyfile(work / "overlay" / "components_empty.go", local / _NO_TAG_FILE)
+    healthz = local / _HEALTHZ_FILE
+    source = healthz.read_text()
+    if _HEALTHZ_LISTEN[0] not in source:
+        raise LabEnvError(f"dapr v{version}'s {_HEALTHZ_FILE} no longer has the listen call lab-env patches",
+                          "update _HEALTHZ_LISTEN in lab_env/provision/dapr.py for this Dapr version")
+    healthz.write_text(source.replace(*_HEALTHZ_LISTEN))
+    shutil.copyfile(work / "overlay" / "healthz_listen.go", healthz.parent / "zz_listen_host.go")
     subprocess.run([go, "mod", "edit", "-replace", "github.com/dapr/dapr=./dapr-src"], cwd=work, env=env, check=True)
 
     ldflags = (
         f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
         f" -X github.com/dapr/kit/logger.DaprVersion={version}"
     )
-    go_build(go, work, ["./daprd", "./placement", "./scheduler"], str(out_dir) + "/", ldflags,
+    go_build(go, work, [f"./{name}" for name in COMMANDS], str(out_dir) + "/", ldflags,
              f"Dapr {version}", "dapr-build.log")
     return out_dir
 

@@ -18,6 +18,9 @@ from ..profile import NATIVE, Profile
 from ..provision.kafka import java_command as java
 from ..provision.redis import redis_server
 
+# Our Dapr build's healthz servers listen on this address (lab_env/provision/dapr.py).
+HEALTHZ_HOST_VAR = "DAPR_HEALTHZ_LISTEN_ADDRESS"
+
 
 @dataclass
 class Service:
@@ -135,6 +138,7 @@ def _placement(p: Profile, host: str) -> Service:
             "--log-level", "info",
         ],
         probe=probes.http_ok(f"http://{p.placement_host}:{ports['healthz']}/healthz"),
+        env={HEALTHZ_HOST_VAR: host},
         summary="Dapr actor placement (which host runs which actor)",
     )
 
@@ -146,6 +150,7 @@ def _scheduler(p: Profile, host: str) -> Service:
         ports=ports,
         argv=lambda: [],
         probe=probes.http_ok(f"http://{p.scheduler_host}:{ports['healthz']}/healthz"),
+        env={HEALTHZ_HOST_VAR: host},
         summary="Dapr scheduler (reminders, jobs, workflow timers), embedded etcd",
     )
     svc.argv = lambda: [
