@@ -42,6 +42,8 @@ BAD = [
     (lambda r: r["agents"][0].update(resources={"cpu": "lots"}), "are not cpu/memory quantities"),
     (lambda r: r["agents"][0].update(colour="blue"), "unknown key 'colour'"),
     (lambda r: r["components"]["pubsub"].update(actors=True), "are all marked actors: true"),
+    (lambda r: r["agents"][1].update(env={"OPENAI_API_KEY": "sk-1"}), "env OPENAI_API_KEY looks like a secret"),
+    (lambda r: r["agents"][1].update(env={"log level": "info"}), "is not a mapping of VARIABLE_NAMES to values"),
 ]
 
 
@@ -107,7 +109,7 @@ def test_components_are_scoped_and_secrets_come_from_the_secret_store():
     assert components["statestore"]["scopes"] == ["products", "mediator"]
     assert {"name": "actorStateStore", "value": "true"} in components["statestore"]["spec"]["metadata"]
     model = components["model"]
-    assert {"name": "apiKey", "secretKeyRef": {"name": "marketplace-secrets", "key": "openai-api-key"}} in model["spec"]["metadata"]
+    assert {"name": "securityToken", "secretKeyRef": {"name": "marketplace-secrets", "key": "openai-api-key"}} in model["spec"]["metadata"]
     assert model["auth"] == {"secretStore": kube.SECRET_STORE}
     # The Secret is rendered only with values given at apply time, and never without them all.
     assert all(o["kind"] != "Secret" for o in kube.manifests(spec))
@@ -118,11 +120,11 @@ def test_components_are_scoped_and_secrets_come_from_the_secret_store():
 
 def test_native_home_files_are_dapr_resources_and_a_run_file(tmp_path):
     spec = load(EXAMPLE)
-    ports = {a.app_id: (41000 + i, 42000 + i) for i, a in enumerate(spec.agents)}
+    ports = {a.app_id: (41000 + i, 42000 + i, 43000 + i, 44000 + i) for i, a in enumerate(spec.agents)}
     run_file = native.write(spec, tmp_path, ports, app_dir=tmp_path)
     docs = {p.name: load_resource(p) for p in sorted((tmp_path / "resources").glob("*.yaml"))}
     assert docs[f"{kube.SECRET_STORE}.yaml"]["spec"]["type"] == "secretstores.local.env"
-    model_key = next(m for m in docs["model.yaml"]["spec"]["metadata"] if m["name"] == "apiKey")
+    model_key = next(m for m in docs["model.yaml"]["spec"]["metadata"] if m["name"] == "securityToken")
     assert model_key["secretKeyRef"] == {"name": "OPENAI_API_KEY", "key": "OPENAI_API_KEY"}
     assert all("namespace" not in d["metadata"] for d in docs.values())
     config = load_resource(tmp_path / "config" / "products.yaml")
@@ -130,5 +132,25 @@ def test_native_home_files_are_dapr_resources_and_a_run_file(tmp_path):
     apps = {a["appID"]: a for a in yaml.safe_load(run_file.read_text())["apps"]}
     assert set(apps) == {"products", "buyers", "mediator"}
     assert apps["products"]["daprHTTPPort"] == 41000 and apps["products"]["appPort"] == 8101
-    assert apps["mediator"]["command"][-4:] == ["--host", "127.0.0.1", "--port", "8103"]
+    assert apps["mediator"]["command"][-6:-2] == ["--host", "127.0.0.1", "--port", "8103"]
     assert Path(apps["buyers"]["configFilePath"]).exists()
+    # Without a sentry there is no mtls section: daprd would refuse to start without trust anchors.
+    assert "mtls" not in config["spec"]
+    # The CLI cannot bind the internal gRPC and metrics ports to loopback; the daprd it starts does.
+    wrapper = Path(apps["products"]["runtimePath"]) / ".dapr" / "bin" / "daprd"
+    assert "--dapr-internal-grpc-listen-address 127.0.0.1 --metrics-listen-address 127.0.0.1" in wrapper.read_text()
+
+
+def test_the_native_home_scripts_pass_shellcheck(tmp_path):
+    import shutil
+    import subprocess
+
+    from lab_env.homes.sentry import Sentry
+
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    for name, sentry in (("plain", None), ("mtls", Sentry("s", 1, 2, tmp_path / "sentry"))):
+        runtime = native.daprd_wrapper(tmp_path / name, sentry)
+        result = subprocess.run(["shellcheck", "--severity=style", str(runtime / ".dapr" / "bin" / "daprd")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout

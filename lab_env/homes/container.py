@@ -83,7 +83,7 @@ def compose(spec: HomeSpec) -> dict:
             "read_only": True,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
-            "environment": {"APP_ID": agent.app_id, "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
+            "environment": {**agent.env, "APP_ID": agent.app_id, "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
                             "DAPR_GRPC_PORT": str(SIDECAR_GRPC_PORT)},
             "networks": ["lab"],
         }

@@ -36,6 +36,7 @@ def deployment(agent: Agent, spec: HomeSpec) -> dict:
         "image": spec.image,
         "command": ["python", "-m", "uvicorn", agent.app, "--host", "0.0.0.0", "--port", str(agent.port)],
         "ports": [{"name": "http", "containerPort": agent.port}],
+        "env": [{"name": k, "value": v} for k, v in agent.env.items()],
         "readinessProbe": {**probe, "initialDelaySeconds": 2},
         "livenessProbe": {**probe, "initialDelaySeconds": 10},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,

@@ -17,6 +17,7 @@ Kubernetes manifests and Dapr custom resources).
         health: /healthz
         resources: {cpu: 250m, memory: 256Mi}
         scale: {min: 1, max: 5, cpu_percent: 70, memory_percent: 80}
+        env: {LOG_LEVEL: info}                  # plain settings (never secrets: those go under secrets)
 
 ``load`` checks it and says, in one line, what is wrong and where.
 """
@@ -34,6 +35,9 @@ from ..errors import LabEnvError
 _NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi)?$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# A variable named like these holds a secret: it belongs in the secret store.
+_SECRET_LIKE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Agent:
     health: str = "/healthz"
     resources: dict[str, str] = field(default_factory=dict)
     scale: Scale | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def _agent(raw: Any, index: int) -> Agent:
     where = f"agents[{index}]"
     if not isinstance(raw, dict):
         raise _fail(where, "an agent must be a mapping", "see the example at the top of lab_env/homes/spec.py")
-    _known(raw, {"app_id", "app", "port", "replicas", "components", "callers", "health", "resources", "scale"}, where)
+    _known(raw, {"app_id", "app", "port", "replicas", "components", "callers", "health", "resources", "scale", "env"}, where)
     app_id = _name(raw.get("app_id"), f"{where}.app_id")
     where = f"agent {app_id}"
     target = raw.get("app")
@@ -148,9 +153,15 @@ def _agent(raw: Any, index: int) -> Agent:
     components = raw.get("components") or []
     if not isinstance(components, list):
         raise _fail(where, "components must be a list of component names", "write components: [statestore]")
+    env = raw.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and _ENV_NAME.match(k) for k in env):
+        raise _fail(where, f"env {env!r} is not a mapping of VARIABLE_NAMES to values", "write env: {LOG_LEVEL: info}")
+    secret_like = next((k for k in env if _SECRET_LIKE.search(k)), None)
+    if secret_like:
+        raise _fail(where, f"env {secret_like} looks like a secret", "list it under secrets and read it from the secret store")
     return Agent(app_id, target, _int(raw.get("port"), f"{where}.port", 1024, 65535), replicas,
                  tuple(_name(c, f"{where}.components") for c in components), callers, health, dict(resources),
-                 _scale(raw.get("scale"), f"{where}.scale", replicas))
+                 _scale(raw.get("scale"), f"{where}.scale", replicas), {k: str(v) for k, v in env.items()})
 
 
 def _component(name: str, raw: Any) -> Component:

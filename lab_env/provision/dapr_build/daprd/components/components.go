@@ -7,6 +7,7 @@ package components
 
 import (
 	"github.com/dapr/components-contrib/bindings/cron"
+	bindingshttp "github.com/dapr/components-contrib/bindings/http"
 	"github.com/dapr/components-contrib/lock/redis"
 	"github.com/dapr/components-contrib/nameresolution/mdns"
 	"github.com/dapr/components-contrib/pubsub/in-memory"
@@ -37,6 +38,8 @@ func init() {
 	secretstores.DefaultRegistry.RegisterComponent(file.NewLocalSecretStore, "local.file")
 
 	bindings.DefaultRegistry.RegisterInputBinding(cron.NewCron, "cron")
+	// Lab 05's model endpoint (an OpenAI-compatible server) as an output binding.
+	bindings.DefaultRegistry.RegisterOutputBinding(bindingshttp.NewHTTP, "http")
 	locks.DefaultRegistry.RegisterComponent(redis.NewStandaloneRedisLock, "redis")
 	nameresolution.DefaultRegistry.RegisterComponent(mdns.NewResolver, "mdns")
 }

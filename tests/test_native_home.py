@@ -1,0 +1,81 @@
+"""The native home: the marketplace spec rendered to a multi-app run file and
+started by the real Dapr CLI (`dapr run -f`) on the live stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from lab_env.actors import actor_type
+from lab_env.errors import LabEnvError
+from lab_env.homes import native
+from lab_env.homes.spec import load
+from lab_env.probes import wait_until
+from lab_env.procs import port_is_free
+
+pytestmark = pytest.mark.stack
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "lab_env" / "homes" / "marketplace.yaml"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    spec = load(SPEC)
+    with native.running(spec, tmp_path_factory.mktemp("home"), REPO, secrets={"openai-api-key": "Bearer sk-home-test"}) as running:
+        yield spec, running
+    # Nothing is left: the CLI's process group is gone and every port is free again.
+    assert not psutil.pid_exists(running.pid) or psutil.Process(running.pid).status() == psutil.STATUS_ZOMBIE
+    assert all(port_is_free(a.port) for a in spec.agents)
+    assert all(httpx.get(f"{url}/v1.0/healthz").status_code != 204 for url in running.sidecars.values()
+               if _answers(url))
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def test_every_sidecar_loads_exactly_the_components_scoped_to_its_agent(home):
+    spec, running = home
+    for agent in spec.agents:
+        loaded = {c["name"] for c in httpx.get(f"{running.sidecars[agent.app_id]}/v1.0/metadata").json()["components"]}
+        scoped = {c.name for c in spec.components.values() if agent.app_id in c.scopes}
+        assert loaded == scoped | {native.SECRET_STORE}, agent.app_id
+
+
+def test_the_mediator_haggles_between_buyer_and_seller_actors(home):
+    _, running = home
+    sidecar = running.sidecars["mediator"]
+    for kind, agent, terms in (("BuyerAgent", "home-buyer", {"limit": 90, "opening": 50, "rounds": 5}),
+                               ("SellerAgent", "home-seller", {"limit": 70, "opening": 120, "rounds": 5})):
+        setup = httpx.put(f"{sidecar}/v1.0/actors/{actor_type(kind)}/{agent}/method/Setup", json=terms, timeout=30)
+        assert setup.status_code == 200, setup.text
+    instance = f"haggle-{actor_type('x')}"
+    started = httpx.post(f"{sidecar}/v1.0/workflows/dapr/haggle/start", params={"instanceID": instance},
+                         json={"buyer": "home-buyer", "seller": "home-seller", "rounds": 5}, timeout=30)
+    assert started.status_code == 202, started.text
+
+    def state() -> dict:
+        return httpx.get(f"{sidecar}/v1.0/workflows/dapr/{instance}", timeout=30).json()
+
+    wait_until(lambda: state().get("runtimeStatus") in ("COMPLETED", "FAILED", "TERMINATED"), 120, "the haggle workflow")
+    state = state()
+    assert state["runtimeStatus"] == "COMPLETED", state
+    import json
+
+    outcome = json.loads(state["properties"]["dapr.workflow.output"])
+    # Bids 50, 60, 70, 80, 90 against asks 120, 107.5, 95, 82.5, 70: they cross in the fifth round, at (90 + 70) / 2.
+    assert outcome == {"agreed": True, "price": 80.0, "rounds": 5}
+
+
+def test_a_second_home_on_the_same_app_ports_is_refused_in_one_line(home, tmp_path):
+    spec, _ = home
+    with pytest.raises(LabEnvError, match="the home's app ports are taken: products:8101"):
+        native.start(spec, tmp_path, REPO)
