@@ -154,3 +154,15 @@ def test_the_native_home_scripts_pass_shellcheck(tmp_path):
         result = subprocess.run(["shellcheck", "--severity=style", str(runtime / ".dapr" / "bin" / "daprd")],
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
+
+
+def test_an_isolated_copy_renames_every_app_id_scope_and_caller_and_takes_new_ports():
+    from lab_env.homes.spec import isolated, to_dict
+
+    spec = isolated(load(EXAMPLE), "t1", [9001, 9002, 9003])
+    assert [(a.app_id, a.port) for a in spec.agents] == [("products-t1", 9001), ("buyers-t1", 9002), ("mediator-t1", 9003)]
+    assert spec.agent("products-t1").callers == {"mediator-t1": ("Stock", "Reserve", "Release")}
+    assert spec.components["model"].scopes == ("buyers-t1",) and spec.home == "marketplace-t1"
+    # Still a valid spec: every name it refers to exists.
+    assert load(yaml.safe_load(yaml.safe_dump(to_dict(spec)))) == spec
+

@@ -31,6 +31,7 @@ import yaml
 from ..apps import DaprApp, start_app, stop_app, unique_name
 from ..profile import current
 from . import sentry as ca
+from .spec import HomeSpec
 
 TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
 
@@ -215,23 +216,22 @@ def mtls(protect: bool = True) -> Drill:
     return Drill("mTLS", holds=holds, calls=calls)
 
 
-def access_control(protect: bool = True) -> Drill:
-    """The callee's Configuration, rendered by the native home from a spec
-    that lets only ``caller`` call only ``hello``: the allowed call passes;
-    another method, and another app, get 403. Needs mTLS: the caller's
-    identity is the SPIFFE id in its certificate."""
+def access_matrix(spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True) -> dict[tuple[str, str], int]:
+    """Each (caller, method) call to ``callee``, made through real sidecars
+    with mTLS certificates from sentry, against the callee's Configuration as
+    the native home renders it from ``spec``: (caller, method) -> HTTP status.
+    The spec's agents run under private names, so nothing else is disturbed."""
+    from ..procs import free_ports
     from .native import configurations
-    from .spec import load
+    from .spec import isolated
 
-    callee_id, caller_id, stranger_id = (unique_name(p) for p in ("acl-callee", "acl-caller", "acl-stranger"))
-    spec = load({"home": "drill", "image": "drill:1", "agents": [
-        {"app_id": callee_id, "app": "drill:app", "port": 8001, "callers": {caller_id: ["hello"]}},
-        {"app_id": caller_id, "app": "drill:app", "port": 8002},
-        {"app_id": stranger_id, "app": "drill:app", "port": 8003}]})
-    config = configurations(spec)[f"{callee_id}.yaml"]
+    suffix = unique_name("acl").rsplit("-", 1)[-1] + secrets.token_hex(2)
+    private = isolated(spec, suffix, free_ports(len(spec.agents)))
+    name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
+    config = configurations(private)[f"{name[callee]}.yaml"]
     if not protect:
         config = {**config, "spec": {k: v for k, v in config["spec"].items() if k != "accessControl"}}
-    calls: list[tuple[str, str]] = []
+    codes: dict[tuple[str, str], int] = {}
     apps: list[DaprApp] = []
     authority = ca.start_sentry()
     extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()}
@@ -239,21 +239,34 @@ def access_control(protect: bool = True) -> Drill:
         with tempfile.TemporaryDirectory(prefix="acl-drill-") as tmp:
             config_file = Path(tmp) / "callee-config.yaml"
             config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-            apps.append(_static_app(callee_id, Path(tmp) / "www", {"hello": "hello", "refund": "refunded"},
-                                    components=[], config=config_file, **extra))
-            caller = start_app(caller_id, components=[], **extra)
-            apps.append(caller)
-            stranger = start_app(stranger_id, components=[], **extra)
-            apps.append(stranger)
-            codes = {}
-            for app, method in ((caller, "hello"), (caller, "refund"), (stranger, "hello")):
-                response = httpx.get(f"{app.sidecar_url}/v1.0/invoke/{callee_id}/method/{method}", timeout=TIMEOUT_S)
-                codes[(app.app_id, method)] = response.status_code
-                calls.append((f"{app.app_id} calls {method}", f"HTTP {response.status_code}"))
+            methods = {method: method for _, method in calls}
+            apps.append(_static_app(name[callee], Path(tmp) / "www", methods, components=[], config=config_file, **extra))
+            callers = {}
+            for caller in dict.fromkeys(c for c, _ in calls):
+                callers[caller] = start_app(name[caller], components=[], **extra)
+                apps.append(callers[caller])
+            for caller, method in calls:
+                response = httpx.get(f"{callers[caller].sidecar_url}/v1.0/invoke/{name[callee]}/method/{method}",
+                                     timeout=TIMEOUT_S)
+                codes[(caller, method)] = response.status_code
     finally:
         for app in apps:
             stop_app(app)
         ca.stop_sentry(authority)
-    holds = (codes[(caller_id, "hello")] == 200 and codes[(caller_id, "refund")] == 403
-             and codes[(stranger_id, "hello")] == 403)
-    return Drill("access control", holds=holds, calls=calls)
+    return codes
+
+
+def access_control(protect: bool = True) -> Drill:
+    """A callee that lets only ``caller`` call only ``hello``: the allowed
+    call passes; another method, and another app, get 403. Needs mTLS: the
+    caller's identity is the SPIFFE id in its certificate."""
+    from .spec import load
+
+    spec = load({"home": "drill", "image": "drill:1", "agents": [
+        {"app_id": "callee", "app": "drill:app", "port": 8001, "callers": {"caller": ["hello"]}},
+        {"app_id": "caller", "app": "drill:app", "port": 8002},
+        {"app_id": "stranger", "app": "drill:app", "port": 8003}]})
+    codes = access_matrix(spec, "callee", [("caller", "hello"), ("caller", "refund"), ("stranger", "hello")], protect)
+    return Drill("access control", holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403,
+                                                   ("stranger", "hello"): 403},
+                 calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()])

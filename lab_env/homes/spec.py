@@ -241,3 +241,36 @@ def load(source: Path | str | dict) -> HomeSpec:
     if not isinstance(secrets, list):
         raise _fail("secrets", "secrets must be a list of names", "write secrets: [openai-api-key]")
     return HomeSpec(home, image, agents, components, tuple(_name(s, "secrets") for s in secrets))
+
+
+def isolated(spec: HomeSpec, suffix: str, ports: list[int]) -> HomeSpec:
+    """The same home under names and ports nothing else uses: every app id,
+    scope and caller gets ``-suffix``, and the agents take ``ports`` in order.
+    Two runs of one spec (a notebook and its grader, two tests) never collide."""
+    from dataclasses import replace
+
+    if len(ports) < len(spec.agents):
+        raise ValueError(f"{len(spec.agents)} agents need as many ports, got {len(ports)}")
+
+    def rename(app_id: str) -> str:
+        return f"{app_id}-{suffix}"
+
+    agents = tuple(replace(a, app_id=rename(a.app_id), port=port,
+                           callers={rename(c): m for c, m in a.callers.items()})
+                   for a, port in zip(spec.agents, ports))
+    components = {n: replace(c, scopes=tuple(rename(s) for s in c.scopes)) for n, c in spec.components.items()}
+    return replace(spec, home=f"{spec.home}-{suffix}", agents=agents, components=components)
+
+
+def to_dict(spec: HomeSpec) -> dict:
+    """The spec as the mapping ``load`` reads (load(to_dict(s)) == s)."""
+    return {
+        "home": spec.home, "image": spec.image,
+        "components": {n: {"type": c.type, "scopes": list(c.scopes), "actors": c.actors, "metadata": dict(c.metadata)}
+                       for n, c in spec.components.items()},
+        "secrets": list(spec.secrets),
+        "agents": [{"app_id": a.app_id, "app": a.app, "port": a.port, "replicas": a.replicas,
+                    "components": list(a.components), "callers": {k: list(v) for k, v in a.callers.items()},
+                    "health": a.health, "resources": dict(a.resources), "env": dict(a.env),
+                    **({"scale": {k: v for k, v in vars(a.scale).items() if v is not None}} if a.scale else {})}
+                   for a in spec.agents]}
