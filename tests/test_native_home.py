@@ -12,9 +12,10 @@ import pytest
 from lab_env.actors import actor_type
 from lab_env.errors import LabEnvError
 from lab_env.homes import native
-from lab_env.homes.spec import load
+from lab_env.apps import run_token
+from lab_env.homes.spec import isolated, load
 from lab_env.probes import wait_until
-from lab_env.procs import port_is_free
+from lab_env.procs import free_ports, port_is_free
 
 pytestmark = pytest.mark.stack
 
@@ -24,7 +25,8 @@ SPEC = REPO / "lab_env" / "homes" / "marketplace.yaml"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    spec = load(SPEC)
+    # Private app ids and ports: the lab 05 notebook runs the same spec.
+    spec = isolated(load(SPEC), run_token(), free_ports(3))
     with native.running(spec, tmp_path_factory.mktemp("home"), REPO, secrets={"openai-api-key": "Bearer sk-home-test"}) as running:
         yield spec, running
     # Nothing is left: the CLI's process group is gone and every port is free again.
@@ -44,6 +46,7 @@ def _answers(url: str) -> bool:
 
 def test_every_sidecar_loads_exactly_the_components_scoped_to_its_agent(home):
     spec, running = home
+    assert [a.app_id for a in spec.agents] == [f"{name}-{run_token()}" for name in ("products", "buyers", "mediator")]
     for agent in spec.agents:
         loaded = {c["name"] for c in httpx.get(f"{running.sidecars[agent.app_id]}/v1.0/metadata").json()["components"]}
         scoped = {c.name for c in spec.components.values() if agent.app_id in c.scopes}
@@ -52,7 +55,7 @@ def test_every_sidecar_loads_exactly_the_components_scoped_to_its_agent(home):
 
 def test_the_mediator_haggles_between_buyer_and_seller_actors(home):
     _, running = home
-    sidecar = running.sidecars["mediator"]
+    sidecar = running.sidecars[f"mediator-{run_token()}"]
     for kind, agent, terms in (("BuyerAgent", "home-buyer", {"limit": 90, "opening": 50, "rounds": 5}),
                                ("SellerAgent", "home-seller", {"limit": 70, "opening": 120, "rounds": 5})):
         setup = httpx.put(f"{sidecar}/v1.0/actors/{actor_type(kind)}/{agent}/method/Setup", json=terms, timeout=30)
@@ -77,5 +80,5 @@ def test_the_mediator_haggles_between_buyer_and_seller_actors(home):
 
 def test_a_second_home_on_the_same_app_ports_is_refused_in_one_line(home, tmp_path):
     spec, _ = home
-    with pytest.raises(LabEnvError, match="the home's app ports are taken: products:8101"):
+    with pytest.raises(LabEnvError, match=f"the home's app ports are taken: products-{run_token()}:{spec.agents[0].port}"):
         native.start(spec, tmp_path, REPO)
