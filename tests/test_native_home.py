@@ -10,9 +10,9 @@ import psutil
 import pytest
 
 from lab_env.actors import actor_type
+from lab_env.apps import run_token
 from lab_env.errors import LabEnvError
 from lab_env.homes import native
-from lab_env.apps import run_token
 from lab_env.homes.spec import isolated, load
 from lab_env.probes import wait_until
 from lab_env.procs import free_ports, port_is_free
