@@ -112,3 +112,17 @@ def test_nobody_left_means_unassigned():
     task.award()
     task.report("only", ok=False)
     assert task.phase == Phase.UNASSIGNED and task.awardee is None
+
+
+@pytest.mark.parametrize("kind", ["sealed", "vickrey", "english"])
+def test_an_auction_survives_a_round_trip_through_its_stored_form(kind):
+    import json
+
+    from lab_env.coordination.auction import dump, new, restore
+
+    auction = new(kind, "lamp", opening=10)
+    auction.submit("b1", "ann", 12)
+    auction.submit("b2", "bob", 20)
+    copy = restore(json.loads(json.dumps(dump(auction))))
+    assert copy.submit("b3", "cy", 30) and not copy.submit("b1", "ann", 99)
+    assert copy.close().winner == "cy" and dump(copy)["closed"]

@@ -128,14 +128,17 @@ def test_native_home_files_are_dapr_resources_and_a_run_file(tmp_path):
     assert model_key["secretKeyRef"] == {"name": "OPENAI_API_KEY", "key": "OPENAI_API_KEY"}
     assert all("namespace" not in d["metadata"] for d in docs.values())
     config = load_resource(tmp_path / "config" / "products.yaml")
-    assert config["spec"]["accessControl"]["policies"][0]["appId"] == "mediator"
+    with_mtls = native.configurations(spec)["products.yaml"]["spec"]
+    assert with_mtls["accessControl"]["policies"][0]["appId"] == "mediator"
+    assert with_mtls["accessControl"]["policies"][0]["namespace"] == native.NAMESPACE
     apps = {a["appID"]: a for a in yaml.safe_load(run_file.read_text())["apps"]}
     assert set(apps) == {"products", "buyers", "mediator"}
     assert apps["products"]["daprHTTPPort"] == 41000 and apps["products"]["appPort"] == 8101
     assert apps["mediator"]["command"][-6:-2] == ["--host", "127.0.0.1", "--port", "8103"]
     assert Path(apps["buyers"]["configFilePath"]).exists()
-    # Without a sentry there is no mtls section: daprd would refuse to start without trust anchors.
-    assert "mtls" not in config["spec"]
+    # Without a sentry there is no mtls section (daprd would refuse to start without trust anchors)
+    # and no access control (without certificates daprd cannot tell callers apart and refuses all).
+    assert "mtls" not in config["spec"] and "accessControl" not in config["spec"]
     # The CLI cannot bind the internal gRPC and metrics ports to loopback; the daprd it starts does.
     wrapper = Path(apps["products"]["runtimePath"]) / ".dapr" / "bin" / "daprd"
     assert "--dapr-internal-grpc-listen-address 127.0.0.1 --metrics-listen-address 127.0.0.1" in wrapper.read_text()

@@ -36,8 +36,8 @@ def _spec(raw: Any) -> HomeSpec:
         raise AssertionError(str(err)) from None
 
 
-@check("sellers agent", hint="add to SPEC['agents'] a sellers agent: app lab_env.agents.product_host:app, port 8104, "
-                             "health /noop, components [pubsub], callers {mediator: [Offer]}, resources, "
+@check("sellers agent", hint="add to SPEC['agents'] a sellers agent: app lab_env.agents.plain_agent:app, port 8104, "
+                             "health /healthz, components [pubsub], callers {mediator: [Offer]}, resources, "
                              "scale {min: 1, max: 4, cpu_percent: 60}; and add sellers to pubsub's scopes")
 def sellers_agent(raw: dict) -> str:
     spec = _spec(raw)
@@ -58,7 +58,10 @@ def sellers_agent(raw: dict) -> str:
             native.running(private, Path(tmp), REPO_ROOT, secrets={s: "Bearer check-placeholder" for s in spec.secrets}) as home:
         url = home.sidecars[f"sellers-{suffix}"]
         loaded = sorted(c["name"] for c in httpx.get(f"{url}/v1.0/metadata", timeout=30).json()["components"])
+        # The mediator reaches the sellers' Offer through the sellers' sidecar.
+        offer = httpx.get(f"{home.sidecars[f'mediator-{suffix}']}/v1.0/invoke/sellers-{suffix}/method/Offer", timeout=30)
     assert loaded == sorted(["pubsub", native.SECRET_STORE]), f"the sellers sidecar loaded {loaded}"
+    assert offer.status_code == 200, f"the mediator's call to sellers' Offer got HTTP {offer.status_code}: {offer.text[:150]}"
     return f"{len(ids)} agents; sellers runs under dapr run -f with {', '.join(loaded)}"
 
 

@@ -59,9 +59,8 @@ def measure(host_pids: list[int], sidecar: str, actor_type: str, count: int = 20
     ``count`` actors activated in it adds (in steps, for ``progress``, a tqdm bar)."""
     from ..probes import wait_until
 
-    # Just after `dapr run -f` starts, the host's first state calls to its sidecar
-    # can be cut off (for about a second here): wait until an actor answers.
-    # A fresh actor per try: one whose activation failed stays broken while active.
+    # Readiness: the actor type reaches placement's table a moment after the
+    # app starts. A fresh actor per try: one whose activation failed stays broken while active.
     tries = iter(range(10**6))
     wait_until(lambda: httpx.put(f"{sidecar}/v1.0/actors/{actor_type}/warmup-{next(tries)}/method/{method}",
                                  timeout=10).status_code == 200, 60, "the actor host")

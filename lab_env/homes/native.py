@@ -70,18 +70,23 @@ NAMESPACE = "default"
 
 
 def configurations(spec: HomeSpec, mtls: bool = True) -> dict[str, dict]:
-    """Each agent's Configuration: the Kubernetes home's access control, with
-    the policies in the self-hosted namespace (daprd refuses a policy without
-    one). With ``mtls`` False the mtls section goes: daprd given it refuses to
-    start without trust anchors, that is without a sentry."""
+    """Each agent's Configuration: the Kubernetes home's, with the policies in
+    the self-hosted namespace (daprd refuses a policy without one).
+
+    With ``mtls`` False (no sentry) it has neither mtls nor access control:
+    daprd given mtls refuses to start without trust anchors, and access
+    control needs the caller's identity, which only its certificate proves.
+    Without one, daprd refuses every call, even those the policy allows.
+    """
     out = {}
     for agent in spec.agents:
         config = kube.configuration(agent, spec)
-        policies = [{**p, "namespace": NAMESPACE} for p in config["spec"]["accessControl"]["policies"]]
-        out[f"{agent.app_id}.yaml"] = {
-            "apiVersion": config["apiVersion"], "kind": "Configuration", "metadata": {"name": config["metadata"]["name"]},
-            "spec": {**{k: v for k, v in config["spec"].items() if mtls or k != "mtls"},
-                     "accessControl": {**config["spec"]["accessControl"], "policies": policies}}}
+        body = {k: v for k, v in config["spec"].items() if mtls or k not in ("mtls", "accessControl")}
+        if "accessControl" in body:
+            policies = [{**p, "namespace": NAMESPACE} for p in body["accessControl"]["policies"]]
+            body["accessControl"] = {**body["accessControl"], "policies": policies}
+        out[f"{agent.app_id}.yaml"] = {"apiVersion": config["apiVersion"], "kind": "Configuration",
+                                       "metadata": {"name": config["metadata"]["name"]}, "spec": body}
     return out
 
 
