@@ -135,8 +135,8 @@ def run_file(spec: HomeSpec, folder: Path, sidecar_ports: dict[str, tuple[int, .
             "daprInternalGRPCPort": internal,
             "metricsPort": metrics,
             "apiListenAddresses": "127.0.0.1",
-            # CLI 1.12 otherwise passes -1 for both, which daprd 1.18 takes as a
-            # limit: every request with a body (actor state) is cut off.
+            # CLI 1.12 otherwise passes -1 for both, which daprd 1.18 takes as
+            # "no limit" on request bodies: keep Dapr's defaults, as lab_env's sidecars do.
             "daprHTTPMaxRequestSize": 4,  # MB, Dapr's default
             "daprHTTPReadBufferSize": 4,  # KB, Dapr's default
             "placementHostAddress": prof.placement_address,
