@@ -4,11 +4,10 @@ retried bid counted once."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from lab_env import start_app, stop_app, unique_name, uvicorn_command
-from lab_env.actors import actor_type
+from lab_env.actors import actor_type, invoke
 from lab_env.probes import wait_until
 
 pytestmark = pytest.mark.stack
@@ -22,10 +21,7 @@ def host():
 
 
 def _call(app, auction: str, method: str, body=None):
-    reply = httpx.put(f"{app.sidecar_url}/v1.0/actors/{actor_type('AuctioneerActor')}/{auction}/method/{method}",
-                      json=body, timeout=30)
-    assert reply.status_code == 200, reply.text
-    return reply.json() if reply.content else None
+    return invoke(app, actor_type("AuctioneerActor"), auction, method, body)
 
 
 def test_a_vickrey_auction_outlives_its_host_and_counts_each_bid_once(host):

@@ -3,11 +3,10 @@ a quorum decides, and a deadline without a quorum is "no decision"."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from lab_env import start_app, stop_app, unique_name, uvicorn_command
-from lab_env.actors import actor_type
+from lab_env.actors import actor_type, invoke
 from lab_env.probes import wait_until
 
 pytestmark = pytest.mark.stack
@@ -22,10 +21,7 @@ def host():
 
 
 def _call(app, ballot: str, method: str, body=None):
-    reply = httpx.put(f"{app.sidecar_url}/v1.0/actors/{actor_type('BallotActor')}/{ballot}/method/{method}",
-                      json=body, timeout=30)
-    assert reply.status_code == 200, reply.text
-    return reply.json() if reply.content else None
+    return invoke(app, actor_type("BallotActor"), ballot, method, body)
 
 
 def test_a_quorum_decides_and_a_voter_counts_once(host):
