@@ -175,10 +175,6 @@ class RunningHome:
     pid: int  # the CLI; its apps and sidecars run in its process group
     sidecars: dict[str, str]  # app id -> sidecar URL
 
-    def logs(self, app_id: str, which: str = "daprd", lines: int = 20) -> str:
-        found = sorted((self.run_file.parent / "apps" / app_id / ".dapr" / "logs").glob(f"{app_id}_{which}_*.log"))
-        return procs.tail(found[-1], lines) if found else ""
-
 
 def start(spec: HomeSpec, folder: Path, app_dir: Path, secrets: dict[str, str] | None = None, sentry=None,
           timeout: float = 120.0) -> RunningHome:

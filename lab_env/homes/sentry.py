@@ -101,7 +101,8 @@ def _died(s: Sentry):
     def check() -> str | None:
         if procs.alive(s.pid):
             return None
-        return procs.tail(s.log, 3).strip().splitlines()[-1:][0] if s.log.exists() else "sentry exited"
+        lines = procs.tail(s.log, 3).strip().splitlines() if s.log.exists() else []
+        return f"sentry exited: {lines[-1][:300]}" if lines else "sentry exited with no output"
     return check
 
 
