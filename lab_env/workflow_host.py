@@ -2,7 +2,8 @@
 
 A lab writes a module that creates ``wfr = wf.WorkflowRuntime()`` and
 registers workflows and activities with ``@wfr.workflow`` / ``@wfr.activity``;
-it may list actor classes in ``ACTORS``. ``lab_env.workflows.start_workflow_app``
+it may list actor classes in ``ACTORS``. A module with ACTORS and no
+``wfr`` is an actor host only (lab 06's agents). ``lab_env.workflows.start_workflow_app``
 runs this host with the module's name in LAB_WORKFLOW_MODULE:
 
 * the actors are registered with Dapr under per-run type names;
@@ -48,7 +49,9 @@ async def lifespan(app: FastAPI):
     for cls in getattr(module, "ACTORS", []):
         await actors.register_actor(for_this_run(cls))
     runtime = getattr(module, "wfr", None)
-    if not isinstance(runtime, WorkflowRuntime):
+    if runtime is None and getattr(module, "ACTORS", None):
+        _worker["state"] = "ready"  # actors only: nothing more to start
+    elif not isinstance(runtime, WorkflowRuntime):
         _worker.update(state="failed", error=f"{module.__name__} defines no `wfr = wf.WorkflowRuntime()`")
     else:
         threading.Thread(target=_start_worker, args=(runtime,), daemon=True, name="workflow-worker").start()

@@ -75,6 +75,12 @@ def start_workflow_app(
     return app
 
 
+def start_agents_app(app_id: str, module: str, **kwargs) -> DaprApp:
+    """Start a module that hosts agents: its ACTORS, and its workflows if it has
+    a ``wfr``. The same host as start_workflow_app, named for what it runs."""
+    return start_workflow_app(app_id, module, **kwargs)
+
+
 def wait_ready(app: DaprApp, timeout: float = 90.0) -> None:
     """Wait until the app's workflow worker is connected to its sidecar."""
     def ready() -> bool:

@@ -1,4 +1,4 @@
-"""Labs 02 to 05 graded end to end. Their checks take paths in the kernel's
+"""Labs 02 to 06 graded end to end. Their checks take paths in the kernel's
 workspace, plain values (topic names), apps and the learner's functions,
 which the grader resolves from its own process, and judge the stack from
 there. The solution gets full marks, the unsolved lab none, each check with
@@ -16,7 +16,7 @@ from lab_env.notebooks.generate import LABS_DIR
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize("lab", ["02", "03", "04", "05"])
+@pytest.mark.parametrize("lab", ["02", "03", "04", "05", "06"])
 def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     spec = load_spec(lab)
     folder = tmp_path / "submissions"
