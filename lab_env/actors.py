@@ -8,6 +8,7 @@ GET /lifecycle, so a notebook can watch them happen.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TypeVar
 
@@ -67,17 +68,48 @@ def _http():  # -> httpx.Client
     return _client
 
 
+class ActorCallFailed(RuntimeError):
+    """An actor method failed; ``str()`` is one line ending with the app's own error."""
+
+    def __init__(self, actor_type_name: str, actor_id: str, method: str, status: int, answer: str) -> None:
+        self.status, self.answer = status, answer
+        super().__init__(f"{actor_type_name.rsplit('-', 1)[0]} {actor_id!r}.{method} failed ({status}): {innermost_error(answer)}")
+
+    def _render_traceback_(self) -> list[str]:
+        # A notebook shows this line instead of a traceback through httpx.
+        return [f"\u274c {self}"]
+
+
+def innermost_error(answer: str) -> str:
+    """The app's own error inside the sidecar's answer, which wraps it once per hop
+    (an actor calling an actor nests it again, escaped each time)."""
+    text = answer
+    for _ in range(6):
+        try:  # raw_decode: the sidecar appends "(Error Code: ...)" after a nested answer
+            message = json.JSONDecoder().raw_decode(text)[0].get("message")
+        except (ValueError, AttributeError):
+            break
+        if not isinstance(message, str):
+            break
+        text = message
+        nested = text.find("{")
+        if nested < 0:
+            break
+        text = text[nested:]
+    return text[:300]
+
+
 def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data: object = None,
            timeout: float = 30.0) -> object:
     """Call an actor method through ``app``'s sidecar (Dapr actor HTTP API), synchronously.
 
-    Raises RuntimeError with the sidecar's answer when the call fails, for
-    example when the method raised in the app.
+    Raises ActorCallFailed (a RuntimeError) with the app's own error when the
+    call fails, for example when the method raised in the app.
     """
     url = f"{app.sidecar_url}/v1.0/actors/{actor_type_name}/{actor_id}/method/{method}"
     resp = _http().put(url, json=data, timeout=timeout)
     if resp.status_code >= 400:
-        raise RuntimeError(f"{actor_type_name}.{method} failed ({resp.status_code}): {resp.text[:300]}")
+        raise ActorCallFailed(actor_type_name, actor_id, method, resp.status_code, resp.text)
     return resp.json() if resp.content else None
 
 

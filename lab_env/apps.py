@@ -153,6 +153,9 @@ class DaprApp:
                   "sidecar_argv": self.sidecar_argv, "sidecar_env": self.sidecar_env, "internal_port": self.internal_port}
         path = apps_dir() / f"{self.app_id}.json"
         tmp = path.with_suffix(".tmp")
+        # The sidecar's environment can hold a secret (the capstone's model key): owner-only.
+        tmp.touch(mode=0o600)
+        tmp.chmod(0o600)
         tmp.write_text(json.dumps(record))
         tmp.replace(path)
 
@@ -247,8 +250,12 @@ def start_app(
     progress: bool = False,
     sidecar_args: Sequence[str] = (),
     sidecar_env: Mapping[str, str] | None = None,
+    detach: bool = False,
 ) -> DaprApp:
-    """Start an app and its sidecar and wait until both are healthy. See dapr_app."""
+    """Start an app and its sidecar and wait until both are healthy. See dapr_app.
+
+    ``detach``: the app outlives this process (a CLI command started it);
+    stop_app, from any process, or `lab-env down` stops it."""
     _validate_app_id(app_id)
     if not dapr_bin("daprd").exists():
         raise LabEnvError("daprd is not installed", "run `lab-env setup`")
@@ -278,7 +285,8 @@ def start_app(
     app.sidecar_env = {**child_env, **(sidecar_env or {})}
     # If the Python process that started the app ends without stopping it (a
     # notebook kernel shut down mid-lab), stop it then.
-    atexit.register(stop_app, app)
+    if not detach:
+        atexit.register(stop_app, app)
     _launch(app, timeout, progress)
     _started_here[app_id] = app
     return app

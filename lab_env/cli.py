@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_cluster(sub)
 
+    from .market.cli import register as register_market
+
+    register_market(sub)
+
     sub.add_parser("env", help="print the variables a plain `dapr run` needs: eval \"$(lab-env env)\"").set_defaults(fn=cmd_env)
     return p
 

@@ -55,6 +55,8 @@ def start_workflow_app(
     components: Iterable[str] = ("statestore",),
     env: Mapping[str, str] | None = None,
     timeout: float = 90.0,
+    detach: bool = False,
+    sidecar_env: Mapping[str, str] | None = None,
 ) -> DaprApp:
     """Start ``module``'s workflows (and ACTORS) in an app with its sidecar.
 
@@ -70,7 +72,7 @@ def start_workflow_app(
                  **(env or {})}
     Path(child_env["LAB_LEDGER"]).unlink(missing_ok=True)
     app = start_app(app_id, uvicorn_command(f"{HOST_MODULE}:app"), cwd=folder, components=components,
-                    env=child_env, timeout=timeout)
+                    env=child_env, timeout=timeout, detach=detach, sidecar_env=sidecar_env)
     wait_ready(app, timeout)
     return app
 

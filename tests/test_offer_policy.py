@@ -64,8 +64,9 @@ def test_validate_holds_a_seller_to_its_floor():
 class ScriptedModel:
     """An OpenAI-compatible chat completions endpoint answering from a script."""
 
-    def __init__(self) -> None:
-        self.answers: list[object] = []
+    def __init__(self, respond=None) -> None:
+        self.answers: list[object] = []  # in order of the requests; or respond(body) -> answer
+        self.respond = respond
         self.requests: list[dict] = []
         app = FastAPI()
 
@@ -73,7 +74,7 @@ class ScriptedModel:
         async def completions(request: Request):
             body = await request.json()
             self.requests.append({"auth": request.headers.get("authorization"), "body": body})
-            answer = self.answers.pop(0)
+            answer = self.respond(body) if self.respond else self.answers.pop(0)
             if isinstance(answer, int):  # an HTTP error that quotes the key back, as some servers do
                 return JSONResponse({"error": {"message": f"Incorrect API key provided: {KEY}"}}, status_code=answer)
             return {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -108,6 +108,12 @@ class NegotiatorInterface(ActorInterface):
     @actormethod(name="History")
     async def history(self) -> list: ...
 
+    @actormethod(name="Terms")
+    async def terms(self) -> dict: ...
+
+    @actormethod(name="Record")
+    async def record(self, offer: dict) -> float: ...
+
 
 class _Negotiator(Actor, NegotiatorInterface):
     async def setup(self, terms: dict) -> None:
@@ -134,6 +140,25 @@ class _Negotiator(Actor, NegotiatorInterface):
     async def history(self) -> list:
         _, offers = await self._state_manager.try_get_state("offers")
         return [offers[k] for k in sorted(offers or {}, key=int)]
+
+    async def terms(self) -> dict:
+        """The private terms and the offers made so far (for a policy deciding the next one)."""
+        _, terms = await self._state_manager.try_get_state("terms")
+        if not terms:
+            raise ValueError(f"{self.id.id} has no terms: call Setup first")
+        _, offers = await self._state_manager.try_get_state("offers")
+        return {**terms, "offers": offers or {}}
+
+    async def record(self, offer: dict) -> float:
+        """Keep an offer decided elsewhere (the capstone's policies) for its round; the
+        first one recorded stands, so a re-run activity cannot change an offer made."""
+        _, offers = await self._state_manager.try_get_state("offers")
+        key = str(offer["round"])
+        if key not in offers:
+            offers[key] = round(float(offer["price"]), 2)
+            await self._state_manager.set_state("offers", offers)
+            await self._state_manager.save_state()
+        return offers[key]
 
 
 class BuyerAgent(_Negotiator):

@@ -1,0 +1,273 @@
+"""Run the marketplace: start it, stock it, place orders, and prove the books balance.
+
+    market = up("market")                     # the society's app on the running stack, stocked
+    ids = place_orders(market, 100)           # buyers' purchases, as workflows
+    outcomes = wait_orders(market, ids)
+    sheet = balance_sheet(market, outcomes)   # stock and money balance; nothing lost or doubled
+    down("market")
+
+``lab-env market up|status|orders|down`` does the same from a terminal.
+Everything is seeded from a ``Catalog``, so the balance sheet knows what
+there was to begin with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import kafka, workflows
+from ..actors import actor_type_in, invoke
+from ..apps import DaprApp, load_app, running_apps, stop_app, unique_name
+from ..errors import LabEnvError
+from ..paths import state_dir
+
+SOCIETY = "lab_env.market.society"
+COMPONENTS = ("statestore", "kafka-pubsub", "secretstore")
+TERMINAL = {"completed", "compensated", "rejected", "no deal"}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the market starts with. Order n goes to buyer n % buyers, seller n % sellers, product n % products.
+    (Market.product and Market.wallet give the actor ids, which carry the market's name: two markets
+    started by one process share actor types, never actors.)"""
+
+    products: int = 10
+    stock: int = 1000
+    buyers: int = 20
+    sellers: int = 5
+    funds: float = 1_000_000.0
+    list_price: float = 100.0
+    rounds: int = 5
+
+
+
+@dataclass
+class Market:
+    name: str
+    app: DaprApp
+    topic: str
+    catalog: Catalog = field(default_factory=Catalog)
+    view_port: int | None = None
+
+    @property
+    def view_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.view_port}/" if self.view_port else None
+
+    def actor(self, kind: str) -> str:
+        return actor_type_in(self.app, kind)
+
+    def product(self, n: int) -> str:
+        return f"{self.name}-product-{n % self.catalog.products}"
+
+    def wallet(self, who: str, n: int) -> str:
+        """A buyer's or seller's wallet; order n uses buyer n % buyers and seller n % sellers."""
+        return f"{self.name}-{who}-{n % (self.catalog.buyers if who == 'buyer' else self.catalog.sellers)}"
+
+    def wallets(self) -> list[str]:
+        return [self.wallet("buyer", n) for n in range(self.catalog.buyers)] + \
+               [self.wallet("seller", n) for n in range(self.catalog.sellers)]
+
+
+def _record(name: str) -> Path:
+    return state_dir() / "markets" / f"{name}.json"
+
+
+def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool = False, view: bool = True,
+       env: dict[str, str] | None = None, secrets: dict[str, str] | None = None) -> Market:
+    """Start the society's app (actors, workflows, Kafka events) and stock it.
+
+    ``secrets`` (OPENAI_API_KEY, say) reach the app only through its sidecar's
+    secret store; ``env`` holds plain settings such as OPENAI_BASE_URL."""
+    from ..stack import status
+
+    down_services = [s.name for s in status() if not s.ready]
+    if down_services:
+        raise LabEnvError(f"the lab stack is not running ({', '.join(down_services)} down)", "run `lab-env up` first")
+    name = name or unique_name("market")
+    catalog = catalog or Catalog()
+    topic = f"{name}-orders"
+    folder = state_dir() / "markets" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    # The order events' topic exists before anyone subscribes (a consumer subscribed to a missing
+    # topic waits for its next metadata refresh); partitioned by order id.
+    kafka.create_topics({topic: 4})
+    app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
+                                     env={"MARKET_TOPIC": topic, **(env or {})}, detach=detach,
+                                     sidecar_env={f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()})
+    market = Market(name, app, topic, catalog)
+    try:
+        _stock(market)
+    except BaseException:
+        stop_app(app)  # nothing half-started
+        raise
+    _save(market)
+    if view:
+        try:
+            market.view_port = _start_view(market)
+        except BaseException:
+            down(name)
+            raise
+        _save(market)
+    return market
+
+
+def _save(market: Market) -> None:
+    _record(market.name).write_text(json.dumps({"name": market.name, "app_id": market.app.app_id, "topic": market.topic,
+                                                "catalog": asdict(market.catalog), "view_port": market.view_port}))
+
+
+def _start_view(market: Market) -> int:
+    """The live view's server (lab_env.market.view) on a free loopback port; `lab-env down` stops it too."""
+    import sys
+
+    from .. import procs
+    from ..apps import apps_dir
+    from ..probes import http_status, wait_until
+
+    (port,) = procs.free_ports(1)
+    log = state_dir() / "markets" / market.name / "view.log"
+    proc = procs.spawn([sys.executable, "-m", "uvicorn", "lab_env.market.view:app", "--host", "127.0.0.1",
+                        "--port", str(port), "--log-level", "warning"], log,
+                       env={**os.environ, "MARKET_NAME": market.name})
+    (apps_dir() / f"{market.name}-view.json").write_text(json.dumps({"app_id": f"{market.name}-view", "pids": [proc.pid]}))
+    wait_until(lambda: http_status(f"http://127.0.0.1:{port}/api/state") == 200 or _view_died(proc, log), 60,
+               "the market's live view")
+    return port
+
+
+def _view_died(proc, log: Path) -> bool:
+    from .. import procs
+
+    if proc.poll() is not None:
+        raise LabEnvError(f"the live view exited: {procs.tail(log, 3).strip()[-300:]}", f"see {log}")
+    return False
+
+
+def _stock(market: Market) -> None:
+    cat = market.catalog
+    for n in range(cat.products):
+        stock = invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        if stock == 0:  # a market started again keeps its state: stock it once
+            invoke(market.app, market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
+    for n in range(cat.buyers):
+        wallet = market.wallet("buyer", n)
+        if invoke(market.app, market.actor("WalletActor"), wallet, "Balance") == 0:
+            invoke(market.app, market.actor("WalletActor"), wallet, "Fund", cat.funds)
+
+
+def attach(name: str) -> Market:
+    """The market ``name`` started by another process (a terminal, a notebook)."""
+    try:
+        saved = json.loads(_record(name).read_text())
+    except FileNotFoundError:
+        raise LabEnvError(f"no market called {name!r}", "start one with `lab-env market up`") from None
+    if saved["app_id"] not in running_apps():
+        raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
+    return Market(name, load_app(saved["app_id"]), saved["topic"], Catalog(**saved["catalog"]), saved.get("view_port"))
+
+
+def down(name: str) -> None:
+    """Stop the market's view and app; its state stays in the stack (a market started again keeps it)."""
+    from .. import procs
+    from ..apps import apps_dir
+
+    view = apps_dir() / f"{name}-view.json"
+    if view.exists():
+        for pid in json.loads(view.read_text()).get("pids", []):
+            procs.stop(pid, timeout=5)
+        view.unlink(missing_ok=True)
+    if name in running_apps():
+        stop_app(load_app(name))
+    _record(name).unlink(missing_ok=True)
+
+
+def markets() -> list[str]:
+    folder = state_dir() / "markets"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+
+def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
+    """Private terms for order n's buyer and seller: most overlap (a deal), every 7th does not."""
+    base = cat.list_price
+    buyer = {"opening": round(base * 0.7, 2), "limit": round(base * (0.9 if n % 7 == 6 else 1.1), 2)}
+    seller = {"opening": round(base * 1.3, 2), "limit": round(base * 0.95, 2)}
+    return buyer, seller
+
+
+def place_orders(market: Market, count: int, *, start: int | None = None, fail_every: int = 0,
+                 quantity: int = 1) -> list[str]:
+    """Schedule ``count`` purchases, numbered on from the market's last order (or from ``start``);
+    every ``fail_every``-th one's shipment fails, so its saga compensates. Returns the instance ids.
+    An order id is never reused: its outcome, once settled, stands."""
+    cat, ids = market.catalog, []
+    if start is None:
+        start = max((int(i.rsplit("-", 1)[1]) + 1 for i in orders_placed(market)), default=0)
+    client = workflows.client(market.app)
+    try:
+        for n in range(start, start + count):
+            order = f"{market.name}-order-{n}"
+            buyer_terms, seller_terms = _limits(cat, n)
+            invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
+            invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
+            spec = {"id": order, "buyer": f"{order}-buyer", "seller": f"{order}-seller", "product": market.product(n),
+                    "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n),
+                    "seller_wallet": market.wallet("seller", n)}
+            if fail_every and n % fail_every == fail_every - 1:
+                spec["fail_at"] = "ship"
+            ids.append(client.schedule_new_workflow("purchase", input=spec, instance_id=order))
+    finally:
+        client.close()
+    return ids
+
+
+def orders_placed(market: Market) -> list[str]:
+    """The ids of every purchase this market has scheduled (from its sidecar)."""
+    return sorted(i for i in workflows.list_instances(market.app)
+                  if i.startswith(f"{market.name}-order-") and not i.endswith(("-deal", "-saga")))
+
+
+def outcomes(market: Market, ids: list[str]) -> dict[str, dict | None]:
+    return {i: invoke(market.app, market.actor("OrderActor"), i, "Outcome") for i in ids}
+
+
+def wait_orders(market: Market, ids: list[str], timeout: float = 600.0) -> dict[str, dict]:
+    """Each order's outcome as its OrderActor settled it."""
+    outcomes = {}
+    for instance in ids:
+        workflows.wait(market.app, instance, timeout)
+        outcomes[instance] = invoke(market.app, market.actor("OrderActor"), instance, "Outcome")
+    return outcomes
+
+
+def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:
+    """Stock and money, from the actors' own state, against what the market started with."""
+    cat = market.catalog
+    statuses = Counter((o or {}).get("status", "unsettled") for o in outcomes.values())
+    sold = Counter()
+    for o in outcomes.values():
+        if o and o["status"] == "completed":
+            sold[o["product"]] += o["quantity"]
+    stock = {market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+             for n in range(cat.products)}
+    wallets = {w: invoke(market.app, market.actor("WalletActor"), w, "Entries") for w in market.wallets()}
+    balances = {w: invoke(market.app, market.actor("WalletActor"), w, "Balance") for w in wallets}
+    debits = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("debit:"))
+    credits = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("credit:"))
+    refunds = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("refund:"))
+    completed = {i for i, o in outcomes.items() if o and o["status"] == "completed"}
+    lost = sorted(i for i, o in outcomes.items() if not o or o.get("status") not in TERMINAL)
+    # An order whose money moved but whose outcome says otherwise, or moved twice.
+    double = sorted(i for i in outcomes if debits[i] > 1 or credits[i] > 1)
+    unpaid = sorted(i for i in completed if not (debits[i] == 1 and credits[i] == 1))
+    unrefunded = sorted(i for i, o in outcomes.items() if o and o["status"] != "completed" and debits[i] and not refunds[i])
+    stock_ok = all(stock[p] + sold[p] == cat.stock for p in stock)
+    money_ok = round(sum(balances.values()), 2) == round(cat.funds * cat.buyers, 2)
+    return {"orders": len(outcomes), "statuses": dict(statuses), "lost": lost, "double": double, "unpaid": unpaid,
+            "unrefunded": unrefunded, "settle_repeats": sum((o or {}).get("repeats", 0) for o in outcomes.values()),
+            "stock_balances": stock_ok, "money_balances": money_ok,
+            "balanced": stock_ok and money_ok and not (lost or double or unpaid or unrefunded)}

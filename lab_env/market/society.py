@@ -1,0 +1,196 @@
+"""The marketplace app: every agent of the society as an actor, and the
+protocols between them as workflows. Run it with start_agents_app (or
+``lab-env market up``):
+
+    purchase      one buyer's order: negotiate a price, then the order saga
+    negotiate     rounds of a bid and an ask decided at once (two activities),
+                  until they meet or the rounds run out
+    order_saga    reserve the stock, debit the buyer, ship and credit the
+                  seller; a failed step undoes the done ones in reverse
+
+Offers come from lab_env.agents.offer_policy inside the ``decide_offer``
+activity only: with OPENAI_API_KEY in the secret store, a model decides (a
+bad answer is rejected with its reason and the rule decides instead);
+without, the rule. Either way the negotiator actor records the offer, so a
+replay or a re-run activity never changes an offer once made.
+
+Each order's outcome is settled exactly once in its OrderActor and announced
+on Kafka (``MARKET_TOPIC``, through Dapr's kafka-pubsub) at least once: a
+crash between the two makes the re-run announce again, and the event's
+order id lets consumers drop the repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import timedelta
+
+import dapr.ext.workflow as wf
+import httpx
+from dapr.actor import ActorId, ActorProxy
+
+from ..actors import actor_type
+from ..agents.market_actors import BuyerAgent, NegotiatorInterface, ProductActor, ProductInterface, SellerAgent
+from ..agents.offer_policy import OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
+from .ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
+
+wfr = wf.WorkflowRuntime()
+ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor]
+SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
+PUBSUB = "kafka-pubsub"
+SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
+# Transient failures (a host restarting) are retried; a step that keeps failing fails the saga.
+RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=5,
+                       backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+log = logging.getLogger("market")
+
+
+def _proxy(kind: str, actor_id: str, interface):
+    return ActorProxy.create(actor_type(kind), ActorId(actor_id), interface)
+
+
+# -- offers -----------------------------------------------------------------------------
+
+_policy: OfferPolicy | None = None
+
+
+def policy() -> OfferPolicy:
+    """The model when the secret store has a key, else the rule; read once per process."""
+    global _policy
+    if _policy is None:
+        key = None
+        try:
+            reply = httpx.get(f"{SIDECAR}/v1.0/secrets/{SECRET_STORE}/{KEY_NAME}", timeout=10)
+            key = reply.json().get(KEY_NAME) if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            key = None  # no secret store: offline
+        _policy = choose_policy(key, os.environ.get("OPENAI_BASE_URL"))
+    return _policy
+
+
+@wfr.activity(name="decide_offer")
+async def decide_offer(ctx, ask: dict) -> dict:
+    """One side's offer for a round: decided by the policy, kept by the agent."""
+    kind = "BuyerAgent" if ask["role"] == "buyer" else "SellerAgent"
+    agent = _proxy(kind, ask["agent"], NegotiatorInterface)
+    terms = await agent.Terms()
+    if str(ask["round"]) in terms["offers"]:  # decided before a crash: never ask the model again
+        return {"price": terms["offers"][str(ask["round"])], "by": "recorded"}
+    situation = Situation(ask["role"], ask["item"], ask["round"], terms["rounds"], terms["opening"], terms["limit"],
+                          tuple(ask.get("history", ())))
+    chosen, by, rejected = policy(), policy().name, None
+    try:
+        price = chosen.offer(situation)
+    except OfferRejected as err:  # never applied: the rule decides this round
+        rejected, by, price = str(err), "rule", RulePolicy().offer(situation)
+        log.warning("offer of %s for round %s rejected: %s", ask["agent"], ask["round"], rejected)
+    price = await agent.Record({"round": ask["round"], "price": price})
+    return {"price": price, "by": by, "rejected": rejected}
+
+
+@wfr.workflow(name="negotiate")
+def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
+    """deal: buyer, seller (negotiator ids, already Setup), item, rounds."""
+    rounds: list[dict] = []
+    for round_no in range(deal["rounds"]):
+        asks = [{"role": role, "agent": deal[role], "item": deal["item"], "round": round_no, "history": rounds}
+                for role in ("buyer", "seller")]
+        bid, ask = yield wf.when_all([ctx.call_activity(decide_offer, input=a, retry_policy=RETRY) for a in asks])
+        rounds.append({"round": round_no, "bid": bid["price"], "ask": ask["price"], "by": [bid["by"], ask["by"]]})
+        ctx.set_custom_status({"stage": "negotiating", "rounds": rounds})
+        if bid["price"] >= ask["price"]:
+            return {"agreed": True, "price": round((bid["price"] + ask["price"]) / 2, 2), "rounds": rounds}
+    return {"agreed": False, "rounds": rounds}
+
+
+# -- the order saga ----------------------------------------------------------------------
+
+@wfr.activity(name="reserve")
+async def reserve(ctx, order: dict) -> dict:
+    return await _proxy("ProductActor", order["product"], ProductInterface).Reserve(
+        {"order_id": order["id"], "quantity": order["quantity"]})
+
+
+@wfr.activity(name="release")
+async def release(ctx, order: dict) -> dict:
+    return await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
+
+
+@wfr.activity(name="debit")
+async def debit(ctx, order: dict) -> dict:
+    return await _proxy("WalletActor", order["buyer_wallet"], WalletInterface).Debit(
+        {"order_id": order["id"], "amount": order["total"]})
+
+
+@wfr.activity(name="refund")
+async def refund(ctx, order: dict) -> dict:
+    return await _proxy("WalletActor", order["buyer_wallet"], WalletInterface).Refund(order["id"])
+
+
+@wfr.activity(name="ship")
+async def ship(ctx, order: dict) -> dict:
+    if order.get("fail_at") == "ship":  # the carrier refuses this parcel (a drill's planned failure)
+        raise RuntimeError(f"the carrier refused order {order['id']}")
+    return await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
+        {"order_id": order["id"], "amount": order["total"]})
+
+
+@wfr.activity(name="settle")
+async def settle(ctx, outcome: dict) -> dict:
+    """The outcome, once (the order actor keeps the first), then its event until it is marked sent."""
+    order = _proxy("OrderActor", outcome["order"], OrderInterface)
+    settled = await order.Settle(outcome)
+    if not settled.get("announced") and os.environ.get("MARKET_TOPIC"):
+        event = {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")}
+        reply = httpx.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{os.environ['MARKET_TOPIC']}", timeout=30,
+                           params={"metadata.partitionKey": outcome["order"]}, content=json.dumps(event),
+                           headers={"content-type": "application/json"})
+        reply.raise_for_status()
+        await order.Announced()
+    return settled
+
+
+@wfr.workflow(name="order_saga")
+def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
+    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
+    order = {**order, "total": round(order["price"] * order["quantity"], 2)}
+    undo: list = []
+    outcome = {"order": order["id"], "total": order["total"], "quantity": order["quantity"], "product": order["product"]}
+    try:
+        ctx.set_custom_status({"stage": "reserve"})
+        held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
+        if not held["ok"]:
+            return (yield ctx.call_activity(settle, input={**outcome, "status": "rejected", "reason": "out of stock"}))
+        undo.append(release)
+        ctx.set_custom_status({"stage": "debit"})
+        paid = yield ctx.call_activity(debit, input=order, retry_policy=RETRY)
+        if not paid["ok"]:
+            raise _Refused("not enough money")
+        undo.append(refund)
+        ctx.set_custom_status({"stage": "ship"})
+        yield ctx.call_activity(ship, input=order, retry_policy=wf.RetryPolicy(
+            first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=2))
+    except (wf.TaskFailedError, _Refused) as err:
+        ctx.set_custom_status({"stage": "compensating"})
+        for step in reversed(undo):
+            yield ctx.call_activity(step, input=order, retry_policy=RETRY)
+        return (yield ctx.call_activity(settle, input={**outcome, "status": "compensated", "reason": str(err)[:200]}))
+    return (yield ctx.call_activity(settle, input={**outcome, "status": "completed", "price": order["price"]}))
+
+
+class _Refused(Exception):
+    """A step said no (no money): compensate like a failure."""
+
+
+@wfr.workflow(name="purchase")
+def purchase(ctx: wf.DaprWorkflowContext, order: dict):
+    """order: id, buyer, seller (negotiators), product, quantity, rounds, wallets, optionally fail_at."""
+    deal = yield ctx.call_child_workflow(negotiate, instance_id=f"{ctx.instance_id}-deal", input={
+        "buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]})
+    if not deal["agreed"]:
+        return (yield ctx.call_activity(settle, input={"order": order["id"], "status": "no deal", "total": 0.0,
+                                                      "quantity": order["quantity"], "product": order["product"]}))
+    return (yield ctx.call_child_workflow(order_saga, instance_id=f"{ctx.instance_id}-saga",
+                                          input={**order, "price": deal["price"]}))
