@@ -93,10 +93,18 @@ def innermost_error(answer: str) -> str:
             break
         text = message
         nested = text.find("{")
-        if nested < 0:
-            break
+        if nested < 0 or not _starts_json(text[nested:]):
+            break  # the app's own message (which may contain braces of its own)
         text = text[nested:]
     return text[:300]
+
+
+def _starts_json(text: str) -> bool:
+    try:
+        json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return False
+    return True
 
 
 def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data: object = None,
