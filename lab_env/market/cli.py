@@ -37,9 +37,8 @@ def cmd_orders(args: argparse.Namespace) -> int:
 
     market = control.attach(args.name)
     ids = control.place_orders(market, args.count, fail_every=args.fail_every)
-    outcomes = {}
-    for instance in tqdm(ids, desc="orders", unit="order"):
-        outcomes.update(control.wait_orders(market, [instance]))
+    for instance in tqdm(ids, desc="orders", unit="order"):  # the bar moves as each order ends
+        control.wait_orders(market, [instance])
     sheet = control.balance_sheet(market, control.outcomes(market, control.orders_placed(market)))
     print(", ".join(f"{n} {status}" for status, n in sorted(sheet["statuses"].items())))
     print(f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "

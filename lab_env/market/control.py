@@ -83,11 +83,9 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
 
     ``secrets`` (OPENAI_API_KEY, say) reach the app only through its sidecar's
     secret store; ``env`` holds plain settings such as OPENAI_BASE_URL."""
-    from ..stack import status
+    from ..widgets import require_stack
 
-    down_services = [s.name for s in status() if not s.ready]
-    if down_services:
-        raise LabEnvError(f"the lab stack is not running ({', '.join(down_services)} down)", "run `lab-env up` first")
+    require_stack()  # one line naming what is down
     name = name or unique_name("market")
     catalog = catalog or Catalog()
     topic = f"{name}-orders"
