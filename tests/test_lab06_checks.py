@@ -11,37 +11,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab_env import stop_app, unique_name, workflows
 from lab_env.checks import lab06
 from lab_env.checks.core import verdict
 from lab_env.notebooks.generate import SOLUTIONS_DIR
-from lab_env.notebooks.workspace import app_file_source
+from tests.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "06_coordination.ipynb"
 
 
 def _mutated(name: str, *edits: tuple[str, str]) -> str:
-    source = app_file_source(SOLUTION, name)
-    for old, new in edits:
-        assert old in source, f"{name} no longer contains {old!r}: update this test"
-        source = source.replace(old, new)
-    return source
-
-
-@pytest.fixture
-def start(tmp_path):
-    started = []
-
-    def run(module: str, source: str):
-        (tmp_path / f"{module}.py").write_text(source)
-        app = workflows.start_agents_app(unique_name(f"t-{module[:8].replace('_', '-')}"), module, cwd=tmp_path)
-        started.append(app)
-        return app
-
-    yield run
-    for app in started:
-        stop_app(app)
+    return mutated(SOLUTION, name, *edits)
 
 
 def test_hierarchy_rejects_a_manager_that_escalates_the_first_failure(start):

@@ -1,0 +1,18 @@
+"""Wrong answers for the check tests: a solution's app module with one mistake
+put in (tests/test_lab04_checks.py, test_lab06_checks.py; the ``start``
+fixture in tests/conftest.py runs it as the lab does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_env.notebooks.workspace import app_file_source
+
+
+def mutated(solution: Path, name: str, *edits: tuple[str, str]) -> str:
+    """The solution's %%app_file ``name`` with each (old, new) replaced once found."""
+    source = app_file_source(solution, name)
+    for old, new in edits:
+        assert old in source, f"{name} no longer contains {old!r}: update this test"
+        source = source.replace(old, new)
+    return source
