@@ -129,7 +129,13 @@ def _config(cluster: NativeCluster, ports: list[int]) -> dict[str, Any]:
         "cacheDir": str(cluster.workdir / "cache"),
         **dict(zip(_PORT_FIELDS, ports)),
     }
-    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+    # One controller manager and one scheduler need no leader election; with it,
+    # a control plane stalled past the renew deadline (a busy machine) makes both
+    # exit for good ("leaderelection lost"), and the cluster is half gone.
+    no_election = [{"name": name, "extraArgs": [{"key": "leader-elect", "value": "false"}]}
+                   for name in ("kube-controller-manager", "kube-scheduler")]
+    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options,
+            "componentsPatches": no_election}
 
 
 def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> NativeCluster:

@@ -10,6 +10,8 @@ server: validation, controllers and scheduling are Kubernetes' own.
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import psutil
 import pytest
@@ -24,6 +26,7 @@ from lab_env.procs import alive
 from lab_env.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
+STALL_S = 20  # past the 15 s lease of leader election
 SETTLE_S = 120  # safety net for controllers on a busy machine, never a pass/fail criterion
 
 
@@ -121,6 +124,20 @@ def test_a_deployment_becomes_a_replicaset_and_pods_scheduled_onto_nodes(cluster
     sets = cluster.get("replicasets", namespace=SPEC.home)["items"]
     mine = [r for r in sets if r["metadata"]["labels"].get("app") == agent.app_id]
     assert sorted(r["spec"]["replicas"] for r in mine) == [0, agent.replicas]
+
+
+def test_a_stalled_control_plane_loses_no_component(cluster):
+    """A busy machine can stall etcd past the controllers' lease renew deadline;
+    with leader election on, the controller manager and scheduler then exit."""
+    pids = cluster.pids()
+    os.kill(pids["etcd"], signal.SIGSTOP)
+    try:
+        time.sleep(STALL_S)  # the stall itself is the experiment, not a wait for readiness
+    finally:
+        os.kill(pids["etcd"], signal.SIGCONT)
+    _eventually(lambda: cluster.get("nodes")["items"], "the API server after the stall")
+    assert {c: pid for c, pid in cluster.pids().items() if not alive(pid)} == {}
+    assert cluster.running()
 
 
 def test_down_leaves_nothing_behind():
