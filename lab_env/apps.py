@@ -27,6 +27,7 @@ from . import procs
 from .components import CONFIG_FILE, render_components
 from .errors import LabEnvError
 from .paths import dapr_bin, state_dir
+from .ports import free_ports
 from .probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
 from .profile import current
 
@@ -267,7 +268,7 @@ def start_app(
         raise LabEnvError(f"an app with id {app_id!r} is already running (started elsewhere)",
                           "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id")
 
-    app_port, http_port, grpc_port, internal_port, metrics_port = procs.free_ports(5)
+    app_port, http_port, grpc_port, internal_port, metrics_port = free_ports(5)
     workdir = apps_dir() / app_id
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -441,5 +442,8 @@ def stop_all_apps(token: str | None = None) -> list[str]:
 def kill_run(token: str) -> None:
     """SIGKILL everything a run started (its processes carry LAB_RUN_TOKEN=token),
     then forget its apps. For graders: no graceful stop, nothing is kept."""
+    from . import native_cluster  # it starts apps' peers; imported here to keep apps light
+
     procs.kill_by_env("LAB_RUN_TOKEN", token)
     stop_all_apps(token=token)
+    native_cluster.forget_run(token)

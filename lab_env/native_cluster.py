@@ -24,7 +24,8 @@ from typing import Any
 
 from .errors import LabEnvError
 from .paths import state_dir
-from .procs import alive, free_ports, stop
+from .ports import free_ports
+from .procs import alive, stop
 from .versions import pins
 
 DEFAULT_NAME = "agent-homes"
@@ -199,6 +200,16 @@ def down(name: str = DEFAULT_NAME, timeout: float = 30) -> bool:
     for leftover in (cluster.kubeconfig, cluster.config_file, cluster.workdir / f"{name}.create.log"):
         leftover.unlink(missing_ok=True)
     return True
+
+
+def forget_run(token: str) -> list[str]:
+    """Delete the clusters a run named with its token (``unique_name``), once its
+    processes are gone: a grader killed them, but their folders stayed."""
+    clusters = NativeCluster().workdir / "clusters"
+    names = sorted(p.name for p in clusters.glob(f"*-{token}")) if token and clusters.exists() else []
+    for name in names:
+        down(name, timeout=5)
+    return names
 
 
 def status(name: str = DEFAULT_NAME) -> list[str]:

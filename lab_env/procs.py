@@ -13,7 +13,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -148,22 +147,6 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports the OS says are free right now.
-
-    All sockets are held open until every port is chosen, so the ports differ
-    from each other; the kernel hands out ephemeral ports round-robin, so two
-    apps started at once (two graders, say) do not get the same ones.
-    """
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind((LOOPBACK, 0))
-            ports.append(s.getsockname()[1])
-        return ports
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -29,7 +29,7 @@ from lab_env.course import LABS, OVERVIEW_NAME
 from lab_env.jupyter import lab_command
 from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
 from lab_env.paths import REPO_ROOT
-from lab_env.procs import free_ports
+from lab_env.ports import free_ports
 
 pytestmark = pytest.mark.stack
 

@@ -15,8 +15,9 @@ import pytest
 
 from lab_env.apps import load_app, running_apps, stop_app, unique_name
 from lab_env.paths import dapr_bin
+from lab_env.ports import free_ports
 from lab_env.probes import http_status, wait_until
-from lab_env.procs import free_ports, stop
+from lab_env.procs import stop
 from lab_env.profile import current
 from lab_env.provision import install_dapr_cli
 

@@ -11,6 +11,7 @@ import pytest
 
 from lab_env.grading import grade_folder
 from lab_env.grading.spec import load_spec
+from lab_env.native_cluster import NativeCluster
 from lab_env.notebooks.generate import LABS_DIR
 
 pytestmark = pytest.mark.stack
@@ -27,7 +28,10 @@ def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
             cell.outputs, cell.execution_count = [], None
     nbformat.write(solved, folder / "ada.ipynb")
     nbformat.write(nbformat.read(LABS_DIR / spec.solution.name, as_version=4), folder / "zed.ipynb")
+    clusters = NativeCluster().workdir / "clusters"
+    before = set(clusters.glob("*"))
     results, _ = grade_folder(folder, lab, jobs=2, progress=False)
+    assert set(clusters.glob("*")) - before == set(), "a graded run left a cluster behind"
     by_name = {r.learner: r for r in results}
     assert [(c.name, c.message) for c in by_name["ada"].checks if not c.passed] == []
     assert by_name["ada"].total == spec.max_points

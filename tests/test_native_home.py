@@ -14,8 +14,9 @@ from lab_env.apps import run_token
 from lab_env.errors import LabEnvError
 from lab_env.homes import native
 from lab_env.homes.spec import isolated, load
+from lab_env.ports import free_ports
 from lab_env.probes import wait_until
-from lab_env.procs import free_ports, port_is_free
+from lab_env.procs import port_is_free
 
 pytestmark = pytest.mark.stack
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from lab_env.agents.offer_policy import ModelPolicy, OfferRejected, RulePolicy, Situation, choose_policy, validate
-from lab_env.procs import free_ports
+from lab_env.ports import free_ports
 
 KEY = "sk-test-" + "q" * 24  # what a leak would look like
 

@@ -23,7 +23,7 @@ from ..homes import kube, native, security
 from ..homes.spec import HomeSpec, isolated, load
 from ..native_cluster import KubectlError, NativeCluster
 from ..paths import REPO_ROOT
-from ..procs import free_ports
+from ..ports import free_ports
 from .core import call_learner, check
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop

@@ -33,6 +33,7 @@ from .. import procs
 from ..apps import run_token
 from ..errors import LabEnvError
 from ..paths import dapr_bin
+from ..ports import free_ports
 from ..probes import Waiting, http_status, tcp_open, wait_all
 from ..profile import current
 from . import kube
@@ -187,7 +188,7 @@ def start(spec: HomeSpec, folder: Path, app_dir: Path, secrets: dict[str, str] |
     busy = [f"{a.app_id}:{a.port}" for a in spec.agents if not procs.port_is_free(a.port)]
     if busy:
         raise LabEnvError(f"the home's app ports are taken: {', '.join(busy)}", "stop the other home first, or change the ports in the spec")
-    ports = procs.free_ports(4 * len(spec.agents))
+    ports = free_ports(4 * len(spec.agents))
     sidecar_ports = {a.app_id: tuple(ports[4 * i:4 * i + 4]) for i, a in enumerate(spec.agents)}
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
     env = {**current().dapr_cli_env(), **{_env_var(k): v for k, v in (secrets or {}).items()}}

@@ -221,7 +221,7 @@ def access_matrix(spec: HomeSpec, callee: str, calls: list[tuple[str, str]], pro
     with mTLS certificates from sentry, against the callee's Configuration as
     the native home renders it from ``spec``: (caller, method) -> HTTP status.
     The spec's agents run under private names, so nothing else is disturbed."""
-    from ..procs import free_ports
+    from ..ports import free_ports
     from .native import configurations
     from .spec import isolated
 

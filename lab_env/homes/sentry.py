@@ -33,6 +33,7 @@ from .. import procs
 from ..apps import apps_dir, run_token, unique_name
 from ..errors import LabEnvError
 from ..paths import dapr_bin
+from ..ports import free_ports
 from ..probes import Waiting, http_status, wait_all
 
 # The control plane's trust domain: the one the Kubernetes home's Configuration names.
@@ -111,7 +112,7 @@ def start_sentry(name: str | None = None, timeout: float = 60.0) -> Sentry:
     if not dapr_bin("sentry").exists():
         raise LabEnvError("Dapr's sentry is not installed", "run `lab-env setup` (it builds sentry with the runtime)")
     name = name or unique_name("sentry")
-    port, healthz = procs.free_ports(2)
+    port, healthz = free_ports(2)
     s = Sentry(name, port, healthz, apps_dir() / name)
     if s.workdir.exists():
         shutil.rmtree(s.workdir)

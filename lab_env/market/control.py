@@ -24,6 +24,7 @@ from ..actors import actor_type_in, invoke
 from ..apps import DaprApp, load_app, running_apps, stop_app, unique_name
 from ..errors import LabEnvError
 from ..paths import state_dir
+from ..ports import free_ports
 
 SOCIETY = "lab_env.market.society"
 COMPONENTS = ("statestore", "kafka-pubsub", "secretstore")
@@ -127,7 +128,7 @@ def _start_view(market: Market) -> int:
     from ..apps import apps_dir
     from ..probes import http_status, wait_until
 
-    (port,) = procs.free_ports(1)
+    (port,) = free_ports(1)
     log = state_dir() / "markets" / market.name / "view.log"
     proc = procs.spawn([sys.executable, "-m", "uvicorn", "lab_env.market.view:app", "--host", "127.0.0.1",
                         "--port", str(port), "--log-level", "warning"], log,
