@@ -17,7 +17,7 @@ from lab_env.notebooks.generate import LABS_DIR
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize("lab", ["02", "03", "04", "05", "06"])
+@pytest.mark.parametrize("lab", ["02", "03", "04", "05", "06", "07"])
 def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     spec = load_spec(lab)
     folder = tmp_path / "submissions"

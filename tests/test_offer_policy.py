@@ -15,7 +15,15 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lab_env.agents.offer_policy import ModelPolicy, OfferRejected, RulePolicy, Situation, choose_policy, validate
+from lab_env.agents.offer_policy import (
+    FilePolicy,
+    ModelPolicy,
+    OfferRejected,
+    RulePolicy,
+    Situation,
+    choose_policy,
+    validate,
+)
 from lab_env.ports import free_ports
 
 KEY = "sk-test-" + "q" * 24  # what a leak would look like
@@ -127,3 +135,30 @@ def test_without_a_key_the_rule_decides_offline():
     assert isinstance(policy, RulePolicy) and policy.offer(_buyer(4)) == 180.0
     with pytest.raises(OfferRejected, match="could not be reached"):
         ModelPolicy(KEY, base_url=f"http://127.0.0.1:{free_ports(1)[0]}/v1", timeout=5).offer(_buyer())
+
+
+# -- a learner's own negotiator, from a file ------------------------------------------
+
+def _negotiator(tmp_path, body: str) -> FilePolicy:
+    path = tmp_path / "my_offers.py"
+    path.write_text("class Negotiator:\n    def offer(self, s):\n" + "".join(f"        {line}\n" for line in body.splitlines()))
+    return FilePolicy(str(path))
+
+
+def test_a_learners_negotiator_decides_within_its_bounds(tmp_path):
+    mine = _negotiator(tmp_path, "return s.opening + (s.limit - s.opening) * (s.round + 1) / s.rounds")
+    assert mine.name == "yours"
+    assert mine.offer(_buyer(0)) == 116.0
+    assert mine.offer(_buyer(4, history=({"round": 3, "bid": 164.0, "ask": 200},))) == 180.0
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("raise NotImplementedError('write your negotiator')", "your policy raised NotImplementedError: write your negotiator"),
+    ("return s.limit + 1", "your policy offered 181.0, above the buyer's limit (allowed 100.0 to 180.0)"),
+    ("return 'cheap'", "your policy's offer is not a number: 'cheap'"),
+    ("return s.opening", "your policy offered 100.0, a step back from the buyer's last offer 150.0"),
+])
+def test_a_learners_wrong_offer_is_rejected_with_its_reason(tmp_path, body, reason):
+    with pytest.raises(OfferRejected) as err:
+        _negotiator(tmp_path, body).offer(_buyer(1, history=({"round": 0, "bid": 150.0, "ask": 200},)))
+    assert str(err.value) == reason

@@ -83,20 +83,51 @@ def validate(situation: Situation, answer: str) -> float:
         raise OfferRejected(f"the model's answer is not JSON: {str(answer)[:60]!r}") from None
     if not isinstance(data, dict) or "offer" not in data:
         raise OfferRejected('the model\'s answer has no "offer": expected {"offer": <number>, "reason": "..."}')
-    offer = data["offer"]
+    return check_offer(situation, data["offer"], "the model")
+
+
+def check_offer(situation: Situation, offer: object, who: str) -> float:
+    """``offer`` if it is a number within the agent's bounds, else OfferRejected naming what is wrong."""
     if isinstance(offer, bool) or not isinstance(offer, (int, float)) or not math.isfinite(offer):
-        raise OfferRejected(f"the model's offer is not a number: {offer!r}")
+        raise OfferRejected(f"{who}'s offer is not a number: {offer!r}")
     low, high = sorted((situation.opening, situation.limit))
     if not low <= offer <= high:
         side = "above the buyer's limit" if situation.role == "buyer" and offer > high else \
                "below the seller's limit" if situation.role == "seller" and offer < low else "behind its opening offer"
-        raise OfferRejected(f"the model offered {offer}, {side} (allowed {low} to {high})")
+        raise OfferRejected(f"{who} offered {offer}, {side} (allowed {low} to {high})")
     previous = situation.own_offers()
     if previous:
         last = previous[-1]
         if (situation.role == "buyer" and offer < last) or (situation.role == "seller" and offer > last):
-            raise OfferRejected(f"the model offered {offer}, a step back from the {situation.role}'s last offer {last}")
+            raise OfferRejected(f"{who} offered {offer}, a step back from the {situation.role}'s last offer {last}")
     return round(float(offer), 2)
+
+
+class FilePolicy:
+    """A learner's own negotiator: class ``Negotiator`` in a Python file, with
+    ``offer(situation) -> float``. Its offers pass the same checks as a model's,
+    and anything it raises is a rejection with the error named (the rule
+    decides that round), so a bug never stops an order."""
+
+    name = "yours"
+
+    def __init__(self, path: str) -> None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"negotiator_{abs(hash(path))}", path)
+        if spec is None or spec.loader is None:
+            raise OfferRejected(f"{path} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self._negotiator = module.Negotiator()
+
+    def offer(self, situation: Situation) -> float:
+        try:
+            offer = self._negotiator.offer(situation)
+        except Exception as err:  # the learner's code: any bug is a rejected offer, named
+            first = (str(err).splitlines() or [""])[0][:120]
+            raise OfferRejected(f"your policy raised {type(err).__name__}: {first}") from None
+        return check_offer(situation, offer, "your policy")
 
 
 INSTRUCTIONS = (

@@ -79,14 +79,20 @@ def _record(name: str) -> Path:
 
 
 def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool = False, view: bool = True,
-       env: dict[str, str] | None = None, secrets: dict[str, str] | None = None) -> Market:
+       env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+       policy: Path | str | None = None) -> Market:
     """Start the society's app (actors, workflows, Kafka events) and stock it.
 
     ``secrets`` (OPENAI_API_KEY, say) reach the app only through its sidecar's
-    secret store; ``env`` holds plain settings such as OPENAI_BASE_URL."""
+    secret store; ``env`` holds plain settings such as OPENAI_BASE_URL.
+    ``policy`` is a Python file whose class ``Negotiator`` decides the offers
+    (a learner's own); without it (and without a key) the rule decides."""
     from ..widgets import require_stack
 
     require_stack()  # one line naming what is down
+    env = dict(env or {})
+    if policy is not None:
+        env["MARKET_POLICY"] = str(_loadable_policy(Path(policy)))
     name = name or unique_name("market")
     catalog = catalog or Catalog()
     topic = f"{name}-orders"
@@ -96,7 +102,7 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     # topic waits for its next metadata refresh); partitioned by order id.
     kafka.create_topics({topic: 4})
     app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
-                                     env={"MARKET_TOPIC": topic, **(env or {})}, detach=detach,
+                                     env={"MARKET_TOPIC": topic, **env}, detach=detach,
                                      sidecar_env={f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()})
     market = Market(name, app, topic, catalog)
     try:
@@ -113,6 +119,21 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
             raise
         _save(market)
     return market
+
+
+def _loadable_policy(path: Path) -> Path:
+    """The policy file, loaded once here so a mistake is one line now, not a rejected offer per round."""
+    from ..agents.offer_policy import FilePolicy
+
+    path = path.resolve()
+    if not path.is_file():
+        raise LabEnvError(f"no policy file {path}", "run the cell that writes it")
+    try:
+        FilePolicy(str(path))
+    except Exception as err:
+        raise LabEnvError(f"{path.name} does not load: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}",
+                          "it needs a class Negotiator with a method offer(self, situation) -> float") from None
+    return path
 
 
 def _save(market: Market) -> None:
@@ -234,13 +255,23 @@ def outcomes(market: Market, ids: list[str]) -> dict[str, dict | None]:
     return {i: invoke(market.app, market.actor("OrderActor"), i, "Outcome") for i in ids}
 
 
-def wait_orders(market: Market, ids: list[str], timeout: float = 600.0) -> dict[str, dict]:
-    """Each order's outcome as its OrderActor settled it."""
+def wait_orders(market: Market, ids: list[str], timeout: float = 600.0, progress: str | None = None) -> dict[str, dict]:
+    """Each order's outcome as its OrderActor settled it (a bar described by ``progress``, if given)."""
+    from tqdm.auto import tqdm
+
     outcomes = {}
-    for instance in ids:
-        workflows.wait(market.app, instance, timeout)
-        outcomes[instance] = invoke(market.app, market.actor("OrderActor"), instance, "Outcome")
+    hidden = progress is None or os.environ.get("LAB_ENV_PROGRESS") == "0"
+    with tqdm(total=len(ids), desc=progress, unit="order", disable=hidden) as bar:
+        for instance in ids:
+            workflows.wait(market.app, instance, timeout)
+            outcomes[instance] = invoke(market.app, market.actor("OrderActor"), instance, "Outcome")
+            bar.update()
     return outcomes
+
+
+def audit(market: Market, timeout: float = 600.0) -> dict:
+    """The balance sheet over every order the market has had, once they have all ended."""
+    return balance_sheet(market, wait_orders(market, orders_placed(market), timeout))
 
 
 def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:

@@ -33,7 +33,7 @@ from dapr.actor import ActorId, ActorProxy
 
 from ..actors import actor_type
 from ..agents.market_actors import BuyerAgent, NegotiatorInterface, ProductActor, ProductInterface, SellerAgent
-from ..agents.offer_policy import OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
+from ..agents.offer_policy import FilePolicy, OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
 from .ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
 
 wfr = wf.WorkflowRuntime()
@@ -56,8 +56,21 @@ def _proxy(kind: str, actor_id: str, interface):
 _policy: OfferPolicy | None = None
 
 
+class _Unloadable:
+    """A learner's policy file that does not load: every offer is rejected with the reason."""
+
+    name = "yours"
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def offer(self, situation: Situation) -> float:
+        raise OfferRejected(f"your policy did not load: {self.why}")
+
+
 def policy() -> OfferPolicy:
-    """The model when the secret store has a key, else the rule; read once per process."""
+    """The model when the secret store has a key, else the learner's policy file
+    (MARKET_POLICY), else the rule; read once per process."""
     global _policy
     if _policy is None:
         key = None
@@ -67,6 +80,11 @@ def policy() -> OfferPolicy:
         except (httpx.HTTPError, ValueError):
             key = None  # no secret store: offline
         _policy = choose_policy(key, os.environ.get("OPENAI_BASE_URL"))
+        if not key and os.environ.get("MARKET_POLICY"):
+            try:
+                _policy = FilePolicy(os.environ["MARKET_POLICY"])
+            except Exception as err:  # a learner's file: its error is named on every offer
+                _policy = _Unloadable(f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}")
     return _policy
 
 
@@ -98,7 +116,8 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
         asks = [{"role": role, "agent": deal[role], "item": deal["item"], "round": round_no, "history": rounds}
                 for role in ("buyer", "seller")]
         bid, ask = yield wf.when_all([ctx.call_activity(decide_offer, input=a, retry_policy=RETRY) for a in asks])
-        rounds.append({"round": round_no, "bid": bid["price"], "ask": ask["price"], "by": [bid["by"], ask["by"]]})
+        rounds.append({"round": round_no, "bid": bid["price"], "ask": ask["price"], "by": [bid["by"], ask["by"]],
+                       "rejected": [r for r in (bid.get("rejected"), ask.get("rejected")) if r]})
         ctx.set_custom_status({"stage": "negotiating", "rounds": rounds})
         if bid["price"] >= ask["price"]:
             return {"agreed": True, "price": round((bid["price"] + ask["price"]) / 2, 2), "rounds": rounds}
