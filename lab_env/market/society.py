@@ -41,9 +41,14 @@ ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor]
 SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
 PUBSUB = "kafka-pubsub"
 SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
-# Transient failures (a host restarting) are retried; a step that keeps failing fails the saga.
-RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=5,
+# Transient failures (a host or Redis restarting) are retried for about 40 s; a step that keeps
+# failing fails the saga, which compensates.
+RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=12,
                        backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+# Announcing an outcome already settled: retried for minutes (a broker restart), since giving up
+# would leave a settled order unannounced.
+ANNOUNCE_RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=500), max_number_of_attempts=40,
+                                backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
 log = logging.getLogger("market")
 
 
@@ -171,6 +176,10 @@ async def settle(ctx, outcome: dict) -> dict:
     return settled
 
 
+def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
+    return ctx.call_activity(settle, input=outcome, retry_policy=ANNOUNCE_RETRY)
+
+
 @wfr.workflow(name="order_saga")
 def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
     """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
@@ -181,7 +190,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
         ctx.set_custom_status({"stage": "reserve"})
         held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
         if not held["ok"]:
-            return (yield ctx.call_activity(settle, input={**outcome, "status": "rejected", "reason": "out of stock"}))
+            return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": "out of stock"}))
         undo.append(release)
         ctx.set_custom_status({"stage": "debit"})
         paid = yield ctx.call_activity(debit, input=order, retry_policy=RETRY)
@@ -195,8 +204,8 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
         ctx.set_custom_status({"stage": "compensating"})
         for step in reversed(undo):
             yield ctx.call_activity(step, input=order, retry_policy=RETRY)
-        return (yield ctx.call_activity(settle, input={**outcome, "status": "compensated", "reason": str(err)[:200]}))
-    return (yield ctx.call_activity(settle, input={**outcome, "status": "completed", "price": order["price"]}))
+        return (yield _settle(ctx, {**outcome, "status": "compensated", "reason": str(err)[:200]}))
+    return (yield _settle(ctx, {**outcome, "status": "completed", "price": order["price"]}))
 
 
 class _Refused(Exception):
@@ -209,7 +218,7 @@ def purchase(ctx: wf.DaprWorkflowContext, order: dict):
     deal = yield ctx.call_child_workflow(negotiate, instance_id=f"{ctx.instance_id}-deal", input={
         "buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]})
     if not deal["agreed"]:
-        return (yield ctx.call_activity(settle, input={"order": order["id"], "status": "no deal", "total": 0.0,
+        return (yield _settle(ctx, {"order": order["id"], "status": "no deal", "total": 0.0,
                                                       "quantity": order["quantity"], "product": order["product"]}))
     return (yield ctx.call_child_workflow(order_saga, instance_id=f"{ctx.instance_id}-saga",
                                           input={**order, "price": deal["price"]}))

@@ -133,6 +133,15 @@ def _stop_service(name: str) -> bool:
     return True
 
 
+def restart_service(name: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """Stop one service gracefully and start it again, waiting until it answers (drills: a broker restart)."""
+    known = [s.name for s in services(current())]
+    if name not in known:
+        raise LabEnvError(f"no service called {name!r}", f"the stack's services are {', '.join(known)}")
+    _stop_service(name)
+    up(timeout, progress=False, only=[name])
+
+
 def down() -> list[str]:
     """Stop every lab app and service lab-env started. Returns what was stopped."""
     from ..apps import stop_all_apps
