@@ -113,7 +113,7 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     _save(market)
     if view:
         try:
-            market.view_port = _start_view(market)
+            market.view_port = _start_view(market, detach)
         except BaseException:
             down(name)
             raise
@@ -141,12 +141,30 @@ def _save(market: Market) -> None:
                                                 "catalog": asdict(market.catalog), "view_port": market.view_port}))
 
 
-def _start_view(market: Market) -> int:
-    """The live view's server (lab_env.market.view) on a free loopback port; `lab-env down` stops it too."""
+def _view_record(name: str) -> Path:
+    from ..apps import apps_dir
+
+    # Named like an app, ending in the market's (run token) suffix, so a grader's clean-up finds it too.
+    return apps_dir() / f"view-{name}.json"
+
+
+def _stop_view(name: str) -> None:
+    from .. import procs
+
+    record = _view_record(name)
+    if record.exists():
+        for pid in json.loads(record.read_text()).get("pids", []):
+            procs.stop(pid, timeout=5)
+        record.unlink(missing_ok=True)
+
+
+def _start_view(market: Market, detach: bool) -> int:
+    """The live view's server (lab_env.market.view) on a free loopback port; stopped with the market,
+    when this process exits (unless ``detach``), or by `lab-env down`."""
+    import atexit
     import sys
 
     from .. import procs
-    from ..apps import apps_dir
     from ..probes import http_status, wait_until
 
     (port,) = free_ports(1)
@@ -154,7 +172,9 @@ def _start_view(market: Market) -> int:
     proc = procs.spawn([sys.executable, "-m", "uvicorn", "lab_env.market.view:app", "--host", "127.0.0.1",
                         "--port", str(port), "--log-level", "warning"], log,
                        env={**os.environ, "MARKET_NAME": market.name})
-    (apps_dir() / f"{market.name}-view.json").write_text(json.dumps({"app_id": f"{market.name}-view", "pids": [proc.pid]}))
+    _view_record(market.name).write_text(json.dumps({"app_id": f"view-{market.name}", "pids": [proc.pid]}))
+    if not detach:
+        atexit.register(_stop_view, market.name)
     wait_until(lambda: http_status(f"http://127.0.0.1:{port}/api/state") == 200 or _view_died(proc, log), 60,
                "the market's live view")
     return port
@@ -193,14 +213,7 @@ def attach(name: str) -> Market:
 
 def down(name: str) -> None:
     """Stop the market's view and app; its state stays in the stack (a market started again keeps it)."""
-    from .. import procs
-    from ..apps import apps_dir
-
-    view = apps_dir() / f"{name}-view.json"
-    if view.exists():
-        for pid in json.loads(view.read_text()).get("pids", []):
-            procs.stop(pid, timeout=5)
-        view.unlink(missing_ok=True)
+    _stop_view(name)
     if name in running_apps():
         stop_app(load_app(name))
     _record(name).unlink(missing_ok=True)
@@ -220,29 +233,43 @@ def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
 
 
 def place_orders(market: Market, count: int, *, start: int | None = None, fail_every: int = 0,
-                 quantity: int = 1) -> list[str]:
+                 quantity: int = 1, workers: int = 8) -> list[str]:
     """Schedule ``count`` purchases, numbered on from the market's last order (or from ``start``);
     every ``fail_every``-th one's shipment fails, so its saga compensates. Returns the instance ids.
-    An order id is never reused: its outcome, once settled, stands."""
-    cat, ids = market.catalog, []
+    An order id is never reused: its outcome, once settled, stands. ``workers`` place orders side by side."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     if start is None:
         start = max((int(i.rsplit("-", 1)[1]) + 1 for i in orders_placed(market)), default=0)
-    client = workflows.client(market.app)
+    local, clients = threading.local(), []
+
+    def place(n: int) -> str:
+        if not hasattr(local, "client"):  # one workflow client per thread
+            local.client = workflows.client(market.app)
+            clients.append(local.client)
+        return _place_one(market, local.client, n, fail_every, quantity)
+
     try:
-        for n in range(start, start + count):
-            order = f"{market.name}-order-{n}"
-            buyer_terms, seller_terms = _limits(cat, n)
-            invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
-            invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
-            spec = {"id": order, "buyer": f"{order}-buyer", "seller": f"{order}-seller", "product": market.product(n),
-                    "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n),
-                    "seller_wallet": market.wallet("seller", n)}
-            if fail_every and n % fail_every == fail_every - 1:
-                spec["fail_at"] = "ship"
-            ids.append(client.schedule_new_workflow("purchase", input=spec, instance_id=order))
+        with ThreadPoolExecutor(max(1, min(workers, count))) as pool:
+            return list(pool.map(place, range(start, start + count)))
     finally:
-        client.close()
-    return ids
+        for c in clients:
+            c.close()
+
+
+def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -> str:
+    cat = market.catalog
+    order = f"{market.name}-order-{n}"
+    buyer_terms, seller_terms = _limits(cat, n)
+    invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
+    invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
+    spec = {"id": order, "buyer": f"{order}-buyer", "seller": f"{order}-seller", "product": market.product(n),
+            "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n),
+            "seller_wallet": market.wallet("seller", n)}
+    if fail_every and n % fail_every == fail_every - 1:
+        spec["fail_at"] = "ship"
+    return client.schedule_new_workflow("purchase", input=spec, instance_id=order)
 
 
 def orders_placed(market: Market) -> list[str]:
