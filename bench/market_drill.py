@@ -170,7 +170,7 @@ def table(ref: dict, drill: dict, args) -> str:
         ("compensated but not refunded", ref["unrefunded"], drill["unrefunded"]),
         ("stock balances", ref["stock_balances"], drill["stock_balances"]),
         ("money balances", ref["money_balances"], drill["money_balances"]),
-        ("outcome settled again (kept the first)", ref["settle_repeats"], drill["settle_repeats"]),
+        ("settle re-run (the first outcome kept)", ref["settle_repeats"], drill["settle_repeats"]),
         ("never announced on Kafka", ref["never_announced"], drill["never_announced"]),
         ("announced more than once", ref["announced_twice"], drill["announced_twice"]),
         ("seconds", ref["seconds"], drill["seconds"]),

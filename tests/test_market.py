@@ -15,6 +15,7 @@ import pytest
 from lab_env import unique_name, workflows
 from lab_env.kafka import read_topic
 from lab_env.market import control
+from lab_env.paths import state_dir
 from tests.test_offer_policy import ScriptedModel
 
 pytestmark = pytest.mark.stack
@@ -89,5 +90,9 @@ def test_a_model_decides_the_offers_and_a_bad_answer_is_never_applied(market):
     assert [r["by"] for r in deal["rounds"]] == [["model", "model"], ["model", "rule"], ["model", "model"]], deal
     assert deal["rounds"][1]["ask"] == 118.33  # the rule's ask for round 2, not the model's 50
     assert deal["price"] == 107.5 and outcome["status"] == "completed", (deal, outcome)
-    log = m.app.logs("app", 400)
-    assert "below the seller's limit" in log and "sk-scripted-key" not in log + m.app.logs("daprd", 400)
+    # Every log the market wrote, whole, and every event it published: the rejection is there, the key is not.
+    logs = {p: p.read_text(errors="replace") for p in [m.app.app_log, m.app.sidecar_log, *m.app.app_log.parent.glob("*.log"),
+                                                         *(state_dir() / "markets" / m.name).glob("*.log")]}
+    assert any("below the seller's limit" in text for text in logs.values())
+    assert [p.name for p, text in logs.items() if "sk-scripted-key" in text] == []
+    assert "sk-scripted-key" not in json.dumps([r.value for r in read_topic(m.topic)])
