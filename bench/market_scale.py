@@ -40,9 +40,10 @@ CATALOG = control.Catalog(products=200, stock=100_000, buyers=2000, sellers=500,
 
 
 def active_actors(market: control.Market) -> dict[str, int]:
-    meta = httpx.get(f"http://127.0.0.1:{market.app.http_port}/v1.0/metadata", timeout=30).json()
+    meta = httpx.get(f"{market.app.sidecar_url}/v1.0/metadata", timeout=30, headers=market.app.api_headers()).json()
     counts = (meta.get("actorRuntime") or {}).get("activeActors") or meta.get("actors") or []
-    return {c["type"].rsplit("-", 1)[0]: int(c["count"]) for c in counts}
+    # The sidecar omits the count of a type with none active; dapr.internal.* are workflow engine actors.
+    return {c["type"].rsplit("-", 1)[0]: int(c.get("count", 0)) for c in counts if not c["type"].startswith("dapr.internal.")}
 
 
 def host_mb(market: control.Market) -> float:

@@ -115,7 +115,7 @@ def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data:
     call fails, for example when the method raised in the app.
     """
     url = f"{app.sidecar_url}/v1.0/actors/{actor_type_name}/{actor_id}/method/{method}"
-    resp = _http().put(url, json=data, timeout=timeout)
+    resp = _http().put(url, json=data, timeout=timeout, headers=app.api_headers())
     if resp.status_code >= 400:
         raise ActorCallFailed(actor_type_name, actor_id, method, resp.status_code, resp.text)
     return resp.json() if resp.content else None

@@ -88,6 +88,15 @@ class DaprApp:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def api_token(self) -> str | None:
+        """The token this app's sidecar requires on its API (DAPR_API_TOKEN), if any."""
+        return self.sidecar_env.get("DAPR_API_TOKEN")
+
+    def api_headers(self) -> dict[str, str]:
+        """What a caller of this sidecar's API sends: the token, when the sidecar requires one."""
+        return {"dapr-api-token": self.api_token} if self.api_token else {}
+
+    @property
     def app_url(self) -> str:
         if self.app_port is None:
             raise LabEnvError(f"{self.app_id} runs no app, only a sidecar", "pass a command to dapr_app")

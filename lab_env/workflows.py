@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -108,13 +109,23 @@ def restart(app: DaprApp, timeout: float = 90.0) -> None:
     wait_ready(app, timeout)
 
 
+_TOKEN_LOCK = threading.Lock()
+
+
 def client(app: DaprApp):
-    """A DaprWorkflowClient talking to ``app``'s sidecar."""
+    """A DaprWorkflowClient talking to ``app``'s sidecar (with its API token, if it requires one)."""
     import logging
 
+    from dapr.conf import settings
     from dapr.ext.workflow import DaprWorkflowClient
 
-    wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port))
+    # The client reads the token from the SDK's settings when it is built: set it for this one.
+    with _TOKEN_LOCK:
+        before, settings.DAPR_API_TOKEN = settings.DAPR_API_TOKEN, app.api_token
+        try:
+            wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port))
+        finally:
+            settings.DAPR_API_TOKEN = before
     # The SDK's clients log retries of transient gRPC errors to stderr ("Transient gRPC error
     # ... retrying"); on a busy machine that noise lands in a check cell's output. These
     # helpers say what went wrong in one line themselves.
@@ -246,6 +257,10 @@ def _sidecar_stub(app: DaprApp):
     return channel, service.TaskHubSidecarServiceStub(channel)
 
 
+def _grpc_metadata(app: DaprApp) -> tuple:
+    return tuple(app.api_headers().items())
+
+
 def list_instances(app: DaprApp) -> list[str]:
     """Ids of every workflow instance the app's state store holds."""
     from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2 as pb
@@ -255,7 +270,8 @@ def list_instances(app: DaprApp) -> list[str]:
     token = None
     try:
         while True:
-            reply = stub.ListInstanceIDs(pb.ListInstanceIDsRequest(pageSize=500, continuationToken=token), timeout=30)
+            reply = stub.ListInstanceIDs(pb.ListInstanceIDsRequest(pageSize=500, continuationToken=token), timeout=30,
+                                         metadata=_grpc_metadata(app))
             ids.extend(reply.instanceIds)
             if not reply.HasField("continuationToken") or not reply.continuationToken:
                 return ids
@@ -284,7 +300,8 @@ def history(app: DaprApp, instance_id: str) -> list[HistoryEvent]:
 
     channel, stub = _sidecar_stub(app)
     try:
-        reply = stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id), timeout=30)
+        reply = stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id), timeout=30,
+                                        metadata=_grpc_metadata(app))
     finally:
         channel.close()
     events = []

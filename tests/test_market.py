@@ -10,6 +10,7 @@ import itertools
 import json
 from collections import Counter
 
+import httpx
 import pytest
 
 from lab_env import unique_name, workflows
@@ -96,3 +97,14 @@ def test_a_model_decides_the_offers_and_a_bad_answer_is_never_applied(market):
     assert any("below the seller's limit" in text for text in logs.values())
     assert [p.name for p, text in logs.items() if "sk-scripted-key" in text] == []
     assert "sk-scripted-key" not in json.dumps([r.value for r in read_topic(m.topic)])
+
+
+def test_the_market_sidecar_refuses_a_call_without_its_api_token(market):
+    m = market(view=False)
+    stock = f"{m.app.sidecar_url}/v1.0/actors/{m.actor('ProductActor')}/{m.product(0)}/method/Stock"
+    assert m.app.api_token and len(m.app.api_token) >= 32
+    assert httpx.put(stock, timeout=30).status_code == 401
+    assert httpx.put(stock, timeout=30, headers={"dapr-api-token": "a-guess"}).status_code == 401
+    assert httpx.get(f"{m.app.sidecar_url}/v1.0/metadata", timeout=30).status_code == 401
+    assert httpx.put(stock, timeout=30, headers=m.app.api_headers()).json() == SMALL.stock  # lab_env's clients send it
+    assert control.place_orders(m, 1) and control.orders_placed(m)  # workflows over gRPC carry it too

@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 
 from .. import kafka, workflows
 from ..actors import actor_type_in, invoke
@@ -101,9 +102,13 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     # The order events' topic exists before anyone subscribes (a consumer subscribed to a missing
     # topic waits for its next metadata refresh); partitioned by order id.
     kafka.create_topics({topic: 4})
+    # The sidecar's API answers only callers with this token: the app (the SDK reads DAPR_API_TOKEN),
+    # and lab_env's clients, which read it from the app's record (mode 0600).
+    token = token_urlsafe(24)
     app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
-                                     env={"MARKET_TOPIC": topic, **env}, detach=detach,
-                                     sidecar_env={f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()})
+                                     env={"MARKET_TOPIC": topic, "DAPR_API_TOKEN": token, **env}, detach=detach,
+                                     sidecar_env={"DAPR_API_TOKEN": token,
+                                                  **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}})
     market = Market(name, app, topic, catalog)
     try:
         _stock(market)

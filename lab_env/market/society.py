@@ -39,6 +39,8 @@ from .ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
 wfr = wf.WorkflowRuntime()
 ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor]
 SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
+# The market's sidecar requires its API token (control.up sets it for both): sent on every call.
+API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
 PUBSUB = "kafka-pubsub"
 SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
 # Transient failures (a host or Redis restarting) are retried for about 40 s; a step that keeps
@@ -80,7 +82,7 @@ def policy() -> OfferPolicy:
     if _policy is None:
         key = None
         try:
-            reply = httpx.get(f"{SIDECAR}/v1.0/secrets/{SECRET_STORE}/{KEY_NAME}", timeout=10)
+            reply = httpx.get(f"{SIDECAR}/v1.0/secrets/{SECRET_STORE}/{KEY_NAME}", timeout=10, headers=API_HEADERS)
             key = reply.json().get(KEY_NAME) if reply.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             key = None  # no secret store: offline
@@ -170,7 +172,7 @@ async def settle(ctx, outcome: dict) -> dict:
         event = {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")}
         reply = httpx.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{os.environ['MARKET_TOPIC']}", timeout=30,
                            params={"metadata.partitionKey": outcome["order"]}, content=json.dumps(event),
-                           headers={"content-type": "application/json"})
+                           headers={"content-type": "application/json", **API_HEADERS})
         reply.raise_for_status()
         await order.Announced()
     return settled
