@@ -144,7 +144,8 @@ class Grader:
                     run = kernel.run(source, min(self.cell_timeout, max(1.0, self.deadline - time.monotonic())))
                 except KernelDied as died:
                     return self._died_in_cell(index, role, str(died))
-                _log(f"cell {index} {run.status}", time.monotonic() - run.seconds)
+                _log(f"cell {index} {run.status}" + (f": {str(run.error)[:300]}" if run.status == "error" else ""),
+                     time.monotonic() - run.seconds)
                 if run.status == "timeout" and first:
                     self.state.notes.append(f"{role.get('label') or f'code cell {index}'} was stopped after "
                                             f"{self.cell_timeout:.0f} s (an endless loop?)")

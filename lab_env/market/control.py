@@ -180,7 +180,7 @@ def _start_view(market: Market, detach: bool) -> int:
     _view_record(market.name).write_text(json.dumps({"app_id": f"view-{market.name}", "pids": [proc.pid]}))
     if not detach:
         atexit.register(_stop_view, market.name)
-    wait_until(lambda: http_status(f"http://127.0.0.1:{port}/api/state") == 200 or _view_died(proc, log), 60,
+    wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 204 or _view_died(proc, log), 60,
                "the market's live view")
     return port
 
@@ -229,10 +229,15 @@ def markets() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
 
+def deal_possible(n: int) -> bool:
+    """Whether order n's buyer and seller limits overlap: all but every 7th order's do."""
+    return n % 7 != 6
+
+
 def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
-    """Private terms for order n's buyer and seller: most overlap (a deal), every 7th does not."""
+    """Private terms for order n's buyer and seller (see deal_possible)."""
     base = cat.list_price
-    buyer = {"opening": round(base * 0.7, 2), "limit": round(base * (0.9 if n % 7 == 6 else 1.1), 2)}
+    buyer = {"opening": round(base * 0.7, 2), "limit": round(base * (1.1 if deal_possible(n) else 0.9), 2)}
     seller = {"opening": round(base * 1.3, 2), "limit": round(base * 0.95, 2)}
     return buyer, seller
 

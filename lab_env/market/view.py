@@ -78,6 +78,11 @@ def _start_consumer() -> None:
     threading.Thread(target=_consume, args=(market.topic, f"{market.name}-view"), daemon=True, name="events").start()
 
 
+@app.get("/healthz", status_code=204)
+def healthz() -> None:
+    """Readiness: the server answers (cheap; /api/state reads the whole market)."""
+
+
 @app.get("/api/state")
 def state() -> dict:
     market = _market()
