@@ -196,6 +196,11 @@ def down(name: str = DEFAULT_NAME, timeout: float = 30) -> bool:
                        env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
     for pid in pids.values():
         stop(pid, timeout=timeout)  # kwokctl has signalled them: this waits, and kills what is left
+    dead = [c for c, pid in pids.items() if not alive(pid)]
+    if dead and (cluster.home / "logs").exists():  # a component died on its own: keep its logs to find out why
+        kept = cluster.workdir / "died" / name
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(cluster.home / "logs", kept)
     shutil.rmtree(cluster.home, ignore_errors=True)
     for leftover in (cluster.kubeconfig, cluster.config_file, cluster.workdir / f"{name}.create.log"):
         leftover.unlink(missing_ok=True)
