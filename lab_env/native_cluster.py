@@ -76,6 +76,10 @@ class NativeCluster:
         pids = self.pids()
         return bool(pids) and all(alive(pid) for pid in pids.values()) and self.kubeconfig.exists()
 
+    def exited(self) -> list[str]:
+        """The components whose process is gone."""
+        return sorted(name for name, pid in self.pids().items() if not alive(pid))
+
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
         """Run the cluster's own kubectl; a refusal raises KubectlError with the server's message."""
         from .provision.kube import kube_bin
@@ -171,10 +175,52 @@ def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> Na
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
         cluster.kubectl("wait", "--for", "condition=established", "crd", "--all", f"--timeout={int(timeout)}s",
                         timeout=timeout + 10)
+        _restart_exited(cluster)
     except BaseException:
         down(name)  # nothing half-started stays behind
         raise
     return cluster
+
+
+RESTARTS = 3
+
+
+def _restart_exited(cluster: NativeCluster) -> None:
+    """Start again the components that exited while the cluster came up.
+
+    kwokctl starts every component at once. The controller manager gives the
+    API server 10 s to turn healthy and metrics-server must read a ConfigMap
+    at start: on a busy machine the API server is slower than that, both exit
+    for good, and the cluster looks up while Deployments never get pods. A
+    kubelet restarts such static pods; here `kwokctl start cluster` re-forks
+    only the components whose process is gone. Each one's first log is kept
+    under kwok/died/ to show why it exited.
+    """
+    from .provision.kube import kube_bin
+
+    for _ in range(RESTARTS):
+        exited = cluster.exited()
+        if not exited:
+            return
+        _keep_logs(cluster, exited)
+        subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster", "--wait", "60s"],
+                       env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
+        # The restarted ones now meet a serving API server; readiness is all of them alive and /readyz ok.
+        cluster.kubectl("get", "--raw", "/readyz", timeout=60)
+    exited = cluster.exited()
+    if exited:
+        raise LabEnvError(f"cluster {cluster.name}: {', '.join(exited)} exited {RESTARTS} times while starting",
+                          f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again")
+
+
+def _keep_logs(cluster: NativeCluster, components: list[str]) -> None:
+    """Copy the components' logs under kwok/died/<cluster>/ (a restart truncates them)."""
+    kept = cluster.workdir / "died" / cluster.name
+    kept.mkdir(parents=True, exist_ok=True)
+    for component in components:
+        log = cluster.home / "logs" / f"{component}.log"
+        if log.exists():
+            shutil.copyfile(log, kept / f"{component}.{len(list(kept.glob(component + '.*')))}.log")
 
 
 def _last_line(path: Path) -> str:
@@ -182,7 +228,7 @@ def _last_line(path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def down(name: str = DEFAULT_NAME, timeout: float = 30) -> bool:
+def down(name: str = DEFAULT_NAME, timeout: float = 30, keep_logs: bool = True) -> bool:
     """Delete the cluster and wait until its processes have exited. True if there was one."""
     from .provision.kube import kube_bin
 
@@ -190,17 +236,15 @@ def down(name: str = DEFAULT_NAME, timeout: float = 30) -> bool:
     if not cluster.home.exists():
         return False
     pids = cluster.pids()
+    exited = cluster.exited()
+    if exited and keep_logs:  # a component died on its own: keep its logs (kwokctl's delete removes them) to show why
+        _keep_logs(cluster, exited)
     if kube_bin("kwokctl").exists():
         subprocess.run([str(kube_bin("kwokctl")), "--name", name, "delete", "cluster",
                         "--kubeconfig", str(cluster.kubeconfig)],
                        env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
     for pid in pids.values():
         stop(pid, timeout=timeout)  # kwokctl has signalled them: this waits, and kills what is left
-    dead = [c for c, pid in pids.items() if not alive(pid)]
-    if dead and (cluster.home / "logs").exists():  # a component died on its own: keep its logs to find out why
-        kept = cluster.workdir / "died" / name
-        shutil.rmtree(kept, ignore_errors=True)
-        shutil.copytree(cluster.home / "logs", kept)
     shutil.rmtree(cluster.home, ignore_errors=True)
     for leftover in (cluster.kubeconfig, cluster.config_file, cluster.workdir / f"{name}.create.log"):
         leftover.unlink(missing_ok=True)
@@ -213,7 +257,7 @@ def forget_run(token: str) -> list[str]:
     clusters = NativeCluster().workdir / "clusters"
     names = sorted(p.name for p in clusters.glob(f"*-{token}")) if token and clusters.exists() else []
     for name in names:
-        down(name, timeout=5)
+        down(name, timeout=5, keep_logs=False)  # the grader killed them: nothing to learn from their logs
     return names
 
 

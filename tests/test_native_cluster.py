@@ -10,7 +10,9 @@ server: validation, controllers and scheduling are Kubernetes' own.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import threading
 import time
 
 import psutil
@@ -27,6 +29,7 @@ from lab_env.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
 STALL_S = 20  # past the 15 s lease of leader election
+START_STALL_S = 14  # past the controller manager's 10 s wait for a healthy API server
 SETTLE_S = 120  # safety net for controllers on a busy machine, never a pass/fail criterion
 
 
@@ -140,11 +143,37 @@ def test_a_stalled_control_plane_loses_no_component(cluster):
     assert cluster.running()
 
 
-def test_down_leaves_nothing_behind():
+def _stall_api_server_at_start(cluster: NativeCluster, seconds: float) -> threading.Thread:
+    """SIGSTOP the API server the moment kwokctl forks it, as a busy machine slows it."""
+    def stall():
+        deadline = time.monotonic() + 60
+        while "kube-apiserver" not in cluster.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for a pid file kwokctl writes: there is no event to wait on
+        pid = cluster.pids()["kube-apiserver"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)  # the stall is the experiment
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    thread = threading.Thread(target=stall, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_slow_api_server_at_start_loses_no_component_and_down_leaves_nothing_behind():
+    """On a busy machine the API server can take over 10 s to serve; the controller
+    manager and metrics-server then exit at start (CI saw both). `up` restarts them."""
     name = f"lab-env-test-down-{os.getpid()}"
+    stall = _stall_api_server_at_start(NativeCluster(name), START_STALL_S)
     started = native_cluster.up(name, nodes=1)
+    stall.join()
     pids = started.pids()
-    assert pids and all(alive(pid) for pid in pids.values())
+    assert pids and started.exited() == [] and started.running()
+    kept = started.workdir / "died" / name
+    restarted = sorted({log.name.split(".")[0] for log in kept.glob("*.log")})
+    assert "kube-controller-manager" in restarted, f"the stall did not make the controller manager exit: {restarted}"
+    assert "failed to wait for apiserver being healthy" in (kept / "kube-controller-manager.0.log").read_text()
+    shutil.rmtree(kept)
     assert native_cluster.down(name) is True
     assert not any(alive(pid) for pid in pids.values())
     gone = NativeCluster(name)

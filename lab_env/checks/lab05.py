@@ -24,7 +24,6 @@ from ..homes.spec import HomeSpec, isolated, load
 from ..native_cluster import KubectlError, NativeCluster
 from ..paths import REPO_ROOT
 from ..ports import free_ports
-from ..procs import alive
 from .core import call_learner, check
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
@@ -134,7 +133,7 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
 def kube_home(cluster: str, raw: dict) -> str:
     spec = _spec(raw)
     c = NativeCluster(cluster)
-    dead = sorted(name for name, pid in c.pids().items() if not alive(pid))
+    dead = c.exited()
     assert c.running(), (f"cluster {cluster} is not running" + (f" ({', '.join(dead)} exited)" if dead else "")
                          + ": run the cell that starts it")
     try:
