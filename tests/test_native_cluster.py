@@ -166,14 +166,19 @@ def test_a_slow_api_server_at_start_loses_no_component_and_down_leaves_nothing_b
     name = f"lab-env-test-down-{os.getpid()}"
     stall = _stall_api_server_at_start(NativeCluster(name), START_STALL_S)
     started = native_cluster.up(name, nodes=1)
-    stall.join()
-    pids = started.pids()
-    assert pids and started.exited() == [] and started.running()
     kept = started.workdir / "died" / name
-    restarted = sorted({log.name.split(".")[0] for log in kept.glob("*.log")})
-    assert "kube-controller-manager" in restarted, f"the stall did not make the controller manager exit: {restarted}"
-    assert "failed to wait for apiserver being healthy" in (kept / "kube-controller-manager.0.log").read_text()
-    shutil.rmtree(kept)
+    try:
+        stall.join()
+        pids = started.pids()
+        assert pids and started.exited() == [] and started.running()
+        restarted = sorted({log.name.split(".")[0] for log in kept.glob("*.log")})
+        assert "kube-controller-manager" in restarted, f"the stall did not make the controller manager exit: {restarted}"
+        assert "failed to wait for apiserver being healthy" in (kept / "kube-controller-manager.0.log").read_text()
+    except BaseException:
+        native_cluster.down(name, keep_logs=False)
+        raise
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
     assert native_cluster.down(name) is True
     assert not any(alive(pid) for pid in pids.values())
     gone = NativeCluster(name)
