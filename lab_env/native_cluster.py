@@ -203,7 +203,7 @@ def _restart_exited(cluster: NativeCluster) -> None:
         if not exited:
             return
         _keep_logs(cluster, exited)
-        subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster", "--wait", "60s"],
+        subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster"],
                        env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
         # The restarted ones now meet a serving API server; readiness is all of them alive and /readyz ok.
         cluster.kubectl("get", "--raw", "/readyz", timeout=60)
