@@ -30,6 +30,25 @@ def lab_stack(request: pytest.FixtureRequest):
     from lab_env.stack import down, status, up
 
     started = [] if all(s.ready for s in status()) else up(progress=False)
+    topics = _topics()
     yield started
+    _delete_topics_made_since(topics)
     if started and not os.environ.get("LAB_ENV_KEEP_STACK"):
         down()
+
+
+def _topics() -> set[str]:
+    from lab_env import kafka
+
+    return set(kafka.topic_partitions_all())
+
+
+def _delete_topics_made_since(before: set[str]) -> None:
+    """The session's topics go: each run makes hundreds of partitions, and a broker
+    that kept thousands took minutes to start."""
+    from lab_env import kafka
+
+    try:
+        kafka.delete_topics(sorted(t for t in _topics() - before if not t.startswith("__")))
+    except Exception as err:  # the stack may be down by now: leaving topics is no test failure
+        print(f"\nconftest: could not delete this session's Kafka topics: {err}")

@@ -32,7 +32,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from .stack import status, up
 
-    started = up(timeout=args.timeout)
+    started = up(**({"timeout": args.timeout} if args.timeout else {}))
     print(f"started: {', '.join(started)}" if started else "already running")
     _print_status(status())
     return 0
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_setup)
 
     s = sub.add_parser("up", help="start redis, kafka, placement and scheduler")
-    s.add_argument("--timeout", type=float, default=120.0)
+    s.add_argument("--timeout", type=float, default=None, help="seconds to wait for readiness (default 300)")
     s.set_defaults(fn=cmd_up)
 
     sub.add_parser("down", help="stop the stack and every lab app").set_defaults(fn=cmd_down)

@@ -21,7 +21,9 @@ from ..probes import Waiting, wait_all
 from ..profile import Profile, current
 from .services import Service, services
 
-DEFAULT_TIMEOUT_S = 120.0
+# A safety net, not an expectation: Kafka loads every partition at start, and on a
+# machine that kept a few thousand of them it took over 120 s (the bar shows progress).
+DEFAULT_TIMEOUT_S = 300.0
 
 
 def pid_dir() -> Path:
