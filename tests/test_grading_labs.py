@@ -15,9 +15,11 @@ from lab_env.native_cluster import NativeCluster
 from lab_env.notebooks.generate import LABS_DIR
 
 pytestmark = pytest.mark.stack
+# Graded here, unsolved included (so tests/test_labs.py does not run these unsolved labs again).
+LABS = ["02", "03", "04", "05", "06", "07"]
 
 
-@pytest.mark.parametrize("lab", ["02", "03", "04", "05", "06", "07"])
+@pytest.mark.parametrize("lab", LABS)
 def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     spec = load_spec(lab)
     folder = tmp_path / "submissions"
@@ -37,5 +39,6 @@ def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     assert by_name["ada"].total == spec.max_points
     assert [c.name for c in by_name["zed"].checks if c.passed] == []
     expected = {c.name: c.cell.metadata["lab_env"]["expect_unsolved"] for c in spec.checks}
+    assert {c.name for c in by_name["zed"].checks} == set(expected)
     for check in by_name["zed"].checks:
         assert check.message.startswith(expected[check.name]), (check.name, check.message)
