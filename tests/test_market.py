@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from lab_env import unique_name, workflows
+from lab_env.actors import invoke
 from lab_env.kafka import read_topic
 from lab_env.market import control
 from lab_env.paths import state_dir
@@ -53,6 +54,13 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     completed = next(o for o in outcomes.values() if o["status"] == "completed")
     assert 95 <= completed["price"] <= 110  # between the seller's floor and the buyer's limit
     assert _announced(m) == Counter(ids), "without a crash, each order's outcome goes out on Kafka once"
+    # Allocation: the sellers listing the product, found in the market's directory, and the best card wins.
+    best = {m.product(n): min(control.seller_cards(m, n), key=lambda c: (c["price"], c["days"], c["id"]))["id"]
+            for n in range(m.catalog.products)}
+    assert {i: o["seller"] for i, o in outcomes.items()} == {i: best[o["product"]] for i, o in outcomes.items()}
+    for i, o in outcomes.items():
+        entries = invoke(m.app, m.actor("WalletActor"), o["seller"], "Entries")
+        assert (f"credit:{i}" in entries) == (o["status"] == "completed"), (i, o["status"], entries)
 
 
 def test_a_crash_of_the_market_host_loses_and_doubles_nothing(market):

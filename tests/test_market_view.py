@@ -42,6 +42,9 @@ def test_the_live_view_shows_orders_completing(tmp_path):
             page.wait_for_function("() => document.querySelector(\"[data-tile='Kafka lag'] b\").textContent === '0'",
                                    timeout=300_000)
             assert page.locator("#orders td.completed").count() >= 1
+            # Each order's row names the seller the contract net awarded it to.
+            shown = {row.split("\t")[0]: row for row in page.locator("#orders tr").all_inner_texts()[1:]}
+            assert shown and all(outcomes[i]["seller"] in row for i, row in shown.items()), shown
             assert page.locator("#orders td.compensated").count() == sum(o["status"] == "compensated" for o in outcomes.values())
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "market-view.png"), full_page=True)

@@ -26,6 +26,7 @@ from ..apps import DaprApp, load_app, running_apps, stop_app, unique_name
 from ..errors import LabEnvError
 from ..paths import state_dir
 from ..ports import free_ports
+from . import allocation
 
 SOCIETY = "lab_env.market.society"
 COMPONENTS = ("statestore", "kafka-pubsub", "secretstore")
@@ -34,7 +35,8 @@ TERMINAL = {"completed", "compensated", "rejected", "no deal"}
 
 @dataclass(frozen=True)
 class Catalog:
-    """What the market starts with. Order n goes to buyer n % buyers, seller n % sellers, product n % products.
+    """What the market starts with. Order n goes to buyer n % buyers and product n % products; its seller
+    is the one the contract net awards it to, among those listing the product (allocation.py).
     (Market.product and Market.wallet give the actor ids, which carry the market's name: two markets
     started by one process share actor types, never actors.)"""
 
@@ -67,7 +69,7 @@ class Market:
         return f"{self.name}-product-{n % self.catalog.products}"
 
     def wallet(self, who: str, n: int) -> str:
-        """A buyer's or seller's wallet; order n uses buyer n % buyers and seller n % sellers."""
+        """A buyer's or seller's wallet (``n`` modulo their number): a seller is known by its wallet."""
         return f"{self.name}-{who}-{n % (self.catalog.buyers if who == 'buyer' else self.catalog.sellers)}"
 
     def wallets(self) -> list[str]:
@@ -193,9 +195,17 @@ def _view_died(proc, log: Path) -> bool:
     return False
 
 
+def seller_cards(market: Market, n: int) -> list[dict]:
+    """The cards of the sellers listing product n (registered in the directory when the market is stocked)."""
+    sellers = [market.wallet("seller", k) for k in range(market.catalog.sellers)]
+    return allocation.seller_cards(market.product(n), n, sellers, market.catalog.list_price)
+
+
 def _stock(market: Market) -> None:
     cat = market.catalog
     for n in range(cat.products):
+        for card in seller_cards(market, n):  # registering a card twice changes nothing
+            invoke(market.app, market.actor("DirectoryActor"), allocation.capability(market.product(n)), "Register", card)
         stock = invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
         if stock == 0:  # a market started again keeps its state: stock it once
             invoke(market.app, market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
@@ -275,8 +285,7 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
     invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
     invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
     spec = {"id": order, "buyer": f"{order}-buyer", "seller": f"{order}-seller", "product": market.product(n),
-            "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n),
-            "seller_wallet": market.wallet("seller", n)}
+            "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n)}
     if fail_every and n % fail_every == fail_every - 1:
         spec["fail_at"] = "ship"
     return client.schedule_new_workflow("purchase", input=spec, instance_id=order)

@@ -2,7 +2,9 @@
 protocols between them as workflows. Run it with start_agents_app (or
 ``lab-env market up``):
 
-    purchase      one buyer's order: negotiate a price, then the order saga
+    purchase      one buyer's order: find the sellers of its product and award it to
+                  one by contract net (allocation.py), negotiate a price with the
+                  winner, then the order saga
     negotiate     rounds of a bid and an ask decided at once (two activities),
                   until they meet or the rounds run out
     order_saga    reserve the stock, debit the buyer, ship and credit the
@@ -32,12 +34,14 @@ import httpx
 from dapr.actor import ActorId, ActorProxy
 
 from ..actors import actor_type
+from ..agents.directory import DirectoryActor, DirectoryInterface
 from ..agents.market_actors import BuyerAgent, NegotiatorInterface, ProductActor, ProductInterface, SellerAgent
 from ..agents.offer_policy import FilePolicy, OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
+from . import allocation
 from .ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
 
 wfr = wf.WorkflowRuntime()
-ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor]
+ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
 SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
 # The market's sidecar requires its API token (control.up sets it for both): sent on every call.
 API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
@@ -131,6 +135,15 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
     return {"agreed": False, "rounds": rounds}
 
 
+# -- allocation: who sells -------------------------------------------------------------
+
+@wfr.activity(name="allocate")
+async def allocate(ctx, order: dict) -> dict:
+    """The sellers listing the order's product (the directory), and the contract net's award."""
+    cards = await _proxy("DirectoryActor", allocation.capability(order["product"]), DirectoryInterface).Find()
+    return allocation.award(order["id"], cards)
+
+
 # -- the order saga ----------------------------------------------------------------------
 
 @wfr.activity(name="reserve")
@@ -187,7 +200,8 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
     """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
     order = {**order, "total": round(order["price"] * order["quantity"], 2)}
     undo: list = []
-    outcome = {"order": order["id"], "total": order["total"], "quantity": order["quantity"], "product": order["product"]}
+    outcome = {"order": order["id"], "total": order["total"], "quantity": order["quantity"], "product": order["product"],
+               "seller": order["seller_wallet"]}
     try:
         ctx.set_custom_status({"stage": "reserve"})
         held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
@@ -216,11 +230,17 @@ class _Refused(Exception):
 
 @wfr.workflow(name="purchase")
 def purchase(ctx: wf.DaprWorkflowContext, order: dict):
-    """order: id, buyer, seller (negotiators), product, quantity, rounds, wallets, optionally fail_at."""
+    """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at.
+    The seller's wallet is the contract net's winner."""
+    outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
+    ctx.set_custom_status({"stage": "allocating"})
+    awarded = yield ctx.call_activity(allocate, input=order, retry_policy=RETRY)
+    if awarded["seller"] is None:
+        return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": f"no seller lists {order['product']}"}))
+    ctx.set_custom_status({"stage": "negotiating", "seller": awarded["seller"], "rejected": awarded["rejected"]})
     deal = yield ctx.call_child_workflow(negotiate, instance_id=f"{ctx.instance_id}-deal", input={
         "buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]})
     if not deal["agreed"]:
-        return (yield _settle(ctx, {"order": order["id"], "status": "no deal", "total": 0.0,
-                                                      "quantity": order["quantity"], "product": order["product"]}))
+        return (yield _settle(ctx, {**outcome, "status": "no deal", "seller": awarded["seller"]}))
     return (yield ctx.call_child_workflow(order_saga, instance_id=f"{ctx.instance_id}-saga",
-                                          input={**order, "price": deal["price"]}))
+                                          input={**order, "price": deal["price"], "seller_wallet": awarded["seller"]}))

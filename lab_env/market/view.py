@@ -97,11 +97,14 @@ def state() -> dict:
     for instance in placed[-RECENT:]:
         if instance in _settled:
             outcome = _settled[instance]
-            orders.append({"id": instance, "stage": outcome["status"], "total": outcome.get("total")})
+            orders.append({"id": instance, "stage": outcome["status"], "total": outcome.get("total"),
+                           "seller": outcome.get("seller")})
             continue
+        purchase = workflows.custom_status(market.app, instance) or {}  # allocating, or the awarded seller
         saga = workflows.custom_status(market.app, f"{instance}-saga")
         deal = workflows.custom_status(market.app, f"{instance}-deal") or {}
-        orders.append({"id": instance, "stage": (saga or {}).get("stage") or "negotiating", "total": None})
+        orders.append({"id": instance, "stage": (saga or {}).get("stage") or purchase.get("stage") or "negotiating",
+                       "total": None, "seller": purchase.get("seller")})
         if not saga and deal.get("rounds"):
             negotiations.append({"id": instance, "rounds": deal["rounds"]})
     with _lock:
@@ -134,7 +137,7 @@ PAGE = """<!doctype html>
 <h1>Marketplace <span id="name"></span></h1>
 <div class="tiles" id="tiles"></div>
 <div class="cols">
- <div><h3>Orders (latest)</h3><table id="orders"><tr><th>order</th><th>stage</th><th>total</th></tr></table></div>
+ <div><h3>Orders (latest)</h3><table id="orders"><tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr></table></div>
  <div><h3>Open negotiations</h3><div id="curves"></div></div>
 </div>
 <script>
@@ -154,8 +157,8 @@ async function refresh() {
     "no deal": s.outcomes["no deal"] || 0, "events/s": s.events.per_second, "events seen": s.events.count,
     "Kafka lag": s.kafka_lag ?? "-", "units in stock": s.agents.in_stock, "agents": s.agents.buyers + s.agents.sellers + s.agents.products + s.agents.negotiators};
   document.getElementById("tiles").innerHTML = Object.entries(tiles).map(([k, v]) => `<div class="tile" data-tile="${k}"><b>${v}</b>${k}</div>`).join("");
-  document.getElementById("orders").innerHTML = "<tr><th>order</th><th>stage</th><th>total</th></tr>" +
-    s.orders.map(o => `<tr><td>${o.id}</td><td class="${o.stage}">${o.stage}</td><td>${o.total ?? ""}</td></tr>`).join("");
+  document.getElementById("orders").innerHTML = "<tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr>" +
+    s.orders.map(o => `<tr><td>${o.id}</td><td>${o.seller ?? ""}</td><td class="${o.stage}">${o.stage}</td><td>${o.total ?? ""}</td></tr>`).join("");
   document.getElementById("curves").innerHTML = s.negotiations.map(curve).join("") || "<i>none right now</i>";
 }
 refresh(); setInterval(refresh, 1000);
