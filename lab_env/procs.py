@@ -58,7 +58,7 @@ def stop(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process group of ``pid``, then SIGKILL whatever is left."""
     try:
         proc = psutil.Process(pid)
-        members = [proc, *proc.children(recursive=True)]
+        members = _unique([proc, *proc.children(recursive=True), *_group(pid)])
     except psutil.Error:
         _kill_orphaned_group(pid)
         return
@@ -76,7 +76,7 @@ def stop(pid: int, timeout: float = 10.0) -> None:
 def kill(pid: int) -> None:
     """SIGKILL the process group of ``pid`` at once: a crash, not a shutdown."""
     try:
-        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        members = _unique([psutil.Process(pid), *psutil.Process(pid).children(recursive=True), *_group(pid)])
         os.killpg(pid, signal.SIGKILL)
     except psutil.Error:
         _kill_orphaned_group(pid)
@@ -86,13 +86,32 @@ def kill(pid: int) -> None:
     _wait_gone(members, 5)
 
 
+def _group(pgid: int) -> list[psutil.Process]:
+    """The processes of group ``pgid``, including what a dead leader forked (now children of init)."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                found.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def _unique(procs: list[psutil.Process]) -> list[psutil.Process]:
+    return list({p.pid: p for p in procs}.values())
+
+
 def _kill_orphaned_group(pgid: int) -> None:
     """The leader is gone but what it forked may live on in its group. A pgid
-    is not reused while any member lives, so this reaches only those."""
+    is not reused while any member lives, so this reaches only those; returns
+    once they are gone (a caller then finds nothing of the group running)."""
+    members = _group(pgid)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    _wait_gone(members, 5)
 
 
 def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:
