@@ -33,14 +33,15 @@ lab: setup
 # shellcheck lints the devcontainer scripts in the test suite; chromium and
 # playwright (the browser group) run the learner's path in JupyterLab
 # (tests/test_browser.py). Debian's chromium: no browser is ever downloaded.
-# setup --cluster builds lab 05's Kubernetes control plane (tests/test_native_cluster.py).
+# setup --cluster builds lab 05's Kubernetes control plane (tests/test_native_cluster.py) and
+# --cli the Dapr CLI it runs homes with, so no test waits for a build mid-cell.
 test-tools: $(VENV)/.synced
 	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
 	$(UV) sync --frozen --inexact --group browser --python $(PYTHON)
-	$(LAB_ENV) setup --cluster
+	$(LAB_ENV) setup --cluster --cli
 
 test: setup test-tools
 	$(VENV)/bin/python -m pytest
