@@ -58,8 +58,11 @@ def start_workflow_app(
     timeout: float = 90.0,
     detach: bool = False,
     sidecar_env: Mapping[str, str] | None = None,
+    sidecar_args: Sequence[str] = (),
+    config: Path | None = None,
 ) -> DaprApp:
     """Start ``module``'s workflows (and ACTORS) in an app with its sidecar.
+    ``sidecar_args``, ``sidecar_env`` and ``config`` go to daprd (see start_app).
 
     ``module`` is importable from ``cwd`` (default: the notebook's workspace).
     The app gets LAB_LEDGER, a ledger file of its own (see ``ledger``).
@@ -73,7 +76,8 @@ def start_workflow_app(
                  **(env or {})}
     Path(child_env["LAB_LEDGER"]).unlink(missing_ok=True)
     app = start_app(app_id, uvicorn_command(f"{HOST_MODULE}:app"), cwd=folder, components=components,
-                    env=child_env, timeout=timeout, detach=detach, sidecar_env=sidecar_env)
+                    env=child_env, timeout=timeout, detach=detach, sidecar_env=sidecar_env,
+                    sidecar_args=sidecar_args, **({"config": config} if config else {}))
     wait_ready(app, timeout)
     return app
 

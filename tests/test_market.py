@@ -16,7 +16,7 @@ import pytest
 from lab_env import unique_name, workflows
 from lab_env.actors import invoke
 from lab_env.kafka import read_topic
-from lab_env.market import control
+from lab_env.market import access, control
 from lab_env.paths import state_dir
 from tests.test_offer_policy import ScriptedModel
 
@@ -116,3 +116,20 @@ def test_the_market_sidecar_refuses_a_call_without_its_api_token(market):
     assert httpx.get(f"{m.app.sidecar_url}/v1.0/metadata", timeout=30).status_code == 401
     assert httpx.put(stock, timeout=30, headers=m.app.api_headers()).json() == SMALL.stock  # lab_env's clients send it
     assert control.place_orders(m, 1) and control.orders_placed(m)  # workflows over gRPC carry it too
+
+
+def test_app_to_app_calls_follow_the_access_policy_and_a_forbidden_call_is_refused(market):
+    """The carrier lets only the market ship, and nothing else: checked by real sidecars with
+    certificates from the market's own sentry (a caller is known by its certificate's SPIFFE id)."""
+    m = market(view=False)
+    (order,) = control.place_orders(m, 1)
+    assert control.wait_orders(m, [order])[order]["status"] == "completed"  # market -> carrier POST /ship
+    assert control.shipments(m, [order])[order]["tracking"] == f"trk-{order}"
+    rows = access.drill(m)
+    assert [(r["caller"], r["call"], r["status"]) for r in rows] == [
+        ("market", "POST /ship on the carrier", 422),  # let through: the carrier itself refused the parcel
+        ("market", f"GET /shipments/{m.name}-drill on the carrier", 403),  # a method it was not granted
+        ("stranger", "POST /ship on the carrier", 403),  # a caller the policy does not name
+        ("stranger", "GET /healthz on the market", 403),  # nobody may call the market's app
+    ], rows
+    assert control.shipments(m, [f"{m.name}-drill"]) == {f"{m.name}-drill": None}, "the drill shipped nothing"

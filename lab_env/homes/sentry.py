@@ -13,7 +13,9 @@ sentry again on the finished credentials: no sidecar meets a reload.
 
 In Kubernetes, placement and scheduler get their certificates from sentry
 too. The lab's stack runs them without mTLS, so a sidecar using this sentry
-runs without actors, workflows and reminders (``sidecar_args`` says so to daprd).
+alone runs without actors, workflows and reminders (``sidecar_args`` says so
+to daprd); lab_env.secure_plane adds a placement and a scheduler with mTLS
+for sidecars that need them (the capstone's market).
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def _died(s: Sentry):
     return check
 
 
-def start_sentry(name: str | None = None, timeout: float = 60.0) -> Sentry:
-    """Start a sentry on free loopback ports with fresh credentials; wait until it serves."""
+def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = False) -> Sentry:
+    """Start a sentry on free loopback ports with fresh credentials; wait until it serves.
+    ``detach``: it outlives this process (stop it with stop_sentry_named or `lab-env down`)."""
     if not dapr_bin("sentry").exists():
         raise LabEnvError("Dapr's sentry is not installed", "run `lab-env setup` (it builds sentry with the runtime)")
     name = name or unique_name("sentry")
@@ -119,7 +122,8 @@ def start_sentry(name: str | None = None, timeout: float = 60.0) -> Sentry:
     s.credentials.mkdir(parents=True)
     (s.workdir / "sentry.yaml").write_text(_CONFIG)
     record = apps_dir() / f"{name}.json"
-    atexit.register(stop_sentry, s)
+    if not detach:
+        atexit.register(stop_sentry, s)
     try:
         for phase in ("makes its root and issuer", "serves"):
             s.pid = procs.spawn(_argv(s), s.log, env=_env()).pid
@@ -145,6 +149,19 @@ def stop_sentry(s: Sentry) -> None:
         s.pid = 0
     (apps_dir() / f"{s.name}.json").unlink(missing_ok=True)
     shutil.rmtree(s.workdir, ignore_errors=True)
+
+
+def stop_sentry_named(name: str) -> None:
+    """stop_sentry for a sentry started by any process, found by its registry record."""
+    record = apps_dir() / f"{name}.json"
+    try:
+        pids = json.loads(record.read_text()).get("pids", [])
+    except (FileNotFoundError, ValueError):
+        pids = []
+    for pid in pids:
+        procs.stop(pid, timeout=10)
+    record.unlink(missing_ok=True)
+    shutil.rmtree(apps_dir() / name, ignore_errors=True)
 
 
 @contextmanager

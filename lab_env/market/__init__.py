@@ -8,6 +8,10 @@
                  offers from lab_env.agents.offer_policy, then the order saga:
                  reserve, charge, ship, with compensation), publishing order
                  events to Kafka through Dapr
+    carrier.py   the carrier app the ship step calls by service invocation
+                 (idempotent by order id)
+    access.py    who may call whom (the apps' access policies, deny by
+                 default) and a drill of the calls they must refuse
     control.py   one command: up, down, status, orders, and the balance sheet
-                 that proves nothing was lost or doubled
+                 that proves nothing was lost, doubled or shipped wrongly
 """

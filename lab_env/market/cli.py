@@ -15,6 +15,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
           f"order events on Kafka topic {market.topic}")
     print(f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers")
+    print(f"  carrier app {market.carrier.app_id}; both sidecars on the market's own mTLS control plane, "
+          "calls between them under an access policy")
     print(f"  live view: {market.view_url}")
     print(f"place orders: lab-env market orders --name {market.name} --count 100;  stop: lab-env market down --name {market.name}")
     return 0
@@ -42,7 +44,7 @@ def cmd_orders(args: argparse.Namespace) -> int:
     sheet = control.balance_sheet(market, control.outcomes(market, control.orders_placed(market)))
     print(", ".join(f"{n} {status}" for status, n in sorted(sheet["statuses"].items())))
     print(f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "
-          f"failed but not refunded {len(sheet['unrefunded'])}; stock balances: {sheet['stock_balances']}, "
+          f"failed but not refunded {len(sheet['unrefunded'])}, shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
           f"money balances: {sheet['money_balances']}")
     return 0 if sheet["balanced"] else 1
 

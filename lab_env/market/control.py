@@ -20,16 +20,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
 
-from .. import kafka, workflows
+from .. import kafka, secure_plane, workflows
 from ..actors import actor_type_in, invoke
-from ..apps import DaprApp, load_app, running_apps, stop_app, unique_name
+from ..apps import DaprApp, load_app, running_apps, start_app, stop_app, unique_name, uvicorn_command
 from ..errors import LabEnvError
 from ..paths import state_dir
 from ..ports import free_ports
-from . import allocation
+from . import access, allocation
 
 SOCIETY = "lab_env.market.society"
+CARRIER = "lab_env.market.carrier:app"
 COMPONENTS = ("statestore", "kafka-pubsub", "secretstore")
+CARRIER_COMPONENTS = ("statestore",)
+
 TERMINAL = {"completed", "compensated", "rejected", "no deal"}
 
 
@@ -57,6 +60,7 @@ class Market:
     topic: str
     catalog: Catalog = field(default_factory=Catalog)
     view_port: int | None = None
+    carrier: DaprApp | None = None
 
     @property
     def view_url(self) -> str | None:
@@ -107,15 +111,32 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     # The sidecar's API answers only callers with this token: the app (the SDK reads DAPR_API_TOKEN),
     # and lab_env's clients, which read it from the app's record (mode 0600).
     token = token_urlsafe(24)
-    app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
-                                     env={"MARKET_TOPIC": topic, "DAPR_API_TOKEN": token, **env}, detach=detach,
-                                     sidecar_env={"DAPR_API_TOKEN": token,
-                                                  **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}})
-    market = Market(name, app, topic, catalog)
+    plane = carrier = None
+    try:
+        # Its own control plane with mTLS, so each sidecar knows its caller and the access policies hold.
+        plane = secure_plane.start_plane(access.plane_name(name), detach=detach)
+        mtls = {"sidecar_args": plane.sidecar_args(), "detach": detach}
+        carrier_id = access.carrier_id(name)
+        carrier = start_app(carrier_id, uvicorn_command(CARRIER), components=CARRIER_COMPONENTS,
+                            config=access.configuration(folder, "carrier", name), env={"DAPR_API_TOKEN": token},
+                            sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()}, **mtls)
+        app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
+                                         config=access.configuration(folder, "market", name),
+                                         env={"MARKET_TOPIC": topic, "MARKET_CARRIER": carrier_id,
+                                              "DAPR_API_TOKEN": token, **env},
+                                         sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env(),
+                                                      **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}},
+                                         **mtls)
+    except BaseException:
+        if carrier is not None:
+            stop_app(carrier)
+        secure_plane.stop_plane(access.plane_name(name))  # nothing half-started
+        raise
+    market = Market(name, app, topic, catalog, carrier=carrier)
     try:
         _stock(market)
     except BaseException:
-        stop_app(app)  # nothing half-started
+        down(name)  # nothing half-started
         raise
     _save(market)
     if view:
@@ -145,7 +166,8 @@ def _loadable_policy(path: Path) -> Path:
 
 def _save(market: Market) -> None:
     _record(market.name).write_text(json.dumps({"name": market.name, "app_id": market.app.app_id, "topic": market.topic,
-                                                "catalog": asdict(market.catalog), "view_port": market.view_port}))
+                                                "catalog": asdict(market.catalog), "view_port": market.view_port,
+                                                "carrier": market.carrier.app_id if market.carrier else None}))
 
 
 def _view_record(name: str) -> Path:
@@ -223,14 +245,20 @@ def attach(name: str) -> Market:
         raise LabEnvError(f"no market called {name!r}", "start one with `lab-env market up`") from None
     if saved["app_id"] not in running_apps():
         raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
-    return Market(name, load_app(saved["app_id"]), saved["topic"], Catalog(**saved["catalog"]), saved.get("view_port"))
+    carrier = saved.get("carrier")
+    return Market(name, load_app(saved["app_id"]), saved["topic"], Catalog(**saved["catalog"]), saved.get("view_port"),
+                  load_app(carrier) if carrier and carrier in running_apps() else None)
 
 
 def down(name: str) -> None:
-    """Stop the market's view and app; its state stays in the stack (a market started again keeps it)."""
+    """Stop the market's view, app, carrier and control plane; its state stays in the stack
+    (a market started again keeps it)."""
     _stop_view(name)
-    if name in running_apps():
-        stop_app(load_app(name))
+    running = running_apps()
+    for app_id in (name, access.carrier_id(name)):
+        if app_id in running:
+            stop_app(load_app(app_id))
+    secure_plane.stop_plane(access.plane_name(name))
     _record(name).unlink(missing_ok=True)
 
 
@@ -341,9 +369,24 @@ def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:
     double = sorted(i for i in outcomes if debits[i] > 1 or credits[i] > 1)
     unpaid = sorted(i for i in completed if not (debits[i] == 1 and credits[i] == 1))
     unrefunded = sorted(i for i, o in outcomes.items() if o and o["status"] != "completed" and debits[i] and not refunds[i])
+    shipped = shipments(market, list(outcomes)) if market.carrier else None
+    # Every completed order shipped by the carrier, and no other order (a refused parcel ships nothing).
+    misshipped = sorted(i for i in outcomes if (i in completed) != bool(shipped[i])) if shipped is not None else []
     stock_ok = all(stock[p] + sold[p] == cat.stock for p in stock)
     money_ok = round(sum(balances.values()), 2) == round(cat.funds * cat.buyers, 2)
     return {"orders": len(outcomes), "statuses": dict(statuses), "lost": lost, "double": double, "unpaid": unpaid,
             "unrefunded": unrefunded, "settle_repeats": sum((o or {}).get("repeats", 0) for o in outcomes.values()),
-            "stock_balances": stock_ok, "money_balances": money_ok,
-            "balanced": stock_ok and money_ok and not (lost or double or unpaid or unrefunded)}
+            "misshipped": misshipped, "stock_balances": stock_ok, "money_balances": money_ok,
+            "balanced": stock_ok and money_ok and not (lost or double or unpaid or unrefunded or misshipped)}
+
+
+def shipments(market: Market, ids: list[str]) -> dict[str, dict | None]:
+    """The carrier's shipment of each order (None: nothing shipped), read from its own state store."""
+    import httpx
+
+    carrier = market.carrier
+    reply = httpx.post(f"{carrier.sidecar_url}/v1.0/state/statestore/bulk", headers=carrier.api_headers(), timeout=60,
+                       json={"keys": [f"shipment-{i}" for i in ids], "parallelism": 8})
+    reply.raise_for_status()
+    found = {item["key"][len("shipment-"):]: item.get("data") for item in reply.json()}
+    return {i: found.get(i) for i in ids}

@@ -7,8 +7,9 @@ protocols between them as workflows. Run it with start_agents_app (or
                   winner, then the order saga
     negotiate     rounds of a bid and an ask decided at once (two activities),
                   until they meet or the rounds run out
-    order_saga    reserve the stock, debit the buyer, ship and credit the
-                  seller; a failed step undoes the done ones in reverse
+    order_saga    reserve the stock, debit the buyer, ship (the carrier app,
+                  by service invocation) and credit the seller; a failed
+                  step undoes the done ones in reverse
 
 Offers come from lab_env.agents.offer_policy inside the ``decide_offer``
 activity only: with OPENAI_API_KEY in the secret store, a model decides (a
@@ -46,6 +47,8 @@ SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
 # The market's sidecar requires its API token (control.up sets it for both): sent on every call.
 API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
 PUBSUB = "kafka-pubsub"
+# The carrier's app id (control.up starts it beside the market): the ship step calls it.
+CARRIER = os.environ.get("MARKET_CARRIER", "carrier")
 SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
 # Transient failures (a host or Redis restarting) are retried for about 40 s; a step that keeps
 # failing fails the saga, which compensates.
@@ -170,10 +173,20 @@ async def refund(ctx, order: dict) -> dict:
 
 @wfr.activity(name="ship")
 async def ship(ctx, order: dict) -> dict:
-    if order.get("fail_at") == "ship":  # the carrier refuses this parcel (a drill's planned failure)
-        raise RuntimeError(f"the carrier refused order {order['id']}")
-    return await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
+    """The carrier (an app of its own, by service invocation) ships the parcel, then the seller is paid.
+    A refusal is an answer ({"ok": False}); anything else that fails is retried."""
+    parcel = {"order": order["id"], "product": order["product"], "quantity": order["quantity"],
+              "refuse": order.get("fail_at") == "ship"}  # a drill's planned failure: the carrier refuses it
+    async with httpx.AsyncClient(timeout=30) as client:
+        reply = await client.post(f"{SIDECAR}/v1.0/invoke/{CARRIER}/method/ship", json=parcel, headers=API_HEADERS)
+    if reply.status_code == 422:
+        return {"ok": False, "reason": reply.json().get("detail", reply.text)[:200]}
+    if reply.status_code == 403:  # the carrier's access policy: retrying cannot help, and must not ship
+        return {"ok": False, "reason": f"the carrier's access policy refused the market: {reply.text[:150]}"}
+    reply.raise_for_status()
+    await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
         {"order_id": order["id"], "amount": order["total"]})
+    return {"ok": True, "tracking": reply.json()["tracking"]}
 
 
 @wfr.activity(name="settle")
@@ -214,8 +227,9 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
             raise _Refused("not enough money")
         undo.append(refund)
         ctx.set_custom_status({"stage": "ship"})
-        yield ctx.call_activity(ship, input=order, retry_policy=wf.RetryPolicy(
-            first_retry_interval=timedelta(milliseconds=100), max_number_of_attempts=2))
+        shipped = yield ctx.call_activity(ship, input=order, retry_policy=RETRY)
+        if not shipped["ok"]:
+            raise _Refused(shipped["reason"])
     except (wf.TaskFailedError, _Refused) as err:
         ctx.set_custom_status({"stage": "compensating"})
         for step in reversed(undo):
