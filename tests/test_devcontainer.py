@@ -453,8 +453,11 @@ def test_dockerfile_takes_every_version_from_build_args():
     build_args = set(load_compose()["services"]["workspace"]["build"]["args"])
     assert args_without_default == build_args, "compose must pass exactly the args the Dockerfile needs"
     assert build_args <= set(devcontainer.env_values()), "every build arg comes from devcontainer/.env"
-    # daprd from the pinned image, where lab_env/apps.py looks for it.
-    assert re.search(r"^COPY --from=dapr /daprd .*/\.dapr/bin/$", text, re.MULTILINE)
+    # Every Dapr binary lab_env runs in the workspace, from the pinned image, where lab_env looks for it.
+    copied = re.search(r"^COPY --from=dapr (.*) \S*/\.dapr/bin/$", text, re.MULTILINE)
+    assert copied, "the Dockerfile copies no Dapr binaries into ~/.dapr/bin"
+    used = set(re.findall(r'dapr_bin\("([a-z]+)"\)', "".join(p.read_text() for p in (REPO_ROOT / "lab_env").rglob("*.py"))))
+    assert used - {"dapr"} <= {Path(b).name for b in copied[1].split()}, (used, copied[1])
     for tool in ("kubectl", "kind", "helm", "kcat"):
         assert tool in text, tool
 
