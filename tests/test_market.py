@@ -54,6 +54,8 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     completed = next(o for o in outcomes.values() if o["status"] == "completed")
     assert 95 <= completed["price"] <= 110  # between the seller's floor and the buyer's limit
     assert _announced(m) == Counter(ids), "without a crash, each order's outcome goes out on Kafka once"
+    stock = {m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)}
+    assert control.stock_from_events(m) == stock, "the inventory topic alone rebuilds the stock"
     # Allocation: the sellers listing the product, found in the market's directory, and the best card wins.
     best = {m.product(n): min(control.seller_cards(m, n), key=lambda c: (c["price"], c["days"], c["id"]))["id"]
             for n in range(m.catalog.products)}
@@ -76,6 +78,8 @@ def test_a_crash_of_the_market_host_loses_and_doubles_nothing(market):
     announced = _announced(m)
     assert set(announced) == set(ids), "every outcome went out on Kafka"
     assert max(announced.values()) <= 2, announced  # a repeat only where a crash cut between settling and marking
+    stock = {m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)}
+    assert control.stock_from_events(m) == stock, "the inventory topic, repeats counted once, rebuilds the stock"
 
 
 # The model's answers by (role, round): the seller's second is below its floor (95).

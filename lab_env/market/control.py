@@ -66,6 +66,11 @@ class Market:
     def view_url(self) -> str | None:
         return f"http://127.0.0.1:{self.view_port}/" if self.view_port else None
 
+    @property
+    def inventory_topic(self) -> str:
+        """Stock events: stocked, reserved and released, keyed by product."""
+        return f"{self.name}-inventory"
+
     def actor(self, kind: str) -> str:
         return actor_type_in(self.app, kind)
 
@@ -107,7 +112,7 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     folder.mkdir(parents=True, exist_ok=True)
     # The order events' topic exists before anyone subscribes (a consumer subscribed to a missing
     # topic waits for its next metadata refresh); partitioned by order id.
-    kafka.create_topics({topic: 4})
+    kafka.create_topics({topic: 4, f"{name}-inventory": 4})
     # The sidecar's API answers only callers with this token: the app (the SDK reads DAPR_API_TOKEN),
     # and lab_env's clients, which read it from the app's record (mode 0600).
     token = token_urlsafe(24)
@@ -122,7 +127,7 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
                             sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()}, **mtls)
         app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
                                          config=access.configuration(folder, "market", name),
-                                         env={"MARKET_TOPIC": topic, "MARKET_CARRIER": carrier_id,
+                                         env={"MARKET_TOPIC": topic, "MARKET_INVENTORY_TOPIC": f"{name}-inventory", "MARKET_CARRIER": carrier_id,
                                               "DAPR_API_TOKEN": token, **env},
                                          sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env(),
                                                       **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}},
@@ -231,10 +236,32 @@ def _stock(market: Market) -> None:
         stock = invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
         if stock == 0:  # a market started again keeps its state: stock it once
             invoke(market.app, market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
+            _publish(market, market.inventory_topic, market.product(n),
+                     {"product": market.product(n), "order": None, "kind": "stocked", "change": cat.stock})
     for n in range(cat.buyers):
         wallet = market.wallet("buyer", n)
         if invoke(market.app, market.actor("WalletActor"), wallet, "Balance") == 0:
             invoke(market.app, market.actor("WalletActor"), wallet, "Fund", cat.funds)
+
+
+def _publish(market: Market, topic: str, key: str, event: dict) -> None:
+    import httpx
+
+    httpx.post(f"{market.app.sidecar_url}/v1.0/publish/kafka-pubsub/{topic}", params={"metadata.partitionKey": key},
+               json=event, headers=market.app.api_headers(), timeout=30).raise_for_status()
+
+
+def stock_from_events(market: Market) -> dict[str, int]:
+    """Each product's stock rebuilt from the inventory topic alone, each (product, order, kind) counted once
+    (the stream is at least once)."""
+    seen: dict[tuple, int] = {}
+    for record in kafka.read_topic(market.inventory_topic):
+        e = record.value["data"]
+        seen.setdefault((e["product"], e["order"], e["kind"]), e["change"])
+    stock: Counter = Counter()
+    for (product, _, _), change in seen.items():
+        stock[product] += change
+    return dict(stock)
 
 
 def attach(name: str) -> Market:

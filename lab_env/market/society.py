@@ -20,7 +20,8 @@ replay or a re-run activity never changes an offer once made.
 Each order's outcome is settled exactly once in its OrderActor and announced
 on Kafka (``MARKET_TOPIC``, through Dapr's kafka-pubsub) at least once: a
 crash between the two makes the re-run announce again, and the event's
-order id lets consumers drop the repeat.
+order id lets consumers drop the repeat. Stock reserved and released goes
+the same way to ``MARKET_INVENTORY_TOPIC``, keyed by product.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
 # The market's sidecar requires its API token (control.up sets it for both): sent on every call.
 API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
 PUBSUB = "kafka-pubsub"
+# The market's Kafka topics (control.up sets them): order outcomes, and stock reserved and released.
+ORDERS_TOPIC = os.environ.get("MARKET_TOPIC")
+INVENTORY_TOPIC = os.environ.get("MARKET_INVENTORY_TOPIC")
 # The carrier's app id (control.up starts it beside the market): the ship step calls it.
 CARRIER = os.environ.get("MARKET_CARRIER", "carrier")
 SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
@@ -151,13 +155,21 @@ async def allocate(ctx, order: dict) -> dict:
 
 @wfr.activity(name="reserve")
 async def reserve(ctx, order: dict) -> dict:
-    return await _proxy("ProductActor", order["product"], ProductInterface).Reserve(
+    held = await _proxy("ProductActor", order["product"], ProductInterface).Reserve(
         {"order_id": order["id"], "quantity": order["quantity"]})
+    if held["ok"]:  # a re-run announces again; consumers count an (order, kind) once
+        _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
+                                                     "kind": "reserved", "change": -order["quantity"]})
+    return held
 
 
 @wfr.activity(name="release")
 async def release(ctx, order: dict) -> dict:
-    return await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
+    """Only ever after a reserve that held: the order's quantity goes back (a re-run releases nothing more)."""
+    released = await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
+    _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
+                                                 "kind": "released", "change": order["quantity"]})
+    return released
 
 
 @wfr.activity(name="debit")
@@ -194,14 +206,19 @@ async def settle(ctx, outcome: dict) -> dict:
     """The outcome, once (the order actor keeps the first), then its event until it is marked sent."""
     order = _proxy("OrderActor", outcome["order"], OrderInterface)
     settled = await order.Settle(outcome)
-    if not settled.get("announced") and os.environ.get("MARKET_TOPIC"):
-        event = {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")}
-        reply = httpx.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{os.environ['MARKET_TOPIC']}", timeout=30,
-                           params={"metadata.partitionKey": outcome["order"]}, content=json.dumps(event),
-                           headers={"content-type": "application/json", **API_HEADERS})
-        reply.raise_for_status()
+    if not settled.get("announced") and ORDERS_TOPIC:
+        _publish(ORDERS_TOPIC, outcome["order"], {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")})
         await order.Announced()
     return settled
+
+
+def _publish(topic: str | None, key: str, event: dict) -> None:
+    """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``."""
+    if not topic:
+        return
+    reply = httpx.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{topic}", timeout=30, params={"metadata.partitionKey": key},
+                       content=json.dumps(event), headers={"content-type": "application/json", **API_HEADERS})
+    reply.raise_for_status()
 
 
 def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
