@@ -25,6 +25,8 @@ app = FastAPI(title="carrier")
 SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
 HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
 STORE = "statestore"
+# One keep-alive client (thread-safe): a new one per call costs about 50 ms of CPU (the CA bundle).
+_HTTP = httpx.Client(timeout=30, headers=HEADERS)
 
 
 class Parcel(BaseModel):
@@ -39,7 +41,7 @@ def _key(order: str) -> str:
 
 
 def _stored(order: str) -> dict | None:
-    reply = httpx.get(f"{SIDECAR}/v1.0/state/{STORE}/{_key(order)}", headers=HEADERS, timeout=30)
+    reply = _HTTP.get(f"{SIDECAR}/v1.0/state/{STORE}/{_key(order)}")
     reply.raise_for_status()
     return reply.json() if reply.status_code == 200 and reply.content else None
 
@@ -59,8 +61,7 @@ def ship(parcel: Parcel) -> dict:
     # The tracking id follows from the order, so two racing first calls store the same shipment.
     shipment = {"order": parcel.order, "product": parcel.product, "quantity": parcel.quantity,
                 "tracking": f"trk-{parcel.order}", "carrier": os.environ.get("APP_ID", "carrier")}
-    httpx.post(f"{SIDECAR}/v1.0/state/{STORE}", json=[{"key": _key(parcel.order), "value": shipment}],
-               headers=HEADERS, timeout=30).raise_for_status()
+    _HTTP.post(f"{SIDECAR}/v1.0/state/{STORE}", json=[{"key": _key(parcel.order), "value": shipment}]).raise_for_status()
     return shipment
 
 
