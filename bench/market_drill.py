@@ -191,8 +191,10 @@ def table(ref: dict, drill: dict, args) -> str:
     v = pins()
     head = (f"# Marketplace drill\n\n`python bench/market_drill.py --orders {args.orders} --reference {args.reference} "
             f"--seed {args.seed}` on daprd {v.dapr_runtime}, Kafka {v.kafka}, Python {platform.python_version()}, "
-            f"{_cores()} cores.\nOne market host (app + sidecar) with products, buyers, sellers, wallets and orders as "
-            "actors and the purchase / negotiate / order_saga workflows; every 10th shipment is refused (compensation).\n\n")
+            f"{_cores()} cores.\nTwo hosts on the market's own mTLS control plane: the market (app + sidecar) with "
+            "products, buyers, sellers, wallets and orders as actors and the purchase / negotiate / order_saga workflows, "
+            "and the carrier it calls by service invocation under an access policy. Every 10th shipment is refused "
+            "(compensation). Each SIGKILL picks one of the two hosts at random.\n\n")
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'measure':<{width}} | reference | drill |", f"|{'-' * (width + 2)}|-----------|-------|"]
     lines += [f"| {name:<{width}} | {a} | {b} |" for name, a, b in rows]
