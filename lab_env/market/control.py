@@ -93,7 +93,8 @@ def _record(name: str) -> Path:
 def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool = False, view: bool = True,
        env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
        policy: Path | str | None = None) -> Market:
-    """Start the society's app (actors, workflows, Kafka events) and stock it.
+    """Start the society and stock it: its own mTLS control plane (secure_plane), the carrier app, and the
+    market app (actors, workflows, Kafka events), each sidecar under its access policy (access.py).
 
     ``secrets`` (OPENAI_API_KEY, say) reach the app only through its sidecar's
     secret store; ``env`` holds plain settings such as OPENAI_BASE_URL.
@@ -110,10 +111,10 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
     topic = f"{name}-orders"
     folder = state_dir() / "markets" / name
     folder.mkdir(parents=True, exist_ok=True)
-    # The order events' topic exists before anyone subscribes (a consumer subscribed to a missing
-    # topic waits for its next metadata refresh); partitioned by order id.
+    # The event topics exist before anyone subscribes (a consumer subscribed to a missing topic
+    # waits for its next metadata refresh); orders partitioned by order id, inventory by product.
     kafka.create_topics({topic: 4, f"{name}-inventory": 4})
-    # The sidecar's API answers only callers with this token: the app (the SDK reads DAPR_API_TOKEN),
+    # The sidecars' APIs answer only callers with this token: the app (the SDK reads DAPR_API_TOKEN),
     # and lab_env's clients, which read it from the app's record (mode 0600).
     token = token_urlsafe(24)
     plane = carrier = None
@@ -127,8 +128,8 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
                             sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()}, **mtls)
         app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
                                          config=access.configuration(folder, "market", name),
-                                         env={"MARKET_TOPIC": topic, "MARKET_INVENTORY_TOPIC": f"{name}-inventory", "MARKET_CARRIER": carrier_id,
-                                              "DAPR_API_TOKEN": token, **env},
+                                         env={"MARKET_TOPIC": topic, "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
+                                              "MARKET_CARRIER": carrier_id, "DAPR_API_TOKEN": token, **env},
                                          sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env(),
                                                       **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}},
                                          **mtls)
