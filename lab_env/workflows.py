@@ -122,20 +122,34 @@ def client(app: DaprApp):
 
     from dapr.conf import settings
     from dapr.ext.workflow import DaprWorkflowClient
+    from dapr.ext.workflow.logger import LoggerOptions
 
+    # The SDK's clients log to stderr through handlers of their own: "Transient gRPC error
+    # ... retrying" (WARNING, durabletask-client) and, for every RpcError get_workflow_state
+    # sees, "Unhandled RPC error while fetching workflow state" (ERROR, DaprWorkflowClient),
+    # the torn reads read_state retries included. That noise landed in check cells (lab 04's
+    # monitor polls an instance that continues as new every 0.2 s). These helpers retry what
+    # is transient and say what went wrong in one line themselves, so the SDK's loggers say
+    # nothing. The SDK adds handlers but never sets these loggers' levels: this holds.
+    for name in _SDK_LOGGERS:
+        logging.getLogger(name).setLevel(_SILENT)
+    # durabletask appends the client's handler to "durabletask-client" on every client it
+    # builds (one more per read_state, unbounded): give it one to append, then take it back.
+    sink = logging.NullHandler()
     # The client reads the token from the SDK's settings when it is built: set it for this one.
     with _TOKEN_LOCK:
         before, settings.DAPR_API_TOKEN = settings.DAPR_API_TOKEN, app.api_token
         try:
-            wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port))
+            wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port),
+                                           logger_options=LoggerOptions(log_handler=sink))
         finally:
             settings.DAPR_API_TOKEN = before
-    # The SDK's clients log retries of transient gRPC errors to stderr ("Transient gRPC error
-    # ... retrying"); on a busy machine that noise lands in a check cell's output. These
-    # helpers say what went wrong in one line themselves.
-    for name in ("durabletask-client", "DaprWorkflowClient"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger("durabletask-client").removeHandler(sink)
     return wf_client
+
+
+_SDK_LOGGERS = ("DaprWorkflowClient", "durabletask-client")
+_SILENT = 100  # above CRITICAL: these loggers log nothing at all
 
 
 # -- instances -------------------------------------------------------------
