@@ -66,7 +66,8 @@ def main() -> None:
             nbformat.write(nb, folder / f"learner{i:02d}.ipynb")
         for jobs in (1, 2):
             start = time.perf_counter()
-            results, out = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True)
+            results, out = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True,
+                                           regrade_identical=True)
             if jobs == 1:
                 profile = _profile(out / "logs" / "learner00.log")
             elapsed = time.perf_counter() - start

@@ -162,7 +162,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     lab = args.lab or _guess_lab(Path(args.submissions))
     results, out = grade_folder(Path(args.submissions), lab, Path(args.out) if args.out else None,
-                                jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout)
+                                jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
+                                regrade_identical=args.regrade_identical)
     print(summary_table(results, load_spec(lab)))
     print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
     return 0
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=int, default=1800, help="seconds per notebook (a safety net)")
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (a safety net)")
     s.add_argument("--out", help="output folder (default: grades-<lab> next to the submissions)")
+    s.add_argument("--regrade-identical", action="store_true",
+                   help="run every submission, even where the graded notebook is identical to another's")
     s.set_defaults(fn=cmd_grade)
 
     s = sub.add_parser("build-labs", help="generate labs/ from solutions/ (student versions)")

@@ -4,7 +4,13 @@ One batch (``--jobs 2``) holds: the solution, a partly solved notebook, the
 partial one with its check cells tampered with, the solution with an endless
 loop in one answer, a corrupt file, an empty folder, a notebook of another
 lab, the unsolved lab, and every cheat of grading_fixtures.CHEATS. Each
-cheat must score exactly as the unsolved lab, check by check.
+cheat must score exactly as the unsolved lab, check by check. Submissions
+whose graded notebooks are identical run once (the unsolved lab and the
+cheats the grader undoes), so the batch runs far fewer notebooks than the
+23 it grades.
+
+The unsolved lab's checks must each fail with their own message, as those of
+labs 02 on do in tests/test_grading_labs.py.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from grading_fixtures import (
 )
 
 from lab_env.grading import grade_folder
+from lab_env.grading.batch import SHARED_RUN
 
 pytestmark = pytest.mark.stack
 # A safety net for the one endless loop here; every correct cell ends in a few seconds.
@@ -125,4 +132,29 @@ def test_junit_has_a_case_per_check_and_learner(graded):
 def test_nothing_of_any_submission_is_left_running(graded):
     from lab_env.apps import running_apps
 
-    assert [a for a in running_apps() if a.startswith(("marketplace-", "warehouse-"))] == []
+    by_name, _ = graded
+    assert all(r.run_token for r in by_name.values() if r.status == "graded")
+    tokens = {r.run_token for r in by_name.values() if r.run_token}
+    # Only this batch's runs: a lab 01 notebook on the other test worker has apps of the same names.
+    assert [a for a in running_apps() if a.rsplit("-", 1)[-1] in tokens] == []
+
+
+def test_identical_graded_notebooks_run_once(graded):
+    by_name, out = graded
+    shared = {p.stem for p in (out / "logs").glob("*.log") if p.read_text().startswith(SHARED_RUN)}
+    # Outputs, ids and metadata, and the check cells are the grader's own: the notebook it runs is the unsolved lab.
+    assert {"cy", "cheat-fake-pass-lines-in-outputs", "cheat-change-cell-ids-and-notebook-metadata",
+            "cheat-edit-check-cells", "cheat-delete-check-cells"} <= shared
+    # What the screen lets through runs: each of those cheats is really tried against the grader.
+    assert {"ada", "bo", "di", "zed", *(learner_name(c) for c in CHEATS if "slips past" in c.name)}.isdisjoint(shared)
+    assert all(by_name[learner].notes != by_name["zed"].notes for learner in shared - {"cy"})
+
+
+def test_unsolved_lab_checks_fail_with_their_own_message(graded):
+    by_name, _ = graded
+    expected = {c.name: c.cell.metadata["lab_env"]["expect_unsolved"] for c in SPEC.checks
+                if "instructor" not in c.cell.metadata.get("tags", [])}
+    got = {c.name: c for c in by_name["zed"].checks}
+    assert set(expected) <= set(got)
+    for name, text in expected.items():
+        assert not got[name].passed and got[name].message.startswith(text), (name, got[name].message)

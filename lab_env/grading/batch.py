@@ -6,10 +6,11 @@ Layouts: SUBMISSIONS/<learner>.ipynb, or SUBMISSIONS/<learner>/<any>.ipynb
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 from ..errors import LabEnvError
 from ..notebooks.generate import SOLUTIONS_DIR
 from .report import summary_table, write_feedback, write_gradebook, write_junit
-from .run import Graded, grade_notebook, identify_lab
+from .assemble import Assembly, assemble
+from .run import Graded, grade_assembly, identify_lab
 from .spec import LabSpec, load_spec
 
 
@@ -73,8 +75,11 @@ def _read(sub: Submission, spec: LabSpec, specs: dict[str, LabSpec]) -> nbformat
 
 def grade_folder(
     folder: Path, lab: str, out: Path | None = None, jobs: int = 1, cell_timeout: int = 600,
-    timeout: int = 1800, progress: bool = True,
+    timeout: int = 1800, progress: bool = True, regrade_identical: bool = False,
 ) -> tuple[list[Graded], Path]:
+    """Grade every submission in folder. Submissions whose graded notebooks are
+    identical (the untouched lab handed in twice, an edit the grader undoes) run
+    once and share the verdicts, unless regrade_identical (a load test, a bench)."""
     from ..stack.lifecycle import ensure_up
 
     spec = load_spec(lab)
@@ -86,18 +91,31 @@ def grade_folder(
     ensure_up()
     work = Path(tempfile.mkdtemp(prefix=f"lab-env-grade-{spec.number}-"))
 
-    def grade_one(sub: Submission) -> Graded:
-        nb = _read(sub, spec, specs)
-        if isinstance(nb, str):
-            return Graded(sub.learner, spec.lab, "not graded", nb)
+    prepared = {sub.learner: _prepare(sub, spec, specs) for sub in submissions}
+    runs: dict[str, list[str]] = {}  # the graded notebook's digest -> its learners, the first one runs it
+    for learner, item in prepared.items():
+        if isinstance(item, Assembly):
+            key = learner if regrade_identical else _digest(item)
+            runs.setdefault(key, []).append(learner)
+
+    def grade_one(learner: str) -> Graded:
         try:
-            return grade_notebook(sub.learner, nb, spec, work / sub.learner, cell_timeout, timeout)
+            return grade_assembly(learner, prepared[learner], spec, work / learner, cell_timeout, timeout)
         except Exception as err:  # one broken submission must not stop the batch
-            return Graded(sub.learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
+            return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(tqdm(pool.map(grade_one, submissions), total=len(submissions),
-                            desc=f"grading lab {spec.number}", unit="notebook", disable=not progress))
+        firsts = [learners[0] for learners in runs.values()]
+        graded = dict(zip(firsts, tqdm(pool.map(grade_one, firsts), total=len(firsts),
+                                       desc=f"grading lab {spec.number}", unit="notebook", disable=not progress)))
+    results = []
+    for sub in submissions:
+        item = prepared[sub.learner]
+        if isinstance(item, str):
+            results.append(Graded(sub.learner, spec.lab, "not graded", item))
+            continue
+        first = next(learners[0] for learners in runs.values() if sub.learner in learners)
+        results.append(graded[first] if first == sub.learner else _shared(graded[first], prepared[first], sub.learner, item))
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(results, spec, out / "gradebook.csv")
     write_junit(results, spec, out / "junit.xml")
@@ -105,9 +123,37 @@ def grade_folder(
     (out / "summary.txt").write_text(summary_table(results, spec) + "\n")
     logs = out / "logs"  # the worker's log per learner: what ran, how long each cell and check took
     logs.mkdir(exist_ok=True)
-    for sub in submissions:
-        log = work / sub.learner / "worker.log"
-        if log.exists():
-            shutil.copy(log, logs / f"{sub.learner}.log")
+    for learners in runs.values():
+        log = work / learners[0] / "worker.log"
+        if not log.exists():
+            continue
+        shutil.copy(log, logs / f"{learners[0]}.log")
+        for other in learners[1:]:
+            (logs / f"{other}.log").write_text(f"{SHARED_RUN} (graded once for {len(learners)} submissions); "
+                                               "that run's log:\n" + log.read_text())
     shutil.rmtree(work, ignore_errors=True)
     return results, out
+
+
+SHARED_RUN = "the graded notebook is identical to another submission's"
+
+
+def _prepare(sub: Submission, spec: LabSpec, specs: dict[str, LabSpec]) -> Assembly | str:
+    """What the grader will run for this submission, or why it cannot be graded."""
+    nb = _read(sub, spec, specs)
+    if isinstance(nb, str):
+        return nb
+    try:
+        return assemble(nb, spec)
+    except Exception as err:  # one broken submission must not stop the batch
+        return f"grading failed: {type(err).__name__}: {err}"
+
+
+def _digest(assembly: Assembly) -> str:
+    return hashlib.sha256(nbformat.writes(assembly.notebook).encode()).hexdigest()
+
+
+def _shared(graded: Graded, first: Assembly, learner: str, assembly: Assembly) -> Graded:
+    """The first submission's verdicts for an identical graded notebook, with this learner's own notes."""
+    run_notes = [n.replace(f"logs/{graded.learner}.log", f"logs/{learner}.log") for n in graded.notes[len(first.notes):]]
+    return replace(graded, learner=learner, checks=list(graded.checks), notes=[*assembly.notes, *run_notes])

@@ -1,5 +1,5 @@
-"""Grade one submission: assemble it, run it in a worker process, read the
-worker's signed verdicts."""
+"""Grade one submission: run its assembled notebook in a worker process, read
+the worker's signed verdicts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 
 from ..apps import kill_run
-from .assemble import assemble
+from .assemble import Assembly
 from .signing import verify
 from .spec import LabSpec
 
@@ -39,6 +39,7 @@ class Graded:
     reason: str = ""
     checks: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the grader did to the notebook, and why
+    run_token: str = ""  # the run's LAB_RUN_TOKEN: its apps, topics and clusters end with "-<token>"
 
     @property
     def total(self) -> int:
@@ -58,11 +59,11 @@ def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | 
     return declared if declared in specs else None
 
 
-def grade_notebook(
-    learner: str, nb: nbformat.NotebookNode, spec: LabSpec, workdir: Path, cell_timeout: int, timeout: int
+def grade_assembly(
+    learner: str, assembly: Assembly, spec: LabSpec, workdir: Path, cell_timeout: int, timeout: int
 ) -> Graded:
+    """Run an assembled notebook in a worker and read its verdicts."""
     workdir.mkdir(parents=True, exist_ok=True)
-    assembly = assemble(nb, spec)
     nbformat.write(assembly.notebook, workdir / "graded.ipynb")
     token = secrets.token_hex(3)  # the kernel's unique_name() suffix: its apps, actor types, topics
     key = secrets.token_bytes(32)  # known to this process and the worker only (never in an environment)
@@ -80,7 +81,9 @@ def grade_notebook(
             proc.wait()
         finally:
             kill_run(token)  # the last resort, if the worker itself was killed
-    return _result(learner, spec, workdir, key, assembly.notes, proc.returncode)
+    result = _result(learner, spec, workdir, key, assembly.notes, proc.returncode)
+    result.run_token = token
+    return result
 
 
 def _result(learner: str, spec: LabSpec, workdir: Path, key: bytes, notes: list[str], code: int | None) -> Graded:
