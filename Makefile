@@ -1,7 +1,8 @@
 # Two commands on a fresh machine:
 #   make lab    set everything up, start the stack, open JupyterLab
 #   make test   set everything up and run every test (what CI runs)
-# Everything else is a step of those two.
+# Everything else is a step of those two, or a part of `make test` for a
+# developer's loop: `make test-quick` (no stack), `make test LAB=03` (one lab).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.8
@@ -12,7 +13,7 @@ LAB_ENV := $(VENV)/bin/lab-env
 # uv must use this machine's Python, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lab test up down doctor labs bench test-tools
+.PHONY: setup lab test test-quick up down doctor labs bench test-tools
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,11 +41,18 @@ test-tools: $(VENV)/.synced
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
-	$(UV) sync --frozen --inexact --group browser --python $(PYTHON)
+	$(UV) sync --frozen --inexact --group browser --group test --python $(PYTHON)
 	$(LAB_ENV) setup --cluster --cli
 
+# Both cores, then the tests that must run alone (tests/run_suite.py).
+# LAB=03 runs one lab's evidence: its notebook, its checks' tests, its grading.
 test: setup test-tools
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python tests/run_suite.py $(if $(LAB),--lab $(LAB))
+
+# Pure logic and helpers, no stack: a developer's loop (under 3 minutes).
+test-quick: $(VENV)/.synced
+	$(UV) sync --frozen --inexact --group test --python $(PYTHON)
+	$(VENV)/bin/python tests/run_suite.py --quick
 
 up: setup
 	$(LAB_ENV) up

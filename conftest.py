@@ -3,10 +3,18 @@
 The live stack is started once if any collected test needs it (marker
 `stack`, or any notebook cell), and stopped at the end if this session
 started it. Set LAB_ENV_KEEP_STACK=1 to leave it running.
+
+Under pytest-xdist (`-n 2`, as `make test` runs) the workers share that one
+stack: the first to need it starts it, and the controller stops it when all
+are done. Each notebook runs on one worker (its cells share a kernel); tests
+marked `serial` (they stop, restart or load the shared stack) refuse to run
+on a worker, and `make test` runs them alone after the others.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -22,18 +30,78 @@ def _needs_stack(item: pytest.Item) -> bool:
     return item.get_closest_marker("stack") is not None or item.nodeid.split("::")[0].endswith(".ipynb")
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")  # a pytest-xdist worker
+
+
+def _session_record() -> Path:
+    """What this test run found and started, written by the first process that needs
+    the stack and read by the one that ends the run (xdist's controller, or pytest)."""
+    return Path(tempfile.gettempdir()) / f"lab-env-test-run-{os.environ['LAB_ENV_TEST_RUN']}.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config):  # xdist's workers inherit it: one record per run
+        os.environ["LAB_ENV_TEST_RUN"] = f"{os.getpid()}-{os.urandom(3).hex()}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    serial = [item.nodeid for item in items if item.get_closest_marker("serial")]
+    if serial and _is_worker(config):
+        raise pytest.UsageError(
+            f"{len(serial)} selected test(s) are marked serial (they stop or load the shared stack), e.g. {serial[0]}: "
+            "run them alone, without -n (`make test` runs them after the others), or add -m 'not serial'")
+    # One worker runs a file's tests in order: a notebook's cells share a kernel, and a
+    # module's fixtures (a graded batch, a cluster, a JupyterLab) are made once. A module
+    # marked `spread` has independent tests, which may go to either worker.
+    for item in items:
+        if not item.get_closest_marker("spread"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=_cost_rank)
+
+
+# The files that take minutes go first, so the two workers end together rather than
+# one of them starting a long file at the end (bench/results/suite.md has the costs).
+LONG_FIRST = ("tests/test_grading.py", "tests/test_grading_labs.py", "solutions/05_agent_homes.ipynb",
+              "solutions/03_kafka.ipynb", "tests/test_browser.py", "solutions/06_coordination.ipynb")
+
+
+def _cost_rank(item: pytest.Item) -> int:
+    where = item.nodeid.split("::")[0]
+    return LONG_FIRST.index(where) if where in LONG_FIRST else len(LONG_FIRST)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def lab_stack(request: pytest.FixtureRequest):
     if not any(_needs_stack(item) for item in request.session.items):
         yield None
         return
-    from lab_env.stack import down, status, up
+    from lab_env.stack import status, up
 
-    started = [] if all(s.ready for s in status()) else up(progress=False)
-    topics = _topics()
-    yield started
-    _delete_topics_made_since(topics)
-    if started and not os.environ.get("LAB_ENV_KEEP_STACK"):
+    record = _session_record()
+    with open(f"{record}.lock", "w") as lock:  # the first worker here starts the stack, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            started = [] if all(s.ready for s in status()) else up(progress=False)
+            record.write_text(json.dumps({"started": started, "topics": sorted(_topics())}))
+    yield json.loads(record.read_text())["started"]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run's Kafka topics go and the stack it started stops, once every worker is done."""
+    if _is_worker(session.config) or "LAB_ENV_TEST_RUN" not in os.environ:
+        return
+    record = _session_record()
+    if not record.exists():
+        return
+    made = json.loads(record.read_text())
+    record.unlink()
+    Path(f"{record}.lock").unlink(missing_ok=True)
+    _delete_topics_made_since(set(made["topics"]))
+    if made["started"] and not os.environ.get("LAB_ENV_KEEP_STACK"):
+        from lab_env.stack import down
+
         down()
 
 

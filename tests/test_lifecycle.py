@@ -17,7 +17,8 @@ from lab_env.components import render_components, validate_all
 from lab_env.paths import COMPONENTS_DIR, state_dir
 from lab_env.stack import down, status, up
 
-pytestmark = pytest.mark.stack
+# serial: these stop the shared stack and look for any of its processes on the machine.
+pytestmark = [pytest.mark.stack, pytest.mark.serial]
 LAB_ENV = [sys.executable, "-m", "lab_env.cli"]
 
 

@@ -49,6 +49,7 @@ def _error_lines(cell: nbformat.NotebookNode) -> list[str]:
     return errors[0].traceback
 
 
+@pytest.mark.serial  # it stops the shared stack's Redis
 def test_errors_from_apps_and_the_stack_show_as_one_line(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source, id=name) for name, source in CELLS.items()]

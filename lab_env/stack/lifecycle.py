@@ -7,8 +7,10 @@ fails it stops what that call started, so nothing is left half-up.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,22 +89,34 @@ def up(timeout: float = DEFAULT_TIMEOUT_S, progress: bool = True, only: list[str
         wait_all({s.name: Waiting(s.probe) for s in wanted}, timeout, "stack (containers)", progress)
         return []
 
-    to_start = [s for s in wanted if _read_pid(s.name) is None]
-    _check_ports_free(to_start)
-    started: list[Service] = []
-    try:
-        for svc in to_start:
-            svc.prepare()
-            proc = procs.spawn(svc.argv(), svc.log_path, env=svc.env, cwd=svc.data_dir if svc.data_dir.exists() else None)
-            _write_pid(svc.name, proc.pid)
-            started.append(svc)
-        waiting = {s.name: Waiting(s.probe, failed=_exited(s)) for s in wanted}
-        wait_all(waiting, timeout, "lab stack", progress)
-    except BaseException:
-        for svc in started:
-            _stop_service(svc.name)
-        raise
+    # One `up` at a time across processes (test workers, graders, notebooks): a second
+    # one waits, then finds the services running and starts nothing.
+    with _stack_lock():
+        to_start = [s for s in wanted if _read_pid(s.name) is None]
+        _check_ports_free(to_start)
+        started: list[Service] = []
+        try:
+            for svc in to_start:
+                svc.prepare()
+                proc = procs.spawn(svc.argv(), svc.log_path, env=svc.env,
+                                   cwd=svc.data_dir if svc.data_dir.exists() else None)
+                _write_pid(svc.name, proc.pid)
+                started.append(svc)
+            waiting = {s.name: Waiting(s.probe, failed=_exited(s)) for s in wanted}
+            wait_all(waiting, timeout, "lab stack", progress)
+        except BaseException:
+            for svc in started:
+                _stop_service(svc.name)
+            raise
     return [s.name for s in started]
+
+
+@contextmanager
+def _stack_lock():
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    with open(pid_dir() / "up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield
 
 
 def _exited(svc: Service):

@@ -1,0 +1,96 @@
+"""Run the test suite in two phases: side by side on both cores, then alone.
+
+    python tests/run_suite.py                 # everything (`make test`, what CI runs)
+    python tests/run_suite.py --quick         # pure logic and helpers, no stack (`make test-quick`)
+    python tests/run_suite.py --lab 03        # one lab's whole evidence (`make test LAB=03`)
+    python tests/run_suite.py -- -x -k kafka  # anything after -- goes to pytest
+
+Phase 1 runs every test not marked `serial` with pytest-xdist on 2 workers
+(`--dist loadgroup`: a notebook, or a module that shares a costly fixture,
+stays on one worker). Phase 2 runs the `serial` tests in one process, alone:
+they stop, restart or load the shared stack. Both phases run even if the
+first fails, so the stack is stopped at the end either way; the exit code is
+the first failure's. The stack is kept between the phases and stopped at the
+end if this run started it (LAB_ENV_KEEP_STACK=1 keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 2
+NO_TESTS = 5  # pytest's exit code when a selection is empty
+
+# Where each lab's evidence lives: its solution notebook, its checks' tests, the
+# helpers it teaches with, and its grading test (parametrized by lab number).
+LAB_EVIDENCE = {
+    "01": ["solutions/01_actors.ipynb", "tests/test_actor_errors.py", "tests/test_scale.py",
+           "tests/test_grading.py", "tests/test_grading_assembly.py"],
+    "02": ["solutions/02_pubsub.ipynb", "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]"],
+    "03": ["solutions/03_kafka.ipynb", "tests/test_lab03_checks.py", "tests/test_kafka_helpers.py",
+           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]"],
+    "04": ["solutions/04_workflows.ipynb", "tests/test_lab04_checks.py", "tests/test_workflows_helpers.py",
+           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]"],
+    "05": ["solutions/05_agent_homes.ipynb", "tests/test_homes.py", "tests/test_home_security.py",
+           "tests/test_native_home.py", "tests/test_container_home.py", "tests/test_secure_plane.py",
+           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]"],
+    "06": ["solutions/06_coordination.ipynb", "tests/test_lab06_checks.py", "tests/test_coordination.py",
+           "tests/test_coordination_agents.py", "tests/test_auctioneer.py", "tests/test_ballot.py",
+           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]"],
+    "07": ["solutions/07_capstone.ipynb", "tests/test_lab07_checks.py", "tests/test_market.py",
+           "tests/test_market_actors.py", "tests/test_market_allocation.py", "tests/test_market_view.py",
+           "tests/test_offer_policy.py",
+           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]"],
+}
+
+
+def _pytest(args: list[str], env: dict[str, str]) -> int:
+    print(f"\n$ pytest {' '.join(args)}", flush=True)
+    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+
+
+def _stack_was_up() -> bool:
+    from lab_env.stack import status
+
+    return all(s.ready for s in status())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    tier = parser.add_mutually_exclusive_group()
+    tier.add_argument("--quick", action="store_true", help="tests that need no stack (under 3 minutes)")
+    tier.add_argument("--lab", choices=sorted(LAB_EVIDENCE), help="one lab's notebook and tests")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    args = parser.parse_args(argv)
+
+    paths = LAB_EVIDENCE[args.lab] if args.lab else []
+    marks = "not stack and not serial and not slow" if args.quick else None
+    env = dict(os.environ)
+    if args.quick:
+        return _pytest(["-n", str(WORKERS), "--dist", "loadgroup", "-m", marks, "tests",
+                        *args.pytest_args], env)
+
+    was_up = _stack_was_up()
+    keep = env.get("LAB_ENV_KEEP_STACK")
+    env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
+    codes = [
+        _pytest(["-n", str(WORKERS), "--dist", "loadgroup", "-m", "not serial", *paths, *args.pytest_args], env),
+        _pytest(["-m", "serial", *paths, *args.pytest_args], env),
+    ]
+    if not was_up and not keep:
+        from lab_env.stack import down
+
+        down()
+    ran = [code for code in codes if code != NO_TESTS]
+    if not ran:
+        return NO_TESTS
+    return next((code for code in ran if code != 0), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
