@@ -105,6 +105,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         down()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A check cell that wrote to stderr fails nbval with only "{'stderr'}": show the text."""
+    report = (yield).get_result()
+    outputs = getattr(item, "test_outputs", None) or []  # nbval's cell item
+    err = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    if call.when == "call" and err and getattr(item, "options", {}).get("check"):
+        report.sections.append(("stderr written by this check cell", err))
+
+
 def _topics() -> set[str]:
     from lab_env import kafka
 

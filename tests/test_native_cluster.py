@@ -31,6 +31,7 @@ SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
 STALL_S = 20  # past the 15 s lease of leader election
 START_STALL_S = 14  # past the controller manager's 10 s wait for a healthy API server
 SETTLE_S = 120  # safety net for controllers on a busy machine, never a pass/fail criterion
+pytestmark = pytest.mark.slow  # a real control plane, and stalls of 20 s on purpose
 
 
 @pytest.fixture(scope="module")
