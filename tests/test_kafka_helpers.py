@@ -180,7 +180,8 @@ def test_worker_that_crashes_at_once_is_an_error_quoting_its_log(tmp_path):
     started = time.monotonic()
     with pytest.raises(LabEnvError) as err:
         start_worker(name, python_command(script), ready=r"ready", timeout=60)
-    assert time.monotonic() - started < 15
+    # Well before the 60 s limit: it did not wait for it (a loose bound, for a busy machine).
+    assert time.monotonic() - started < 30
     assert "ZeroDivisionError" in str(err.value)
     assert not (apps_dir() / f"{name}.json").exists()
     assert _running_with(name) == []
@@ -198,7 +199,7 @@ def test_wait_for_fails_fast_when_a_worker_exits(tmp_path):
         started = time.monotonic()
         with pytest.raises(LabEnvError) as err:
             wait_for(lambda: False, timeout=120, what="something that never comes", workers=[worker])
-        assert time.monotonic() - started < 15
+        assert time.monotonic() - started < 60  # well before the 120 s limit, on a busy machine too
         assert worker.name in str(err.value) and "gave up: no input" in str(err.value)
     finally:
         stop_worker(worker)
