@@ -45,13 +45,15 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["LAB_ENV_TEST_RUN"] = f"{os.getpid()}-{os.urandom(3).hex()}"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("serial") and _is_worker(item.config):
+        pytest.fail("this test is marked serial (it stops, restarts or loads the shared stack), so it must run "
+                    "alone: run it without -n (`make test` runs the serial tests after the others)", pytrace=False)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    serial = [item.nodeid for item in items if item.get_closest_marker("serial")]
-    if serial and _is_worker(config):
-        raise pytest.UsageError(
-            f"{len(serial)} selected test(s) are marked serial (they stop or load the shared stack), e.g. {serial[0]}: "
-            "run them alone, without -n (`make test` runs them after the others), or add -m 'not serial'")
     # One worker runs a file's tests in order: a notebook's cells share a kernel, and a
     # module's fixtures (a graded batch, a cluster, a JupyterLab) are made once. A module
     # marked `spread` has independent tests, which may go to either worker.
