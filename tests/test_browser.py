@@ -104,18 +104,24 @@ def jupyter(tmp_path_factory):
             time.sleep(0.2)
         yield url, token, root
     finally:
-        # Shut kernels down through the API: each stops the lab apps it started.
-        try:
-            for kernel in httpx.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json():
-                httpx.delete(f"{url}/api/kernels/{kernel['id']}", params={"token": token}, timeout=60)
-        except httpx.HTTPError:
-            pass
+        _stop_kernels((url, token, root))
         server.terminate()
         try:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def _stop_kernels(jupyter) -> None:
+    """Shut the server's kernels down through its API: each stops the lab apps it started
+    (left running, 14 kernels' apps and markets took CPU from every test after them)."""
+    url, token, _ = jupyter
+    try:
+        for kernel in httpx.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json():
+            httpx.delete(f"{url}/api/kernels/{kernel['id']}", params={"token": token}, timeout=60)
+    except httpx.HTTPError:
+        pass
 
 
 def _report_server(jupyter) -> None:
@@ -213,6 +219,7 @@ def test_jupyterlab_opens_on_the_course_overview_without_the_news_prompt(browser
     assert "checks passed" in progress and "Agents as virtual actors" in progress, progress
     _shot(page, "00-overview")
     page.close()
+    _stop_kernels(jupyter)
 
 
 @pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.number)
@@ -245,6 +252,7 @@ def _walk(browser, jupyter, lab) -> None:
     page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{last}']").evaluate("el => el.scrollIntoView({block: 'center'})")
     _shot(page, f"{lab.number}-lab-first-check")
     page.close()
+    _stop_kernels(jupyter)
 
     page = _open(browser, url, token, f"solutions/{lab.notebook}")
     outputs = _run_through(page, _first_check(SOLUTIONS_DIR / lab.notebook))
@@ -252,3 +260,4 @@ def _walk(browser, jupyter, lab) -> None:
     assert re.match(r"\u2705 .+: passed", passed.strip()), passed
     _shot(page, f"{lab.number}-solution-first-check")
     page.close()
+    _stop_kernels(jupyter)
