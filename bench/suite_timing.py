@@ -49,28 +49,26 @@ def _module(nodeid: str) -> str:
     return nodeid.split("::")[0]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
+def _timed(item, phase: str):
     with _Span() as span:
         yield
-    _write({"kind": "test", "phase": "setup", "nodeid": item.nodeid, "module": _module(item.nodeid),
+    _write({"kind": "test", "phase": phase, "nodeid": item.nodeid, "module": _module(item.nodeid),
             "wall": span.wall, "cpu": span.cpu})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _timed(item, "setup")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    with _Span() as span:
-        yield
-    _write({"kind": "test", "phase": "call", "nodeid": item.nodeid, "module": _module(item.nodeid),
-            "wall": span.wall, "cpu": span.cpu})
+    yield from _timed(item, "call")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    with _Span() as span:
-        yield
-    _write({"kind": "test", "phase": "teardown", "nodeid": item.nodeid, "module": _module(item.nodeid),
-            "wall": span.wall, "cpu": span.cpu})
+    yield from _timed(item, "teardown")
 
 
 @pytest.hookimpl(hookwrapper=True)
