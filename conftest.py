@@ -65,8 +65,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # The files that take minutes go first, so the two workers end together rather than
 # one of them starting a long file at the end (bench/results/suite.md has the costs).
-LONG_FIRST = ("tests/test_grading.py", "tests/test_grading_labs.py", "solutions/05_agent_homes.ipynb",
-              "solutions/03_kafka.ipynb", "tests/test_browser.py", "solutions/06_coordination.ipynb")
+LONG_FIRST = ("tests/test_browser.py", "tests/test_grading.py", "tests/test_grading_labs.py",
+              "solutions/03_kafka.ipynb", "solutions/06_coordination.ipynb", "tests/test_native_cluster.py",
+              "solutions/04_workflows.ipynb", "tests/test_market.py", "tests/test_lab06_checks.py")
 
 
 def _cost_rank(item: pytest.Item) -> int:

@@ -41,6 +41,9 @@ LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 # Safety nets against a hang, never pass/fail criteria: a busy 2-core machine may be slow.
 CELL_LIMIT_MS = 600_000
 UI_LIMIT_MS = 300_000
+# How often a wait looks at the page: Playwright's default looks at every animation frame,
+# which kept chromium busy for the whole of a long cell.
+POLL_MS = 200
 AVAILABLE = [lab for lab in LABS if lab.available]
 # Each page opens one notebook in a workspace of its own (see _open), so there is one panel.
 NOTEBOOK = ".jp-NotebookPanel .jp-Notebook"
@@ -185,12 +188,12 @@ def _run_through(page, last: int) -> dict[int, str]:
                 # to its kernel can be dropped (the prompt stays [ ]): ask again.
                 try:
                     page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
-                                           arg=prompt.element_handle(), timeout=15_000)
+                                           arg=prompt.element_handle(), timeout=15_000, polling=POLL_MS)
                     break
                 except Exception:
                     continue
             page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                                   timeout=CELL_LIMIT_MS)
+                                   timeout=CELL_LIMIT_MS, polling=POLL_MS)
         except Exception:
             _shot(page, f"failed-at-cell-{index}")  # what the learner would see
             raise
