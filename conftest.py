@@ -6,7 +6,7 @@ started it. Set LAB_ENV_KEEP_STACK=1 to leave it running.
 
 Under pytest-xdist (`-n 2`, as `make test` runs) the workers share that one
 stack: the first to need it starts it, and the controller stops it when all
-are done. Each notebook runs on one worker (its cells share a kernel); tests
+are done. Each file runs on one worker (a notebook's cells share a kernel); tests
 marked `serial` (they stop, restart or load the shared stack) refuse to run
 on a worker, and `make test` runs them alone after the others.
 """
@@ -52,17 +52,33 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "alone: run it without -n (`make test` runs the serial tests after the others)", pytrace=False)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # One worker runs a file's tests in order: a notebook's cells share a kernel, and a
-    # module's fixtures (a graded batch, a cluster, a JupyterLab) are made once. A module
-    # marked `spread` has independent tests, which may go to either worker.
-    for item in items:
-        if not item.get_closest_marker("spread"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=_cost_rank)
+    items.sort(key=_cost_rank)  # xdist hands files to the workers in this order
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """One worker runs a file's tests, in order: a notebook's cells share a kernel, and a
+    module's fixtures (a graded batch, a cluster, a JupyterLab) are made once. The tests
+    of a SIDE_BY_SIDE file are independent and go to either worker, one at a time."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order below, not most-tests-first
+    return ByFile(config, log)
+
+
+def work_unit(nodeid: str) -> str:
+    """What one worker runs as a whole: the test's file, or the test alone if SIDE_BY_SIDE."""
+    where = nodeid.split("::")[0]
+    return nodeid if where in SIDE_BY_SIDE else where
+
+
+# Each test grades one lab on its own.
+SIDE_BY_SIDE = ("tests/test_grading_labs.py",)
 # The files that take minutes go first, so the two workers end together rather than
 # one of them starting a long file at the end (bench/results/suite.md has the costs).
 LONG_FIRST = ("tests/test_browser.py", "tests/test_grading.py", "tests/test_grading_labs.py",

@@ -183,6 +183,7 @@ def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> Na
 
 
 RESTARTS = 3
+KWOKCTL_START_S = 90
 
 
 def _restart_exited(cluster: NativeCluster) -> None:
@@ -193,24 +194,60 @@ def _restart_exited(cluster: NativeCluster) -> None:
     at start: on a busy machine the API server is slower than that, both exit
     for good, and the cluster looks up while Deployments never get pods. A
     kubelet restarts such static pods; here `kwokctl start cluster` re-forks
-    only the components whose process is gone. Each one's first log is kept
-    under kwok/died/ to show why it exited.
+    the components it finds not running, once their stale pid files are gone
+    (see _forget_pids). Each one's first log is kept under kwok/died/ to show
+    why it exited.
     """
-    from .provision.kube import kube_bin
-
+    exited = cluster.exited()
     for _ in range(RESTARTS):
-        exited = cluster.exited()
         if not exited:
             return
         _keep_logs(cluster, exited)
-        subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster"],
-                       env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
-        # The restarted ones now meet a serving API server; readiness is all of them alive and /readyz ok.
-        cluster.kubectl("get", "--raw", "/readyz", timeout=60)
-    exited = cluster.exited()
+        cluster.kubectl("get", "--raw", "/readyz", timeout=60)  # the restarted ones meet a serving API server
+        _forget_pids(cluster, exited)
+        _kwokctl_start(cluster, exited)
+        exited = cluster.exited()
     if exited:
         raise LabEnvError(f"cluster {cluster.name}: {', '.join(exited)} exited {RESTARTS} times while starting",
                           f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again")
+
+
+def _forget_pids(cluster: NativeCluster, components: list[str]) -> None:
+    """Delete the pid files of exited components, or kwokctl would not start them again.
+
+    kwokctl counts a component as running while kill(pid, 0) succeeds on the
+    pid in its pid file, and it does on a zombie: the kwokctl that forked the
+    component has exited, so the dead component waits for PID 1 to reap it,
+    late or never when PID 1 is no real init (a sandbox's process manager).
+    `exited` counts a zombie as exited, kwokctl as running: `start cluster`
+    then skips it and exits 0. With no pid file, kwokctl forks it again.
+    """
+    recorded = cluster.pids()
+    for component in components:
+        path = cluster.home / "pids" / f"{component}.pid"
+        if component in recorded and not alive(recorded[component]):  # still the exited process's pid
+            path.unlink(missing_ok=True)
+
+
+def _kwokctl_start(cluster: NativeCluster, components: list[str]) -> None:
+    """`kwokctl start cluster`, which must fork ``components`` again: if it fails or forks nothing, say why."""
+    from .provision.kube import kube_bin
+
+    fix = f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again"
+    try:
+        done = subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster",
+                               "--timeout", f"{KWOKCTL_START_S}s"],
+                              env=cluster.env(), capture_output=True, text=True, check=False,
+                              timeout=KWOKCTL_START_S + 30)
+    except subprocess.TimeoutExpired as err:
+        raise LabEnvError(f"kwokctl start cluster {cluster.name} took over {KWOKCTL_START_S + 30} s", fix) from err
+    said = _last_text_line(f"{done.stdout}\n{done.stderr}")
+    if done.returncode != 0:
+        raise LabEnvError(f"kwokctl could not start {', '.join(components)} of cluster {cluster.name} again "
+                          f"(exit {done.returncode}): {said}", fix)
+    unforked = sorted(set(components) - set(cluster.pids()))
+    if unforked:
+        raise LabEnvError(f"kwokctl start cluster {cluster.name} did not fork {', '.join(unforked)} again: {said}", fix)
 
 
 def _keep_logs(cluster: NativeCluster, components: list[str]) -> None:
@@ -224,7 +261,11 @@ def _keep_logs(cluster: NativeCluster, components: list[str]) -> None:
 
 
 def _last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return _last_text_line(path.read_text(errors="replace"))
+
+
+def _last_text_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
 
 

@@ -5,9 +5,9 @@
     python tests/run_suite.py --lab 03        # one lab's whole evidence (`make test LAB=03`)
     python tests/run_suite.py -- -x -k kafka  # anything after -- goes to pytest
 
-Phase 1 runs every test not marked `serial` with pytest-xdist on 2 workers
-(`--dist loadgroup`: a notebook, or a module that shares a costly fixture,
-stays on one worker). Phase 2 runs the `serial` tests in one process, alone:
+Phase 1 runs every test not marked `serial` with pytest-xdist on 2 workers,
+a file per worker at a time (conftest.py's scheduler: a notebook's cells share
+a kernel, a module's fixture is made once). Phase 2 runs the `serial` tests in one process, alone:
 they stop, restart or load the shared stack. Both phases run even if the
 first fails, so the stack is stopped at the end either way; the exit code is
 the first failure's. The stack is kept between the phases and stopped at the
@@ -72,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     marks = "not stack and not serial and not slow" if args.quick else None
     env = dict(os.environ)
     if args.quick:
-        return _pytest(["-n", str(WORKERS), "--dist", "loadgroup", "-m", marks, "tests",
+        return _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", marks, "tests",
                         *args.pytest_args], env)
 
     was_up = _stack_was_up()
     keep = env.get("LAB_ENV_KEEP_STACK")
     env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
     codes = [
-        _pytest(["-n", str(WORKERS), "--dist", "loadgroup", "-m", "not serial", *paths, *args.pytest_args], env),
+        _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial", *paths, *args.pytest_args], env),
         _pytest(["-m", "serial", *paths, *args.pytest_args], env),
     ]
     if not was_up and not keep:
