@@ -141,13 +141,23 @@ def test_nothing_of_any_submission_is_left_running(graded):
 
 def test_identical_graded_notebooks_run_once(graded):
     by_name, out = graded
-    shared = {p.stem for p in (out / "logs").glob("*.log") if p.read_text().startswith(SHARED_RUN)}
+    runs: dict[str, set[str]] = {}  # one run token per notebook the grader ran, shared by identical ones
+    for result in by_name.values():
+        if result.status == "graded":
+            runs.setdefault(result.run_token, set()).add(result.learner)
+    group = {learner: learners for learners in runs.values() for learner in learners}
     # Outputs, ids and metadata, and the check cells are the grader's own: the notebook it runs is the unsolved lab.
-    assert {"cy", "cheat-fake-pass-lines-in-outputs", "cheat-change-cell-ids-and-notebook-metadata",
-            "cheat-edit-check-cells", "cheat-delete-check-cells"} <= shared
-    # What the screen lets through runs: each of those cheats is really tried against the grader.
-    assert {"ada", "bo", "di", "zed", *(learner_name(c) for c in CHEATS if "slips past" in c.name)}.isdisjoint(shared)
-    assert all(by_name[learner].notes != by_name["zed"].notes for learner in shared - {"cy"})
+    assert {"cheat-fake-pass-lines-in-outputs", "cheat-change-cell-ids-and-notebook-metadata",
+            "cheat-edit-check-cells", "cheat-delete-check-cells"} <= group["zed"]
+    assert group["bo"] == {"bo", "cy"}  # cy's tampering is undone: bo's partial answers are what runs
+    # What the screen lets through runs on its own: each of those cheats is really tried against the grader.
+    for learner in ["ada", "di", *(learner_name(c) for c in CHEATS if "slips past" in c.name)]:
+        assert group[learner] == {learner}, learner
+    # In each group one notebook ran; the others' logs say they share its run.
+    for learners in runs.values():
+        shared = {n for n in learners if (out / "logs" / f"{n}.log").read_text().startswith(SHARED_RUN)}
+        assert len(learners - shared) == 1, (learners, shared)
+    print(f"{len(runs)} notebooks ran for {len(group)} graded submissions")
 
 
 def test_unsolved_lab_checks_fail_with_their_own_message(graded):
