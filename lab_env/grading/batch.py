@@ -108,6 +108,13 @@ def grade_folder(
         firsts = [learners[0] for learners in runs.values()]
         graded = dict(zip(firsts, tqdm(pool.map(grade_one, firsts), total=len(firsts),
                                        desc=f"grading lab {spec.number}", unit="notebook", disable=not progress)))
+        # A run that did not end well (a crash, a kill, a failure of the grader) is nobody's
+        # verdict to share: the rest of its group is graded each on its own.
+        again = [other for learners in runs.values() if not graded[learners[0]].finished for other in learners[1:]]
+        for key in [k for k, learners in runs.items() if not graded[learners[0]].finished]:
+            runs.update({other: [other] for other in runs[key][1:]})
+            runs[key] = runs[key][:1]
+        graded.update(zip(again, pool.map(grade_one, again)))
     results = []
     for sub in submissions:
         item = prepared[sub.learner]
@@ -129,8 +136,8 @@ def grade_folder(
             continue
         shutil.copy(log, logs / f"{learners[0]}.log")
         for other in learners[1:]:
-            (logs / f"{other}.log").write_text(f"{SHARED_RUN} (graded once for {len(learners)} submissions); "
-                                               "that run's log:\n" + log.read_text())
+            (logs / f"{other}.log").write_text(f"{SHARED_RUN}, {learners[0]}'s (graded once for "
+                                               f"{len(learners)} submissions); that run's log:\n" + log.read_text())
     shutil.rmtree(work, ignore_errors=True)
     return results, out
 

@@ -40,6 +40,7 @@ class Graded:
     checks: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the grader did to the notebook, and why
     run_token: str = ""  # the run's LAB_RUN_TOKEN: its apps, topics and clusters end with "-<token>"
+    finished: bool = False  # the worker ran the notebook to its end and signed its verdicts
 
     @property
     def total(self) -> int:
@@ -93,7 +94,7 @@ def _result(learner: str, spec: LabSpec, workdir: Path, key: bytes, notes: list[
         state = {"checks": {}, "notes": [], "finished": False}
     if state is None:
         return Graded(learner, spec.lab, "not graded", "the grader's results were tampered with")
-    result = Graded(learner, spec.lab, "graded", notes=[*notes, *state["notes"]])
+    result = Graded(learner, spec.lab, "graded", notes=[*notes, *state["notes"]], finished=state["finished"])
     if not state["finished"]:
         result.notes.append(f"the grader stopped before the end (exit code {code}); see logs/{learner}.log")
     for check in spec.checks:
