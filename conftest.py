@@ -96,17 +96,18 @@ def lab_stack(request: pytest.FixtureRequest):
     if not any(_needs_stack(item) for item in request.session.items):
         yield None
         return
-    from lab_env.stack import status, up
+    from lab_env.stack import is_up, up
 
     record = _session_record()
     with open(f"{record}.lock", "w") as lock:  # the first worker here starts the stack, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not record.exists():
-            started = [] if all(s.ready for s in status()) else up(progress=False)
+            started = [] if is_up() else up(progress=False)
             record.write_text(json.dumps({"started": started, "topics": sorted(_topics())}))
     yield json.loads(record.read_text())["started"]
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own: the fixtures are torn down by then
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The run's Kafka topics go and the stack it started stops, once every worker is done."""
     if _is_worker(session.config) or "LAB_ENV_TEST_RUN" not in os.environ:

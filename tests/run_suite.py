@@ -35,9 +35,11 @@ LAB_EVIDENCE = {
     "03": ["solutions/03_kafka.ipynb", "tests/test_lab03_checks.py", "tests/test_kafka_helpers.py",
            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]"],
     "04": ["solutions/04_workflows.ipynb", "tests/test_lab04_checks.py", "tests/test_workflows_helpers.py",
+           "tests/test_check_stderr.py",
            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]"],
     "05": ["solutions/05_agent_homes.ipynb", "tests/test_homes.py", "tests/test_home_security.py",
            "tests/test_native_home.py", "tests/test_container_home.py", "tests/test_secure_plane.py",
+           "tests/test_native_cluster.py",
            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]"],
     "06": ["solutions/06_coordination.ipynb", "tests/test_lab06_checks.py", "tests/test_coordination.py",
            "tests/test_coordination_agents.py", "tests/test_auctioneer.py", "tests/test_ballot.py",
@@ -51,13 +53,12 @@ LAB_EVIDENCE = {
 
 def _pytest(args: list[str], env: dict[str, str]) -> int:
     print(f"\n$ pytest {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
-
-
-def _stack_was_up() -> bool:
-    from lab_env.stack import status
-
-    return all(s.ready for s in status())
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # pytest got the Ctrl-C too: let it tear its fixtures down
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     tier.add_argument("--lab", choices=sorted(LAB_EVIDENCE), help="one lab's notebook and tests")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
+    if any(a == "-m" or a.startswith("-m") and not a.startswith("--") for a in args.pytest_args):
+        parser.error("each phase sets its own -m (serial or not): select with -k or paths instead")
 
     paths = LAB_EVIDENCE[args.lab] if args.lab else []
     marks = "not stack and not serial and not slow" if args.quick else None
@@ -75,17 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         return _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", marks, "tests",
                         *args.pytest_args], env)
 
-    was_up = _stack_was_up()
+    from lab_env.stack import down, is_up
+
+    was_up = is_up()
     keep = env.get("LAB_ENV_KEEP_STACK")
     env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
-    codes = [
-        _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial", *paths, *args.pytest_args], env),
-        _pytest(["-m", "serial", *paths, *args.pytest_args], env),
-    ]
-    if not was_up and not keep:
-        from lab_env.stack import down
-
-        down()
+    codes = []
+    try:
+        codes.append(_pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial", *paths,
+                              *args.pytest_args], env))
+        codes.append(_pytest(["-m", "serial", *paths, *args.pytest_args], env))
+    finally:  # also after a failure or a Ctrl-C: nothing this run started is left running
+        if not was_up and not keep:
+            down()
     ran = [code for code in codes if code != NO_TESTS]
     if not ran:
         return NO_TESTS

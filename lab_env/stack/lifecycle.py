@@ -169,8 +169,13 @@ def down() -> list[str]:
     return stopped
 
 
+def is_up() -> bool:
+    """Every service of the stack answers."""
+    return all(s.ready for s in status())
+
+
 def ensure_up(timeout: float = DEFAULT_TIMEOUT_S) -> None:
     """Start the stack unless every service already answers (for tests, notebooks)."""
-    if all(s.ready for s in status()):
+    if is_up():
         return
     up(timeout=timeout, progress=bool(os.environ.get("LAB_ENV_PROGRESS", "1") == "1"))
