@@ -63,12 +63,14 @@ def tampered() -> nbformat.NotebookNode:
 
 
 def endless_loop() -> nbformat.NotebookNode:
-    """The solution with an endless loop in the scale exercise's answer."""
+    """The solution with an endless loop in the scale exercise's answer. It waits rather
+    than spins: the grader interrupts either the same way, and a spinning one burnt a
+    core for the whole cell limit while the rest of the suite ran beside it."""
     nb = solution()
     target = cell(nb, ACTIVATE_CELL_MARK)
     answer = '    return ("PUT", '
     assert answer in target.source
-    target.source = target.source.replace(answer, "    while True:\n        pass\n" + answer, 1)
+    target.source = target.source.replace(answer, "    import time\n    while True:\n        time.sleep(1)\n" + answer, 1)
     return nb
 
 
