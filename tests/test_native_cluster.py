@@ -145,7 +145,9 @@ def test_a_stalled_control_plane_loses_no_component(cluster):
 
 
 def _stall_api_server_at_start(cluster: NativeCluster, seconds: float) -> threading.Thread:
-    """SIGSTOP the API server the moment kwokctl forks it, as a busy machine slows it."""
+    """SIGSTOP the API server the moment kwokctl forks it, as a busy machine slows it, and
+    keep it stopped until the controller manager has given up on it (at least ``seconds``:
+    on a busy machine the controller manager itself may start late)."""
     def stall():
         deadline = time.monotonic() + 60
         while "kube-apiserver" not in cluster.pids() and time.monotonic() < deadline:
@@ -154,6 +156,11 @@ def _stall_api_server_at_start(cluster: NativeCluster, seconds: float) -> thread
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(seconds)  # the stall is the experiment
+            # A safety net, not the criterion: the test says so if the controller manager never exits.
+            wait_until(lambda: "kube-controller-manager" in cluster.exited(), SETTLE_S,
+                       "the controller manager to give up on the stopped API server")
+        except LabEnvError:
+            pass
         finally:
             os.kill(pid, signal.SIGCONT)
     thread = threading.Thread(target=stall, daemon=True)
