@@ -15,7 +15,7 @@ from lab_env.native_cluster import NativeCluster
 from lab_env.notebooks.generate import LABS_DIR
 
 pytestmark = pytest.mark.stack  # each lab's test may run beside another (conftest.SIDE_BY_SIDE)
-# Graded here, unsolved included (so tests/test_labs.py does not run these unsolved labs again).
+# Graded here, unsolved included: the only run of each unsolved lab in the suite.
 LABS = ["02", "03", "04", "05", "06", "07"]
 
 

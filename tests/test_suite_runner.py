@@ -3,6 +3,7 @@ SIDE_BY_SIDE, and a serial test refuses to run on a worker."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ def test_a_serial_test_refuses_to_run_on_a_worker():
     # It fails in its set-up, before any fixture: the stack is not touched.
     done = subprocess.run([sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider", "-q",
                            "tests/test_lifecycle.py::test_missing_daprd_gives_one_line"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "SUITE_TIMING_OUT")})
     assert done.returncode == 1, done.stdout[-2000:]
     assert "marked serial" in done.stdout and "must run alone" in done.stdout, done.stdout[-2000:]
