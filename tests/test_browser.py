@@ -44,6 +44,9 @@ UI_LIMIT_MS = 300_000
 # How often a wait looks at the page: Playwright's default looks at every animation frame,
 # which kept chromium busy for the whole of a long cell.
 POLL_MS = 200
+# No CSS animations or transitions: a headless chromium paints them in software, frame
+# by frame, for as long as a cell runs (its busy indicators spin). What a test reads is the same.
+STILL = "*, *::before, *::after { animation: none !important; transition: none !important; }"
 AVAILABLE = [lab for lab in LABS if lab.available]
 # Each page opens one notebook in a workspace of its own (see _open), so there is one panel.
 NOTEBOOK = ".jp-NotebookPanel .jp-Notebook"
@@ -149,6 +152,7 @@ def _open(browser, url: str, token: str, path: str):
     # A fresh workspace: the default one restores every tab an earlier page had open (the
     # overview), and a hidden tab's cells then match the locators and its kernel gets the runs.
     page.goto(f"{url}/lab/workspaces/{secrets.token_hex(4)}/tree/{path}?token={token}")
+    page.add_style_tag(content=STILL)
     page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=UI_LIMIT_MS)
     # The kernel is ready when the toolbar's status says so.
     page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first \

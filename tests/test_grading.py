@@ -6,8 +6,8 @@ loop in one answer, a corrupt file, an empty folder, a notebook of another
 lab, the unsolved lab, and every cheat of grading_fixtures.CHEATS. Each
 cheat must score exactly as the unsolved lab, check by check. Submissions
 whose graded notebooks are identical run once (the unsolved lab and the
-cheats the grader undoes), so the batch runs far fewer notebooks than the
-23 it grades.
+cheats the grader undoes): the batch runs 10 notebooks for the 24 it grades
+(it ran all 24 before).
 
 The unsolved lab's checks must each fail with their own message, as those of
 labs 02 on do in tests/test_grading_labs.py.
