@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 # Checks the suite runs (nbval kernels inherit this) never write a learner's
-# progress record (lab_env.course).
+# progress record (lab_env.labs.course).
 os.environ["LAB_ENV_PROGRESS"] = str(Path(tempfile.mkdtemp(prefix="lab-env-progress-")) / "progress.json")
 
 
@@ -136,7 +136,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _topics() -> set[str]:
-    from lab_env import kafka
+    from lab_env.runtime import kafka
 
     return set(kafka.topic_partitions_all())
 
@@ -144,7 +144,7 @@ def _topics() -> set[str]:
 def _delete_topics_made_since(before: set[str]) -> None:
     """The session's topics go: each run makes hundreds of partitions, and a broker
     that kept thousands took minutes to start."""
-    from lab_env import kafka
+    from lab_env.runtime import kafka
 
     try:
         kafka.delete_topics(sorted(t for t in _topics() - before if not t.startswith("__")))

@@ -4,12 +4,12 @@
         [--configs ref,uvloop,2hosts,3hosts]
 
 Each configuration starts fresh hosts of the reference ProductActor
-(lab_env.agents.product_host: FastAPI + the Dapr SDK, each host an app with its own daprd) on the running
+(lab_env.marketplace.agents.product_host: FastAPI + the Dapr SDK, each host an app with its own daprd) on the running
 stack (`lab-env up`; used, never stopped), then:
 
 1. activates --actors fresh actors, one `Stock` each (the actor reads its
    state from Redis through the sidecar once, when activated, and keeps it
-   in memory), with lab_env.scale's raw asyncio client
+   in memory), with lab_env.runtime.scale's raw asyncio client
    spreading the calls over the hosts' sidecars with --in-flight calls in
    flight; rate and latency per slice, RSS and CPU seconds of every process at
    10k, 50k and 100k actors;
@@ -19,8 +19,8 @@ Configurations (the levers, each adding one to the row before):
   ref      1 host, uvicorn on asyncio + h11, the Dapr SDK as shipped (a new
            aiohttp session and TCP connection for every actor state call)
   uvloop   uvicorn on uvloop + httptools (uvicorn[standard])
-  reuse    lab_env.actors.reuse_sidecar_connections(): one keep-alive session
-  gc       lab_env.actors.tune_gc_for_actors(): Python's cyclic GC walks every
+  reuse    lab_env.runtime.actors.reuse_sidecar_connections(): one keep-alive session
+  gc       lab_env.runtime.actors.tune_gc_for_actors(): Python's cyclic GC walks every
            live actor on each full collection; freeze startup objects and
            collect less often
   2hosts   2 hosts of the type; placement spreads the actors
@@ -58,18 +58,19 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env import scale, stop_app  # noqa: E402
-from lab_env.actors import actor_type_in  # noqa: E402
-from lab_env.profile import current  # noqa: E402
-from lab_env.versions import pins  # noqa: E402
+from lab_env.runtime import scale
+from lab_env import stop_app  # noqa: E402
+from lab_env.runtime.actors import actor_type_in  # noqa: E402
+from lab_env.core.profile import current  # noqa: E402
+from lab_env.core.versions import pins  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ASYNCIO, UVLOOP = scale.ASYNCIO, scale.UVLOOP
 METHOD = "Stock"  # the first call of a product loads its stock and reservations from Redis
 # The SDK as shipped (a new connection per state call) and Python's default GC thresholds.
 SHIPPED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "0", "LAB_TUNE_GC": "0"}
-REUSED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "0"}  # lab_env.actors.reuse_sidecar_connections()
-TUNED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "1"}   # + lab_env.actors.tune_gc_for_actors()
+REUSED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "0"}  # lab_env.runtime.actors.reuse_sidecar_connections()
+TUNED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "1"}   # + lab_env.runtime.actors.tune_gc_for_actors()
 CONFIGS = {"ref": ("1 host, asyncio + h11, SDK as shipped", 1, ASYNCIO, SHIPPED),
            "uvloop": ("1 host, uvloop + httptools, SDK as shipped", 1, UVLOOP, SHIPPED),
            "reuse": ("1 host, uvloop + httptools, reused connections", 1, UVLOOP, REUSED),
@@ -232,8 +233,8 @@ def render(data: dict) -> str:
         checks.append(f"| redis-benchmark GET, same Redis, {args['in_flight']} clients | {extra['redis_get_per_s']:.0f} | "
                       f"{extra['redis_get_per_s'] / best['activations_per_s']:.1f}x |")
     return (f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
-            f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.agents.product_host), "
-            f"method `Stock`. Load: lab_env.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
+            f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.marketplace.agents.product_host), "
+            f"method `Stock`. Load: lab_env.runtime.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
             f"hosts' sidecars. The reference is the first row. Activation p99 is given over all activations and "
             f"for the worst slice of 5,000.\n\n" + "\n".join(lines) + "\n\nMemory at 10k, 50k and 100k actors:\n\n"
             + "\n".join(mem) + "\n\nCPU seconds per process (who is the bottleneck) and how placement spread the actors:\n\n"

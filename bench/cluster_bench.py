@@ -3,7 +3,7 @@
     .venv/bin/python bench/cluster_bench.py [--cold] [--runs 3]
 
 Measures, on this machine:
-- with --cold (its own run, added to the last table): the control plane's build (lab_env.provision.kube) with an
+- with --cold (its own run, added to the last table): the control plane's build (lab_env.stack.provision.kube) with an
   empty Go build cache and an empty lab-env cache, Go modules downloaded
   again into an empty module cache: what a first `lab-env cluster up` costs;
 - `lab-env cluster up` with the binaries built (median of N): to a running
@@ -34,10 +34,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env import native_cluster
-from lab_env.homes import kube
-from lab_env.homes.spec import load
-from lab_env.probes import wait_until
+from lab_env.runtime.clusters import native as native_cluster
+from lab_env.marketplace.homes import kube
+from lab_env.marketplace.homes.spec import load
+from lab_env.core.probes import wait_until
 
 RESULTS = ROOT / "bench" / "results"
 NAME = f"bench-{os.getpid()}"
@@ -45,7 +45,7 @@ NAME = f"bench-{os.getpid()}"
 
 def cold_build() -> float:
     """Build every control-plane binary from nothing; seconds."""
-    from lab_env.provision.kube import install_kube
+    from lab_env.stack.provision.kube import install_kube
 
     with tempfile.TemporaryDirectory(prefix="kube-cold-") as tmp:
         saved = {k: os.environ.get(k) for k in ("GOCACHE", "GOMODCACHE", "LAB_ENV_CACHE")}

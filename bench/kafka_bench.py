@@ -16,7 +16,7 @@ the stack is used, never stopped):
 2. Consumer throughput, the same N records read back by confluent-kafka's
    Consumer and by Kafka's ConsumerPerformance tool (a fresh group each run),
    counted from subscribe (group join included) and from assignment.
-3. The exactly-once consume-transform-produce loop (lab_env.streams.run in a
+3. The exactly-once consume-transform-produce loop (lab_env.runtime.streams.run in a
    worker process, this script with --pipeline) from a 3-partition input
    topic to a 3-partition output topic, at two batch sizes (one transaction
    per batch), next to the same loop at-least-once (produce, flush, then
@@ -56,9 +56,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env import kafka, streams, unique_name  # noqa: E402
+from lab_env.runtime import kafka, streams
+from lab_env import unique_name  # noqa: E402
 from lab_env.errors import LabEnvError  # noqa: E402
-from lab_env.workers import Worker, python_command, start_worker, stop_worker, wait_for  # noqa: E402
+from lab_env.runtime.workers import Worker, python_command, start_worker, stop_worker, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RECORD_SIZE = 100
@@ -99,7 +100,7 @@ def pipeline_main(args: argparse.Namespace) -> None:
 
     kafka.exit_on_sigterm()
     producer = Producer(kafka.config({"enable.idempotence": True, "partitioner": "murmur2_random", "linger.ms": 5}))
-    # The consumer settings of lab_env.streams.run, minus read_committed (the input has no transactions).
+    # The consumer settings of lab_env.runtime.streams.run, minus read_committed (the input has no transactions).
     consumer = Consumer(kafka.config({
         "group.id": args.group, "client.id": name, "group.instance.id": name, "session.timeout.ms": 10000,
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -175,7 +176,7 @@ def machine() -> dict[str, object]:
     import confluent_kafka
     import psutil
 
-    from lab_env.versions import pins
+    from lab_env.core.versions import pins
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -526,7 +527,7 @@ def tables(r: dict) -> str:
             "commit) | commit gap p50 ms | gaps >= 50 ms (their s) | output records (committed) | control records | "
             "vs at-least-once, same batch |\n"
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-    label = {"eos": "exactly-once (lab_env.streams.run)", "alo": "at-least-once (flush, then commit)"}
+    label = {"eos": "exactly-once (lab_env.runtime.streams.run)", "alo": "at-least-once (flush, then commit)"}
     for row in r["pipeline"]:
         out += (f"| {label[row['mode']]} | {row['batch']} | {row['commits']} | {row['records_per_commit']:.1f} | "
                 f"{row['startup_s']:.2f} | {row['seconds']:.1f} | {row['records_per_s']:.0f} | "

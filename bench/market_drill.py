@@ -14,7 +14,7 @@ service, never left down), in two parts:
    again; a third of the way in it restarts
    Redis, two thirds of the way in the Kafka broker.
 
-Then it audits the books from the actors' own state (lab_env.market.control.
+Then it audits the books from the actors' own state (lab_env.marketplace.market.control.
 balance_sheet) and reads the order events back from Kafka. Expected: every
 order ends completed, compensated or without a deal, exactly once; 0 lost;
 0 charged twice; stock and money balance; every outcome announced on Kafka
@@ -39,13 +39,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lab_env import unique_name, workflows
-from lab_env.actors import invoke
-from lab_env.kafka import read_topic
-from lab_env.market import control
-from lab_env.probes import http_status, wait_until
+from lab_env.runtime import workflows
+from lab_env import unique_name
+from lab_env.runtime.actors import invoke
+from lab_env.runtime.kafka import read_topic
+from lab_env.marketplace.market import control
+from lab_env.core.probes import http_status, wait_until
 from lab_env.stack.lifecycle import restart_service
-from lab_env.versions import pins
+from lab_env.core.versions import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -30,9 +30,9 @@ import httpx
 import psutil
 
 from lab_env import unique_name
-from lab_env.actors import invoke
-from lab_env.market import control
-from lab_env.versions import pins
+from lab_env.runtime.actors import invoke
+from lab_env.marketplace.market import control
+from lab_env.core.versions import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

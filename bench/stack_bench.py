@@ -60,7 +60,7 @@ def _make_lab(clone: Path, env: dict[str, str], marks: dict[str, str]) -> tuple[
 
     import httpx
 
-    from lab_env.ports import free_ports
+    from lab_env.core.ports import free_ports
 
     (port,) = free_ports(1)
     token = secrets.token_hex(8)

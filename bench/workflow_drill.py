@@ -38,10 +38,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from lab_env import stop_app, unique_name, workflows
+from lab_env.runtime import workflows
+from lab_env import stop_app, unique_name
 from lab_env.notebooks.workspace import app_file_source
-from lab_env.probes import wait_until
-from lab_env.versions import pins
+from lab_env.core.probes import wait_until
+from lab_env.core.versions import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

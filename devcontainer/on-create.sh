@@ -18,4 +18,4 @@ make setup
 .venv/bin/lab-env setup --cli
 
 echo "on-create: checking devcontainer/ against lab_env/versions.toml"
-.venv/bin/python -m lab_env.devcontainer --check
+.venv/bin/python -m lab_env.stack.devcontainer --check

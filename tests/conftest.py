@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_env import stop_app, unique_name, workflows
+from lab_env.runtime import workflows
+from lab_env import stop_app, unique_name
 
 APPS = Path(__file__).parent / "apps"
 # Test apps' shared modules (actor interfaces) are imported by the tests too.

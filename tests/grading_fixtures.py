@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import nbformat
 
 from lab_env.grading.spec import load_spec
-from lab_env.notebooks.generate import LABS_DIR, strip_solutions, student_version
+from lab_env.grading.generate import LABS_DIR, strip_solutions, student_version
 
 SPEC = load_spec("01")
 APP_CELL_MARK = "%%app_file marketplace_actors.py"
@@ -56,7 +56,7 @@ def tampered() -> nbformat.NotebookNode:
     nb = partial()
     cell(nb, "check.product_stock").source = 'print("\\u2705 ProductActor stock: passed")'
     nb.cells.remove(cell(nb, "check.reminder_outlives_crash"))
-    setup = nb.cells.index(cell(nb, "from lab_env.checks import lab01 as check"))
+    setup = nb.cells.index(cell(nb, "from lab_env.labs.lab01_actors import checks as check"))
     fake = nbformat.v4.new_code_cell("class check:  # always passes\n    def __getattr__(self, n): return lambda *a: None")
     nb.cells.insert(setup + 1, fake)
     return nb
@@ -90,7 +90,7 @@ class Cheat:
 def _added_cell(code: str) -> Callable[[nbformat.NotebookNode], None]:
     """The cheat as a cell of its own right after the setup cell."""
     def apply(nb: nbformat.NotebookNode) -> None:
-        setup = nb.cells.index(cell(nb, "from lab_env.checks import lab01 as check"))
+        setup = nb.cells.index(cell(nb, "from lab_env.labs.lab01_actors import checks as check"))
         nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code))
     return apply
 
@@ -143,8 +143,8 @@ def _ids_and_metadata(nb: nbformat.NotebookNode) -> None:
 
 _REBIND = "for name in dir(check):\n    if not name.startswith('_'):\n        setattr(check, name, lambda *a, **k: None)"
 _SYS_MODULES = ("import sys, types\n"
-                "sys.modules['lab_env.checks.lab01'] = types.SimpleNamespace(**{n: (lambda *a, **k: None) "
-                "for n in dir(sys.modules['lab_env.checks.lab01'])})")
+                "sys.modules['lab_env.labs.lab01_actors.checks'] = types.SimpleNamespace(**{n: (lambda *a, **k: None) "
+                "for n in dir(sys.modules['lab_env.labs.lab01_actors.checks'])})")
 _CUSTOM_EXC = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
 _SHOWTRACEBACK = ("ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\nip._showtraceback = lambda *a, **k: None\n"
                   "ip.showsyntaxerror = lambda *a, **k: None")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from lab_env.actors import ActorCallFailed, innermost_error
+from lab_env.runtime.actors import ActorCallFailed, innermost_error
 
 
 def _wrapped(message: str, hops: int) -> str:

@@ -25,11 +25,11 @@ import httpx
 import nbformat
 import pytest
 
-from lab_env.course import LABS, OVERVIEW_NAME
-from lab_env.jupyter import lab_command
-from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
-from lab_env.paths import REPO_ROOT
-from lab_env.ports import free_ports
+from lab_env.labs.course import LABS, OVERVIEW_NAME
+from lab_env.notebooks.jupyterlab import lab_command
+from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
+from lab_env.core.paths import REPO_ROOT
+from lab_env.core.ports import free_ports
 
 pytestmark = pytest.mark.stack
 

@@ -6,7 +6,7 @@ cell writes to stderr fails it with "Unexpected output fields from running
 code: {'stderr'}", without saying what was written. That happened, now and
 then, in lab 04's monitor check: the Dapr workflow SDK logs every RpcError
 get_workflow_state sees at ERROR ("Unhandled RPC error while fetching
-workflow state"), the torn reads lab_env.workflows.read_state retries
+workflow state"), the torn reads lab_env.runtime.workflows.read_state retries
 included, through a StreamHandler of its own. These tests hold that down:
 
 - every check cell's saved reference has no stderr (else nbval would demand it);
@@ -25,8 +25,8 @@ import grpc
 import nbformat
 import pytest
 
-from lab_env import workflows
-from lab_env.notebooks.generate import SOLUTIONS_DIR
+from lab_env.runtime import workflows
+from lab_env.grading.generate import SOLUTIONS_DIR
 
 SDK_LOGGERS = ("DaprWorkflowClient", "durabletask-client")
 CHECK_TAG = "nbval-check-output"
@@ -142,8 +142,8 @@ def test_workflow_clients_log_nothing_from_the_sdk_and_keep_no_handlers(monkeypa
 def test_the_monitor_check_writes_nothing_to_stderr(start, capfd, sdk_records):
     """The check that failed nbval now and then, run as the grader runs it: it polls an
     instance that continues as new every 0.2 s, the window of daprd's torn reads."""
-    from lab_env.checks import lab04
-    from lab_env.checks.core import verdict
+    from lab_env.labs.lab04_workflows import checks as lab04
+    from lab_env.labs.checks import verdict
     from tests.solution_mutations import mutated
 
     app = start("stock_monitor", mutated(SOLUTIONS_DIR / "04_workflows.ipynb", "stock_monitor.py"))

@@ -13,13 +13,13 @@ import time
 import httpx
 import pytest
 
-from lab_env.apps import load_app, running_apps, stop_app, unique_name
-from lab_env.paths import dapr_bin
-from lab_env.ports import free_ports
-from lab_env.probes import http_status, wait_until
-from lab_env.procs import stop
-from lab_env.profile import current
-from lab_env.provision import install_dapr_cli
+from lab_env.runtime.apps import load_app, running_apps, stop_app, unique_name
+from lab_env.core.paths import dapr_bin
+from lab_env.core.ports import free_ports
+from lab_env.core.probes import http_status, wait_until
+from lab_env.core.procs import stop
+from lab_env.core.profile import current
+from lab_env.stack.provision import install_dapr_cli
 
 pytestmark = pytest.mark.stack
 
@@ -42,7 +42,7 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inhe
     # Started from a shell or a runner that ignores SIGINT, Ctrl-C must still stop it.
     app_id = unique_name("cli-run")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab_env.cli", "run", "--app-id", app_id, "--components", "statestore", "--",
+        [sys.executable, "-m", "lab_env.cli.main", "run", "--app-id", app_id, "--components", "statestore", "--",
          sys.executable, "-m", "uvicorn", "subscriber:app", "--port", "{app_port}"],
         cwd=apps_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PUBSUB": "pubsub", "TOPIC": "unused"},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from lab_env.components import render_components, validate_all
+from lab_env.stack.components import render_components, validate_all
 
 
 def _metadata(path: Path) -> dict[str, str]:

@@ -8,9 +8,9 @@ import os
 import pytest
 import yaml
 
-from lab_env.homes import container, native
-from lab_env.homes.spec import load
-from lab_env.versions import pins
+from lab_env.marketplace.homes import container, native
+from lab_env.marketplace.homes.spec import load
+from lab_env.core.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
 

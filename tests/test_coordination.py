@@ -1,13 +1,13 @@
-"""Coordination protocols as pure logic (lab_env.coordination): the rules
+"""Coordination protocols as pure logic (lab_env.marketplace.coordination): the rules
 lab 06 runs inside actors and workflows, each tested against a wrong answer."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab_env.coordination.auction import Ascending, SealedBid
-from lab_env.coordination.contract_net import Phase, Task
-from lab_env.coordination.voting import NO_DECISION, Ballot, quorum
+from lab_env.marketplace.coordination.auction import Ascending, SealedBid
+from lab_env.marketplace.coordination.contract_net import Phase, Task
+from lab_env.marketplace.coordination.voting import NO_DECISION, Ballot, quorum
 
 
 @pytest.mark.parametrize("voters, needed", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (100, 51)])
@@ -118,7 +118,7 @@ def test_nobody_left_means_unassigned():
 def test_an_auction_survives_a_round_trip_through_its_stored_form(kind):
     import json
 
-    from lab_env.coordination.auction import dump, new, restore
+    from lab_env.marketplace.coordination.auction import dump, new, restore
 
     auction = new(kind, "lamp", opening=10)
     auction.submit("b1", "ann", 12)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lab_env import course
-from lab_env.checks.core import CheckFailed, check, verdict
+from lab_env.labs import course
+from lab_env.labs.checks import CheckFailed, check, verdict
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def _lab01_check(name: str, ok: bool):
         assert ok, "the stock is wrong"
 
     body.__name__ = name
-    body.__module__ = "lab_env.checks.lab01"  # as if defined there
+    body.__module__ = "lab_env.labs.lab01_actors.checks"  # as if defined there
     return check("a check", hint="read the hint")(body)
 
 
@@ -76,6 +76,6 @@ def test_labs_are_listed_in_order_and_existing_ones_link_to_their_notebook(recor
 
 def test_lab_env_progress_prints_the_table(record):
     course.record("01", "base_agent", True)
-    out = subprocess.run([sys.executable, "-m", "lab_env.cli", "progress"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "lab_env.cli.main", "progress"], capture_output=True, text=True,
                          check=True).stdout
     assert "01" in out and f"1/{len(course.LABS[0].checks())}" in out and str(record) in out

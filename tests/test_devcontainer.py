@@ -21,13 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from lab_env import cluster, devcontainer
-from lab_env.cli import build_parser
+from lab_env.runtime.clusters import kind as cluster
+from lab_env.stack import devcontainer
+from lab_env.cli.main import build_parser
 from lab_env.errors import LabEnvError
-from lab_env.paths import REPO_ROOT
-from lab_env.profile import CONTAINER, NATIVE
+from lab_env.core.paths import REPO_ROOT
+from lab_env.core.profile import CONTAINER, NATIVE
 from lab_env.stack.services import _kafka_properties, services
-from lab_env.versions import pins
+from lab_env.core.versions import pins
 
 DEVCONTAINER_JSON = REPO_ROOT / ".devcontainer" / "devcontainer.json"
 DC_DIR = REPO_ROOT / "devcontainer"

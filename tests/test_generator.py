@@ -7,7 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from lab_env.errors import LabEnvError
-from lab_env.notebooks.generate import build_labs, strip_solutions, student_version
+from lab_env.grading.generate import build_labs, strip_solutions, student_version
 
 
 def test_solution_region_becomes_an_indented_stub_with_its_hint():

@@ -130,7 +130,7 @@ def test_junit_has_a_case_per_check_and_learner(graded):
 
 
 def test_nothing_of_any_submission_is_left_running(graded):
-    from lab_env.apps import running_apps
+    from lab_env.runtime.apps import running_apps
 
     by_name, _ = graded
     assert all(r.run_token for r in by_name.values() if r.status == "graded")

@@ -12,7 +12,7 @@ from lab_env.grading.assemble import ROLE, assemble
 from lab_env.grading.screen import kernel_python, screen
 from lab_env.grading.signing import sign, verify
 from lab_env.grading.spec import load_spec
-from lab_env.notebooks.generate import LABS_DIR, SOLUTIONS_DIR
+from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
 
 SPEC = load_spec("01")
 LAB_IDS = sorted(p.stem[:2] for p in SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -96,6 +96,8 @@ def test_magic_first_lines_cannot_be_changed():
 @pytest.mark.parametrize("code, in_kernel, reason", [
     ("import sys\nsys.modules['x'] = 1", True, "imports sys"),
     ("from lab_env import checks", False, "imports lab_env.checks"),
+    ("from lab_env.labs.lab01_actors import checks", False, "imports lab_env.labs.lab01_actors.checks"),
+    ("import lab_env.labs.checks", False, "imports lab_env.labs.checks"),
     ("import lab_env.grading.remote as r", True, "imports lab_env.grading"),
     ("check.scale = print", True, "changes the check module"),
     ("del check", True, "rebinds check"),

@@ -11,8 +11,8 @@ import pytest
 
 from lab_env.grading import grade_folder
 from lab_env.grading.spec import load_spec
-from lab_env.native_cluster import NativeCluster
-from lab_env.notebooks.generate import LABS_DIR
+from lab_env.runtime.clusters.native import NativeCluster
+from lab_env.grading.generate import LABS_DIR
 
 pytestmark = pytest.mark.stack  # each lab's test may run beside another (conftest.SIDE_BY_SIDE)
 # Graded here, unsolved included: the only run of each unsolved lab in the suite.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env.homes import security
+from lab_env.marketplace.homes import security
 
 pytestmark = pytest.mark.stack
 
@@ -31,8 +31,8 @@ def test_without_the_protection_the_drill_sees_the_hole(drill):
 def test_a_sentry_leaves_nothing_behind_and_serves_on_loopback_only():
     import psutil
 
-    from lab_env import procs
-    from lab_env.homes.sentry import peer_certificate, start_sentry, stop_sentry
+    from lab_env.core import procs
+    from lab_env.marketplace.homes.sentry import peer_certificate, start_sentry, stop_sentry
 
     s = start_sentry()
     pid = s.pid

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab_env.components import load_resource
+from lab_env.stack.components import load_resource
 from lab_env.errors import LabEnvError
-from lab_env.homes import kube, native
-from lab_env.homes.spec import load
+from lab_env.marketplace.homes import kube, native
+from lab_env.marketplace.homes.spec import load
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "lab_env" / "homes" / "marketplace.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_the_native_home_scripts_pass_shellcheck(tmp_path):
     import shutil
     import subprocess
 
-    from lab_env.homes.sentry import Sentry
+    from lab_env.marketplace.homes.sentry import Sentry
 
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
@@ -160,7 +160,7 @@ def test_the_native_home_scripts_pass_shellcheck(tmp_path):
 
 
 def test_an_isolated_copy_renames_every_app_id_scope_and_caller_and_takes_new_ports():
-    from lab_env.homes.spec import isolated, to_dict
+    from lab_env.marketplace.homes.spec import isolated, to_dict
 
     spec = isolated(load(EXAMPLE), "t1", [9001, 9002, 9003])
     assert [(a.app_id, a.port) for a in spec.agents] == [("products-t1", 9001), ("buyers-t1", 9002), ("mediator-t1", 9003)]

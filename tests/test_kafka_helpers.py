@@ -1,4 +1,4 @@
-"""lab_env.kafka and lab_env.workers against the live broker: `lab-env kafka`,
+"""lab_env.runtime.kafka and lab_env.runtime.workers against the live broker: `lab-env kafka`,
 the murmur2 partitioner, reading a topic back per isolation level, and
 worker processes (ready, kill, restart, crash, fail-fast waits)."""
 
@@ -16,10 +16,11 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from lab_env import LabEnvError, kafka, unique_name
-from lab_env.apps import apps_dir
-from lab_env.procs import alive
-from lab_env.workers import python_command, start_worker, stop_worker, wait_for
+from lab_env.runtime import kafka
+from lab_env import LabEnvError, unique_name
+from lab_env.runtime.apps import apps_dir
+from lab_env.core.procs import alive
+from lab_env.runtime.workers import python_command, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.stack
 

@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from lab_env import kafka
-from lab_env.agents import supply_chain
-from lab_env.apps import unique_name
-from lab_env.checks import lab03
-from lab_env.checks.core import verdict
+from lab_env.runtime import kafka
+from lab_env.marketplace.agents import supply_chain
+from lab_env.runtime.apps import unique_name
+from lab_env.labs.lab03_kafka import checks as lab03
+from lab_env.labs.checks import verdict
 
 pytestmark = pytest.mark.stack
 

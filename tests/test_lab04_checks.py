@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env.checks import lab04
-from lab_env.checks.core import verdict
-from lab_env.notebooks.generate import SOLUTIONS_DIR
+from lab_env.labs.lab04_workflows import checks as lab04
+from lab_env.labs.checks import verdict
+from lab_env.grading.generate import SOLUTIONS_DIR
 from tests.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack

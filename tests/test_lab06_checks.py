@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lab_env.checks import lab06
-from lab_env.checks.core import verdict
-from lab_env.notebooks.generate import SOLUTIONS_DIR
+from lab_env.labs.lab06_coordination import checks as lab06
+from lab_env.labs.checks import verdict
+from lab_env.grading.generate import SOLUTIONS_DIR
 from tests.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab_env.notebooks.generate import SOLUTIONS_DIR, build_labs
+from lab_env.grading.generate import SOLUTIONS_DIR, build_labs
 
 SOLUTIONS = sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
 

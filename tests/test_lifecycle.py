@@ -13,13 +13,13 @@ import psutil
 import pytest
 
 from lab_env import LabEnvError, dapr_app, unique_name
-from lab_env.components import render_components, validate_all
-from lab_env.paths import COMPONENTS_DIR, state_dir
+from lab_env.stack.components import render_components, validate_all
+from lab_env.core.paths import COMPONENTS_DIR, state_dir
 from lab_env.stack import down, status, up
 
 # serial: these stop the shared stack and look for any of its processes on the machine.
 pytestmark = [pytest.mark.stack, pytest.mark.serial]
-LAB_ENV = [sys.executable, "-m", "lab_env.cli"]
+LAB_ENV = [sys.executable, "-m", "lab_env.cli.main"]
 
 
 def _our_processes() -> list[psutil.Process]:

@@ -13,11 +13,12 @@ from collections import Counter
 import httpx
 import pytest
 
-from lab_env import unique_name, workflows
-from lab_env.actors import invoke
-from lab_env.kafka import read_topic
-from lab_env.market import access, control
-from lab_env.paths import state_dir
+from lab_env.runtime import workflows
+from lab_env import unique_name
+from lab_env.runtime.actors import invoke
+from lab_env.runtime.kafka import read_topic
+from lab_env.marketplace.market import access, control
+from lab_env.core.paths import state_dir
 from tests.test_offer_policy import ScriptedModel
 
 pytestmark = pytest.mark.stack

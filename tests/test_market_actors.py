@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env import scale, stop_app
-from lab_env.actors import actor_type_in, invoke
+from lab_env.runtime import scale
+from lab_env import stop_app
+from lab_env.runtime.actors import actor_type_in, invoke
 
 pytestmark = pytest.mark.stack
 

@@ -1,10 +1,10 @@
-"""Allocation's pure rules (lab_env.market.allocation): which sellers list a
+"""Allocation's pure rules (lab_env.marketplace.market.allocation): which sellers list a
 product, and the contract net's award over their cards. tests/test_market.py
 runs the same through the market's directory and workflows on the live stack."""
 
 from __future__ import annotations
 
-from lab_env.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards
+from lab_env.marketplace.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards
 
 SELLERS = [f"seller-{k}" for k in range(5)]
 

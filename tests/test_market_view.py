@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from lab_env import unique_name
-from lab_env.market import control
+from lab_env.marketplace.market import control
 from tests.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_FLAGS
 
 pytestmark = pytest.mark.stack

@@ -18,14 +18,14 @@ import time
 import psutil
 import pytest
 
-from lab_env import native_cluster
+from lab_env.runtime.clusters import native as native_cluster
 from lab_env.errors import LabEnvError
-from lab_env.homes import kube
-from lab_env.homes.spec import load
-from lab_env.native_cluster import KubectlError, NativeCluster
-from lab_env.probes import wait_until
-from lab_env.procs import alive
-from lab_env.versions import pins
+from lab_env.marketplace.homes import kube
+from lab_env.marketplace.homes.spec import load
+from lab_env.runtime.clusters.native import KubectlError, NativeCluster
+from lab_env.core.probes import wait_until
+from lab_env.core.procs import alive
+from lab_env.core.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
 STALL_S = 20  # past the 15 s lease of leader election

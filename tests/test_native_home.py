@@ -9,14 +9,14 @@ import httpx
 import psutil
 import pytest
 
-from lab_env.actors import actor_type
-from lab_env.apps import run_token
+from lab_env.runtime.actors import actor_type
+from lab_env.runtime.apps import run_token
 from lab_env.errors import LabEnvError
-from lab_env.homes import native
-from lab_env.homes.spec import isolated, load
-from lab_env.ports import free_ports
-from lab_env.probes import wait_until
-from lab_env.procs import port_is_free
+from lab_env.marketplace.homes import native
+from lab_env.marketplace.homes.spec import isolated, load
+from lab_env.core.ports import free_ports
+from lab_env.core.probes import wait_until
+from lab_env.core.procs import port_is_free
 
 pytestmark = pytest.mark.stack
 

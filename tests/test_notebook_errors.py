@@ -1,6 +1,6 @@
 """Errors from a learner's app show as one line in a real kernel, with the
 traceback on demand, and a stack service or sidecar that is down is named
-with its fix (lab_env.notebooks.errors). Runs against the live stack."""
+with its fix (lab_env.notebooks.tracebacks). Runs against the live stack."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab_env.notebooks.execute import execute
+from lab_env.grading.execute import execute
 from lab_env.stack import status, up
 
 APPS = Path(__file__).parent / "apps"
@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, {str(APPS)!r})
 from dapr.actor import ActorId, ActorProxy
 from lab_env import start_app, stop_app, unique_name, uvicorn_command
-from lab_env.actors import actor_type
+from lab_env.runtime.actors import actor_type
 from unfinished_actor import ShelfInterface
 
 shelf = start_app(unique_name("shelf"), uvicorn_command("unfinished_actor:app"), cwd={str(APPS)!r},
@@ -104,7 +104,7 @@ def test_a_reset_connection_names_the_sidecar_from_the_request_being_made(tmp_pa
 
     import aiohttp
 
-    from lab_env.notebooks.errors import explain
+    from lab_env.notebooks.tracebacks import explain
 
     monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
     (tmp_path / "apps").mkdir()

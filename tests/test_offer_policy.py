@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lab_env.agents.offer_policy import (
+from lab_env.marketplace.agents.offer_policy import (
     FilePolicy,
     ModelPolicy,
     OfferRejected,
@@ -24,7 +24,7 @@ from lab_env.agents.offer_policy import (
     choose_policy,
     validate,
 )
-from lab_env.ports import free_ports
+from lab_env.core.ports import free_ports
 
 KEY = "sk-test-" + "q" * 24  # what a leak would look like
 

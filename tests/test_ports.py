@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from lab_env import ports
+from lab_env.core import ports
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""lab_env.scale against the real runtime: many actors activated through
+"""lab_env.runtime.scale against the real runtime: many actors activated through
 their sidecars over several hosts, and `lab-env scale` end to end."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from lab_env import scale, stop_app
-from lab_env.actors import actor_type_in
+from lab_env.runtime import scale
+from lab_env import stop_app
+from lab_env.runtime.actors import actor_type_in
 from lab_env.errors import LabEnvError
 
 pytestmark = pytest.mark.stack
@@ -39,7 +40,7 @@ def test_activations_spread_over_two_hosts_and_every_actor_answers():
 
 def test_lab_env_scale_reports_rate_memory_and_spread(tmp_path):
     plot = tmp_path / "scale.png"
-    out = subprocess.run([sys.executable, "-m", "lab_env.cli", "scale", "--actors", "500", "--hosts", "2",
+    out = subprocess.run([sys.executable, "-m", "lab_env.cli.main", "scale", "--actors", "500", "--hosts", "2",
                           "--in-flight", "16", "--plot", str(plot)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"^500 actors activated in [\d.]+ s: [\d,]+/s, p99 \d+ ms", out.stdout, re.M), out.stdout
@@ -49,7 +50,7 @@ def test_lab_env_scale_reports_rate_memory_and_spread(tmp_path):
 
 def test_actor_hosts_collect_garbage_less_often():
     # In a fresh interpreter: the pytest process keeps Python's defaults.
-    code = ("import gc; from lab_env.actors import tune_gc_for_actors, ACTOR_HOST_GC_THRESHOLDS as T; "
+    code = ("import gc; from lab_env.runtime.actors import tune_gc_for_actors, ACTOR_HOST_GC_THRESHOLDS as T; "
             "before = gc.get_threshold(); tune_gc_for_actors(); "
             "print(before, gc.get_threshold() == T, gc.get_freeze_count() > 1000)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,7 +1,7 @@
 """No secret in what the course ships or prints: the notebooks' saved outputs
 (solutions/, labs/) and the docs hold no API key. The market's model path is
 checked against its own logs and events in tests/test_market.py, lab 05's
-homes by lab_env.homes.security.secret_isolation."""
+homes by lab_env.marketplace.homes.security.secret_isolation."""
 
 from __future__ import annotations
 

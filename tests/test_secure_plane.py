@@ -8,9 +8,11 @@ import socket
 
 import pytest
 
-from lab_env import procs, secure_plane, unique_name
-from lab_env.apps import apps_dir
-from lab_env.homes.sentry import peer_certificate
+from lab_env.core import procs
+from lab_env.runtime import secure_plane
+from lab_env import unique_name
+from lab_env.runtime.apps import apps_dir
+from lab_env.marketplace.homes.sentry import peer_certificate
 
 pytestmark = pytest.mark.stack
 

@@ -15,8 +15,8 @@ from dapr.actor import ActorId, ActorProxy
 from dapr.clients import DaprClient
 
 from lab_env import dapr_app, unique_name, uvicorn_command
-from lab_env.probes import wait_until
-from lab_env.profile import current
+from lab_env.core.probes import wait_until
+from lab_env.core.profile import current
 
 pytestmark = pytest.mark.stack
 
@@ -119,7 +119,7 @@ def test_two_activity_workflow_completes(apps_dir):
 
 def test_starting_an_app_id_again_replaces_the_one_this_process_started():
     from lab_env import start_app, stop_app
-    from lab_env.procs import alive
+    from lab_env.core.procs import alive
 
     app_id = unique_name("rerun")
     first = start_app(app_id, components=["statestore"])
@@ -134,7 +134,7 @@ def test_starting_an_app_id_again_replaces_the_one_this_process_started():
 
 def test_every_stack_service_and_sidecar_listens_on_loopback_only():
     """Dapr 1.18.2's healthz servers ignore --healthz-listen-address; our build
-    patches them (lab_env/provision/dapr.py). This fails on a stock build."""
+    patches them (lab_env/stack/provision/dapr.py). This fails on a stock build."""
     import psutil
 
     from lab_env.stack.lifecycle import status

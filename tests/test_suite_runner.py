@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from lab_env.paths import REPO_ROOT
+from lab_env.core.paths import REPO_ROOT
 
 
 def test_a_file_is_one_unit_of_work_unless_its_tests_run_side_by_side(request):

@@ -1,4 +1,4 @@
-"""lab_env.workflows against the real runtime: a module's workflows run in an
+"""lab_env.runtime.workflows against the real runtime: a module's workflows run in an
 app beside daprd, and the notebook-side helpers (wait, wait_for, history,
 list_instances, stored_keys) read what the sidecar and Redis hold. Failures
 come back as one line, never as a gRPC traceback."""
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env import stop_app, unique_name, workflows
+from lab_env.runtime import workflows
+from lab_env import stop_app, unique_name
 from lab_env.errors import LabEnvError
-from lab_env.workflows import Ledger, WorkflowFailed, output
+from lab_env.runtime.workflows import Ledger, WorkflowFailed, output
 
 MODULE = '''
 import dapr.ext.workflow as wf

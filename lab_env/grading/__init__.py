@@ -13,6 +13,6 @@ batch.py     a folder of submissions, in parallel
 The threat model is in docs/grading.md.
 """
 
-from .batch import grade_folder
+from lab_env.grading.batch import grade_folder
 
 __all__ = ["grade_folder"]

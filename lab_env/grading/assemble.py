@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from ..notebooks.generate import Segment, parse_regions
-from .screen import kernel_python, screen
-from .spec import LabSpec
+from lab_env.grading.generate import Segment, parse_regions
+from lab_env.grading.screen import kernel_python, screen
+from lab_env.grading.spec import LabSpec
 
 ROLE = "lab_env_grading"  # cell metadata the worker reads: {"role", "stub_source", "label"}
 FIXED = "fixed"

@@ -16,12 +16,12 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from ..errors import LabEnvError
-from ..notebooks.generate import SOLUTIONS_DIR
-from .report import summary_table, write_feedback, write_gradebook, write_junit
-from .assemble import Assembly, assemble
-from .run import Graded, grade_assembly, identify_lab
-from .spec import LabSpec, load_spec
+from lab_env.errors import LabEnvError
+from lab_env.grading.generate import SOLUTIONS_DIR
+from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_junit
+from lab_env.grading.assemble import Assembly, assemble
+from lab_env.grading.run import Graded, grade_assembly, identify_lab
+from lab_env.grading.spec import LabSpec, load_spec
 
 
 @dataclass
@@ -80,7 +80,7 @@ def grade_folder(
     """Grade every submission in folder. Submissions whose graded notebooks are
     identical (the untouched lab handed in twice, an edit the grader undoes) run
     once and share the verdicts, unless regrade_identical (a load test, a bench)."""
-    from ..stack.lifecycle import ensure_up
+    from lab_env.stack.lifecycle import ensure_up
 
     spec = load_spec(lab)
     specs = {p.stem: load_spec(p.stem) for p in sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))}

@@ -18,7 +18,7 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager
 
-from ..notebooks.execute import this_python_kernel_spec
+from lab_env.grading.execute import this_python_kernel_spec
 
 _REMOTE = "__import__('lab_env.grading.remote', fromlist=['remote'])"
 

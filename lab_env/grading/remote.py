@@ -14,7 +14,7 @@ from typing import Any
 
 def describe(value: Any) -> str:
     """What the grader needs to know about a check's argument, as JSON."""
-    from ..apps import DaprApp
+    from lab_env.runtime.apps import DaprApp
 
     if isinstance(value, DaprApp):
         return json.dumps({"kind": "app", "app_id": value.app_id})

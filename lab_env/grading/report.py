@@ -6,8 +6,8 @@ import csv
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .run import Graded
-from .spec import LabSpec
+from lab_env.grading.run import Graded
+from lab_env.grading.spec import LabSpec
 
 
 def write_gradebook(results: list[Graded], spec: LabSpec, path: Path) -> None:

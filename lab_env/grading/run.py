@@ -14,10 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-from ..apps import kill_run
-from .assemble import Assembly
-from .signing import verify
-from .spec import LabSpec
+from lab_env.runtime.apps import kill_run
+from lab_env.grading.assemble import Assembly
+from lab_env.grading.signing import verify
+from lab_env.grading.spec import LabSpec
 
 
 @dataclass

@@ -27,7 +27,7 @@ _KERNEL_MODULES = {
 }
 _PROCESS_MODULES = {
     "subprocess": "running other programs", "signal": "signals", "pty": "terminals", "multiprocessing": "other processes",
-    "psutil": "other processes", "lab_env.checks": "the lab's checks", "lab_env.grading": "the grader",
+    "psutil": "other processes", "lab_env.checks": "the lab's checks", "lab_env.labs.checks": "the lab's checks", "lab_env.grading": "the grader",
 }
 _KERNEL_NAMES = {
     "get_ipython": "the IPython kernel", "__import__": "the import system", "__builtins__": "the interpreter's built-ins",
@@ -66,12 +66,14 @@ def screen(source: str, in_kernel: bool) -> list[Finding]:
         line = getattr(node, "lineno", 0)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            if isinstance(node, ast.ImportFrom) and node.module == "lab_env":
-                names += [f"lab_env.{a.name}" for a in node.names]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lab_env":
+                names += [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
                 for module, what in modules.items():
                     if name == module or name.startswith(module + "."):
                         found.append(Finding(line, f"imports {module} ({what})"))
+                if name.startswith("lab_env.labs.") and name.endswith(".checks"):
+                    found.append(Finding(line, f"imports {name} (the lab's checks)"))
             if in_kernel and any((a.asname or a.name) in _REBOUND for a in node.names):
                 found.append(Finding(line, "rebinds a name the checks rely on"))
         elif isinstance(node, ast.Attribute):

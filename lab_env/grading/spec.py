@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nbformat
 
-from ..errors import LabEnvError
-from ..notebooks.generate import INSTRUCTOR_TAG, SOLUTIONS_DIR
+from lab_env.errors import LabEnvError
+from lab_env.grading.generate import INSTRUCTOR_TAG, SOLUTIONS_DIR
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class LabSpec:
 
     @property
     def check_module(self) -> str:
-        return f"lab_env.checks.lab{self.number}"
+        return f"lab_env.labs.lab{self.lab}.checks"
 
     @property
     def max_points(self) -> int:

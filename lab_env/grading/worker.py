@@ -31,11 +31,11 @@ from typing import Any
 
 import nbformat
 
-from ..apps import kill_run, load_app, run_token
-from ..checks.core import Verdict, verdict
-from .assemble import ROLE
-from .kernel import GradingKernel, KernelDied
-from .signing import sign
+from lab_env.runtime.apps import kill_run, load_app, run_token
+from lab_env.labs.checks import Verdict, verdict
+from lab_env.grading.assemble import ROLE
+from lab_env.grading.kernel import GradingKernel, KernelDied
+from lab_env.grading.signing import sign
 
 
 @dataclass

@@ -12,7 +12,7 @@ with ``load_resource``. A cell still holding an exercise stub raises
 NotImplementedError, like unfinished Python, and saves nothing.
 
 Loading the extension also makes errors from learners' apps show as one
-line (lab_env.notebooks.errors).
+line (lab_env.notebooks.tracebacks).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from string import Template
 
 from IPython.core.magic import register_cell_magic
 
-from ..components import load_resource
-from ..errors import LabEnvError
-from .workspace import workspace
+from lab_env.stack.components import load_resource
+from lab_env.errors import LabEnvError
+from lab_env.notebooks.workspace import workspace
 
 # The line lab-env build-labs writes in place of a solution (see generate.py).
 _STUB = re.compile(r"^\s*raise NotImplementedError\((?P<arg>.*)\)\s*$", re.M)
@@ -93,6 +93,6 @@ def load_ipython_extension(ipython) -> None:
     # The notebook imports interfaces from the modules it saves.
     sys.path.insert(0, str(workspace()))
     # Dapr SDK and connection errors from learners' apps show as one line (%tb has the rest).
-    from .errors import install
+    from lab_env.notebooks.tracebacks import install
 
     install(ipython)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import psutil
 
-from .. import procs
-from ..errors import LabEnvError
-from ..paths import state_dir
-from ..probes import Waiting, wait_all
-from ..profile import Profile, current
-from .services import Service, services
+from lab_env.core import procs
+from lab_env.errors import LabEnvError
+from lab_env.core.paths import state_dir
+from lab_env.core.probes import Waiting, wait_all
+from lab_env.core.profile import Profile, current
+from lab_env.stack.services import Service, services
 
 # A safety net, not an expectation: Kafka loads every partition at start, and on a
 # machine that kept a few thousand of them it took over 120 s (the bar shows progress).
@@ -160,7 +160,7 @@ def restart_service(name: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
 
 def down() -> list[str]:
     """Stop every lab app and service lab-env started. Returns what was stopped."""
-    from ..apps import stop_all_apps
+    from lab_env.runtime.apps import stop_all_apps
 
     stopped = stop_all_apps()
     for svc in reversed(services(current())):

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import probes
-from ..paths import dapr_bin, logs_dir, state_dir
-from ..profile import NATIVE, Profile
-from ..provision.kafka import java_command as java
-from ..provision.redis import redis_server
+from lab_env.core import probes
+from lab_env.core.paths import dapr_bin, logs_dir, state_dir
+from lab_env.core.profile import NATIVE, Profile
+from lab_env.stack.provision.kafka import java_command as java
+from lab_env.stack.provision.redis import redis_server
 
-# Our Dapr build's healthz servers listen on this address (lab_env/provision/dapr.py).
+# Our Dapr build's healthz servers listen on this address (lab_env/stack/provision/dapr.py).
 HEALTHZ_HOST_VAR = "DAPR_HEALTHZ_LISTEN_ADDRESS"
 
 

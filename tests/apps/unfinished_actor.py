@@ -9,7 +9,7 @@ from dapr.actor import Actor, ActorInterface, actormethod
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
-from lab_env.actors import for_this_run
+from lab_env.runtime.actors import for_this_run
 
 
 class ShelfInterface(ActorInterface):

@@ -1,2 +1,0 @@
-"""Agent programs the labs and the capstone run as separate processes
-(`python -m lab_env.agents.<name> ...`, started with lab_env.workers)."""

@@ -1,0 +1,77 @@
+"""``lab-env market up|status|orders|down``: the marketplace from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab_env.marketplace.market import control
+
+DEFAULT_NAME = "market"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    catalog = control.Catalog(products=args.products, stock=args.stock, buyers=args.buyers, sellers=args.sellers)
+    market = control.up(args.name, catalog, detach=True)
+    print(f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
+          f"order events on Kafka topic {market.topic}")
+    print(f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers")
+    print(f"  carrier app {market.carrier.app_id}; both sidecars on the market's own mTLS control plane, "
+          "calls between them under an access policy")
+    print(f"  live view: {market.view_url}")
+    print(f"place orders: lab-env market orders --name {market.name} --count 100;  stop: lab-env market down --name {market.name}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    names = control.markets()
+    if not names:
+        print("no market: start one with `lab-env market up`")
+    from lab_env.runtime.apps import running_apps
+
+    running = set(running_apps())
+    for name in names:
+        print(f"{name}: {'running' if name in running else 'stopped'}")
+    return 0
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    market = control.attach(args.name)
+    ids = control.place_orders(market, args.count, fail_every=args.fail_every)
+    for instance in tqdm(ids, desc="orders", unit="order"):  # the bar moves as each order ends
+        control.wait_orders(market, [instance])
+    sheet = control.balance_sheet(market, control.outcomes(market, control.orders_placed(market)))
+    print(", ".join(f"{n} {status}" for status, n in sorted(sheet["statuses"].items())))
+    print(f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "
+          f"failed but not refunded {len(sheet['unrefunded'])}, shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
+          f"money balances: {sheet['money_balances']}")
+    return 0 if sheet["balanced"] else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    control.down(args.name)
+    print(f"market {args.name} stopped")
+    return 0
+
+
+def register(sub) -> None:
+    market = sub.add_parser("market", help="the capstone's marketplace: up, status, orders, down")
+    verbs = market.add_subparsers(dest="verb", required=True)
+    s = verbs.add_parser("up", help="start the marketplace on the running stack and stock it")
+    s.add_argument("--name", default=DEFAULT_NAME)
+    s.add_argument("--products", type=int, default=10)
+    s.add_argument("--stock", type=int, default=1000)
+    s.add_argument("--buyers", type=int, default=20)
+    s.add_argument("--sellers", type=int, default=5)
+    s.set_defaults(fn=cmd_up)
+    s = verbs.add_parser("status", help="the markets and whether they run")
+    s.set_defaults(fn=cmd_status)
+    s = verbs.add_parser("orders", help="place orders, wait for every outcome, print the balance sheet")
+    s.add_argument("--name", default=DEFAULT_NAME)
+    s.add_argument("--count", type=int, default=100)
+    s.add_argument("--fail-every", type=int, default=10, help="every Nth shipment fails and its saga compensates (0: none)")
+    s.set_defaults(fn=cmd_orders)
+    s = verbs.add_parser("down", help="stop a market")
+    s.add_argument("--name", default=DEFAULT_NAME)
+    s.set_defaults(fn=cmd_down)

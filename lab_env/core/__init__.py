@@ -1,0 +1,1 @@
+"""The ground floor, with no Dapr and no labs in it: paths, versions, the profile, ports, processes, probes and the one wait."""

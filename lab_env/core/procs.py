@@ -1,0 +1,200 @@
+"""Starting, finding and stopping the processes lab-env owns.
+
+Every process runs in its own session (process group) with its output in a
+log file, so stopping it also stops anything it forked and nothing it prints
+is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+from lab_env.errors import LabEnvError
+
+LOOPBACK = "127.0.0.1"
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached in a new session, stdout and stderr to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(
+                [str(a) for a in argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as err:
+            raise LabEnvError(f"cannot start {argv[0]}: not found", "run `lab-env setup`") from err
+
+
+def alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group of ``pid``, then SIGKILL whatever is left."""
+    try:
+        proc = psutil.Process(pid)
+        members = _unique([proc, *proc.children(recursive=True), *_group(pid)])
+    except psutil.Error:
+        _kill_orphaned_group(pid)
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for p in members:
+            _signal(p, signal.SIGTERM)
+    left = _wait_gone(members, timeout)
+    for p in left:
+        _signal(p, signal.SIGKILL)
+    _wait_gone(left, 5)
+
+
+def kill(pid: int) -> None:
+    """SIGKILL the process group of ``pid`` at once: a crash, not a shutdown."""
+    try:
+        members = _unique([psutil.Process(pid), *psutil.Process(pid).children(recursive=True), *_group(pid)])
+        os.killpg(pid, signal.SIGKILL)
+    except psutil.Error:
+        _kill_orphaned_group(pid)
+        return
+    except (ProcessLookupError, PermissionError):
+        return
+    _wait_gone(members, 5)
+
+
+def _group(pgid: int) -> list[psutil.Process]:
+    """The processes of group ``pgid``, including what a dead leader forked (now children of init)."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                found.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def _unique(procs: list[psutil.Process]) -> list[psutil.Process]:
+    return list({p.pid: p for p in procs}.values())
+
+
+def _kill_orphaned_group(pgid: int) -> None:
+    """The leader is gone but what it forked may live on in its group. A pgid
+    is not reused while any member lives, so this reaches only those; returns
+    once they are gone (a caller then finds nothing of the group running)."""
+    members = _group(pgid)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    _wait_gone(members, 5)
+
+
+def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until ``members`` have exited; those still running after ``timeout``.
+
+    A zombie counts as gone: a process another process started stays one
+    until its parent reaps it, and psutil.wait_procs would wait it out.
+    """
+    deadline = time.monotonic() + timeout
+    left = list(members)
+    while left:
+        for p in psutil.wait_procs(left, timeout=0)[0]:  # reaps our own children
+            left.remove(p)
+        left = [p for p in left if alive(p.pid)]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return left
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def port_owner(port: int) -> str | None:
+    """'name (pid N)' of the process listening on ``port``, or None if free."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        conns = []
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+            if c.pid is None:
+                return "another user's process"
+            try:
+                return f"{psutil.Process(c.pid).name()} (pid {c.pid})"
+            except psutil.Error:
+                return f"pid {c.pid}"
+    if not port_is_free(port):
+        return "an unknown process"
+    return None
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def kill_by_env(name: str, value: str) -> list[int]:
+    """SIGKILL every process of this user whose environment has ``name=value``.
+
+    The grader's last sweep: whatever a graded kernel started (apps,
+    sidecars, strays that left their process group) inherits its run token.
+    """
+    me, found = os.getpid(), []
+    for proc in psutil.process_iter(["pid", "uids"]):
+        try:
+            if proc.pid != me and proc.environ().get(name) == value:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    for proc in found:
+        _signal(proc, signal.SIGKILL)
+    _wait_gone(found, 5)
+    return [p.pid for p in found]

@@ -1,0 +1,204 @@
+"""The course: its labs in order, and the learner's progress through them.
+
+Every check a learner runs in a notebook records its outcome here (the
+grader's runs never do), so the overview notebook and ``lab-env progress``
+can show which checks passed in the learner's last run of each lab.
+
+The record is one small JSON file, ``<state dir>/progress.json`` (moved by
+LAB_ENV_PROGRESS): ``{"01": {"base_agent": {"passed": true, "at": ...}}}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import html
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab_env.core.paths import REPO_ROOT, state_dir
+
+
+@dataclass(frozen=True)
+class Lab:
+    number: str        # "01"; also the check module's suffix (lab_env.labs.lab01_actors.checks)
+    title: str
+    builds: str        # what this lab adds to the marketplace
+    notebook: str      # file name in labs/
+
+    @property
+    def package(self) -> str:
+        """This lab's package: ``01_actors.ipynb`` -> ``lab_env.labs.lab01_actors``."""
+        return f"lab_env.labs.lab{self.notebook.removesuffix('.ipynb')}"
+
+    @property
+    def checks_module(self) -> str:
+        return f"{self.package}.checks"
+
+    @property
+    def available(self) -> bool:
+        return (REPO_ROOT / "labs" / self.notebook).exists()
+
+    def checks(self) -> dict[str, str]:
+        """This lab's checks in notebook order: function name -> the name a learner reads."""
+        path = REPO_ROOT / "labs" / self.notebook
+        if not path.exists():
+            return {}
+        import nbformat
+
+        module = importlib.import_module(self.checks_module)
+        names = [c.metadata["lab_env"]["check"] for c in nbformat.read(path, as_version=4).cells
+                 if "check" in c.get("metadata", {}).get("lab_env", {})]
+        return {name: getattr(getattr(module, name, None), "check_name", name) for name in names}
+
+
+LABS: tuple[Lab, ...] = (
+    Lab("01", "Agents as virtual actors", "products and agents with identity, state and one call at a time; "
+        "100,000 of them on one machine", "01_actors.ipynb"),
+    Lab("02", "Event-driven agents with Dapr pub/sub", "listings and orders as events; inboxes, routing, "
+        "retries and dead letters; a registry of sellers", "02_pubsub.ipynb"),
+    Lab("03", "Event streams with Apache Kafka", "the order log: partitions, consumer groups, exactly-once "
+        "stock updates, a supply chain", "03_kafka.ipynb"),
+    Lab("04", "Durable agent workflows", "orders as sagas that survive crashes, approvals, fan-out research, "
+        "a mediator negotiating between buyer and seller", "04_workflows.ipynb"),
+    Lab("05", "Agent homes", "one spec for the agents, rendered to dapr run -f, containers and Kubernetes, "
+        "with access control", "05_agent_homes.ipynb"),
+    Lab("06", "How agents coordinate", "hierarchies, contract nets, auctions and votes between the "
+        "marketplace's agents", "06_coordination.ipynb"),
+    Lab("07", "Capstone: the marketplace", "the whole society end to end, surviving crashes", "07_capstone.ipynb"),
+)
+
+
+def record_path() -> Path:
+    chosen = os.environ.get("LAB_ENV_PROGRESS")
+    return Path(chosen).expanduser() if chosen else state_dir() / "progress.json"
+
+
+def load() -> dict[str, dict[str, dict]]:
+    try:
+        data = json.loads(record_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record(lab: str, check: str, passed: bool) -> None:
+    """Keep the latest outcome of ``check`` (the check function's name) in ``lab``. Never fails a check: a
+    read-only home just means no progress record."""
+    path = record_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two kernels may record at once
+            data = load()
+            data.setdefault(lab, {})[check] = {"passed": passed, "at": time.time()}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(path)
+    except OSError:
+        pass
+
+
+def lab_of_module(module: str) -> str | None:
+    """'lab_env.labs.lab01_actors.checks' -> '01'."""
+    return next((lab.number for lab in LABS if module == lab.checks_module), None)
+
+
+@dataclass(frozen=True)
+class LabProgress:
+    lab: Lab
+    passed: list[str]
+    failed: list[str]
+    total: int
+
+    @property
+    def status(self) -> str:
+        if not self.lab.available:
+            return "coming"
+        if self.total and len(self.passed) == self.total:
+            return "done"
+        return "started" if self.passed or self.failed else "not started"
+
+
+def progress() -> list[LabProgress]:
+    data = load()
+    out = []
+    for lab in LABS:
+        names = lab.checks()
+        seen = data.get(lab.number, {})
+        out.append(LabProgress(lab, [shown for n, shown in names.items() if seen.get(n, {}).get("passed")],
+                               [shown for n, shown in names.items() if n in seen and not seen[n].get("passed")],
+                               len(names)))
+    return out
+
+
+_MARK = {"done": "\u2705", "started": "\u23f3", "not started": "\u2b1c", "coming": "\U0001f6a7"}
+
+
+def progress_table() -> str:
+    """Plain text, for `lab-env progress`."""
+    rows = [f"{'lab':<4} {'':<2} {'checks':>7}  title"]
+    for p in progress():
+        checks = f"{len(p.passed)}/{p.total}" if p.lab.available else "-"
+        rows.append(f"{p.lab.number:<4} {_MARK[p.status]:<2} {checks:>7}  {p.lab.title}")
+        if p.failed:
+            rows.append(f"{'':<15}not passing yet: {', '.join(p.failed)}")
+    rows.append(f"(from {record_path()}: the checks you ran in the notebooks)")
+    return "\n".join(rows)
+
+
+def overview_html() -> str:
+    """The overview notebook's table: each lab, what it builds, a link, and progress."""
+    rows = []
+    for p in progress():
+        lab = p.lab
+        title = html.escape(lab.title)
+        link = f'<a href="{lab.notebook}">{title}</a>' if lab.available else f"{title} (coming)"
+        bar = ""
+        if lab.available and p.total:
+            share = len(p.passed) / p.total
+            bar = (f'<div style="background:#eee;width:120px;height:10px;display:inline-block;vertical-align:middle">'
+                   f'<div style="background:#2e7d32;width:{120 * share:.0f}px;height:10px"></div></div> '
+                   f"{len(p.passed)}/{p.total}")
+        todo = f"<br><small>not passing yet: {html.escape(', '.join(p.failed))}</small>" if p.failed else ""
+        rows.append(f"<tr><td>{lab.number}</td><td>{_MARK[p.status]}</td><td style='text-align:left'>{link}<br>"
+                    f"<small>{html.escape(lab.builds)}</small>{todo}</td><td>{bar}</td></tr>")
+    return ("<table><thead><tr><th>lab</th><th></th><th style='text-align:left'>what it builds</th>"
+            "<th>checks passed</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+OVERVIEW_NAME = "00-overview.ipynb"  # a dash: not a lab (labs match NN_*.ipynb); sorts first
+
+
+def overview_notebook():
+    """labs/00-overview.ipynb, written by `lab-env build-labs` from LABS above."""
+    import nbformat.v4 as nbf
+
+    listing = "\n".join(
+        f"{int(lab.number) if lab.number.isdigit() else lab.number}. "
+        + (f"[{lab.title}]({lab.notebook})" if lab.available else f"{lab.title} *(coming)*")
+        + f": {lab.builds}." for lab in LABS)
+    intro = ("# The agent marketplace: course overview\n\n"
+             "Each lab builds one piece of a **multi-agent marketplace** (products, buyers, sellers, orders and a "
+             "mediator) on a real stack: Dapr sidecars, placement and scheduler, Redis and Apache Kafka. Work "
+             "through them in order:\n\n" + listing + "\n\n"
+             "In every lab, run the first cell: it loads the helpers and shows whether the stack is up. Each "
+             "exercise has a **check** cell below it that tells you, in one line, what is right or what to fix.\n\n"
+             "## Your progress\n\n"
+             "Run the cell below to see which checks passed in your last run of each lab (the checks keep a "
+             "small record as you run them; `lab-env progress` in a terminal shows the same).")
+    nb = nbf.new_notebook()
+    nb.cells = [nbf.new_markdown_cell(intro, id="overview-intro"),
+                nbf.new_code_cell("from lab_env.labs.course import show_progress\n\nshow_progress()", id="overview-progress")]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def show_progress() -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(overview_html()))

@@ -1,0 +1,194 @@
+"""The container home: a Dockerfile per agent, and a compose file that runs
+each agent next to its own daprd sidecar on the devcontainer's stack.
+
+It runs in the devcontainer (Docker in Docker). On a machine without Docker
+it is checked statically only: the compose file's structure and the
+Dockerfile rules in ``dockerfile_problems`` (Debian has no hadolint), never
+"it ran".
+
+The sidecar shares its agent's network namespace (``network_mode:
+service:<agent>``), as a pod's containers do, so the agent listens on
+127.0.0.1 only and daprd reaches it there. Components and configurations
+are the native home's files, mounted read-only; the model key reaches only
+the sidecar (its local.env secret store), from the environment of whoever
+runs compose.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lab_env.core.versions import pins
+from lab_env.marketplace.homes import native
+from lab_env.marketplace.homes.spec import Agent, HomeSpec
+
+AGENT_UID = 10001
+SIDECAR_HTTP_PORT = 3500
+SIDECAR_GRPC_PORT = 50001
+# The devcontainer's services, by their compose names (devcontainer/compose.yaml).
+PLACEMENT = "placement:50005"
+SCHEDULER = "scheduler:50006"
+
+
+def dockerfile(agent: Agent, spec: HomeSpec) -> str:
+    """Multi-stage, pinned base, non-root, with a healthcheck on the agent's health route."""
+    base = pins().image("agent_base")
+    health = f"http://127.0.0.1:{agent.port}{agent.health}"
+    probe = f"import urllib.request; urllib.request.urlopen({health!r}, timeout=2)"
+    return "\n".join([
+        "# syntax=docker/dockerfile:1",
+        f"# Agent {agent.app_id} of the {spec.home} home, rendered by lab_env.marketplace.homes.container.",
+        f"FROM {base} AS build",
+        "WORKDIR /src",
+        "COPY pyproject.toml uv.lock README.md ./",
+        "COPY lab_env ./lab_env",
+        "RUN pip install --no-cache-dir --prefix=/install .",
+        "",
+        f"FROM {base}",
+        f"RUN groupadd --system --gid {AGENT_UID} agent \\",
+        f"    && useradd --system --uid {AGENT_UID} --gid agent --no-create-home agent",
+        "COPY --from=build /install /usr/local",
+        f"USER {AGENT_UID}:{AGENT_UID}",
+        f"EXPOSE {agent.port}",
+        f"HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD [\"python\", \"-c\", {_json_str(probe)}]",
+        f'CMD ["python", "-m", "uvicorn", "{agent.app}", "--host", "127.0.0.1", "--port", "{agent.port}"]',
+        "",
+    ])
+
+
+def _json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def _cpus(quantity: str) -> str:
+    return str(int(quantity[:-1]) / 1000) if quantity.endswith("m") else quantity
+
+
+def _memory(quantity: str) -> str:
+    units = {"Ki": "K", "Mi": "M", "Gi": "G"}
+    return next((quantity[:-2] + short for suffix, short in units.items() if quantity.endswith(suffix)), quantity)
+
+
+def compose(spec: HomeSpec) -> dict:
+    """The compose project: per agent, its service and its daprd sidecar."""
+    services: dict[str, dict] = {}
+    for agent in spec.agents:
+        service: dict = {
+            "build": {"context": "../..", "dockerfile": f"{spec.home}/Dockerfile.{agent.app_id}"},
+            "image": f"{spec.image.rsplit(':', 1)[0]}-{agent.app_id}:{spec.image.rsplit(':', 1)[1]}",
+            "user": f"{AGENT_UID}:{AGENT_UID}",
+            "read_only": True,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "environment": {**agent.env, "APP_ID": agent.app_id, "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
+                            "DAPR_GRPC_PORT": str(SIDECAR_GRPC_PORT)},
+            "networks": ["lab"],
+        }
+        if agent.resources:
+            limits = {}
+            if "cpu" in agent.resources:
+                limits["cpus"] = _cpus(agent.resources["cpu"])
+            if "memory" in agent.resources:
+                limits["memory"] = _memory(agent.resources["memory"])
+            service["deploy"] = {"resources": {"limits": limits}}
+        sidecar: dict = {
+            "image": pins().image("dapr"),
+            "command": ["./daprd", "--app-id", agent.app_id, "--app-port", str(agent.port),
+                        "--app-channel-address", "127.0.0.1",
+                        "--dapr-http-port", str(SIDECAR_HTTP_PORT), "--dapr-grpc-port", str(SIDECAR_GRPC_PORT),
+                        "--placement-host-address", PLACEMENT, "--scheduler-host-address", SCHEDULER,
+                        "--resources-path", "/resources", "--config", f"/config/{agent.app_id}.yaml"],
+            "network_mode": f"service:{agent.app_id}",
+            "volumes": ["./resources:/resources:ro", "./config:/config:ro"],
+            "depends_on": [agent.app_id],
+            "read_only": True,
+            "cap_drop": ["ALL"],
+        }
+        needed = [name for name in spec.secrets if any(
+            f"secret:{name}" in c.metadata.values() for c in spec.components.values() if c.name in agent.components)]
+        if needed:
+            # Required, never defaulted: compose stops with this message when it is unset.
+            sidecar["environment"] = {native._env_var(name): f"${{{native._env_var(name)}:?export it before compose up}}"
+                                      for name in needed}
+        services[agent.app_id] = service
+        services[f"{agent.app_id}-dapr"] = sidecar
+    return {"name": spec.home, "services": services,
+            # The devcontainer's own network, where redis, kafka, placement and scheduler are.
+            "networks": {"lab": {"external": True, "name": "${LAB_NETWORK:-devcontainer_default}"}}}
+
+
+def resources(spec: HomeSpec) -> dict[str, dict]:
+    """The native home's components with the stack's addresses as the containers see them."""
+    from lab_env.core.profile import CONTAINER, NATIVE
+
+    moved = {NATIVE.component_env()[key]: value for key, value in CONTAINER.component_env().items()}
+    out = {}
+    for name, component in native.resources(spec).items():
+        metadata = [{**m, "value": moved.get(m["value"], m["value"])} if "value" in m else m
+                    for m in component["spec"].get("metadata", [])]
+        out[name] = {**component, "spec": {**component["spec"], "metadata": metadata}}
+    return out
+
+
+def write(spec: HomeSpec, folder: Path) -> Path:
+    """Dockerfiles, compose.yaml and the sidecars' files into ``folder``; returns compose.yaml."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for sub, files in (("resources", resources(spec)), ("config", native.configurations(spec))):
+        (folder / sub).mkdir(exist_ok=True)
+        for name, obj in files.items():
+            (folder / sub / name).write_text(yaml.safe_dump(obj, sort_keys=False))
+    for agent in spec.agents:
+        (folder / f"Dockerfile.{agent.app_id}").write_text(dockerfile(agent, spec))
+    path = folder / "compose.yaml"
+    path.write_text(yaml.safe_dump(compose(spec), sort_keys=False))
+    return path
+
+
+_SECRETISH = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.I)
+
+
+def dockerfile_problems(text: str) -> list[str]:
+    """The rules this project holds Dockerfiles to, checked without Docker.
+
+    multi-stage; every base pinned to a tag (never latest or untagged); no
+    ADD; no secret-looking ENV or ARG; a numeric non-root USER before CMD; a
+    HEALTHCHECK; CMD in exec form.
+    """
+    lines = [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.strip().startswith("#")]
+    instr = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+    problems = []
+    froms = [arg.split()[0] for op, arg in instr if op == "FROM"]
+    stages = {arg.split()[2].lower() for op, arg in instr if op == "FROM" and len(arg.split()) == 3}
+    if len(froms) < 2:
+        problems.append("not multi-stage: build in one stage, copy only the result into the final one")
+    for image in froms:
+        if image.lower() in stages:
+            continue
+        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+        if "@sha256:" not in image and (not tag or tag == "latest"):
+            problems.append(f"base image {image} is not pinned to a version tag")
+    if any(op == "ADD" for op, _ in instr):
+        problems.append("ADD is used: COPY files, and fetch nothing at build time")
+    for op, arg in instr:
+        if op in ("ENV", "ARG") and _SECRETISH.search(arg.split("=")[0].split()[0] if arg else ""):
+            problems.append(f"{op} {arg.split('=')[0].split()[0]} looks like a secret baked into the image")
+    users = [index for index, (op, _) in enumerate(instr) if op == "USER"]
+    cmds = [index for index, (op, _) in enumerate(instr) if op in ("CMD", "ENTRYPOINT")]
+    final_stage = max((index for index, (op, _) in enumerate(instr) if op == "FROM"), default=0)
+    final_users = [instr[index][1].split(":")[0] for index in users if index > final_stage]
+    if not final_users or not final_users[-1].isdigit() or final_users[-1] == "0":
+        problems.append("the final stage does not switch to a numeric non-root USER")
+    elif cmds and max(users) > max(cmds):
+        problems.append("USER comes after CMD")
+    if not any(op == "HEALTHCHECK" for op, _ in instr):
+        problems.append("no HEALTHCHECK")
+    for index in cmds:
+        if not instr[index][1].startswith("["):
+            problems.append(f"{instr[index][0]} is in shell form: use the exec form [\"...\"] so signals reach the app")
+    return problems
+

@@ -1,0 +1,272 @@
+"""Security of the native home, proven with real sidecars (daprd and Redis).
+
+Each drill sets the protection up, makes the call a stranger (or a careless
+app) would make, and reports what the sidecar answered. ``protect=False``
+runs the same drill with the protection removed, so a test can show that
+the drill tells the two apart: a drill that passes either way proves nothing.
+
+    api_token          the sidecar's API requires DAPR_API_TOKEN
+    component_scopes   an app outside a component's scopes cannot use it
+    secret_isolation   the model key comes from the secret store, and is in no
+                       process environment, log or API answer besides it
+    mtls               sidecars talk mutual TLS with certificates from Dapr's
+                       sentry; a peer without a sentry certificate is refused
+    access_control     the callee's Configuration (rendered from the spec)
+                       denies every caller and method it does not name
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import yaml
+
+from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
+from lab_env.core.profile import current
+from lab_env.marketplace.homes import sentry as ca
+from lab_env.marketplace.homes.spec import HomeSpec
+
+TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
+
+
+@dataclass
+class Drill:
+    name: str
+    holds: bool
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (what was tried, what happened)
+
+    def __str__(self) -> str:
+        mark = "\u2705" if self.holds else "\u274c"
+        return f"{mark} {self.name}: " + "; ".join(f"{what} -> {result}" for what, result in self.calls)
+
+
+def api_token(protect: bool = True) -> Drill:
+    """A call to the sidecar's API without the token is refused (401); with it, it passes."""
+    token = secrets.token_urlsafe(24)
+    app = start_app(unique_name("token-drill"), components=[], env={"DAPR_API_TOKEN": token} if protect else {})
+    try:
+        url = f"{app.sidecar_url}/v1.0/metadata"
+        without = httpx.get(url, timeout=TIMEOUT_S).status_code
+        wrong = httpx.get(url, headers={"dapr-api-token": "guess"}, timeout=TIMEOUT_S).status_code
+        right = httpx.get(url, headers={"dapr-api-token": token}, timeout=TIMEOUT_S).status_code
+    finally:
+        stop_app(app)
+    return Drill("API token", holds=without == 401 and wrong == 401 and right == 200,
+                 calls=[("no token", f"HTTP {without}"), ("wrong token", f"HTTP {wrong}"), ("right token", f"HTTP {right}")])
+
+
+def _scoped_store(folder: Path, name: str, scopes: list[str] | None) -> Path:
+    doc = {"apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": name},
+           "spec": {"type": "state.redis", "version": "v1",
+                    "metadata": [{"name": "redisHost", "value": current().component_env()["LAB_REDIS_HOST"]}]}}
+    if scopes is not None:
+        doc["scopes"] = scopes
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def component_scopes(protect: bool = True) -> Drill:
+    """Two apps load the same component file; only the one in its scopes may save state."""
+    inside, outside = unique_name("scope-in"), unique_name("scope-out")
+    store = unique_name("scoped-store")
+    with tempfile.TemporaryDirectory(prefix="scope-drill-") as tmp:
+        path = _scoped_store(Path(tmp), store, [inside] if protect else None)
+        apps = []
+        try:
+            for app_id in (inside, outside):
+                apps.append(start_app(app_id, components=[store], resources=[path]))
+            results = []
+            for app in apps:
+                response = httpx.post(f"{app.sidecar_url}/v1.0/state/{store}",
+                                      json=[{"key": "drill", "value": app.app_id}], timeout=TIMEOUT_S)
+                results.append(response.status_code)
+        finally:
+            for app in apps:
+                stop_app(app)
+    return Drill("component scopes", holds=results[0] == 204 and results[1] >= 400,
+                 calls=[(f"{inside} (in scopes) saves state", f"HTTP {results[0]}"),
+                        (f"{outside} (not in scopes) saves state", f"HTTP {results[1]}")])
+
+
+def secret_isolation(protect: bool = True) -> Drill:
+    """The app reads the model key from the secret store; the key is in no
+    process environment, log or metadata answer. Unprotected, the key is
+    handed to the app in its environment, the usual leak."""
+    key = "sk-drill-" + secrets.token_hex(16)
+    store = unique_name("drill-secrets")
+    with tempfile.TemporaryDirectory(prefix="secret-drill-") as tmp:
+        secrets_file = Path(tmp) / "secrets.json"
+        secrets_file.write_text(json.dumps({"openai-api-key": key}))
+        secrets_file.chmod(0o600)
+        component = Path(tmp) / f"{store}.yaml"
+        component.write_text(yaml.safe_dump({
+            "apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": store},
+            "spec": {"type": "secretstores.local.file", "version": "v1",
+                     "metadata": [{"name": "secretsFile", "value": str(secrets_file)}]}}, sort_keys=False))
+        env = {} if protect else {"OPENAI_API_KEY": key}
+        # The app: any HTTP server stands in for an agent (serving an empty folder, not this one).
+        empty = Path(tmp) / "www"
+        empty.mkdir()
+        app = start_app(unique_name("secret-drill"),
+                        [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(empty)],
+                        components=[store], resources=[component], env=env)
+        try:
+            fetched = httpx.get(f"{app.sidecar_url}/v1.0/secrets/{store}/openai-api-key", timeout=TIMEOUT_S)
+            from_store = fetched.status_code == 200 and fetched.json().get("openai-api-key") == key
+            leaks = []
+            for role, pid in (("app", app.app_pid), ("sidecar", app.sidecar_pid)):
+                if pid and any(key in value for value in psutil.Process(pid).environ().values()):
+                    leaks.append(f"{role} environment")
+            for role in ("app", "daprd"):
+                if key in app.logs(role, 10_000):
+                    leaks.append(f"{role} log")
+            if key in httpx.get(f"{app.sidecar_url}/v1.0/metadata", timeout=TIMEOUT_S).text:
+                leaks.append("metadata API")
+        finally:
+            stop_app(app)
+    return Drill("secret isolation", holds=from_store and not leaks,
+                 calls=[("app asks the secret store", "got the key" if from_store else f"HTTP {fetched.status_code}"),
+                        ("key searched in environments, logs, metadata", ", ".join(leaks) or "found nowhere")])
+
+
+# An HTTP/2 client's first bytes: the connection preface and an empty SETTINGS frame.
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _h2_session(port: int, tls: bool, identity: tuple[bytes, bytes] | None = None) -> str:
+    """Open an HTTP/2 (gRPC) session with a sidecar's internal port, as another
+    sidecar would: 'accepted' when the sidecar answers with its SETTINGS,
+    else 'refused: <why>'. ``identity`` is a (certificate, key) to present."""
+    import socket
+    import ssl
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as raw:
+            conn = raw
+            if tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                context.set_alpn_protocols(["h2"])
+                if identity:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+                        cert.write_bytes(identity[0])
+                        key.write_bytes(identity[1])
+                        context.load_cert_chain(cert, key)
+                conn = context.wrap_socket(raw)
+            conn.sendall(_H2_HELLO)
+            reply = conn.recv(64)
+    except ssl.SSLError as err:
+        return f"refused: {err.reason or err}".replace("_", " ").lower()
+    except OSError as err:
+        return f"refused: {err.strerror or type(err).__name__}"
+    # A SETTINGS frame: 3 bytes of length, then type 0x04.
+    return "accepted" if len(reply) >= 4 and reply[3] == 0x04 else "refused: no HTTP/2 answer"
+
+
+def _static_app(app_id: str, folder: Path, files: dict[str, str], **kwargs) -> DaprApp:
+    """An app serving ``files`` as methods (GET /<name>): any HTTP server stands in for an agent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_text(body)
+    return start_app(app_id, [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1",
+                              "--directory", str(folder)], **kwargs)
+
+
+def mtls(protect: bool = True) -> Drill:
+    """Two sidecars with certificates from sentry call each other; the callee
+    shows its SPIFFE id; a session without a certificate, or with a forged
+    one naming the caller, is refused. Unprotected: no sentry, no mTLS."""
+    caller_id, callee_id = unique_name("mtls-caller"), unique_name("mtls-callee")
+    calls: list[tuple[str, str]] = []
+    apps: list[DaprApp] = []
+    authority = ca.start_sentry() if protect else None
+    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()} if authority else {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mtls-drill-") as tmp:
+            apps.append(_static_app(callee_id, Path(tmp), {"hello": "hello"}, components=[], **extra))
+            apps.append(start_app(caller_id, components=[], **extra))
+            callee = apps[0]
+            through = httpx.get(f"{apps[1].sidecar_url}/v1.0/invoke/{callee_id}/method/hello", timeout=TIMEOUT_S)
+            calls.append((f"{caller_id} calls {callee_id} through its sidecar", f"HTTP {through.status_code}"))
+            cert = ca.peer_certificate(callee.internal_port)
+            want = f"spiffe://public/ns/default/{callee_id}"
+            calls.append(("callee's certificate", f"{cert.spiffe_id}, valid {cert.lifetime}" if cert else "none (plain TCP)"))
+            plain = _h2_session(callee.internal_port, tls=False)
+            bare = _h2_session(callee.internal_port, tls=True)
+            forged = _h2_session(callee.internal_port, tls=True,
+                                 identity=ca.forged_identity(f"spiffe://public/ns/default/{caller_id}"))
+            calls += [("session in plain text", plain), ("TLS without a certificate", bare),
+                      ("TLS with a forged certificate naming the caller", forged)]
+    finally:
+        for app in apps:
+            stop_app(app)
+        if authority:
+            ca.stop_sentry(authority)
+    holds = (through.status_code == 200 and cert is not None and cert.spiffe_id == want
+             and all(result.startswith("refused") for result in (plain, bare, forged)))
+    return Drill("mTLS", holds=holds, calls=calls)
+
+
+def access_matrix(spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True) -> dict[tuple[str, str], int]:
+    """Each (caller, method) call to ``callee``, made through real sidecars
+    with mTLS certificates from sentry, against the callee's Configuration as
+    the native home renders it from ``spec``: (caller, method) -> HTTP status.
+    The spec's agents run under private names, so nothing else is disturbed."""
+    from lab_env.core.ports import free_ports
+    from lab_env.marketplace.homes.native import configurations
+    from lab_env.marketplace.homes.spec import isolated
+
+    suffix = unique_name("acl").rsplit("-", 1)[-1] + secrets.token_hex(2)
+    private = isolated(spec, suffix, free_ports(len(spec.agents)))
+    name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
+    config = configurations(private)[f"{name[callee]}.yaml"]
+    if not protect:
+        config = {**config, "spec": {k: v for k, v in config["spec"].items() if k != "accessControl"}}
+    codes: dict[tuple[str, str], int] = {}
+    apps: list[DaprApp] = []
+    authority = ca.start_sentry()
+    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()}
+    try:
+        with tempfile.TemporaryDirectory(prefix="acl-drill-") as tmp:
+            config_file = Path(tmp) / "callee-config.yaml"
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            methods = {method: method for _, method in calls}
+            apps.append(_static_app(name[callee], Path(tmp) / "www", methods, components=[], config=config_file, **extra))
+            callers = {}
+            for caller in dict.fromkeys(c for c, _ in calls):
+                callers[caller] = start_app(name[caller], components=[], **extra)
+                apps.append(callers[caller])
+            for caller, method in calls:
+                response = httpx.get(f"{callers[caller].sidecar_url}/v1.0/invoke/{name[callee]}/method/{method}",
+                                     timeout=TIMEOUT_S)
+                codes[(caller, method)] = response.status_code
+    finally:
+        for app in apps:
+            stop_app(app)
+        ca.stop_sentry(authority)
+    return codes
+
+
+def access_control(protect: bool = True) -> Drill:
+    """A callee that lets only ``caller`` call only ``hello``: the allowed
+    call passes; another method, and another app, get 403. Needs mTLS: the
+    caller's identity is the SPIFFE id in its certificate."""
+    from lab_env.marketplace.homes.spec import load
+
+    spec = load({"home": "drill", "image": "drill:1", "agents": [
+        {"app_id": "callee", "app": "drill:app", "port": 8001, "callers": {"caller": ["hello"]}},
+        {"app_id": "caller", "app": "drill:app", "port": 8002},
+        {"app_id": "stranger", "app": "drill:app", "port": 8003}]})
+    codes = access_matrix(spec, "callee", [("caller", "hello"), ("caller", "refund"), ("stranger", "hello")], protect)
+    return Drill("access control", holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403,
+                                                   ("stranger", "hello"): 403},
+                 calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()])

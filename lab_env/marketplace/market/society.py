@@ -1,0 +1,282 @@
+"""The marketplace app: every agent of the society as an actor, and the
+protocols between them as workflows. Run it with start_agents_app (or
+``lab-env market up``):
+
+    purchase      one buyer's order: find the sellers of its product and award it to
+                  one by contract net (allocation.py), negotiate a price with the
+                  winner, then the order saga
+    negotiate     rounds of a bid and an ask decided at once (two activities),
+                  until they meet or the rounds run out
+    order_saga    reserve the stock, debit the buyer, ship (the carrier app,
+                  by service invocation) and credit the seller; a failed
+                  step undoes the done ones in reverse
+
+Offers come from lab_env.marketplace.agents.offer_policy inside the ``decide_offer``
+activity only: with OPENAI_API_KEY in the secret store, a model decides (a
+bad answer is rejected with its reason and the rule decides instead);
+without, the rule. Either way the negotiator actor records the offer, so a
+replay or a re-run activity never changes an offer once made.
+
+Each order's outcome is settled exactly once in its OrderActor and announced
+on Kafka (``MARKET_TOPIC``, through Dapr's kafka-pubsub) at least once: a
+crash between the two makes the re-run announce again, and the event's
+order id lets consumers drop the repeat. Stock reserved and released goes
+the same way to ``MARKET_INVENTORY_TOPIC``, keyed by product.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+from datetime import timedelta
+
+import dapr.ext.workflow as wf
+import httpx
+from dapr.actor import ActorId, ActorProxy
+
+from lab_env.runtime.actors import actor_type
+from lab_env.marketplace.agents.directory import DirectoryActor, DirectoryInterface
+from lab_env.marketplace.agents.market_actors import BuyerAgent, NegotiatorInterface, ProductActor, ProductInterface, SellerAgent
+from lab_env.marketplace.agents.offer_policy import FilePolicy, OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
+from lab_env.marketplace.market import allocation
+from lab_env.marketplace.market.ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
+
+wfr = wf.WorkflowRuntime()
+ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
+SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
+# The market's sidecar requires its API token (control.up sets it for both): sent on every call.
+API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
+PUBSUB = "kafka-pubsub"
+# The market's Kafka topics (control.up sets them): order outcomes, and stock reserved and released.
+ORDERS_TOPIC = os.environ.get("MARKET_TOPIC")
+INVENTORY_TOPIC = os.environ.get("MARKET_INVENTORY_TOPIC")
+# The carrier's app id (control.up starts it beside the market): the ship step calls it.
+CARRIER = os.environ.get("MARKET_CARRIER", "carrier")
+SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
+# Transient failures (a host or Redis restarting) are retried for about 40 s; a step that keeps
+# failing fails the saga, which compensates.
+RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=12,
+                       backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+# Announcing an outcome already settled: retried for minutes (a broker restart), since giving up
+# would leave a settled order unannounced.
+ANNOUNCE_RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=500), max_number_of_attempts=40,
+                                backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+log = logging.getLogger("market")
+# One keep-alive client for the sidecar calls of every activity: a new httpx client costs about 50 ms of
+# CPU here (it loads the CA bundle), which made the market app's CPU the bottleneck. Thread-safe.
+_HTTP = httpx.Client(timeout=30)
+_SSL = ssl.create_default_context()  # for the per-call async clients: no CA bundle load per call
+
+
+def _proxy(kind: str, actor_id: str, interface):
+    return ActorProxy.create(actor_type(kind), ActorId(actor_id), interface)
+
+
+# -- offers -----------------------------------------------------------------------------
+
+_policy: OfferPolicy | None = None
+
+
+class _Unloadable:
+    """A learner's policy file that does not load: every offer is rejected with the reason."""
+
+    name = "yours"
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def offer(self, situation: Situation) -> float:
+        raise OfferRejected(f"your policy did not load: {self.why}")
+
+
+def policy() -> OfferPolicy:
+    """The model when the secret store has a key, else the learner's policy file
+    (MARKET_POLICY), else the rule; read once per process."""
+    global _policy
+    if _policy is None:
+        key = None
+        try:
+            reply = httpx.get(f"{SIDECAR}/v1.0/secrets/{SECRET_STORE}/{KEY_NAME}", timeout=10, headers=API_HEADERS)
+            key = reply.json().get(KEY_NAME) if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            key = None  # no secret store: offline
+        _policy = choose_policy(key, os.environ.get("OPENAI_BASE_URL"))
+        if not key and os.environ.get("MARKET_POLICY"):
+            try:
+                _policy = FilePolicy(os.environ["MARKET_POLICY"])
+            except Exception as err:  # a learner's file: its error is named on every offer
+                _policy = _Unloadable(f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}")
+    return _policy
+
+
+@wfr.activity(name="decide_offer")
+async def decide_offer(ctx, ask: dict) -> dict:
+    """One side's offer for a round: decided by the policy, kept by the agent."""
+    kind = "BuyerAgent" if ask["role"] == "buyer" else "SellerAgent"
+    agent = _proxy(kind, ask["agent"], NegotiatorInterface)
+    terms = await agent.Terms()
+    if str(ask["round"]) in terms["offers"]:  # decided before a crash: never ask the model again
+        return {"price": terms["offers"][str(ask["round"])], "by": "recorded"}
+    situation = Situation(ask["role"], ask["item"], ask["round"], terms["rounds"], terms["opening"], terms["limit"],
+                          tuple(ask.get("history", ())))
+    chosen, by, rejected = policy(), policy().name, None
+    try:
+        price = chosen.offer(situation)
+    except OfferRejected as err:  # never applied: the rule decides this round
+        rejected, by, price = str(err), "rule", RulePolicy().offer(situation)
+        log.warning("offer of %s for round %s rejected: %s", ask["agent"], ask["round"], rejected)
+    price = await agent.Record({"round": ask["round"], "price": price})
+    return {"price": price, "by": by, "rejected": rejected}
+
+
+@wfr.workflow(name="negotiate")
+def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
+    """deal: buyer, seller (negotiator ids, already Setup), item, rounds."""
+    rounds: list[dict] = []
+    for round_no in range(deal["rounds"]):
+        asks = [{"role": role, "agent": deal[role], "item": deal["item"], "round": round_no, "history": rounds}
+                for role in ("buyer", "seller")]
+        bid, ask = yield wf.when_all([ctx.call_activity(decide_offer, input=a, retry_policy=RETRY) for a in asks])
+        rounds.append({"round": round_no, "bid": bid["price"], "ask": ask["price"], "by": [bid["by"], ask["by"]],
+                       "rejected": [r for r in (bid.get("rejected"), ask.get("rejected")) if r]})
+        ctx.set_custom_status({"stage": "negotiating", "rounds": rounds})
+        if bid["price"] >= ask["price"]:
+            return {"agreed": True, "price": round((bid["price"] + ask["price"]) / 2, 2), "rounds": rounds}
+    return {"agreed": False, "rounds": rounds}
+
+
+# -- allocation: who sells -------------------------------------------------------------
+
+@wfr.activity(name="allocate")
+async def allocate(ctx, order: dict) -> dict:
+    """The sellers listing the order's product (the directory), and the contract net's award."""
+    cards = await _proxy("DirectoryActor", allocation.capability(order["product"]), DirectoryInterface).Find()
+    return allocation.award(order["id"], cards)
+
+
+# -- the order saga ----------------------------------------------------------------------
+
+@wfr.activity(name="reserve")
+async def reserve(ctx, order: dict) -> dict:
+    held = await _proxy("ProductActor", order["product"], ProductInterface).Reserve(
+        {"order_id": order["id"], "quantity": order["quantity"]})
+    if held["ok"]:  # a re-run announces again; consumers count an (order, kind) once
+        _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
+                                                     "kind": "reserved", "change": -order["quantity"]})
+    return held
+
+
+@wfr.activity(name="release")
+async def release(ctx, order: dict) -> dict:
+    """Only ever after a reserve that held: the order's quantity goes back (a re-run releases nothing more)."""
+    released = await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
+    _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
+                                                 "kind": "released", "change": order["quantity"]})
+    return released
+
+
+@wfr.activity(name="debit")
+async def debit(ctx, order: dict) -> dict:
+    return await _proxy("WalletActor", order["buyer_wallet"], WalletInterface).Debit(
+        {"order_id": order["id"], "amount": order["total"]})
+
+
+@wfr.activity(name="refund")
+async def refund(ctx, order: dict) -> dict:
+    return await _proxy("WalletActor", order["buyer_wallet"], WalletInterface).Refund(order["id"])
+
+
+@wfr.activity(name="ship")
+async def ship(ctx, order: dict) -> dict:
+    """The carrier (an app of its own, by service invocation) ships the parcel, then the seller is paid.
+    A refusal is an answer ({"ok": False}); anything else that fails is retried."""
+    parcel = {"order": order["id"], "product": order["product"], "quantity": order["quantity"],
+              "refuse": order.get("fail_at") == "ship"}  # a drill's planned failure: the carrier refuses it
+    async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
+        reply = await client.post(f"{SIDECAR}/v1.0/invoke/{CARRIER}/method/ship", json=parcel, headers=API_HEADERS)
+    if reply.status_code == 422:
+        return {"ok": False, "reason": reply.json().get("detail", reply.text)[:200]}
+    if reply.status_code == 403:  # the carrier's access policy: retrying cannot help, and must not ship
+        return {"ok": False, "reason": f"the carrier's access policy refused the market: {reply.text[:150]}"}
+    reply.raise_for_status()
+    await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
+        {"order_id": order["id"], "amount": order["total"]})
+    return {"ok": True, "tracking": reply.json()["tracking"]}
+
+
+@wfr.activity(name="settle")
+async def settle(ctx, outcome: dict) -> dict:
+    """The outcome, once (the order actor keeps the first), then its event until it is marked sent."""
+    order = _proxy("OrderActor", outcome["order"], OrderInterface)
+    settled = await order.Settle(outcome)
+    if not settled.get("announced") and ORDERS_TOPIC:
+        _publish(ORDERS_TOPIC, outcome["order"], {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")})
+        await order.Announced()
+    return settled
+
+
+def _publish(topic: str | None, key: str, event: dict) -> None:
+    """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``."""
+    if not topic:
+        return
+    reply = _HTTP.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{topic}", params={"metadata.partitionKey": key},
+                       content=json.dumps(event), headers={"content-type": "application/json", **API_HEADERS})
+    reply.raise_for_status()
+
+
+def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
+    return ctx.call_activity(settle, input=outcome, retry_policy=ANNOUNCE_RETRY)
+
+
+@wfr.workflow(name="order_saga")
+def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
+    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
+    order = {**order, "total": round(order["price"] * order["quantity"], 2)}
+    undo: list = []
+    outcome = {"order": order["id"], "total": order["total"], "quantity": order["quantity"], "product": order["product"],
+               "seller": order["seller_wallet"]}
+    try:
+        ctx.set_custom_status({"stage": "reserve"})
+        held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
+        if not held["ok"]:
+            return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": "out of stock"}))
+        undo.append(release)
+        ctx.set_custom_status({"stage": "debit"})
+        paid = yield ctx.call_activity(debit, input=order, retry_policy=RETRY)
+        if not paid["ok"]:
+            raise _Refused("not enough money")
+        undo.append(refund)
+        ctx.set_custom_status({"stage": "ship"})
+        shipped = yield ctx.call_activity(ship, input=order, retry_policy=RETRY)
+        if not shipped["ok"]:
+            raise _Refused(shipped["reason"])
+    except (wf.TaskFailedError, _Refused) as err:
+        ctx.set_custom_status({"stage": "compensating"})
+        for step in reversed(undo):
+            yield ctx.call_activity(step, input=order, retry_policy=RETRY)
+        return (yield _settle(ctx, {**outcome, "status": "compensated", "reason": str(err)[:200]}))
+    return (yield _settle(ctx, {**outcome, "status": "completed", "price": order["price"]}))
+
+
+class _Refused(Exception):
+    """A step said no (no money): compensate like a failure."""
+
+
+@wfr.workflow(name="purchase")
+def purchase(ctx: wf.DaprWorkflowContext, order: dict):
+    """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at.
+    The seller's wallet is the contract net's winner."""
+    outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
+    ctx.set_custom_status({"stage": "allocating"})
+    awarded = yield ctx.call_activity(allocate, input=order, retry_policy=RETRY)
+    if awarded["seller"] is None:
+        return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": f"no seller lists {order['product']}"}))
+    ctx.set_custom_status({"stage": "negotiating", "seller": awarded["seller"], "rejected": awarded["rejected"]})
+    deal = yield ctx.call_child_workflow(negotiate, instance_id=f"{ctx.instance_id}-deal", input={
+        "buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]})
+    if not deal["agreed"]:
+        return (yield _settle(ctx, {**outcome, "status": "no deal", "seller": awarded["seller"]}))
+    return (yield ctx.call_child_workflow(order_saga, instance_id=f"{ctx.instance_id}-saga",
+                                          input={**order, "price": deal["price"], "seller_wallet": awarded["seller"]}))

@@ -1,0 +1,291 @@
+"""`lab-env cluster up | status | down`: the Kubernetes cluster of the agent-homes lab.
+
+Where a Docker engine answers (the devcontainer) it is kind, as below;
+elsewhere `--runtime auto` picks the native control plane of
+native_cluster.py (real Kubernetes processes, kwok's simulated nodes).
+
+up    creates the kind cluster described by devcontainer/kind-config.yaml
+      (unless it exists), installs Dapr on it with the Dapr Helm chart at the
+      runtime version pinned in versions.toml, and makes the compose stack's
+      Redis and Kafka reachable from its pods. Running it again repairs what
+      is missing and refreshes the addresses.
+down  deletes the cluster.
+
+How pods reach Redis and Kafka. In the devcontainer, kind runs its node
+inside the workspace container (docker-in-docker), so traffic from a pod
+leaves through the workspace container, which is on the compose network.
+`up` resolves the compose services `redis` and `kafka` there and creates, in
+the apps' namespace (`--namespace`, default "default"), a Service of the same
+name without a selector plus an EndpointSlice holding that address. Pods
+then use the container profile's host names: redis:6379 and kafka:9092 (or
+redis.<namespace>.svc.cluster.local), which is also the address Kafka
+advertises. The addresses are read when `up` runs: after the compose stack
+is recreated, run `lab-env cluster up` again. In the native profile Redis and
+Kafka listen on 127.0.0.1 only, so no pod can reach them; `up` says so and
+skips that step.
+
+Needs docker with a running engine, kind, kubectl and helm. Whatever is
+missing is reported as one line (a LabEnvError) naming what to install or
+start, before anything is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lab_env.errors import LabEnvError
+from lab_env.core.paths import REPO_ROOT, logs_dir
+from lab_env.core.profile import Profile, current
+from lab_env.core.versions import pins
+
+KIND_CONFIG = REPO_ROOT / "devcontainer" / "kind-config.yaml"
+DAPR_CHART_REPO = "https://dapr.github.io/helm-charts/"
+DAPR_NAMESPACE = "dapr-system"
+DOCKER_TIMEOUT_S = 20.0
+MANAGED_BY = "lab-env"
+
+_WHY = {
+    "docker": "kind runs the cluster's node as a Docker container",
+    "kind": "it creates the cluster",
+    "kubectl": "it applies the Redis and Kafka Services",
+    "helm": "it installs Dapr from the Dapr Helm chart",
+}
+_NAMESPACE_OK = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of a command's output, whitespace collapsed."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def _how_to_get(tool: str) -> str:
+    if tool == "docker":
+        return "open this repo's devcontainer (it runs Docker in Docker), or install Docker Engine or Docker Desktop"
+    return f"install {tool} {pins().tools[tool]} (the devcontainer image has it)"
+
+
+def require_tool(name: str) -> str:
+    """Path of ``name`` on PATH, or a one-line LabEnvError saying what to install."""
+    path = shutil.which(name)
+    if not path:
+        raise LabEnvError(f"{name} is not installed ({_WHY.get(name, 'the cluster needs it')})", _how_to_get(name))
+    return path
+
+
+def require_docker() -> str:
+    """The docker client, once its engine answers; else a one-line LabEnvError."""
+    docker = require_tool("docker")
+    fix = ("start it (Docker Desktop, or `sudo systemctl start docker`); "
+           "in the devcontainer, rebuild it so docker-in-docker starts dockerd")
+    try:
+        done = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=DOCKER_TIMEOUT_S, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise LabEnvError(f"the Docker engine did not answer `docker info` within {DOCKER_TIMEOUT_S:.0f}s", fix) from None
+    if done.returncode != 0 or not done.stdout.strip():
+        reason = _one_line(done.stderr) or f"`docker info` exited {done.returncode}"
+        raise LabEnvError(f"the Docker engine is not running ({reason})", fix)
+    return docker
+
+
+def cluster_name(config: Path = KIND_CONFIG) -> str:
+    """The cluster's name, as the kind config file sets it."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise LabEnvError(f"cannot read the kind config {config} ({type(err).__name__})", "restore it with git") from None
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if not name:
+        raise LabEnvError(f"{config} sets no cluster name", "add `name: agent-homes` to it")
+    return str(name)
+
+
+def _run(argv: Sequence[str], what: str, stdin_text: str | None = None) -> str:
+    """Run a short command; its output is appended to the cluster log."""
+    log = logs_dir() / "cluster.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(list(argv), capture_output=True, text=True, input=stdin_text, check=False,
+                          stdin=None if stdin_text is not None else subprocess.DEVNULL)
+    with open(log, "a") as out:
+        out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
+    if done.returncode != 0:
+        reason = _one_line(done.stderr) or _one_line(done.stdout) or f"exit {done.returncode}"
+        raise LabEnvError(f"{what} failed: {reason}", f"see {log}")
+    return done.stdout
+
+
+def _run_long(argv: Sequence[str], what: str, log_name: str) -> None:
+    """Run a slow command with a progress bar; full output in its own log."""
+    from lab_env.core.progress_bar import run_with_progress
+
+    run_with_progress(argv, what, logs_dir() / log_name, fix="fix what the log names, then `lab-env cluster up` again")
+
+
+def stack_endpoints(profile: Profile) -> dict[str, tuple[str, int]]:
+    """Service name -> (IPv4 address, port) of the compose services pods must reach."""
+    targets = {"redis": (profile.redis_host, profile.redis_port), "kafka": (profile.kafka_host, profile.kafka_port)}
+    found = {}
+    for name, (host, port) in targets.items():
+        try:
+            infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+        except socket.gaierror as err:
+            raise LabEnvError(f"cannot resolve {host} ({err.strerror})", "is the compose stack up? `lab-env doctor` checks it") from None
+        found[name] = (str(infos[0][4][0]), port)
+    return found
+
+
+def mirror_manifest(endpoints: dict[str, tuple[str, int]], namespace: str) -> dict[str, Any]:
+    """A kubectl List: per service a selector-less Service and its EndpointSlice."""
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
+    items: list[dict[str, Any]] = []
+    if namespace != "default":
+        items.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    for name, (address, port) in endpoints.items():
+        items.append({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"ports": [{"name": name, "port": port, "targetPort": port, "protocol": "TCP"}]},
+        })
+        items.append({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-{MANAGED_BY}",
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": name, "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        })
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def up(namespace: str = "default", timeout: str = "10m") -> list[str]:
+    """Create (or repair) the cluster, install Dapr, expose Redis and Kafka. Returns a summary."""
+    if not _NAMESPACE_OK.match(namespace):
+        raise LabEnvError(f"namespace {namespace!r} is not a valid Kubernetes name", "use lowercase letters, digits and hyphens")
+    require_docker()
+    kind, kubectl, helm = (require_tool(tool) for tool in ("kind", "kubectl", "helm"))
+    name = cluster_name()
+    context = f"kind-{name}"
+    if name not in _run([kind, "get", "clusters"], "listing kind clusters").split():
+        _run_long([kind, "create", "cluster", "--config", str(KIND_CONFIG), "--wait", "120s"],
+                  f"creating kind cluster {name}", "cluster-create.log")
+    # Also after a container rebuild, when the cluster survived but ~/.kube did not.
+    _run([kind, "export", "kubeconfig", "--name", name], "writing the kubeconfig")
+
+    version = pins().dapr_runtime
+    _run_long([helm, "upgrade", "--install", "dapr", "dapr", "--repo", DAPR_CHART_REPO, "--version", version,
+               "--namespace", DAPR_NAMESPACE, "--create-namespace", "--kube-context", context,
+               "--wait", "--timeout", timeout],
+              f"installing Dapr {version} (Helm chart)", "cluster-dapr.log")
+    summary = [f"kind cluster {name} is up (kubectl context {context}), Dapr {version} in namespace {DAPR_NAMESPACE}"]
+
+    profile = current()
+    if profile.name != "container":
+        summary.append("native profile: Redis and Kafka listen on 127.0.0.1 only, so pods cannot reach them; "
+                       "use the devcontainer (LAB_ENV_PROFILE=container) for the agent-homes lab")
+        return summary
+    endpoints = stack_endpoints(profile)
+    _run([kubectl, "--context", context, "apply", "-f", "-"], "making Redis and Kafka reachable from the cluster",
+         stdin_text=json.dumps(mirror_manifest(endpoints, namespace)))
+    reach = ", ".join(f"{svc}:{port} -> {address}" for svc, (address, port) in endpoints.items())
+    summary.append(f"pods in namespace {namespace} reach {reach}; after the compose stack restarts, run `lab-env cluster up` again")
+    return summary
+
+
+def down() -> bool:
+    """Delete the cluster. True if there was one."""
+    require_docker()
+    kind = require_tool("kind")
+    name = cluster_name()
+    if name not in _run([kind, "get", "clusters"], "listing kind clusters").split():
+        return False
+    _run([kind, "delete", "cluster", "--name", name], f"deleting kind cluster {name}")
+    return True
+
+
+def docker_usable() -> bool:
+    """Docker's CLI is installed and its engine answers."""
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=DOCKER_TIMEOUT_S, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_runtime(wanted: str) -> str:
+    """kind where Docker runs (the devcontainer), else the native control plane."""
+    if wanted != "auto":
+        return wanted
+    return "kind" if docker_usable() else "native"
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    runtime = choose_runtime(args.runtime)
+    if runtime == "native":
+        from lab_env.runtime.clusters import native as native_cluster
+
+        if args.action == "up":
+            cluster = native_cluster.up()
+            print(f"native Kubernetes {pins().kubernetes['version']} cluster {cluster.name} is up "
+                  f"(kwok simulates its {native_cluster.NODES} nodes: pods are scheduled and marked Running, "
+                  f"their containers do not run)")
+            print(f"kubectl: export KUBECONFIG={cluster.kubeconfig}")
+        elif args.action == "status":
+            for line in native_cluster.status():
+                print(line)
+        else:
+            name = native_cluster.DEFAULT_NAME
+            print(f"deleted native cluster {name}" if native_cluster.down() else f"no native cluster named {name}")
+        return 0
+    if args.action == "up":
+        for line in up(namespace=args.namespace, timeout=args.timeout):
+            print(line)
+    elif args.action == "status":
+        kind = require_tool("kind")
+        name = cluster_name()
+        present = name in _run([kind, "get", "clusters"], "listing kind clusters").split()
+        print(f"kind cluster {name} {'exists' if present else 'does not exist'}")
+    else:
+        name = cluster_name()
+        print(f"deleted kind cluster {name}" if down() else f"no kind cluster named {name}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add `cluster up | down` to lab-env's subcommands; returns the new parser."""
+    parser = subparsers.add_parser(
+        "cluster",
+        help="Kubernetes cluster for the agent-homes lab (up | status | down)",
+        description="With Docker (the devcontainer): up creates the kind cluster of devcontainer/kind-config.yaml, "
+                    "installs Dapr with Helm at the pinned version and exposes the compose stack's Redis and Kafka "
+                    "to its pods. Without Docker: up starts a real Kubernetes control plane as local processes "
+                    "(built from Go modules on first use, about 10 minutes) with kwok simulating the nodes, and "
+                    "installs Dapr's CRDs. down deletes the cluster.",
+    )
+    parser.add_argument("action", choices=("up", "status", "down"))
+    parser.add_argument("--runtime", choices=("auto", "kind", "native"), default="auto",
+                        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs")
+    parser.add_argument("--namespace", default="default",
+                        help="up: the namespace whose pods get the redis and kafka Services (default: default)")
+    parser.add_argument("--timeout", default="10m", help="up: how long Helm waits for Dapr to be ready (default: 10m)")
+    parser.set_defaults(fn=cmd_cluster)
+    return parser

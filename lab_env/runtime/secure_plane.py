@@ -1,0 +1,129 @@
+"""A private Dapr control plane with mutual TLS: sentry, placement and
+scheduler as local processes on free loopback ports.
+
+The lab stack's placement and scheduler speak plain gRPC, so a sidecar with
+mTLS cannot host actors or workflows on them. This plane gives such sidecars
+their own: sentry certifies the sidecars *and* placement and scheduler, and
+every hop between them is mutual TLS. Access-control policies need it, since
+a callee knows its caller only by the SPIFFE id in the caller's certificate.
+
+    plane = start_plane("plane-demo")
+    app = start_app(..., sidecar_args=plane.sidecar_args(), sidecar_env=plane.sidecar_env())
+    stop_plane(plane.name)
+
+Each part has a registry record named like an app (ending in the run token),
+so `lab-env down` and a grader's clean-up stop it too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lab_env.core import procs
+from lab_env.runtime.apps import apps_dir, run_token
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.homes import sentry as ca
+from lab_env.core.paths import dapr_bin
+from lab_env.core.ports import free_ports
+from lab_env.core.probes import Waiting, http_status, wait_all
+
+
+@dataclass
+class SecurePlane:
+    name: str
+    sentry_name: str
+    sentry_address: str
+    trust_anchors_file: str
+    placement_port: int
+    scheduler_port: int
+    workdir: str
+
+    def sidecar_args(self) -> list[str]:
+        """daprd flags: mTLS from this plane's sentry, actors and workflows on its placement and scheduler."""
+        return ["--enable-mtls", "--sentry-address", self.sentry_address,
+                "--control-plane-trust-domain", ca.CONTROL_PLANE_TRUST_DOMAIN,
+                "--placement-host-address", f"127.0.0.1:{self.placement_port}",
+                "--scheduler-host-address", f"127.0.0.1:{self.scheduler_port}"]
+
+    def sidecar_env(self) -> dict[str, str]:
+        return {"DAPR_TRUST_ANCHORS": Path(self.trust_anchors_file).read_text()}
+
+
+def _record(name: str) -> Path:
+    return apps_dir() / f"{name}.json"
+
+
+def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> SecurePlane:
+    """Start sentry, then placement and scheduler certified by it; wait until all three serve.
+    On any failure everything started is stopped again. ``detach``: it outlives this process."""
+    for binary in ("sentry", "placement", "scheduler"):
+        if not dapr_bin(binary).exists():
+            raise LabEnvError(f"Dapr's {binary} is not installed", "run `lab-env setup`")
+    authority = ca.start_sentry(f"sentry-{name}", timeout=timeout, detach=True)
+    workdir = apps_dir() / name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    p_grpc, p_health, p_raft, s_grpc, s_health, s_etcd, s_peer = free_ports(7)
+    plane = SecurePlane(name, authority.name, authority.address, str(authority.credentials / "ca.crt"),
+                        p_grpc, s_grpc, str(workdir))
+    tls = ["--tls-enabled", "--trust-domain", ca.CONTROL_PLANE_TRUST_DOMAIN,
+           "--trust-anchors-file", plane.trust_anchors_file, "--sentry-address", authority.address,
+           "--listen-address", "127.0.0.1", "--enable-metrics=false", "--log-level", "info"]
+    argvs = {
+        "placement": [str(dapr_bin("placement")), "--port", str(p_grpc), "--healthz-port", str(p_health),
+                      "--id", "placement-0", "--initial-cluster", f"placement-0=127.0.0.1:{p_raft}", *tls],
+        "scheduler": [str(dapr_bin("scheduler")), "--port", str(s_grpc), "--healthz-port", str(s_health),
+                      "--override-broadcast-host-port", f"127.0.0.1:{s_grpc}", "--id", "dapr-scheduler-server-0",
+                      "--etcd-data-dir", str(workdir / "etcd"), "--etcd-client-port", str(s_etcd),
+                      "--etcd-initial-cluster", f"dapr-scheduler-server-0=http://127.0.0.1:{s_peer}", *tls],
+    }
+    from lab_env.stack.services import HEALTHZ_HOST_VAR
+
+    env = {HEALTHZ_HOST_VAR: "127.0.0.1", "LAB_RUN_TOKEN": run_token()}
+    started = {part: procs.spawn(argv, workdir / f"{part}.log", env=env) for part, argv in argvs.items()}
+    _record(name).write_text(json.dumps({"app_id": name, "pids": [p.pid for p in started.values()],
+                                         "plane": asdict(plane)}))
+    if not detach:
+        atexit.register(stop_plane, name)
+
+    def died(part: str):
+        def check() -> str | None:
+            if started[part].poll() is None:
+                return None
+            return f"{part} exited: {procs.tail(workdir / f'{part}.log', 2).strip()[-300:]}"
+        return check
+
+    health = {"placement": p_health, "scheduler": s_health}
+    try:
+        wait_all({f"mTLS {part}": Waiting(lambda port=port: http_status(f"http://127.0.0.1:{port}/healthz") == 200,
+                                          failed=died(part), fix=f"see {workdir / (part + '.log')}")
+                  for part, port in health.items()}, timeout, name, progress=False)
+    except BaseException:
+        stop_plane(name)
+        raise
+    return plane
+
+
+def load_plane(name: str) -> SecurePlane | None:
+    """The plane ``name`` as its record has it (started by any process), or None."""
+    try:
+        return SecurePlane(**json.loads(_record(name).read_text())["plane"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def stop_plane(name: str) -> None:
+    """Stop placement, scheduler and sentry, and delete the plane's files. Safe to call twice."""
+    record = _record(name)
+    plane = load_plane(name)
+    if record.exists():
+        for pid in json.loads(record.read_text()).get("pids", []):
+            procs.stop(pid, timeout=10)
+        record.unlink(missing_ok=True)
+    sentry_name = plane.sentry_name if plane else f"sentry-{name}"
+    ca.stop_sentry_named(sentry_name)
+    shutil.rmtree(apps_dir() / name, ignore_errors=True)

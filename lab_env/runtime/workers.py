@@ -1,0 +1,196 @@
+"""Run a plain process (a Kafka producer or consumer, an agent) beside the
+apps: logs, readiness, clean stop, and a real crash on demand.
+
+    member = start_worker(unique_name("member-a"), python_command("member.py", "--group", group),
+                          cwd=workspace(), ready=r"assigned")
+    member.kill()      # SIGKILL: no close(), no commit, as when a machine dies
+    member.restart()   # same command, same name, waits until ready again
+    stop_worker(member)
+
+Workers share the app registry (`apps.apps_dir()`), so `lab-env down`,
+`lab-env status` and the grader's sweep see them like apps. Their names
+take a run token (`unique_name`) so two runs never share one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab_env.core import procs
+from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
+from lab_env.errors import LabEnvError
+from lab_env.core.probes import Waiting, wait_all
+from lab_env.core.profile import current
+
+_started_here: dict[str, Worker] = {}
+
+Ready = str | Callable[[], bool] | None
+
+
+def python_command(script: str, *args: str) -> list[str]:
+    """Run ``script`` (a file, or ``-m module``) with this Python, unbuffered."""
+    head = ["-m", script.removeprefix("-m ").strip()] if script.startswith("-m ") else [script]
+    return [sys.executable, "-u", *head, *args]
+
+
+@dataclass
+class Worker:
+    """A process lab-env started, with its log. ``ready`` is a regex its log
+    must match, or a probe, before start_worker returns."""
+
+    name: str
+    argv: list[str]
+    workdir: Path
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ready: Ready = None
+    pid: int = 0
+    starts: int = 0  # how many times it was started (a restart after a kill counts)
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "worker.log"
+
+    def logs(self, lines: int = 40) -> str:
+        return procs.tail(self.log, lines)
+
+    def log_lines(self, pattern: str = "") -> list[str]:
+        """Every line of its log (all runs) that matches ``pattern``."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        rx = re.compile(pattern)
+        return [line for line in text.splitlines() if rx.search(line)]
+
+    def alive(self) -> bool:
+        return bool(self.pid) and procs.alive(self.pid)
+
+    def kill(self) -> None:
+        """SIGKILL it (and anything it forked): it gets no chance to clean up."""
+        if self.pid:
+            procs.kill(self.pid)
+        self.pid = 0
+        self._save()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start the same command again (after a kill or a stop) and wait until ready."""
+        if self.alive():
+            procs.stop(self.pid, timeout=10)
+        _launch(self, timeout)
+
+    def _save(self) -> None:
+        record = {"app_id": self.name, "pids": [self.pid] if self.pid else [], "worker": True,
+                  "argv": self.argv, "log": str(self.log)}
+        path = apps_dir() / f"{self.name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+
+def start_worker(
+    name: str,
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    ready: Ready = None,
+    timeout: float = 60.0,
+) -> Worker:
+    """Start ``argv`` as a worker named ``name`` and wait until it is ready.
+
+    If it exits before it is ready, the error quotes its last log line, and
+    nothing is left running. Re-running a cell that starts the same name
+    replaces the earlier worker.
+    """
+    _validate_app_id(name)
+    if name in _started_here:
+        stop_worker(_started_here.pop(name))
+    workdir = apps_dir() / name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    child_env = {**current().component_env(), "LAB_RUN_TOKEN": run_token(), "WORKER_NAME": name,
+                 "PYTHONUNBUFFERED": "1", **(env or {})}
+    worker = Worker(name, list(argv), workdir, Path(cwd) if cwd else None, child_env, ready)
+    atexit.register(stop_worker, worker)
+    _launch(worker, timeout)
+    _started_here[name] = worker
+    return worker
+
+
+def _launch(worker: Worker, timeout: float) -> None:
+    offset = worker.log.stat().st_size if worker.log.exists() else 0
+    try:
+        worker.pid = procs.spawn(worker.argv, worker.log, env=worker.env, cwd=worker.cwd).pid
+        worker.starts += 1
+        worker._save()
+        wait_all({worker.name: Waiting(_ready_probe(worker, offset), failed=lambda: _exited(worker),
+                                       fix=f"see its log: {worker.log}")}, timeout, worker.name, progress=False)
+    except BaseException:
+        stop_worker(worker)
+        raise
+
+
+def _ready_probe(worker: Worker, offset: int) -> Callable[[], bool]:
+    if worker.ready is None:
+        return lambda: True
+    if callable(worker.ready):
+        return worker.ready
+    rx = re.compile(worker.ready)
+
+    def in_log() -> bool:  # only this run's lines count
+        try:
+            with open(worker.log, "rb") as f:
+                f.seek(offset)
+                return bool(rx.search(f.read().decode(errors="replace")))
+        except FileNotFoundError:
+            return False
+
+    return in_log
+
+
+def _exited(worker: Worker) -> str | None:
+    if worker.pid and not procs.alive(worker.pid):
+        lines = [line for line in worker.logs(30).splitlines() if line.strip()]
+        return f"it exited: {lines[-1][:300] if lines else 'no output'}"
+    return None
+
+
+def stop_worker(worker: Worker) -> None:
+    """SIGTERM it (a consumer closes and leaves its group), then forget it. Safe twice."""
+    if worker.pid:
+        procs.stop(worker.pid, timeout=10)
+    worker.pid = 0
+    (apps_dir() / f"{worker.name}.json").unlink(missing_ok=True)
+    if _started_here.get(worker.name) is worker:
+        del _started_here[worker.name]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, workers: Sequence[Worker] = ()) -> None:
+    """Poll ``predicate`` until true; fail at once, quoting its log, if one of ``workers`` exits.
+
+    ``timeout`` is a safety net against work that never ends, not a pace.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        for worker in workers:
+            reason = _exited(worker)
+            if reason:
+                raise LabEnvError(f"waiting for {what}: {worker.name} {reason}", "fix it, then run the cell again")
+        if time.monotonic() > deadline:
+            raise LabEnvError(f"{what}: not there after {timeout:.0f} s",
+                              "read the workers' logs (worker.logs()), then run the cell again")
+        time.sleep(0.1)
+
+
+def stop_all_workers() -> None:
+    for worker in list(_started_here.values()):
+        stop_worker(worker)

@@ -1,0 +1,109 @@
+"""`lab-env doctor`: every check a broken lab usually fails, each with its fix."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+from lab_env.core import procs
+from lab_env.errors import LabEnvError
+from lab_env.core.paths import dapr_bin
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _run(name: str, fn: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, fn())
+    except LabEnvError as err:
+        return Check(name, False, err.problem, err.fix or "")
+    except Exception as err:  # a doctor reports, it does not crash
+        return Check(name, False, f"{type(err).__name__}: {err}", "run `lab-env setup`, then `lab-env doctor` again")
+
+
+def check_versions() -> str:
+    from lab_env.stack.provision.dapr import installed_version
+    from lab_env.stack.provision.kafka import kafka_installed
+    from lab_env.stack.provision.redis import redis_server
+    from lab_env.core.versions import pins
+
+    p = pins()
+    found = installed_version(dapr_bin("daprd"))
+    if found != p.dapr_runtime:
+        raise LabEnvError(f"daprd is {found or 'missing'}, pinned {p.dapr_runtime}", "run `lab-env setup`")
+    for name in ("placement", "scheduler"):
+        if not dapr_bin(name).exists():
+            raise LabEnvError(f"{name} is missing from {dapr_bin(name).parent}", "run `lab-env setup`")
+    sdk = metadata.version("dapr")
+    if sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:
+        raise LabEnvError(f"Python SDK dapr {sdk} does not match runtime {p.dapr_runtime}", "run `make setup` to re-sync the venv")
+    if not kafka_installed():
+        raise LabEnvError(f"Kafka {p.kafka} jars are missing", "run `lab-env setup`")
+    if not redis_server():
+        raise LabEnvError("redis-server is not installed", "run `lab-env setup`")
+    return f"dapr {found} (SDK {sdk}), kafka {p.kafka}, redis-server found"
+
+
+def check_stack() -> str:
+    from lab_env.stack import status
+
+    bad = []
+    for st in status():
+        if st.ready:
+            continue
+        owners = {port: procs.port_owner(port) for port in st.ports.values()}
+        taken = {port: who for port, who in owners.items() if who}
+        if st.pid is None and taken:
+            port, who = next(iter(taken.items()))
+            raise LabEnvError(f"{st.name} is down and its port {port} is held by {who}", "stop that process, then `lab-env up`")
+        bad.append(st.name)
+    if bad:
+        raise LabEnvError(f"not running: {', '.join(bad)}", "run `lab-env up`")
+    return "redis, kafka, placement, scheduler answer their readiness probes"
+
+
+def check_components() -> str:
+    from lab_env.stack.components import CONFIG_FILE, load_resource, validate_all
+
+    docs = validate_all()
+    load_resource(CONFIG_FILE)
+    return ", ".join(f"{d['metadata']['name']} ({d['spec'].get('type', d['kind'])})" for d in docs)
+
+
+def check_round_trip() -> str:
+    from lab_env.runtime.apps import dapr_app, unique_name
+
+    with dapr_app(unique_name("doctor"), components=["statestore"], timeout=45) as app:
+        key = unique_name("doctor-key")
+        body = json.dumps([{"key": key, "value": {"ok": True}}]).encode()
+        req = urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).close()
+        with urllib.request.urlopen(f"{app.sidecar_url}/v1.0/state/statestore/{key}", timeout=5) as resp:
+            got = json.loads(resp.read())
+        urllib.request.urlopen(urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore/{key}", method="DELETE"), timeout=5).close()
+    if got != {"ok": True}:
+        raise LabEnvError(f"state round trip returned {got!r}", "see the sidecar log under the state dir")
+    return "saved and read back a key through a daprd sidecar into Redis"
+
+
+def run_doctor() -> list[Check]:
+    checks = [
+        _run("versions", check_versions),
+        _run("components", check_components),
+        _run("stack", check_stack),
+    ]
+    if checks[0].ok and checks[2].ok:
+        checks.append(_run("round trip", check_round_trip))
+    else:
+        checks.append(Check("round trip", False, "skipped: the checks above must pass first", "fix those first"))
+    return checks

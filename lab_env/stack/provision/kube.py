@@ -1,0 +1,116 @@
+"""A Kubernetes control plane built from Go modules, for lab 05's native cluster.
+
+kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from
+k8s.io/kubernetes, plus etcd, kwok (simulated nodes and pods), kwokctl
+(starts them all as local processes) and metrics-server (the HPA's metrics),
+built from one module (kube_build/) so they share compiled k8s.io packages.
+
+Built on first use (`lab-env cluster up`, or `lab-env setup --cluster`),
+never in the first-start path: a cold build takes about 10 minutes here.
+The binaries live in the cache, next to a stamp of the versions they were
+built at; a later call with the same pins returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from lab_env.errors import LabEnvError
+from lab_env.core.paths import cache_dir
+from lab_env.core.versions import pins
+from lab_env.stack.provision.gobuild import go_build, go_env
+from lab_env.stack.provision.prereqs import require_go
+
+BUILD_MODULE = Path(__file__).parent / "kube_build"
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+COMMANDS = (*KUBE_COMMANDS, "etcd", "kwok", "kwokctl", "metrics-server")
+
+
+def kube_bin_dir() -> Path:
+    return cache_dir() / f"kube-{pins().kubernetes['version']}" / "bin"
+
+
+def kube_bin(name: str) -> Path:
+    return kube_bin_dir() / name
+
+
+def _stamp() -> dict[str, str]:
+    return dict(pins().kubernetes)
+
+
+def kube_installed() -> bool:
+    stamp = kube_bin_dir() / "versions.json"
+    try:
+        built = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return False
+    return built == _stamp() and all(kube_bin(name).exists() for name in COMMANDS)
+
+
+def install_kube(force: bool = False) -> Path:
+    """The folder holding the control plane's binaries, built if missing."""
+    if kube_installed() and not force:
+        return kube_bin_dir()
+    go = require_go()
+    work = cache_dir() / "kube-build"
+    out = kube_bin_dir()
+    # The build folder is reused: Go's own caches make a rebuild cheap, and a
+    # half-written binary never reaches bin/ (the stamp is written last).
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(BUILD_MODULE, work)
+    _check_module_versions(work)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "versions.json").unlink(missing_ok=True)
+    staging = work / "bin"
+    v = pins().kubernetes
+    k8s = v["version"]
+    major, minor = k8s.split(".")[:2]
+    version_flags = " ".join(
+        f"-X {pkg}.gitVersion=v{k8s} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"))
+    # kwokctl reads each binary's --version to choose its flags: the version must be real.
+    go_build(go, work, [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS], f"{staging}/",
+             f"-s -w {version_flags} -X k8s.io/component-base/version.gitTreeState=clean",
+             f"Kubernetes {k8s}", "kube-build.log")
+    go_build(go, work, ["go.etcd.io/etcd/server/v3"], f"{staging}/etcd", "-s -w", f"etcd {v['etcd']}", "etcd-build.log")
+    go_build(go, work, ["sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok/cmd/kwokctl"], f"{staging}/",
+             "-s -w", f"kwok {v['kwok']}", "kwok-build.log")
+    go_build(go, work, ["sigs.k8s.io/metrics-server/cmd/metrics-server"], f"{staging}/",
+             f"-s -w -X k8s.io/client-go/pkg/version.gitVersion=v{v['metrics_server']}",
+             f"metrics-server {v['metrics_server']}", "metrics-server-build.log")
+    for name in COMMANDS:
+        tmp = out / f".{name}.new"
+        shutil.copy2(staging / name, tmp)
+        tmp.replace(out / name)
+    (out / "versions.json").write_text(json.dumps(_stamp()))
+    return out
+
+
+def module_dir(module: str, version: str) -> Path:
+    """Where the Go module cache holds ``module@version`` (downloaded if needed).
+
+    The Dapr CRDs and metrics-server's manifests ship inside their modules.
+    """
+    go = require_go()
+    info = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], cwd=BUILD_MODULE,
+                          env={**os.environ, **go_env()}, capture_output=True, text=True, check=False)
+    if info.returncode != 0:
+        raise LabEnvError(f"could not download {module}@{version} from the Go module proxy",
+                          "check network access to the Go module proxy")
+    return Path(json.loads(info.stdout)["Dir"])
+
+
+def _check_module_versions(work: Path) -> None:
+    gomod = (work / "go.mod").read_text()
+    v = pins().kubernetes
+    wanted = {"k8s.io/kubernetes": v["version"], "go.etcd.io/etcd/server/v3": v["etcd"],
+              "sigs.k8s.io/kwok": v["kwok"], "sigs.k8s.io/metrics-server": v["metrics_server"]}
+    for module, version in wanted.items():
+        if f"\t{module} v{version}\n" not in gomod:
+            raise LabEnvError(f"lab_env/stack/provision/kube_build/go.mod does not require {module} v{version} (versions.toml)",
+                              "update go.mod to the pinned versions")
