@@ -48,8 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("serial") and _is_worker(item.config):
-        pytest.fail("this test is marked serial (it stops, restarts or loads the shared stack), so it must run "
-                    "alone: run it without -n (`make test` runs the serial tests after the others)", pytrace=False)
+        pytest.fail(
+            "this test is marked serial (it stops, restarts or loads the shared stack), so it must run "
+            "alone: run it without -n (`make test` runs the serial tests after the others)",
+            pytrace=False,
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -81,9 +84,17 @@ def work_unit(nodeid: str) -> str:
 SIDE_BY_SIDE = ("tests/test_grading_labs.py",)
 # The files that take minutes go first, so the two workers end together rather than
 # one of them starting a long file at the end (bench/results/suite.md has the costs).
-LONG_FIRST = ("tests/test_browser.py", "tests/test_grading.py", "tests/test_grading_labs.py",
-              "solutions/03_kafka.ipynb", "solutions/06_coordination.ipynb", "tests/test_native_cluster.py",
-              "solutions/04_workflows.ipynb", "tests/test_market.py", "tests/test_lab06_checks.py")
+LONG_FIRST = (
+    "tests/test_browser.py",
+    "tests/test_grading.py",
+    "tests/test_grading_labs.py",
+    "solutions/03_kafka.ipynb",
+    "solutions/06_coordination.ipynb",
+    "tests/test_native_cluster.py",
+    "solutions/04_workflows.ipynb",
+    "tests/test_market.py",
+    "tests/test_lab06_checks.py",
+)
 
 
 def _cost_rank(item: pytest.Item) -> int:

@@ -58,25 +58,30 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.runtime import scale
 from lab_env import stop_app  # noqa: E402
-from lab_env.runtime.actors import actor_type_in  # noqa: E402
 from lab_env.core.profile import current  # noqa: E402
 from lab_env.core.versions import pins  # noqa: E402
+from lab_env.runtime import scale
+from lab_env.runtime.actors import actor_type_in  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ASYNCIO, UVLOOP = scale.ASYNCIO, scale.UVLOOP
 METHOD = "Stock"  # the first call of a product loads its stock and reservations from Redis
 # The SDK as shipped (a new connection per state call) and Python's default GC thresholds.
 SHIPPED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "0", "LAB_TUNE_GC": "0"}
-REUSED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "0"}  # lab_env.runtime.actors.reuse_sidecar_connections()
-TUNED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "1"}   # + lab_env.runtime.actors.tune_gc_for_actors()
-CONFIGS = {"ref": ("1 host, asyncio + h11, SDK as shipped", 1, ASYNCIO, SHIPPED),
-           "uvloop": ("1 host, uvloop + httptools, SDK as shipped", 1, UVLOOP, SHIPPED),
-           "reuse": ("1 host, uvloop + httptools, reused connections", 1, UVLOOP, REUSED),
-           "gc": ("1 host, uvloop + httptools, reused connections, GC tuned", 1, UVLOOP, TUNED),
-           "2hosts": ("2 hosts, uvloop + httptools, reused connections, GC tuned", 2, UVLOOP, TUNED),
-           "3hosts": ("3 hosts, uvloop + httptools, reused connections, GC tuned", 3, UVLOOP, TUNED)}
+REUSED = {
+    "LAB_REUSE_SIDECAR_CONNECTIONS": "1",
+    "LAB_TUNE_GC": "0",
+}  # lab_env.runtime.actors.reuse_sidecar_connections()
+TUNED = {"LAB_REUSE_SIDECAR_CONNECTIONS": "1", "LAB_TUNE_GC": "1"}  # + lab_env.runtime.actors.tune_gc_for_actors()
+CONFIGS = {
+    "ref": ("1 host, asyncio + h11, SDK as shipped", 1, ASYNCIO, SHIPPED),
+    "uvloop": ("1 host, uvloop + httptools, SDK as shipped", 1, UVLOOP, SHIPPED),
+    "reuse": ("1 host, uvloop + httptools, reused connections", 1, UVLOOP, REUSED),
+    "gc": ("1 host, uvloop + httptools, reused connections, GC tuned", 1, UVLOOP, TUNED),
+    "2hosts": ("2 hosts, uvloop + httptools, reused connections, GC tuned", 2, UVLOOP, TUNED),
+    "3hosts": ("3 hosts, uvloop + httptools, reused connections, GC tuned", 3, UVLOOP, TUNED),
+}
 MARKS = (10_000, 50_000, 100_000)
 
 
@@ -94,29 +99,48 @@ def measure(key: str, actors: int, calls: int, in_flight: int) -> dict:
         client_cpu = time.process_time()
         slices = sorted({*range(5_000, actors, 5_000), *(m for m in MARKS if m < actors)})
         print(f"{label}: activating {actors:,} actors", flush=True)
-        activation = scale.activate(hosts, actor_type, actors, METHOD, in_flight=in_flight, slices=slices,
-                                    progress=False, prefix=f"{key}-", count_errors=True)
+        activation = scale.activate(
+            hosts,
+            actor_type,
+            actors,
+            METHOD,
+            in_flight=in_flight,
+            slices=slices,
+            progress=False,
+            prefix=f"{key}-",
+            count_errors=True,
+        )
         ids = random.Random(1).choices(range(actors), k=calls)
         print(f"{label}: {calls:,} calls to active actors", flush=True)
-        again = scale.run(hosts, scale.actor_calls(actor_type, ids, METHOD, prefix=f"{key}-"), in_flight=in_flight,
-                          count_errors=True)[0]
+        again = scale.run(
+            hosts, scale.actor_calls(actor_type, ids, METHOD, prefix=f"{key}-"), in_flight=in_flight, count_errors=True
+        )[0]
         client_cpu = time.process_time() - client_cpu
         spread = scale.placement_spread(hosts, actor_type)
-        wrk = (scale.wrk_calls(hosts[0], actor_type, actors, METHOD, in_flight=in_flight, prefix=f"{key}-")
-               if shutil.which("wrk") else None)
+        wrk = (
+            scale.wrk_calls(hosts[0], actor_type, actors, METHOD, in_flight=in_flight, prefix=f"{key}-")
+            if shutil.which("wrk")
+            else None
+        )
     total_s = sum(s.seconds for s in activation)
     return {
-        "label": label, "hosts": count, "actor_type": actor_type,
-        "activations_per_s": actors / total_s, "activation_s": total_s,
+        "label": label,
+        "hosts": count,
+        "actor_type": actor_type,
+        "activations_per_s": actors / total_s,
+        "activation_s": total_s,
         "activation_p50_ms": statistics.median(s.p50_ms for s in activation),
         "activation_p99_ms": max(s.p99_ms for s in activation),
         "activation_p99_all_ms": scale.percentile([ms for s in activation for ms in s.latencies_ms], 0.99),
         "curve": [s.as_dict() for s in activation],
-        "calls_per_s": again.rate, "calls_p50_ms": again.p50_ms, "calls_p99_ms": again.p99_ms,
+        "calls_per_s": again.rate,
+        "calls_p50_ms": again.p50_ms,
+        "calls_p99_ms": again.p99_ms,
         "cpu_s": {**activation[-1].cpu_s, "client (this process)": client_cpu},
         "cpu_s_calls": again.cpu_s,  # run() counts CPU from its own start
         "rss_mb_at": {s.actors: s.rss_mb for s in activation if s.actors in MARKS or s.actors == actors},
-        "placement_spread": spread, "wrk": wrk,
+        "placement_spread": spread,
+        "wrk": wrk,
         "errors": [e for s in [*activation, again] for e in s.errors],
     }
 
@@ -125,6 +149,7 @@ async def _httpx_loop(url: str, actor_type: str, ids: range, in_flight: int) -> 
     """Lab 01's loop: an httpx AsyncClient and a semaphore."""
     gate = asyncio.Semaphore(in_flight)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=in_flight)) as client:
+
         async def one(i: int) -> None:
             async with gate:
                 (await client.put(f"/v1.0/actors/{actor_type}/h-{i}/method/{METHOD}")).raise_for_status()
@@ -144,14 +169,31 @@ def floors(in_flight: int, calls: int) -> dict:
         out["httpx_activations_per_s"] = n / seconds
         out["raw_activations_per_s"] = raw.rate
         out["activations_compared"] = n
-        noop = scale.run(hosts, [("GET", f"/v1.0/invoke/{hosts[0].app_id}/method/noop", b"")] * calls,
-                         in_flight=in_flight)[0]
+        noop = scale.run(
+            hosts, [("GET", f"/v1.0/invoke/{hosts[0].app_id}/method/noop", b"")] * calls, in_flight=in_flight
+        )[0]
         out["noop_invoke_per_s"], out["noop_p50_ms"], out["noop_p99_ms"] = noop.rate, noop.p50_ms, noop.p99_ms
     if shutil.which("redis-benchmark"):
         prof = current()
-        text = subprocess.run(["redis-benchmark", "-h", prof.redis_host, "-p", str(prof.redis_port), "-t", "get",
-                               "-n", "200000", "-c", str(in_flight), "-q"], capture_output=True, text=True,
-                              timeout=300).stdout
+        text = subprocess.run(
+            [
+                "redis-benchmark",
+                "-h",
+                prof.redis_host,
+                "-p",
+                str(prof.redis_port),
+                "-t",
+                "get",
+                "-n",
+                "200000",
+                "-c",
+                str(in_flight),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
         found = re.search(r"GET: ([\d.,]+) requests per second", text)
         if found:
             out["redis_get_per_s"] = float(found[1].replace(",", ""))
@@ -189,7 +231,9 @@ def _names(keys) -> dict[str, str]:
 
 
 def _all(row: dict) -> str:
-    return f"{row['activation_p99_all_ms']:.0f}" if "activation_p99_all_ms" in row else "-"  # older runs kept no latencies
+    return (
+        f"{row['activation_p99_all_ms']:.0f}" if "activation_p99_all_ms" in row else "-"
+    )  # older runs kept no latencies
 
 
 def render(data: dict) -> str:
@@ -202,43 +246,67 @@ def render(data: dict) -> str:
         names = _names(values)
         return ", ".join(f"{names[k]} {v:.0f}" for k, v in values.items())
 
-    lines = ["| configuration | activations/s | 100k in | act. p50 / p99 ms (all) / p99 (worst slice) | calls/s (active) | "
-             "call p50 / p99 ms | failed calls | activations/s vs ref | calls/s vs ref |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| configuration | activations/s | 100k in | act. p50 / p99 ms (all) / p99 (worst slice) | calls/s (active) | "
+        "call p50 / p99 ms | failed calls | activations/s vs ref | calls/s vs ref |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows.values():
-        lines.append(f"| {r['label']} | {r['activations_per_s']:.0f} | {r['activation_s'] * 100_000 / args['actors']:.0f} s | "
-                     f"{r['activation_p50_ms']:.0f} / {_all(r)} / {r['activation_p99_ms']:.0f} | {r['calls_per_s']:.0f} | "
-                     f"{r['calls_p50_ms']:.0f} / {r['calls_p99_ms']:.0f} | {len(r['errors'])} | "
-                     f"{r['activations_per_s'] / ref['activations_per_s']:.2f}x | {r['calls_per_s'] / ref['calls_per_s']:.2f}x |")
+        lines.append(
+            f"| {r['label']} | {r['activations_per_s']:.0f} | {r['activation_s'] * 100_000 / args['actors']:.0f} s | "
+            f"{r['activation_p50_ms']:.0f} / {_all(r)} / {r['activation_p99_ms']:.0f} | {r['calls_per_s']:.0f} | "
+            f"{r['calls_p50_ms']:.0f} / {r['calls_p99_ms']:.0f} | {len(r['errors'])} | "
+            f"{r['activations_per_s'] / ref['activations_per_s']:.2f}x | {r['calls_per_s'] / ref['calls_per_s']:.2f}x |"
+        )
     mem = ["| configuration | actors | RSS MB per process |", "| --- | ---: | --- |"]
     for r in rows.values():
         for at, rss in r["rss_mb_at"].items():
             mem.append(f"| {r['label']} | {int(at):,} | {per_process(rss)} |")
-    cpu = ["| configuration | CPU s during activation | CPU s during calls | placement spread |", "| --- | --- | --- | --- |"]
+    cpu = [
+        "| configuration | CPU s during activation | CPU s during calls | placement spread |",
+        "| --- | --- | --- | --- |",
+    ]
     for r in rows.values():
-        cpu.append(f"| {r['label']} | {per_process(r['cpu_s'])} | {per_process(r['cpu_s_calls'])} | "
-                   f"{', '.join(f'{v:,}' for v in r['placement_spread'].values())} |")
-    checks = ["| measure | per s | vs best activations/s |", "| --- | ---: | ---: |",
-              f"| lab 01's httpx loop, activations ({extra['activations_compared']:,}, 1 host) | "
-              f"{extra['httpx_activations_per_s']:.0f} | {extra['httpx_activations_per_s'] / best['activations_per_s']:.2f}x |",
-              f"| raw asyncio client, the same activations | {extra['raw_activations_per_s']:.0f} | "
-              f"{extra['raw_activations_per_s'] / best['activations_per_s']:.2f}x |",
-              f"| sidecar invoke of a no-op endpoint (p50 {extra['noop_p50_ms']:.0f} ms, p99 {extra['noop_p99_ms']:.0f} ms) | "
-              f"{extra['noop_invoke_per_s']:.0f} | {extra['noop_invoke_per_s'] / best['activations_per_s']:.2f}x |"]
+        cpu.append(
+            f"| {r['label']} | {per_process(r['cpu_s'])} | {per_process(r['cpu_s_calls'])} | "
+            f"{', '.join(f'{v:,}' for v in r['placement_spread'].values())} |"
+        )
+    checks = [
+        "| measure | per s | vs best activations/s |",
+        "| --- | ---: | ---: |",
+        f"| lab 01's httpx loop, activations ({extra['activations_compared']:,}, 1 host) | "
+        f"{extra['httpx_activations_per_s']:.0f} | {extra['httpx_activations_per_s'] / best['activations_per_s']:.2f}x |",
+        f"| raw asyncio client, the same activations | {extra['raw_activations_per_s']:.0f} | "
+        f"{extra['raw_activations_per_s'] / best['activations_per_s']:.2f}x |",
+        f"| sidecar invoke of a no-op endpoint (p50 {extra['noop_p50_ms']:.0f} ms, p99 {extra['noop_p99_ms']:.0f} ms) | "
+        f"{extra['noop_invoke_per_s']:.0f} | {extra['noop_invoke_per_s'] / best['activations_per_s']:.2f}x |",
+    ]
     for r in rows.values():
         if r["wrk"]:
-            checks.append(f"| wrk, calls to active actors, {r['label']} (raw client: {r['calls_per_s']:.0f}/s) | "
-                          f"{r['wrk']['calls_per_s']:.0f} | {r['wrk']['calls_per_s'] / best['activations_per_s']:.2f}x |")
+            checks.append(
+                f"| wrk, calls to active actors, {r['label']} (raw client: {r['calls_per_s']:.0f}/s) | "
+                f"{r['wrk']['calls_per_s']:.0f} | {r['wrk']['calls_per_s'] / best['activations_per_s']:.2f}x |"
+            )
     if "redis_get_per_s" in extra:
-        checks.append(f"| redis-benchmark GET, same Redis, {args['in_flight']} clients | {extra['redis_get_per_s']:.0f} | "
-                      f"{extra['redis_get_per_s'] / best['activations_per_s']:.1f}x |")
-    return (f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
-            f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.marketplace.agents.product_host), "
-            f"method `Stock`. Load: lab_env.runtime.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
-            f"hosts' sidecars. The reference is the first row. Activation p99 is given over all activations and "
-            f"for the worst slice of 5,000.\n\n" + "\n".join(lines) + "\n\nMemory at 10k, 50k and 100k actors:\n\n"
-            + "\n".join(mem) + "\n\nCPU seconds per process (who is the bottleneck) and how placement spread the actors:\n\n"
-            + "\n".join(cpu) + "\n\nFloors and checks (same run):\n\n" + "\n".join(checks) + "\n\n![activation curve](actors.png)\n")
+        checks.append(
+            f"| redis-benchmark GET, same Redis, {args['in_flight']} clients | {extra['redis_get_per_s']:.0f} | "
+            f"{extra['redis_get_per_s'] / best['activations_per_s']:.1f}x |"
+        )
+    return (
+        f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
+        f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.marketplace.agents.product_host), "
+        f"method `Stock`. Load: lab_env.runtime.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
+        f"hosts' sidecars. The reference is the first row. Activation p99 is given over all activations and "
+        f"for the worst slice of 5,000.\n\n"
+        + "\n".join(lines)
+        + "\n\nMemory at 10k, 50k and 100k actors:\n\n"
+        + "\n".join(mem)
+        + "\n\nCPU seconds per process (who is the bottleneck) and how placement spread the actors:\n\n"
+        + "\n".join(cpu)
+        + "\n\nFloors and checks (same run):\n\n"
+        + "\n".join(checks)
+        + "\n\n![activation curve](actors.png)\n"
+    )
 
 
 def main() -> None:
@@ -255,8 +323,11 @@ def main() -> None:
         rows = {}
         for k in args.configs.split(","):
             rows[k] = measure(k, args.actors, args.calls, args.in_flight)
-            print(f"{rows[k]['label']}: {rows[k]['activations_per_s']:.0f} activations/s, {rows[k]['calls_per_s']:.0f} "
-                  f"calls/s, {len(rows[k]['errors'])} failed calls", flush=True)
+            print(
+                f"{rows[k]['label']}: {rows[k]['activations_per_s']:.0f} activations/s, {rows[k]['calls_per_s']:.0f} "
+                f"calls/s, {len(rows[k]['errors'])} failed calls",
+                flush=True,
+            )
             RESULTS.mkdir(parents=True, exist_ok=True)  # partial results survive a failure in a later configuration
             (RESULTS / "actors.partial.json").write_text(json.dumps(rows, indent=1, default=str))
         env = f"daprd {pins().dapr_runtime}, Python SDK {pins().dapr_python_sdk}, Python {platform.python_version()}, 2 cores"

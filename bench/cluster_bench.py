@@ -34,10 +34,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.runtime.clusters import native as native_cluster
+from lab_env.core.probes import wait_until
 from lab_env.marketplace.homes import kube
 from lab_env.marketplace.homes.spec import load
-from lab_env.core.probes import wait_until
+from lab_env.runtime.clusters import native as native_cluster
 
 RESULTS = ROOT / "bench" / "results"
 NAME = f"bench-{os.getpid()}"
@@ -75,9 +75,16 @@ def warm_up_and_down(runs: int) -> dict[str, object]:
             start = time.perf_counter()
             cluster.apply(kube.manifests(spec, secret_values={name: "bench" for name in spec.secrets}))
             want = sum(a.replicas for a in spec.agents)
-            wait_until(lambda: sum(p["status"].get("phase") == "Running"
-                                   for p in cluster.get("pods", namespace=spec.home)["items"]) >= want,
-                       300, f"{want} pods Running")
+            wait_until(
+                lambda: (
+                    sum(
+                        p["status"].get("phase") == "Running" for p in cluster.get("pods", namespace=spec.home)["items"]
+                    )
+                    >= want
+                ),
+                300,
+                f"{want} pods Running",
+            )
             rollouts.append(time.perf_counter() - start)
             if run == 0:
                 time.sleep(10)  # idle
@@ -111,8 +118,10 @@ def render(data: dict) -> str:
         "| --- | ---: | ---: |",
     ]
     if data.get("cold_build_s"):
-        lines.append(f"| cold build of the 8 binaries, empty Go caches ({data['cold_note']}) | "
-                     f"{data['cold_build_s']:.0f} | {data['cold_build_s'] / ref:.0f}x |")
+        lines.append(
+            f"| cold build of the 8 binaries, empty Go caches ({data['cold_note']}) | "
+            f"{data['cold_build_s']:.0f} | {data['cold_build_s'] / ref:.0f}x |"
+        )
     lines += [
         f"| `cluster up`, binaries built (median of {len(w['up_s'])}) | {med['up_s']:.1f} | {med['up_s'] / ref:.1f}x |",
         f"| marketplace home applied, {w['pods']} pods Running | {med['rollout_s']:.1f} | {med['rollout_s'] / ref:.1f}x |",
@@ -129,8 +138,11 @@ def render(data: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cold", action="store_true",
-                        help="time only a build from empty caches (about 10 minutes) and add it to the table")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time only a build from empty caches (about 10 minutes) and add it to the table",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--note", default="no other load", help="what else ran on the machine")
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON")
@@ -144,8 +156,13 @@ def main() -> None:
         data["cold_note"] = f"{time.strftime('%Y-%m-%d')}, {args.note}"
     else:
         data = json.loads(path.read_text()) if path.exists() else {}
-        data.update({"when": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
-                     f"{psutil.virtual_memory().total / 2**30:.0f} GiB", "note": args.note})
+        data.update(
+            {
+                "when": time.strftime("%Y-%m-%d"),
+                "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+                "note": args.note,
+            }
+        )
         native_cluster.up(NAME)  # builds the binaries first if missing (not timed)
         native_cluster.down(NAME)
         data["warm"] = warm_up_and_down(args.runs)

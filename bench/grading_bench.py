@@ -42,7 +42,9 @@ def _profile(log: Path) -> str:
         except ValueError:
             continue  # a warning from the kernel, not a timing
     total = sum(s for s, _ in steps)
-    rows = "".join(f"| {what} | {sec:.2f} | {100 * sec / total:.0f}% |\n" for sec, what in sorted(steps, reverse=True)[:8])
+    rows = "".join(
+        f"| {what} | {sec:.2f} | {100 * sec / total:.0f}% |\n" for sec, what in sorted(steps, reverse=True)[:8]
+    )
     return f"| step (one notebook, --jobs 1) | seconds | share |\n| --- | ---: | ---: |\n{rows}| all steps | {total:.2f} | 100% |\n"
 
 
@@ -51,7 +53,11 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--load", action="store_true", help="a busy loop on every core while grading")
     args = parser.parse_args()
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)] if args.load else []
+    loops = (
+        [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+        if args.load
+        else []
+    )
     spec = load_spec("01")
     nb = nbformat.read(spec.solution, as_version=4)
     for cell in nb.cells:
@@ -66,36 +72,50 @@ def main() -> None:
             nbformat.write(nb, folder / f"learner{i:02d}.ipynb")
         for jobs in (1, 2):
             start = time.perf_counter()
-            results, out = grade_folder(folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True,
-                                           regrade_identical=True)
+            results, out = grade_folder(
+                folder, "01", Path(tmp) / f"out{jobs}", jobs=jobs, progress=True, regrade_identical=True
+            )
             if jobs == 1:
                 profile = _profile(out / "logs" / "learner00.log")
             elapsed = time.perf_counter() - start
             full = sum(1 for r in results if r.total == spec.max_points)
             lost = [f"{r.learner}: {c.message}" for r in results for c in r.checks if not c.passed]
-            rows[jobs] = {"seconds": elapsed, "per_minute": 60 * args.copies / elapsed, "full_marks": full,
-                          "lost_points": lost, "class_of_60_min": 60 * elapsed / args.copies / 60}
+            rows[jobs] = {
+                "seconds": elapsed,
+                "per_minute": 60 * args.copies / elapsed,
+                "full_marks": full,
+                "lost_points": lost,
+                "class_of_60_min": 60 * elapsed / args.copies / 60,
+            }
             for line in lost:  # every copy is correct: a lost point is a timing problem to look into
                 print(f"--jobs {jobs}: {line}")
 
     for loop in loops:
         loop.kill()
-    table = ("| mode | submissions | seconds | graded/min | class of 60 (min) | full marks | lost points | speed-up |\n"
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-             + "".join(f"| --jobs {j} | {args.copies} | {r['seconds']:.0f} | {r['per_minute']:.2f} | "
-                       f"{r['class_of_60_min']:.1f} | {r['full_marks']} | {len(r['lost_points'])} | "
-                       f"{rows[1]['seconds'] / r['seconds']:.2f}x |\n" for j, r in rows.items()))
+    table = (
+        "| mode | submissions | seconds | graded/min | class of 60 (min) | full marks | lost points | speed-up |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        + "".join(
+            f"| --jobs {j} | {args.copies} | {r['seconds']:.0f} | {r['per_minute']:.2f} | "
+            f"{r['class_of_60_min']:.1f} | {r['full_marks']} | {len(r['lost_points'])} | "
+            f"{rows[1]['seconds'] / r['seconds']:.2f}x |\n"
+            for j, r in rows.items()
+        )
+    )
     print(table)
     print(profile)
     name = "grading-load" if args.load else "grading"
     where = f"2 cores, with a busy loop on each of {len(loops)} cores" if args.load else "2 cores, otherwise idle"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"copies": args.copies, "load": args.load, "runs": rows}, indent=2) + "\n")
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"copies": args.copies, "load": args.load, "runs": rows}, indent=2) + "\n"
+    )
     (RESULTS / f"{name}.md").write_text(
         f"# Grading benchmark\n\nLab 01, {args.copies} copies of the solution, {where}. Command: "
         f"`python bench/grading_bench.py --copies {args.copies}{' --load' if args.load else ''}`. Speed-up is against "
         f"--jobs 1 in the same run; the class-of-60 time is 60 submissions at the measured rate.\n\n{table}\n"
-        f"Where the time goes (the worker's log of the first submission):\n\n{profile}")
+        f"Where the time goes (the worker's log of the first submission):\n\n{profile}"
+    )
 
 
 if __name__ == "__main__":

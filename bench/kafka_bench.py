@@ -56,9 +56,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.runtime import kafka, streams
 from lab_env import unique_name  # noqa: E402
 from lab_env.errors import LabEnvError  # noqa: E402
+from lab_env.runtime import kafka, streams
 from lab_env.runtime.workers import Worker, python_command, start_worker, stop_worker, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -77,6 +77,7 @@ WORKERS: list[Worker] = []
 
 # --- the worker: this script with --pipeline ---------------------------------
 
+
 def pipeline_main(args: argparse.Namespace) -> None:
     """Copy each input record to the output (exactly-once or at-least-once),
     printing `batch <records> <time>` after each commit."""
@@ -86,8 +87,11 @@ def pipeline_main(args: argparse.Namespace) -> None:
     def transform(state: dict, record: kafka.Record) -> list[streams.Emit]:
         if step:
             time.sleep(step)  # the work a record takes
-        return [streams.Emit(args.output, record.key, {"id": record.value["id"],
-                                                        "src": f"{record.partition}:{record.offset}"})]
+        return [
+            streams.Emit(
+                args.output, record.key, {"id": record.value["id"], "src": f"{record.partition}:{record.offset}"}
+            )
+        ]
 
     def committed(n: int) -> None:
         print(f"batch {n} {time.time():.6f}", flush=True)
@@ -101,11 +105,21 @@ def pipeline_main(args: argparse.Namespace) -> None:
     kafka.exit_on_sigterm()
     producer = Producer(kafka.config({"enable.idempotence": True, "partitioner": "murmur2_random", "linger.ms": 5}))
     # The consumer settings of lab_env.runtime.streams.run, minus read_committed (the input has no transactions).
-    consumer = Consumer(kafka.config({
-        "group.id": args.group, "client.id": name, "group.instance.id": name, "session.timeout.ms": 10000,
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-    }))
-    consumer.subscribe([args.input], on_assign=lambda c, ps: print("assigned", sorted(p.partition for p in ps), flush=True))
+    consumer = Consumer(
+        kafka.config(
+            {
+                "group.id": args.group,
+                "client.id": name,
+                "group.instance.id": name,
+                "session.timeout.ms": 10000,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+    )
+    consumer.subscribe(
+        [args.input], on_assign=lambda c, ps: print("assigned", sorted(p.partition for p in ps), flush=True)
+    )
     try:
         while True:
             msgs = [m for m in consumer.consume(args.batch, 0.5) if not m.error()]
@@ -124,6 +138,7 @@ def pipeline_main(args: argparse.Namespace) -> None:
 
 
 # --- helpers -----------------------------------------------------------------
+
 
 def new_topic(prefix: str, partitions: int) -> str:
     name = unique_name(prefix)
@@ -178,15 +193,29 @@ def machine() -> dict[str, object]:
 
     from lab_env.core.versions import pins
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
-    return {"cores": os.cpu_count(), "cpu": cpu, "ram_gib": round(psutil.virtual_memory().total / 2**30),
-            "kafka": pins().kafka, "java": java[0] if java else "?", "python": platform.python_version(),
-            "confluent_kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0]}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(psutil.virtual_memory().total / 2**30),
+        "kafka": pins().kafka,
+        "java": java[0] if java else "?",
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.__version__,
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
 
 
 # --- 1. producers ------------------------------------------------------------
+
 
 def python_produce(topic: str, n: int) -> dict[str, float]:
     from confluent_kafka import Producer
@@ -211,14 +240,27 @@ def python_produce(topic: str, n: int) -> dict[str, float]:
     return {"records_per_s": n / elapsed, "seconds": elapsed, "wall_s": elapsed}
 
 
-_PERF_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
-                        r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th")
+_PERF_LINE = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th"
+)
 
 
 def java_produce(topic: str, n: int, props: list[str]) -> dict[str, float]:
     start = time.perf_counter()
-    out = kafka.kafka_tool("producer-perf-test", "--topic", topic, "--num-records", str(n),
-                           "--record-size", str(RECORD_SIZE), "--throughput", "-1", "--command-property", *props)
+    out = kafka.kafka_tool(
+        "producer-perf-test",
+        "--topic",
+        topic,
+        "--num-records",
+        str(n),
+        "--record-size",
+        str(RECORD_SIZE),
+        "--throughput",
+        "-1",
+        "--command-property",
+        *props,
+    )
     wall = time.perf_counter() - start
     found = _PERF_LINE.findall(out)
     if not found:
@@ -226,17 +268,29 @@ def java_produce(topic: str, n: int, props: list[str]) -> dict[str, float]:
     sent, rate, _mb, avg, _max, p50, _p95, p99 = found[-1]
     if int(sent) != n:
         raise LabEnvError(f"producer-perf-test sent {sent} of {n}", "read its output")
-    return {"records_per_s": float(rate), "seconds": n / float(rate), "wall_s": wall,
-            "avg_latency_ms": float(avg), "p50_ms": float(p50), "p99_ms": float(p99)}
+    return {
+        "records_per_s": float(rate),
+        "seconds": n / float(rate),
+        "wall_s": wall,
+        "avg_latency_ms": float(avg),
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+    }
 
 
 def bench_producers(n: int, runs: int) -> tuple[dict[str, dict], str]:
     kinds = {
-        "python": ("confluent-kafka Producer", "idempotence, acks=all, linger.ms=5, librdkafka batching",
-                   lambda t: python_produce(t, n)),
+        "python": (
+            "confluent-kafka Producer",
+            "idempotence, acks=all, linger.ms=5, librdkafka batching",
+            lambda t: python_produce(t, n),
+        ),
         "java_default": ("ProducerPerformance", "defaults, acks=all", lambda t: java_produce(t, n, JAVA_DEFAULT)),
-        "java_tuned": ("ProducerPerformance", "acks=all, linger.ms=5, batch.size=262144",
-                       lambda t: java_produce(t, n, JAVA_TUNED)),
+        "java_tuned": (
+            "ProducerPerformance",
+            "acks=all, linger.ms=5, batch.size=262144",
+            lambda t: java_produce(t, n, JAVA_TUNED),
+        ),
     }
     out: dict[str, dict] = {k: {"client": c, "settings": s, "runs": []} for k, (c, s, _) in kinds.items()}
     keep = ""
@@ -257,11 +311,19 @@ def bench_producers(n: int, runs: int) -> tuple[dict[str, dict], str]:
 
 # --- 2. consumers ------------------------------------------------------------
 
+
 def python_consume(topic: str, n: int, run: int) -> dict[str, float]:
     from confluent_kafka import Consumer
 
-    consumer = Consumer(kafka.config({"group.id": new_group(f"kbench-cons-py-{run}"), "auto.offset.reset": "earliest",
-                                      "enable.auto.commit": False}))
+    consumer = Consumer(
+        kafka.config(
+            {
+                "group.id": new_group(f"kbench-cons-py-{run}"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+    )
     assigned: list[float] = []
     count = size = 0
     start = time.perf_counter()
@@ -281,28 +343,39 @@ def python_consume(topic: str, n: int, run: int) -> dict[str, float]:
         consumer.close()
     if size != n * RECORD_SIZE:
         raise LabEnvError(f"python consumer read {size} bytes, expected {n * RECORD_SIZE}", "")
-    return {"records_per_s": n / (end - start), "fetch_records_per_s": n / (end - assigned[0]),
-            "join_s": assigned[0] - start, "wall_s": end - start}
+    return {
+        "records_per_s": n / (end - start),
+        "fetch_records_per_s": n / (end - assigned[0]),
+        "join_s": assigned[0] - start,
+        "wall_s": end - start,
+    }
 
 
 def java_consume(topic: str, n: int, run: int) -> dict[str, float]:
     group = new_group(f"kbench-cons-java-{run}")
     start = time.perf_counter()
-    out = kafka.kafka_tool("consumer-perf-test", "--topic", topic, "--num-records", str(n), "--group", group,
-                           "--timeout", "30000")
+    out = kafka.kafka_tool(
+        "consumer-perf-test", "--topic", topic, "--num-records", str(n), "--group", group, "--timeout", "30000"
+    )
     wall = time.perf_counter() - start
     lines = [line for line in out.splitlines() if line.strip()]
     header = [h.strip() for h in lines[-2].split(",")]
     values = dict(zip(header, (v.strip() for v in lines[-1].split(","))))
     if int(values["data.consumed.in.nMsg"]) != n:
         raise LabEnvError(f"consumer-perf-test read {values['data.consumed.in.nMsg']} of {n}", "read its output")
-    return {"records_per_s": float(values["nMsg.sec"]), "fetch_records_per_s": float(values["fetch.nMsg.sec"]),
-            "join_s": float(values["rebalance.time.ms"]) / 1000, "wall_s": wall}
+    return {
+        "records_per_s": float(values["nMsg.sec"]),
+        "fetch_records_per_s": float(values["fetch.nMsg.sec"]),
+        "join_s": float(values["rebalance.time.ms"]) / 1000,
+        "wall_s": wall,
+    }
 
 
 def bench_consumers(topic: str, n: int, runs: int) -> dict[str, dict]:
-    kinds = {"python": ("confluent-kafka Consumer", "defaults, consume(10000) batches", python_consume),
-             "java": ("ConsumerPerformance", "defaults", java_consume)}
+    kinds = {
+        "python": ("confluent-kafka Consumer", "defaults, consume(10000) batches", python_consume),
+        "java": ("ConsumerPerformance", "defaults", java_consume),
+    }
     out: dict[str, dict] = {k: {"client": c, "settings": s, "runs": []} for k, (c, s, _) in kinds.items()}
     for i in range(runs):
         for key, (_, _, fn) in kinds.items():
@@ -317,11 +390,28 @@ def bench_consumers(topic: str, n: int, runs: int) -> dict[str, dict]:
 
 # --- 3. the exactly-once pipeline ------------------------------------------
 
+
 def start_pipeline(name: str, mode: str, source: str, sink: str, group: str, batch: int, delay_ms: float) -> Worker:
-    worker = start_worker(name, python_command(str(Path(__file__).resolve()), "--pipeline", mode, "--input", source,
-                                               "--output", sink, "--group", group, "--batch", str(batch),
-                                               "--delay-ms", str(delay_ms)),
-                          cwd=ROOT, ready=r"assigned")
+    worker = start_worker(
+        name,
+        python_command(
+            str(Path(__file__).resolve()),
+            "--pipeline",
+            mode,
+            "--input",
+            source,
+            "--output",
+            sink,
+            "--group",
+            group,
+            "--batch",
+            str(batch),
+            "--delay-ms",
+            str(delay_ms),
+        ),
+        cwd=ROOT,
+        ready=r"assigned",
+    )
     WORKERS.append(worker)
     return worker
 
@@ -347,17 +437,28 @@ def pipeline_run(mode: str, source: str, n: int, batch: int) -> dict[str, float]
     uncommitted = kafka.read_topic(sink, "read_uncommitted")
     ids = {r.value["id"] for r in committed}
     if len(committed) != n or len(ids) != n:
-        raise LabEnvError(f"{mode} pipeline (batch {batch}): {len(committed)} output records, {len(ids)} ids, "
-                          f"expected {n}", f"read its log: {worker.log}")
+        raise LabEnvError(
+            f"{mode} pipeline (batch {batch}): {len(committed)} output records, {len(ids)} ids, expected {n}",
+            f"read its log: {worker.log}",
+        )
     gaps = [b - a for (_, a), (_, b) in zip(done, done[1:])]
     slow = [g for g in gaps if g >= SLOW_GAP_S]
-    return {"mode": mode, "batch": batch, "commits": len(done), "records_per_commit": n / len(done),
-            "gap_p50_ms": 1000 * median(gaps), "slow_gaps": len(slow), "slow_gaps_s": sum(slow),
-            "startup_s": ready - launched, "seconds": last_t - launched,
-            # steady state: from the first commit to the last
-            "records_per_s": (n - first_n) / (last_t - first_t),
-            "output_committed": len(committed), "output_uncommitted": len(uncommitted),
-            "control_records": total_end(sink) - len(uncommitted)}
+    return {
+        "mode": mode,
+        "batch": batch,
+        "commits": len(done),
+        "records_per_commit": n / len(done),
+        "gap_p50_ms": 1000 * median(gaps),
+        "slow_gaps": len(slow),
+        "slow_gaps_s": sum(slow),
+        "startup_s": ready - launched,
+        "seconds": last_t - launched,
+        # steady state: from the first commit to the last
+        "records_per_s": (n - first_n) / (last_t - first_t),
+        "output_committed": len(committed),
+        "output_uncommitted": len(uncommitted),
+        "control_records": total_end(sink) - len(uncommitted),
+    }
 
 
 def bench_pipeline(n: int, batches: list[int]) -> list[dict]:
@@ -368,12 +469,15 @@ def bench_pipeline(n: int, batches: list[int]) -> list[dict]:
         for mode in ("eos", "alo"):
             row = pipeline_run(mode, source, n, batch)
             rows.append(row)
-            print(f"  pipeline {mode} batch {batch}: {row['records_per_s']:.0f} records/s, "
-                  f"{row['commits']} commits", flush=True)
+            print(
+                f"  pipeline {mode} batch {batch}: {row['records_per_s']:.0f} records/s, {row['commits']} commits",
+                flush=True,
+            )
     return rows
 
 
 # --- 4. the drill ------------------------------------------------------------
+
 
 def drill(mode: str, source: str, n: int, kills: int, batch: int, delay_ms: float, seed: int) -> dict:
     sink = new_topic(f"kbench-drill-out-{mode}", PIPE_PARTITIONS)
@@ -386,19 +490,24 @@ def drill(mode: str, source: str, n: int, kills: int, batch: int, delay_ms: floa
         last = processed(group, source)
         for k in range(1, kills + 1):
             if last >= n:
-                raise LabEnvError(f"{mode} drill: all input processed after {k - 1} kills",
-                                  "raise --drill-records or --drill-delay-ms")
+                raise LabEnvError(
+                    f"{mode} drill: all input processed after {k - 1} kills",
+                    "raise --drill-records or --drill-delay-ms",
+                )
             # Each kill waits for a share of what is left, so the last kill still comes mid-stream.
             target = last + max(1, (n - last) // (kills - k + 3))
-            wait_for(lambda: processed(group, source) >= target, 60, f"{mode} drill: progress before kill {k}", [worker])
+            wait_for(
+                lambda: processed(group, source) >= target, 60, f"{mode} drill: progress before kill {k}", [worker]
+            )
             time.sleep(rng.uniform(0, 0.1))  # land anywhere in a transaction
             at = processed(group, source)
             worker.kill()
             killed = time.time()
             t = time.perf_counter()
             worker.restart()
-            per_kill.append({"kill": k, "input_committed": at, "killed_at": killed,
-                             "restart_s": time.perf_counter() - t})
+            per_kill.append(
+                {"kill": k, "input_committed": at, "killed_at": killed, "restart_s": time.perf_counter() - t}
+            )
             last = processed(group, source)
         wait_for(lambda: processed(group, source) >= n, 300, f"{mode} drill: all input processed", [worker])
     finally:
@@ -435,12 +544,23 @@ def drill(mode: str, source: str, n: int, kills: int, batch: int, delay_ms: floa
     for k in per_kill:
         k["aborted"] = aborted[k["kill"]]
         k["duplicates"] = dups[k["kill"]]
-    return {"mode": mode, "input": n, "kills": len(per_kill), "starts": worker.starts, "seconds": seconds,
-            "output_committed": len(committed), "output_uncommitted": len(uncommitted),
-            "aborted": len(uncommitted) - len(committed), "lost": lost, "duplicates": extra,
-            "duplicated_ids": duplicated_ids, "unknown_ids": unknown,
-            "aborted_after_last_kill": aborted[kills + 1], "duplicates_after_last_kill": dups[kills + 1],
-            "per_kill": per_kill}
+    return {
+        "mode": mode,
+        "input": n,
+        "kills": len(per_kill),
+        "starts": worker.starts,
+        "seconds": seconds,
+        "output_committed": len(committed),
+        "output_uncommitted": len(uncommitted),
+        "aborted": len(uncommitted) - len(committed),
+        "lost": lost,
+        "duplicates": extra,
+        "duplicated_ids": duplicated_ids,
+        "unknown_ids": unknown,
+        "aborted_after_last_kill": aborted[kills + 1],
+        "duplicates_after_last_kill": dups[kills + 1],
+        "per_kill": per_kill,
+    }
 
 
 def bench_drill(n: int, kills: int, batch: int, delay_ms: float) -> dict[str, dict]:
@@ -455,6 +575,7 @@ def bench_drill(n: int, kills: int, batch: int, delay_ms: float) -> dict[str, di
 
 
 # --- cleanup -----------------------------------------------------------------
+
 
 def cleanup() -> dict[str, object]:
     for worker in WORKERS:
@@ -489,6 +610,7 @@ def cleanup() -> dict[str, object]:
 
 # --- tables ------------------------------------------------------------------
 
+
 def tables(r: dict) -> str:
     n, prod, cons = r["records"], r["producer"], r["consumer"]
     ref = prod["python"]["records_per_s"]
@@ -497,72 +619,102 @@ def tables(r: dict) -> str:
     def runs(row: dict, field: str = "records_per_s") -> str:
         return " / ".join(f"{x[field]:.0f}" for x in row["runs"])
 
-    out = (f"## Producer: {n:,} records of {RECORD_SIZE} bytes, 1 partition, acks=all, median of {r['runs']}\n\n"
-           "| producer | settings | records/s | MiB/s | runs (records/s) | wall s | vs Python |\n"
-           "| --- | --- | ---: | ---: | --- | ---: | ---: |\n")
+    out = (
+        f"## Producer: {n:,} records of {RECORD_SIZE} bytes, 1 partition, acks=all, median of {r['runs']}\n\n"
+        "| producer | settings | records/s | MiB/s | runs (records/s) | wall s | vs Python |\n"
+        "| --- | --- | ---: | ---: | --- | ---: | ---: |\n"
+    )
     for row in prod.values():
-        out += (f"| {row['client']} | {row['settings']} | {row['records_per_s']:.0f} | "
-                f"{row['records_per_s'] * mib:.1f} | {runs(row)} | {row['wall_s']:.2f} | "
-                f"{row['records_per_s'] / ref:.2f}x |\n")
+        out += (
+            f"| {row['client']} | {row['settings']} | {row['records_per_s']:.0f} | "
+            f"{row['records_per_s'] * mib:.1f} | {runs(row)} | {row['wall_s']:.2f} | "
+            f"{row['records_per_s'] / ref:.2f}x |\n"
+        )
     lat = {k: prod[k]["runs"] for k in ("java_default", "java_tuned")}
-    out += ("\nWall: the Python producer's timed loop (produce + flush); the tool's whole process, "
-            "JVM start included, while its records/s is its own measure. ProducerPerformance latency "
-            "(median run's avg / p99): " + ", ".join(
-                f"{prod[k]['settings']}: {median([x['avg_latency_ms'] for x in v]):.0f} / "
-                f"{median([x['p99_ms'] for x in v]):.0f} ms" for k, v in lat.items()) + ".\n")
+    out += (
+        "\nWall: the Python producer's timed loop (produce + flush); the tool's whole process, "
+        "JVM start included, while its records/s is its own measure. ProducerPerformance latency "
+        "(median run's avg / p99): "
+        + ", ".join(
+            f"{prod[k]['settings']}: {median([x['avg_latency_ms'] for x in v]):.0f} / "
+            f"{median([x['p99_ms'] for x in v]):.0f} ms"
+            for k, v in lat.items()
+        )
+        + ".\n"
+    )
 
     cref = cons["python"]["records_per_s"]
-    out += (f"\n## Consumer: the same {n:,} records, fresh group per run, median of {r['runs']}\n\n"
-            "| consumer | settings | records/s from subscribe | records/s from assignment | group join s | "
-            "runs (records/s) | vs Python |\n| --- | --- | ---: | ---: | ---: | --- | ---: |\n")
+    out += (
+        f"\n## Consumer: the same {n:,} records, fresh group per run, median of {r['runs']}\n\n"
+        "| consumer | settings | records/s from subscribe | records/s from assignment | group join s | "
+        "runs (records/s) | vs Python |\n| --- | --- | ---: | ---: | ---: | --- | ---: |\n"
+    )
     for row in cons.values():
-        out += (f"| {row['client']} | {row['settings']} | {row['records_per_s']:.0f} | "
-                f"{row['fetch_records_per_s']:.0f} | {row['join_s']:.2f} | {runs(row)} | "
-                f"{row['records_per_s'] / cref:.2f}x |\n")
+        out += (
+            f"| {row['client']} | {row['settings']} | {row['records_per_s']:.0f} | "
+            f"{row['fetch_records_per_s']:.0f} | {row['join_s']:.2f} | {runs(row)} | "
+            f"{row['records_per_s'] / cref:.2f}x |\n"
+        )
 
     pn = r["pipeline_records"]
     alo = {row["batch"]: row for row in r["pipeline"] if row["mode"] == "alo"}
-    out += (f"\n## Consume-transform-produce: {pn:,} records, {PIPE_PARTITIONS} partitions in and out, one worker\n\n"
-            "| loop | batch | commits | records/commit | ready s | done s (from launch) | records/s (first to last "
-            "commit) | commit gap p50 ms | gaps >= 50 ms (their s) | output records (committed) | control records | "
-            "vs at-least-once, same batch |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    out += (
+        f"\n## Consume-transform-produce: {pn:,} records, {PIPE_PARTITIONS} partitions in and out, one worker\n\n"
+        "| loop | batch | commits | records/commit | ready s | done s (from launch) | records/s (first to last "
+        "commit) | commit gap p50 ms | gaps >= 50 ms (their s) | output records (committed) | control records | "
+        "vs at-least-once, same batch |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
     label = {"eos": "exactly-once (lab_env.runtime.streams.run)", "alo": "at-least-once (flush, then commit)"}
     for row in r["pipeline"]:
-        out += (f"| {label[row['mode']]} | {row['batch']} | {row['commits']} | {row['records_per_commit']:.1f} | "
-                f"{row['startup_s']:.2f} | {row['seconds']:.1f} | {row['records_per_s']:.0f} | "
-                f"{row['gap_p50_ms']:.1f} | {row['slow_gaps']} ({row['slow_gaps_s']:.1f}) | "
-                f"{row['output_committed']} | {row['control_records']} | "
-                f"{row['records_per_s'] / alo[row['batch']]['records_per_s']:.2f}x |\n")
+        out += (
+            f"| {label[row['mode']]} | {row['batch']} | {row['commits']} | {row['records_per_commit']:.1f} | "
+            f"{row['startup_s']:.2f} | {row['seconds']:.1f} | {row['records_per_s']:.0f} | "
+            f"{row['gap_p50_ms']:.1f} | {row['slow_gaps']} ({row['slow_gaps_s']:.1f}) | "
+            f"{row['output_committed']} | {row['control_records']} | "
+            f"{row['records_per_s'] / alo[row['batch']]['records_per_s']:.2f}x |\n"
+        )
 
-    out += ("\nCommit gap: time between two commits the worker logged (consume, transform, produce and commit of "
-            "one batch). Control records: the output's end offsets minus its records (one transaction marker per "
-            "partition a transaction wrote to).\n")
+    out += (
+        "\nCommit gap: time between two commits the worker logged (consume, transform, produce and commit of "
+        "one batch). Control records: the output's end offsets minus its records (one transaction marker per "
+        "partition a transaction wrote to).\n"
+    )
 
     d = r["drill"]
     e, a = d["eos"], d["alo"]
-    out += (f"\n## Drill: SIGKILL x{r['kills']} mid-transaction, {r['drill_records']:,} unique ids, batch "
-            f"{r['drill_batch']}, {r['drill_delay_ms']:g} ms per record\n\n"
-            "| loop | kills | output read_committed | read_uncommitted | aborted records (hidden) | lost | "
-            "duplicates (ids) | drill s | duplicates vs at-least-once |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    out += (
+        f"\n## Drill: SIGKILL x{r['kills']} mid-transaction, {r['drill_records']:,} unique ids, batch "
+        f"{r['drill_batch']}, {r['drill_delay_ms']:g} ms per record\n\n"
+        "| loop | kills | output read_committed | read_uncommitted | aborted records (hidden) | lost | "
+        "duplicates (ids) | drill s | duplicates vs at-least-once |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
     for row in (e, a):
         ratio = f"{row['duplicates'] / a['duplicates']:.2f}x" if a["duplicates"] else "n/a (reference has 0)"
-        out += (f"| {label[row['mode']]} | {row['kills']} | {row['output_committed']} | {row['output_uncommitted']} | "
-                f"{row['aborted']} | {row['lost']} | {row['duplicates']} ({row['duplicated_ids']}) | "
-                f"{row['seconds']:.1f} | {ratio} |\n")
-    out += ("\nPer kill (input committed = the group's committed input offsets when the kill came; aborted = records "
-            "that incarnation wrote in the transaction the kill cut, hidden from read_committed readers; duplicates "
-            "= extra copies of records whose input was processed again after that kill; restart = until the new "
-            "incarnation is assigned its partitions):\n\n"
-            "| kill | exactly-once: input committed | aborted | restart s | at-least-once: input committed | "
-            "duplicates | restart s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+        out += (
+            f"| {label[row['mode']]} | {row['kills']} | {row['output_committed']} | {row['output_uncommitted']} | "
+            f"{row['aborted']} | {row['lost']} | {row['duplicates']} ({row['duplicated_ids']}) | "
+            f"{row['seconds']:.1f} | {ratio} |\n"
+        )
+    out += (
+        "\nPer kill (input committed = the group's committed input offsets when the kill came; aborted = records "
+        "that incarnation wrote in the transaction the kill cut, hidden from read_committed readers; duplicates "
+        "= extra copies of records whose input was processed again after that kill; restart = until the new "
+        "incarnation is assigned its partitions):\n\n"
+        "| kill | exactly-once: input committed | aborted | restart s | at-least-once: input committed | "
+        "duplicates | restart s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
     for ke, ka in zip(e["per_kill"], a["per_kill"]):
-        out += (f"| {ke['kill']} | {ke['input_committed']} | {ke['aborted']} | {ke['restart_s']:.2f} | "
-                f"{ka['input_committed']} | {ka['duplicates']} | {ka['restart_s']:.2f} |\n")
-    out += (f"| total | | {sum(k['aborted'] for k in e['per_kill'])} | "
-            f"{sum(k['restart_s'] for k in e['per_kill']):.2f} | | {sum(k['duplicates'] for k in a['per_kill'])} | "
-            f"{sum(k['restart_s'] for k in a['per_kill']):.2f} |\n")
+        out += (
+            f"| {ke['kill']} | {ke['input_committed']} | {ke['aborted']} | {ke['restart_s']:.2f} | "
+            f"{ka['input_committed']} | {ka['duplicates']} | {ka['restart_s']:.2f} |\n"
+        )
+    out += (
+        f"| total | | {sum(k['aborted'] for k in e['per_kill'])} | "
+        f"{sum(k['restart_s'] for k in e['per_kill']):.2f} | | {sum(k['duplicates'] for k in a['per_kill'])} | "
+        f"{sum(k['restart_s'] for k in a['per_kill']):.2f} |\n"
+    )
     return out
 
 
@@ -590,9 +742,15 @@ def main() -> None:
 
     started = time.perf_counter()
     result: dict[str, object] = {
-        "machine": machine(), "records": args.records, "record_size": RECORD_SIZE, "runs": args.runs,
-        "pipeline_records": args.pipeline_records, "drill_records": args.drill_records, "kills": args.kills,
-        "drill_batch": args.drill_batch, "drill_delay_ms": args.drill_delay_ms,
+        "machine": machine(),
+        "records": args.records,
+        "record_size": RECORD_SIZE,
+        "runs": args.runs,
+        "pipeline_records": args.pipeline_records,
+        "drill_records": args.drill_records,
+        "kills": args.kills,
+        "drill_batch": args.drill_batch,
+        "drill_delay_ms": args.drill_delay_ms,
     }
     phases: dict[str, float] = {}
     load: dict[str, float] = {"start": os.getloadavg()[0]}  # 1-minute load average, at the start and after each phase
@@ -610,10 +768,12 @@ def main() -> None:
     try:
         result["producer"], source = phase("producers", lambda: bench_producers(args.records, args.runs))
         result["consumer"] = phase("consumers", lambda: bench_consumers(source, args.records, args.runs))
-        result["pipeline"] = phase("pipeline", lambda: bench_pipeline(
-            args.pipeline_records, [int(b) for b in args.batches.split(",")]))
-        result["drill"] = phase("drill", lambda: bench_drill(args.drill_records, args.kills, args.drill_batch,
-                                                             args.drill_delay_ms))
+        result["pipeline"] = phase(
+            "pipeline", lambda: bench_pipeline(args.pipeline_records, [int(b) for b in args.batches.split(",")])
+        )
+        result["drill"] = phase(
+            "drill", lambda: bench_drill(args.drill_records, args.kills, args.drill_batch, args.drill_delay_ms)
+        )
     finally:
         result["cleanup"] = phase("cleanup", cleanup)
     result["runtime_s"] = time.perf_counter() - started
@@ -630,12 +790,15 @@ def main() -> None:
         f"{m['confluent_kafka']} (librdkafka {m['librdkafka']}). Command: `{' '.join(['python bench/kafka_bench.py', *sys.argv[1:]])}`, "
         f"{result['runtime_s']:.0f} s in all (1-minute load average at the start {load['start']:.2f}, highest after a phase "
         f"{max(load.values()):.2f}). Ratios are against the reference row of the same run (the Python "
-        f"client; the at-least-once loop).\n\n{table}")
+        f"client; the at-least-once loop).\n\n{table}"
+    )
 
     eos = result["drill"]["eos"]
     if eos["lost"] or eos["duplicates"] or eos["unknown_ids"]:
-        print(f"FAIL: the exactly-once drill lost {eos['lost']} and duplicated {eos['duplicates']} records",
-              file=sys.stderr)
+        print(
+            f"FAIL: the exactly-once drill lost {eos['lost']} and duplicated {eos['duplicates']} records",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

@@ -39,14 +39,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lab_env.runtime import workflows
 from lab_env import unique_name
+from lab_env.core.probes import http_status, wait_until
+from lab_env.core.versions import pins
+from lab_env.marketplace.market import control
+from lab_env.runtime import workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
-from lab_env.marketplace.market import control
-from lab_env.core.probes import http_status, wait_until
 from lab_env.stack.lifecycle import restart_service
-from lab_env.core.versions import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -91,8 +91,11 @@ class Chaos(threading.Thread):
 
 def _host_ready(market: control.Market) -> None:
     """Until the host (restarted by the chaos thread) serves workflows again."""
-    wait_until(lambda: market.app.alive() and http_status(f"{market.app.app_url}/workflows/ready") == 204,
-               300, "the market host after a kill")
+    wait_until(
+        lambda: market.app.alive() and http_status(f"{market.app.app_url}/workflows/ready") == 204,
+        300,
+        "the market host after a kill",
+    )
 
 
 def place_through_crashes(market: control.Market, count: int, placed: list) -> None:
@@ -149,11 +152,17 @@ def run_orders(count: int, chaos_seed: int | None) -> dict:
         sheet = control.balance_sheet(market, outcomes)
         announced = Counter(r.value["data"]["order"] for r in read_topic(market.topic))
         return {
-            "orders": count, "seconds": round(seconds, 1), "orders_per_s": round(count / seconds, 2),
-            "statuses": sheet["statuses"], "lost": len(sheet["lost"]), "double": len(sheet["double"]),
-            "unpaid": len(sheet["unpaid"]), "unrefunded": len(sheet["unrefunded"]),
+            "orders": count,
+            "seconds": round(seconds, 1),
+            "orders_per_s": round(count / seconds, 2),
+            "statuses": sheet["statuses"],
+            "lost": len(sheet["lost"]),
+            "double": len(sheet["double"]),
+            "unpaid": len(sheet["unpaid"]),
+            "unrefunded": len(sheet["unrefunded"]),
             "misshipped": len(sheet["misshipped"]),
-            "stock_balances": sheet["stock_balances"], "money_balances": sheet["money_balances"],
+            "stock_balances": sheet["stock_balances"],
+            "money_balances": sheet["money_balances"],
             "settle_repeats": sheet["settle_repeats"],
             "never_announced": len(set(ids) - set(announced)),
             "announced_twice": sum(1 for i in ids if announced[i] > 1),
@@ -170,10 +179,16 @@ def run_orders(count: int, chaos_seed: int | None) -> dict:
 def table(ref: dict, drill: dict, args) -> str:
     rows = [
         ("orders", ref["orders"], drill["orders"]),
-        ("host SIGKILLs (app + sidecar)", 0,
-         f"{drill['kills']} ({', '.join(f'{h} {n}' for h, n in sorted(drill['kills_by_host'].items()))})"),
-        ("service restarts (at s, took s)", "-",
-         ", ".join(f"{w} at {a} s ({t} s)" for w, a, t in drill["service_restarts"]) or "none"),
+        (
+            "host SIGKILLs (app + sidecar)",
+            0,
+            f"{drill['kills']} ({', '.join(f'{h} {n}' for h, n in sorted(drill['kills_by_host'].items()))})",
+        ),
+        (
+            "service restarts (at s, took s)",
+            "-",
+            ", ".join(f"{w} at {a} s ({t} s)" for w, a, t in drill["service_restarts"]) or "none",
+        ),
         ("outcomes", _statuses(ref), _statuses(drill)),
         ("lost (no outcome)", ref["lost"], drill["lost"]),
         ("charged twice", ref["double"], drill["double"]),
@@ -190,12 +205,14 @@ def table(ref: dict, drill: dict, args) -> str:
         ("orders/s, drill / reference", "1.00", f"{drill['orders_per_s'] / ref['orders_per_s']:.2f}"),
     ]
     v = pins()
-    head = (f"# Marketplace drill\n\n`python bench/market_drill.py --orders {args.orders} --reference {args.reference} "
-            f"--seed {args.seed}` on daprd {v.dapr_runtime}, Kafka {v.kafka}, Python {platform.python_version()}, "
-            f"{_cores()} cores.\nTwo hosts on the market's own mTLS control plane: the market (app + sidecar) with "
-            "products, buyers, sellers, wallets and orders as actors and the purchase / negotiate / order_saga workflows, "
-            "and the carrier it calls by service invocation under an access policy. Every 10th shipment is refused "
-            "(compensation). Each SIGKILL picks one of the two hosts at random.\n\n")
+    head = (
+        f"# Marketplace drill\n\n`python bench/market_drill.py --orders {args.orders} --reference {args.reference} "
+        f"--seed {args.seed}` on daprd {v.dapr_runtime}, Kafka {v.kafka}, Python {platform.python_version()}, "
+        f"{_cores()} cores.\nTwo hosts on the market's own mTLS control plane: the market (app + sidecar) with "
+        "products, buyers, sellers, wallets and orders as actors and the purchase / negotiate / order_saga workflows, "
+        "and the carrier it calls by service invocation under an access policy. Every 10th shipment is refused "
+        "(compensation). Each SIGKILL picks one of the two hosts at random.\n\n"
+    )
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'measure':<{width}} | reference | drill |", f"|{'-' * (width + 2)}|-----------|-------|"]
     lines += [f"| {name:<{width}} | {a} | {b} |" for name, a, b in rows]
@@ -226,9 +243,14 @@ def main() -> int:
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "market_drill.md").write_text(text)
-    (RESULTS / "market_drill.json").write_text(json.dumps({"reference": ref, "drill": drill, "seed": args.seed}, indent=2))
-    ok = all(drill[k] == 0 for k in ("lost", "double", "unpaid", "unrefunded", "misshipped", "never_announced")) \
-        and drill["stock_balances"] and drill["money_balances"]
+    (RESULTS / "market_drill.json").write_text(
+        json.dumps({"reference": ref, "drill": drill, "seed": args.seed}, indent=2)
+    )
+    ok = (
+        all(drill[k] == 0 for k in ("lost", "double", "unpaid", "unrefunded", "misshipped", "never_announced"))
+        and drill["stock_balances"]
+        and drill["money_balances"]
+    )
     return 0 if ok else 1
 
 

@@ -30,9 +30,9 @@ import httpx
 import psutil
 
 from lab_env import unique_name
-from lab_env.runtime.actors import invoke
-from lab_env.marketplace.market import control
 from lab_env.core.versions import pins
+from lab_env.marketplace.market import control
+from lab_env.runtime.actors import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -43,7 +43,11 @@ def active_actors(market: control.Market) -> dict[str, int]:
     meta = httpx.get(f"{market.app.sidecar_url}/v1.0/metadata", timeout=30, headers=market.app.api_headers()).json()
     counts = (meta.get("actorRuntime") or {}).get("activeActors") or meta.get("actors") or []
     # The sidecar omits the count of a type with none active; dapr.internal.* are workflow engine actors.
-    return {c["type"].rsplit("-", 1)[0]: int(c.get("count", 0)) for c in counts if not c["type"].startswith("dapr.internal.")}
+    return {
+        c["type"].rsplit("-", 1)[0]: int(c.get("count", 0))
+        for c in counts
+        if not c["type"].startswith("dapr.internal.")
+    }
 
 
 def host_mb(market: control.Market) -> float:
@@ -69,13 +73,22 @@ def main() -> int:
         while True:
             began = time.monotonic()
             step = control.place_orders(market, args.step, fail_every=10)
-            outcomes = control.wait_orders(market, step, timeout=1800, progress=f"orders {len(ids)}-{len(ids) + len(step)}")
+            outcomes = control.wait_orders(
+                market, step, timeout=1800, progress=f"orders {len(ids)}-{len(ids) + len(step)}"
+            )
             seconds = time.monotonic() - began
             ids += step
             actors = active_actors(market)
-            rows.append({"orders": len(ids), "active_agents": sum(actors.values()), "by_type": actors,
-                         "step_orders_per_s": round(len(step) / seconds, 2), "host_mb": host_mb(market),
-                         "step_completed": sum(1 for o in outcomes.values() if o and o["status"] == "completed")})
+            rows.append(
+                {
+                    "orders": len(ids),
+                    "active_agents": sum(actors.values()),
+                    "by_type": actors,
+                    "step_orders_per_s": round(len(step) / seconds, 2),
+                    "host_mb": host_mb(market),
+                    "step_completed": sum(1 for o in outcomes.values() if o and o["status"] == "completed"),
+                }
+            )
             print(rows[-1], flush=True)
             if rows[-1]["active_agents"] >= args.agents:
                 break
@@ -86,10 +99,17 @@ def main() -> int:
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "market_scale.md").write_text(text)
-    (RESULTS / "market_scale.json").write_text(json.dumps({"rows": rows, "sheet": {k: v for k, v in sheet.items()
-                                                                                     if k not in ("lost", "double")},
-                                                           "lost": len(sheet["lost"]), "double": len(sheet["double"])},
-                                                          indent=2))
+    (RESULTS / "market_scale.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "sheet": {k: v for k, v in sheet.items() if k not in ("lost", "double")},
+                "lost": len(sheet["lost"]),
+                "double": len(sheet["double"]),
+            },
+            indent=2,
+        )
+    )
     plot(rows)
     return 0 if sheet["balanced"] and not sheet["lost"] else 1
 
@@ -97,18 +117,27 @@ def main() -> int:
 def table(rows: list[dict], sheet: dict, args) -> str:
     v = pins()
     ref = rows[0]["step_orders_per_s"]
-    head = (f"# Marketplace at scale\n\n`python bench/market_scale.py --agents {args.agents} --step {args.step}` on daprd "
-            f"{v.dapr_runtime}, Python {platform.python_version()}, {psutil.cpu_count()} cores, one market host "
-            f"(app + sidecar). Catalog: {CATALOG.products} products, {CATALOG.buyers} buyers' and {CATALOG.sellers} "
-            f"sellers' wallets; each order adds its 2 negotiators and its order actor.\n\n")
-    lines = ["| orders | active agents | orders/s in the step | vs first step | host memory (MB) |",
-             "|-------:|--------------:|---------------------:|--------------:|-----------------:|"]
-    lines += [f"| {r['orders']:,} | {r['active_agents']:,} | {r['step_orders_per_s']} | "
-              f"{r['step_orders_per_s'] / ref:.2f} | {r['host_mb']} |" for r in rows]
+    head = (
+        f"# Marketplace at scale\n\n`python bench/market_scale.py --agents {args.agents} --step {args.step}` on daprd "
+        f"{v.dapr_runtime}, Python {platform.python_version()}, {psutil.cpu_count()} cores, one market host "
+        f"(app + sidecar). Catalog: {CATALOG.products} products, {CATALOG.buyers} buyers' and {CATALOG.sellers} "
+        f"sellers' wallets; each order adds its 2 negotiators and its order actor.\n\n"
+    )
+    lines = [
+        "| orders | active agents | orders/s in the step | vs first step | host memory (MB) |",
+        "|-------:|--------------:|---------------------:|--------------:|-----------------:|",
+    ]
+    lines += [
+        f"| {r['orders']:,} | {r['active_agents']:,} | {r['step_orders_per_s']} | "
+        f"{r['step_orders_per_s'] / ref:.2f} | {r['host_mb']} |"
+        for r in rows
+    ]
     last = rows[-1]["by_type"]
-    foot = (f"\n\nActive at the end, by type: {', '.join(f'{k} {n:,}' for k, n in sorted(last.items()))}.\n"
-            f"Books at the end: {sheet['statuses']}; lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, "
-            f"stock balances {sheet['stock_balances']}, money balances {sheet['money_balances']}.\n")
+    foot = (
+        f"\n\nActive at the end, by type: {', '.join(f'{k} {n:,}' for k, n in sorted(last.items()))}.\n"
+        f"Books at the end: {sheet['statuses']}; lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, "
+        f"stock balances {sheet['stock_balances']}, money balances {sheet['money_balances']}.\n"
+    )
     return head + "\n".join(lines) + foot
 
 

@@ -66,8 +66,15 @@ def _make_lab(clone: Path, env: dict[str, str], marks: dict[str, str]) -> tuple[
     token = secrets.token_hex(8)
     seen: dict[str, float] = {}
     start = time.perf_counter()
-    proc = subprocess.Popen(["make", "lab", f"LAB_ARGS=--port {port}"], cwd=clone, env={**env, "JUPYTER_TOKEN": token},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "lab", f"LAB_ARGS=--port {port}"],
+        cwd=clone,
+        env={**env, "JUPYTER_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines: list[str] = []
 
     def read() -> None:
@@ -83,7 +90,10 @@ def _make_lab(clone: Path, env: dict[str, str], marks: dict[str, str]) -> tuple[
     try:
         while True:  # readiness probe: JupyterLab's API answers with the token
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/status", params={"token": token}, timeout=2).status_code == 200:
+                if (
+                    httpx.get(f"http://127.0.0.1:{port}/api/status", params={"token": token}, timeout=2).status_code
+                    == 200
+                ):
                     return time.perf_counter() - start, seen, lines
             except httpx.HTTPError:
                 pass
@@ -113,9 +123,14 @@ def first_start(warm_runs: int = 3) -> dict:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         env = {
             **os.environ,
-            "UV_CACHE_DIR": f"{tmp}/uv", "PIP_CACHE_DIR": f"{tmp}/pip", "LAB_ENV_CACHE": f"{tmp}/cache",
-            "LAB_ENV_STATE": f"{tmp}/state", "DAPR_HOME": f"{tmp}/dapr", "GOCACHE": f"{tmp}/gocache",
-            "GOMODCACHE": f"{tmp}/gomodcache", "MAVEN_OPTS": f"-Dmaven.repo.local={tmp}/m2",
+            "UV_CACHE_DIR": f"{tmp}/uv",
+            "PIP_CACHE_DIR": f"{tmp}/pip",
+            "LAB_ENV_CACHE": f"{tmp}/cache",
+            "LAB_ENV_STATE": f"{tmp}/state",
+            "DAPR_HOME": f"{tmp}/dapr",
+            "GOCACHE": f"{tmp}/gocache",
+            "GOMODCACHE": f"{tmp}/gomodcache",
+            "MAVEN_OPTS": f"-Dmaven.repo.local={tmp}/m2",
         }
         env.pop("VIRTUAL_ENV", None)
         try:
@@ -147,16 +162,26 @@ def app_ready_times(n: int = 5) -> list[float]:
     out = []
     for i in range(n):
         start = time.perf_counter()
-        with dapr_app(f"{unique_name('bench-ready')}-{i}", uvicorn_command("counter_actor:app"),
-                      cwd=ROOT / "tests" / "apps", components=["statestore"], env={"ACTOR_TYPE": actor_type}):
+        with dapr_app(
+            f"{unique_name('bench-ready')}-{i}",
+            uvicorn_command("counter_actor:app"),
+            cwd=ROOT / "tests" / "apps",
+            components=["statestore"],
+            env={"ACTOR_TYPE": actor_type},
+        ):
             out.append(time.perf_counter() - start)
     return out
 
 
 def actor_calls(calls: int) -> dict[str, float]:
     actor_type = unique_name("BenchCounter").replace("-", "")
-    with dapr_app(unique_name("bench-actors"), uvicorn_command("counter_actor:app"),
-                  cwd=ROOT / "tests" / "apps", components=["statestore"], env={"ACTOR_TYPE": actor_type}) as app:
+    with dapr_app(
+        unique_name("bench-actors"),
+        uvicorn_command("counter_actor:app"),
+        cwd=ROOT / "tests" / "apps",
+        components=["statestore"],
+        env={"ACTOR_TYPE": actor_type},
+    ) as app:
         app.use_sdk()
 
         async def run() -> dict[str, float]:
@@ -181,15 +206,23 @@ def actor_calls(calls: int) -> dict[str, float]:
             await asyncio.gather(*(worker(p) for p in proxies))
             elapsed = time.perf_counter() - start
             q = statistics.quantiles(latencies, n=100)
-            return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000,
-                    "sequential_per_s": calls / sum(latencies), "concurrent16_per_s": calls / elapsed}
+            return {
+                "p50_ms": q[49] * 1000,
+                "p99_ms": q[98] * 1000,
+                "sequential_per_s": calls / sum(latencies),
+                "concurrent16_per_s": calls / elapsed,
+            }
 
         return asyncio.run(run())
 
 
 def redis_set_throughput() -> float:
-    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "-t", "set", "-n", "100000",
-                          "-q", "-c", "16"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", "6379", "-t", "set", "-n", "100000", "-q", "-c", "16"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     # "SET: 123456.79 requests per second, p50=0.111 msec"
     line = [line for line in out.replace("\r", "\n").splitlines() if line.startswith("SET:")][-1]
     return float(line.split()[1])
@@ -197,7 +230,9 @@ def redis_set_throughput() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cold", action="store_true", help="also measure a first `make lab` from a fresh clone (minutes)")
+    parser.add_argument(
+        "--cold", action="store_true", help="also measure a first `make lab` from a fresh clone (minutes)"
+    )
     parser.add_argument("--calls", type=int, default=1000)
     args = parser.parse_args()
 
@@ -208,24 +243,50 @@ def main() -> None:
         first = first_start()
         result["first_start"] = first
         cold, warm = first["cold_s"], statistics.median(first["warm_s"])
-        rows.append(("`make lab` from a fresh clone, empty caches, until JupyterLab answers", f"{cold:.0f} s",
-                     f"{cold / 360:.2f}x the 6 min target"))
+        rows.append(
+            (
+                "`make lab` from a fresh clone, empty caches, until JupyterLab answers",
+                f"{cold:.0f} s",
+                f"{cold / 360:.2f}x the 6 min target",
+            )
+        )
         previous = 0.0
         for label, at in sorted(first["phases_s"].items(), key=lambda kv: kv[1]):
-            rows.append((f"&nbsp;&nbsp;{label} (at {at:.0f} s)", f"{at - previous:.0f} s", f"{(at - previous) / cold:.0%} of cold"))
+            rows.append(
+                (
+                    f"&nbsp;&nbsp;{label} (at {at:.0f} s)",
+                    f"{at - previous:.0f} s",
+                    f"{(at - previous) / cold:.0%} of cold",
+                )
+            )
             previous = at
-        rows.append(("&nbsp;&nbsp;stack up and JupyterLab answering", f"{cold - previous:.0f} s", f"{(cold - previous) / cold:.0%} of cold"))
+        rows.append(
+            (
+                "&nbsp;&nbsp;stack up and JupyterLab answering",
+                f"{cold - previous:.0f} s",
+                f"{(cold - previous) / cold:.0%} of cold",
+            )
+        )
         for step, secs in first["setup_steps_s"].items():
-            rows.append((f"&nbsp;&nbsp;&nbsp;&nbsp;setup step: {step} (dapr runtime and kafka overlap)", f"{secs:.0f} s", ""))
-        rows.append(("`make lab` again, warm (median of 3)", f"{warm:.1f} s", f"{warm / 30:.2f}x the 30 s target; "
-                     f"{cold / warm:.0f}x faster than cold"))
+            rows.append(
+                (f"&nbsp;&nbsp;&nbsp;&nbsp;setup step: {step} (dapr runtime and kafka overlap)", f"{secs:.0f} s", "")
+            )
+        rows.append(
+            (
+                "`make lab` again, warm (median of 3)",
+                f"{warm:.1f} s",
+                f"{warm / 30:.2f}x the 30 s target; {cold / warm:.0f}x faster than cold",
+            )
+        )
 
     starts = stack_start_times()
     result["start_s"] = starts
     slowest_name, slowest = max(((k, v) for k, v in starts.items() if "whole" not in k), key=lambda kv: kv[1])
     whole = starts["whole stack (parallel)"]
     for name, secs in starts.items():
-        rows.append((f"start {name}", f"{secs:.2f} s", f"{secs / slowest:.2f}x slowest alone" if "whole" in name else ""))
+        rows.append(
+            (f"start {name}", f"{secs:.2f} s", f"{secs / slowest:.2f}x slowest alone" if "whole" in name else "")
+        )
 
     ready = app_ready_times()
     result["app_ready_s"] = ready
@@ -238,18 +299,27 @@ def main() -> None:
     rows.append(("actor calls/s, sequential", f"{calls['sequential_per_s']:.0f}", ""))
     redis_ops = redis_set_throughput()
     result["redis_set_per_s"] = redis_ops
-    rows.append(("actor calls/s, 16 in flight", f"{calls['concurrent16_per_s']:.0f}",
-                 f"{calls['concurrent16_per_s'] / redis_ops:.3f}x redis SET"))
+    rows.append(
+        (
+            "actor calls/s, 16 in flight",
+            f"{calls['concurrent16_per_s']:.0f}",
+            f"{calls['concurrent16_per_s'] / redis_ops:.3f}x redis SET",
+        )
+    )
     rows.append(("redis-benchmark SET/s (16 clients), same server", f"{redis_ops:.0f}", "reference"))
     result["whole_vs_slowest"] = whole / slowest
     result["slowest_component"] = slowest_name
 
-    table = "| measurement | value | ratio |\n| --- | ---: | --- |\n" + "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)
+    table = "| measurement | value | ratio |\n| --- | ---: | --- |\n" + "".join(
+        f"| {a} | {b} | {c} |\n" for a, b, c in rows
+    )
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "stack.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "stack.md").write_text(f"# Stack benchmark\n\nMachine: {result['machine']}. Command: "
-                                      f"`python bench/stack_bench.py{' --cold' if args.cold else ''}`.\n\n{table}")
+    (RESULTS / "stack.md").write_text(
+        f"# Stack benchmark\n\nMachine: {result['machine']}. Command: "
+        f"`python bench/stack_bench.py{' --cold' if args.cold else ''}`.\n\n{table}"
+    )
 
 
 if __name__ == "__main__":

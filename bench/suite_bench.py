@@ -56,13 +56,18 @@ def run(label: str, commit: str, busy: bool) -> dict:
     clone = workdir / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", commit], check=True)
-    sha = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     records = workdir / "records.jsonl"
     log_path = workdir / "ci.log"
-    env = dict(os.environ, CI="true", SUITE_TIMING_OUT=str(records),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")])),
-               PYTEST_ADDOPTS=" ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS"), "-p suite_timing"])))
+    env = dict(
+        os.environ,
+        CI="true",
+        SUITE_TIMING_OUT=str(records),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")])),
+        PYTEST_ADDOPTS=" ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS"), "-p suite_timing"])),
+    )
     loop = None
     if busy:  # one core spun flat out for the whole run, as a learner's other work would
         loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -70,8 +75,15 @@ def run(label: str, commit: str, busy: bool) -> dict:
     wall0, cpu0 = time.perf_counter(), _busy_cpu()
     try:
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(["bash", ".ci/run"], cwd=clone, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                ["bash", ".ci/run"],
+                cwd=clone,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for line in proc.stdout:
                 log.write(line)
                 sys.stdout.write(line)
@@ -83,9 +95,14 @@ def run(label: str, commit: str, busy: bool) -> dict:
     text = log_path.read_text()
     summary = [ln.strip("= ") for ln in text.splitlines() if re.match(r"^=+ .* in [0-9.]+s", ln)]
     result = {
-        "label": label, "commit": sha, "busy_loop": busy, "exit_code": rc,
-        "ci_wall_s": round(wall, 1), "ci_cpu_s": round(cpu, 1),
-        "pytest_wall_s": round(sum(_pytest_seconds(text)), 1), "summary": summary,
+        "label": label,
+        "commit": sha,
+        "busy_loop": busy,
+        "exit_code": rc,
+        "ci_wall_s": round(wall, 1),
+        "ci_cpu_s": round(cpu, 1),
+        "pytest_wall_s": round(sum(_pytest_seconds(text)), 1),
+        "summary": summary,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "records": [json.loads(ln) for ln in records.read_text().splitlines()] if records.exists() else [],
     }
@@ -128,31 +145,46 @@ def report() -> str:
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("suite-*.json"))]
     runs.sort(key=lambda r: (r["label"] != REFERENCE, r["when"]))
     ref = next((r for r in runs if r["label"] == REFERENCE), None)
-    lines = ["# The test suite's cost", "",
-             "Made by `bench/suite_bench.py`: each run is `bash .ci/run` in a fresh clone on this machine "
-             "(2 cores), with bench/suite_timing.py timing every test phase and fixture. Wall is elapsed "
-             "seconds; CPU is the machine's busy CPU seconds over the span (all processes). Ratios are "
-             f"against the run labelled `{REFERENCE}`.", "",
-             "| run | commit | when | busy loop beside it | result | pytest wall (s) | whole .ci/run (s) "
-             "| machine CPU (s) | pytest ratio | .ci/run ratio |",
-             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# The test suite's cost",
+        "",
+        "Made by `bench/suite_bench.py`: each run is `bash .ci/run` in a fresh clone on this machine "
+        "(2 cores), with bench/suite_timing.py timing every test phase and fixture. Wall is elapsed "
+        "seconds; CPU is the machine's busy CPU seconds over the span (all processes). Ratios are "
+        f"against the run labelled `{REFERENCE}`.",
+        "",
+        "| run | commit | when | busy loop beside it | result | pytest wall (s) | whole .ci/run (s) "
+        "| machine CPU (s) | pytest ratio | .ci/run ratio |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in runs:
-        lines.append(f"| {r['label']} | {r['commit']} | {r['when']} | {'yes' if r['busy_loop'] else 'no'} "
-                     f"| {'; '.join(r['summary']) or 'exit ' + str(r['exit_code'])} | {r['pytest_wall_s']:.0f} "
-                     f"| {r['ci_wall_s']:.0f} | {r['ci_cpu_s']:.0f} "
-                     f"| {_ratio(r['pytest_wall_s'], ref and ref['pytest_wall_s'])} "
-                     f"| {_ratio(r['ci_wall_s'], ref and ref['ci_wall_s'])} |")
+        lines.append(
+            f"| {r['label']} | {r['commit']} | {r['when']} | {'yes' if r['busy_loop'] else 'no'} "
+            f"| {'; '.join(r['summary']) or 'exit ' + str(r['exit_code'])} | {r['pytest_wall_s']:.0f} "
+            f"| {r['ci_wall_s']:.0f} | {r['ci_cpu_s']:.0f} "
+            f"| {_ratio(r['pytest_wall_s'], ref and ref['pytest_wall_s'])} "
+            f"| {_ratio(r['ci_wall_s'], ref and ref['ci_wall_s'])} |"
+        )
     ref_mod = _by_module(ref["records"]) if ref else {}
     ref_fix = _by_fixture(ref["records"]) if ref else {}
     for r in runs:
-        lines += ["", f"## {r['label']} ({r['commit']}): test modules by wall time", "",
-                  "| module | tests | wall (s) | CPU (s) | wall vs before |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            f"## {r['label']} ({r['commit']}): test modules by wall time",
+            "",
+            "| module | tests | wall (s) | CPU (s) | wall vs before |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         mods = sorted(_by_module(r["records"]).items(), key=lambda kv: -kv[1][0])
         for name, (wall, cpu, n) in mods:
             lines.append(f"| {name} | {n} | {wall:.1f} | {cpu:.1f} | {_ratio(wall, ref_mod.get(name, [None])[0])} |")
-        lines += ["", f"### {r['label']}: the {TOP} costliest fixture set-ups", "",
-                  "| fixture (scope, where) | set-ups | wall (s) | CPU (s) | wall vs before |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            f"### {r['label']}: the {TOP} costliest fixture set-ups",
+            "",
+            "| fixture (scope, where) | set-ups | wall (s) | CPU (s) | wall vs before |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         fixes = sorted(_by_fixture(r["records"]).items(), key=lambda kv: -kv[1][0])[:TOP]
         for name, (wall, cpu, n) in fixes:
             lines.append(f"| {name} | {n} | {wall:.1f} | {cpu:.1f} | {_ratio(wall, ref_fix.get(name, [None])[0])} |")

@@ -52,8 +52,16 @@ def _module(nodeid: str) -> str:
 def _timed(item, phase: str):
     with _Span() as span:
         yield
-    _write({"kind": "test", "phase": phase, "nodeid": item.nodeid, "module": _module(item.nodeid),
-            "wall": span.wall, "cpu": span.cpu})
+    _write(
+        {
+            "kind": "test",
+            "phase": phase,
+            "nodeid": item.nodeid,
+            "module": _module(item.nodeid),
+            "wall": span.wall,
+            "cpu": span.cpu,
+        }
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -76,8 +84,17 @@ def pytest_fixture_setup(fixturedef, request):
     with _Span() as span:
         yield
     where = _module(request.node.nodeid) if fixturedef.scope != "session" else "(session)"
-    _write({"kind": "fixture", "name": fixturedef.argname, "scope": fixturedef.scope, "module": where,
-            "baseid": fixturedef.baseid, "wall": span.wall, "cpu": span.cpu})
+    _write(
+        {
+            "kind": "fixture",
+            "name": fixturedef.argname,
+            "scope": fixturedef.scope,
+            "module": where,
+            "baseid": fixturedef.baseid,
+            "wall": span.wall,
+            "cpu": span.cpu,
+        }
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -38,11 +38,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from lab_env.runtime import workflows
 from lab_env import stop_app, unique_name
-from lab_env.notebooks.workspace import app_file_source
 from lab_env.core.probes import wait_until
 from lab_env.core.versions import pins
+from lab_env.notebooks.workspace import app_file_source
+from lab_env.runtime import workflows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -115,8 +115,11 @@ def main() -> int:
             run = one_order(app, f"drill-{i}-{unique_name('o')}", step)
             run["problems"] = verdict(run)
             drills.append(run)
-            print(f"run {i + 1:>2}/{args.runs}: killed in {step:<8} -> {run['status']:<9} "
-                  f"{run['restart_to_end_s']:5.2f} s after restart  {'; '.join(run['problems']) or 'ok'}", flush=True)
+            print(
+                f"run {i + 1:>2}/{args.runs}: killed in {step:<8} -> {run['status']:<9} "
+                f"{run['restart_to_end_s']:5.2f} s after restart  {'; '.join(run['problems']) or 'ok'}",
+                flush=True,
+            )
     finally:
         stop_app(app)
 
@@ -143,17 +146,25 @@ def main() -> int:
     width = max(len(k) for k, _ in rows)
     table = "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
     header = f"| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|-------|"
-    env = (f"daprd {pins().dapr_runtime}, dapr-ext-workflow {pins().dapr_python_sdk}, "
-           f"{platform.python_version()}, seed {args.seed}")
+    env = (
+        f"daprd {pins().dapr_runtime}, dapr-ext-workflow {pins().dapr_python_sdk}, "
+        f"{platform.python_version()}, seed {args.seed}"
+    )
     print("\n" + header + "\n" + table)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "workflow_drill.json").write_text(json.dumps({"env": env, "reference": reference, "drills": drills}, indent=1))
+    (RESULTS / "workflow_drill.json").write_text(
+        json.dumps({"env": env, "reference": reference, "drills": drills}, indent=1)
+    )
     (RESULTS / "workflow_drill.md").write_text(
         "# Workflow crash-and-resume drill\n\n"
         f"`python bench/workflow_drill.py --runs {args.runs} --seed {args.seed}` on {env}.\n"
         "Each run SIGKILLs the app and its sidecar while a randomly chosen step of lab 04's 5-step order workflow\n"
         "runs, restarts both, and lets the instance finish. Effects are claimed once per order in the ledger.\n\n"
-        + header + "\n" + table + "\n")
+        + header
+        + "\n"
+        + table
+        + "\n"
+    )
     failed = [r for r in drills if r["problems"]]
     return 1 if failed else 0
 

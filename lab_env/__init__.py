@@ -60,9 +60,18 @@ MOVED: dict[str, str] = {
     "lab_env.notebooks.errors": "lab_env.notebooks.tracebacks",
     "lab_env.widgets": "lab_env.notebooks.widgets",
     "lab_env.jupyter": "lab_env.notebooks.jupyterlab",
-    **{f"lab_env.checks.lab{n}": f"lab_env.labs.lab{n}_{name}.checks" for n, name in (
-        ("01", "actors"), ("02", "pubsub"), ("03", "kafka"), ("04", "workflows"),
-        ("05", "agent_homes"), ("06", "coordination"), ("07", "capstone"))},
+    **{
+        f"lab_env.checks.lab{n}": f"lab_env.labs.lab{n}_{name}.checks"
+        for n, name in (
+            ("01", "actors"),
+            ("02", "pubsub"),
+            ("03", "kafka"),
+            ("04", "workflows"),
+            ("05", "agent_homes"),
+            ("06", "coordination"),
+            ("07", "capstone"),
+        )
+    },
 }
 
 
@@ -82,7 +91,9 @@ def new_name(old: str) -> str | None:
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module name to the already-importable new module."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         target_name = new_name(fullname) if fullname.startswith("lab_env.") else None
         if target_name is None:
             return None
@@ -90,7 +101,9 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             module = importlib.import_module(target_name)
         except ImportError:
             return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=hasattr(module, "__path__") or fullname in _WERE_PACKAGES)
+        return importlib.machinery.ModuleSpec(
+            fullname, self, is_package=hasattr(module, "__path__") or fullname in _WERE_PACKAGES
+        )
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         target_name = new_name(spec.name)

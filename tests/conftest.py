@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_env.runtime import workflows
 from lab_env import stop_app, unique_name
+from lab_env.runtime import workflows
 
 APPS = Path(__file__).parent / "apps"
 # Test apps' shared modules (actor interfaces) are imported by the tests too.

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import nbformat
 
-from lab_env.grading.spec import load_spec
 from lab_env.grading.generate import LABS_DIR, strip_solutions, student_version
+from lab_env.grading.spec import load_spec
 
 SPEC = load_spec("01")
 APP_CELL_MARK = "%%app_file marketplace_actors.py"
@@ -57,7 +57,9 @@ def tampered() -> nbformat.NotebookNode:
     cell(nb, "check.product_stock").source = 'print("\\u2705 ProductActor stock: passed")'
     nb.cells.remove(cell(nb, "check.reminder_outlives_crash"))
     setup = nb.cells.index(cell(nb, "from lab_env.labs.lab01_actors import checks as check"))
-    fake = nbformat.v4.new_code_cell("class check:  # always passes\n    def __getattr__(self, n): return lambda *a: None")
+    fake = nbformat.v4.new_code_cell(
+        "class check:  # always passes\n    def __getattr__(self, n): return lambda *a: None"
+    )
     nb.cells.insert(setup + 1, fake)
     return nb
 
@@ -70,7 +72,9 @@ def endless_loop() -> nbformat.NotebookNode:
     target = cell(nb, ACTIVATE_CELL_MARK)
     answer = '    return ("PUT", '
     assert answer in target.source
-    target.source = target.source.replace(answer, "    import time\n    while True:\n        time.sleep(1)\n" + answer, 1)
+    target.source = target.source.replace(
+        answer, "    import time\n    while True:\n        time.sleep(1)\n" + answer, 1
+    )
     return nb
 
 
@@ -79,6 +83,7 @@ def other_lab() -> nbformat.NotebookNode:
 
 
 # --- cheats ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Cheat:
@@ -89,9 +94,11 @@ class Cheat:
 
 def _added_cell(code: str) -> Callable[[nbformat.NotebookNode], None]:
     """The cheat as a cell of its own right after the setup cell."""
+
     def apply(nb: nbformat.NotebookNode) -> None:
         setup = nb.cells.index(cell(nb, "from lab_env.labs.lab01_actors import checks as check"))
         nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code))
+
     return apply
 
 
@@ -99,6 +106,7 @@ def _in_region(code: str, mark: str = REGION_CELL_MARK) -> Callable[[nbformat.No
     """The cheat inside an answer (before its stub's raise): the grader runs it
     when the answer is called. The unsolved lab calls ``activation_call`` (scale
     exercise) but never reaches ``reserve_concurrently``."""
+
     def apply(nb: nbformat.NotebookNode) -> None:
         target = cell(nb, mark)
         lines = target.source.split("\n")
@@ -106,6 +114,7 @@ def _in_region(code: str, mark: str = REGION_CELL_MARK) -> Callable[[nbformat.No
         indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
         lines[at:at] = [indent + line for line in code.split("\n")]
         target.source = "\n".join(lines)
+
     return apply
 
 
@@ -128,7 +137,11 @@ def _fake_outputs(nb: nbformat.NotebookNode) -> None:
     for n, c in enumerate(nb.cells):
         if "check" in c.metadata.get("lab_env", {}):
             c.execution_count = n
-            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"\u2705 {c.metadata['lab_env']['check']}: passed\n")]
+            c.outputs = [
+                nbformat.v4.new_output(
+                    "stream", name="stdout", text=f"\u2705 {c.metadata['lab_env']['check']}: passed\n"
+                )
+            ]
 
 
 def _ids_and_metadata(nb: nbformat.NotebookNode) -> None:
@@ -141,24 +154,35 @@ def _ids_and_metadata(nb: nbformat.NotebookNode) -> None:
     nb.metadata["kernelspec"] = {"name": "python2", "display_name": "fake", "language": "python"}
 
 
-_REBIND = "for name in dir(check):\n    if not name.startswith('_'):\n        setattr(check, name, lambda *a, **k: None)"
-_SYS_MODULES = ("import sys, types\n"
-                "sys.modules['lab_env.labs.lab01_actors.checks'] = types.SimpleNamespace(**{n: (lambda *a, **k: None) "
-                "for n in dir(sys.modules['lab_env.labs.lab01_actors.checks'])})")
+_REBIND = (
+    "for name in dir(check):\n    if not name.startswith('_'):\n        setattr(check, name, lambda *a, **k: None)"
+)
+_SYS_MODULES = (
+    "import sys, types\n"
+    "sys.modules['lab_env.labs.lab01_actors.checks'] = types.SimpleNamespace(**{n: (lambda *a, **k: None) "
+    "for n in dir(sys.modules['lab_env.labs.lab01_actors.checks'])})"
+)
 _CUSTOM_EXC = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
-_SHOWTRACEBACK = ("ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\nip._showtraceback = lambda *a, **k: None\n"
-                  "ip.showsyntaxerror = lambda *a, **k: None")
-_BUILTINS = "import builtins\nbuiltins.print = lambda *a, **k: None\nbuiltins.AssertionError = type('Pass', (Exception,), {})"
+_SHOWTRACEBACK = (
+    "ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\nip._showtraceback = lambda *a, **k: None\n"
+    "ip.showsyntaxerror = lambda *a, **k: None"
+)
+_BUILTINS = (
+    "import builtins\nbuiltins.print = lambda *a, **k: None\nbuiltins.AssertionError = type('Pass', (Exception,), {})"
+)
 # Written to get past the screen: no flagged name, import or attribute.
 _SLIP_SYS = "self = asyncio.sys.modules\n"
 # Tells the grader the samples of a finished 10,000-actor run, whatever it asks about.
-_SLIP_REMOTE = (_SLIP_SYS + "self = self.get('lab_env.grading.remote')\n"
-                "samples[:] = [{'actors': n, 'ms_per_call': 1.0, 'rss_mb': 99.0} for n in range(500, 10_500, 500)]\n"
-                "fake = lambda value: json.dumps({'kind': 'json', 'value': samples})\n"
-                "if self:\n    setattr(self, 'describe', fake)")
+_SLIP_REMOTE = (
+    _SLIP_SYS + "self = self.get('lab_env.grading.remote')\n"
+    "samples[:] = [{'actors': n, 'ms_per_call': 1.0, 'rss_mb': 99.0} for n in range(500, 10_500, 500)]\n"
+    "fake = lambda value: json.dumps({'kind': 'json', 'value': samples})\n"
+    "if self:\n    setattr(self, 'describe', fake)"
+)
 _SLIP_REBIND = "self = check\nfor name in dir(self):\n    setattr(self, name, lambda *a, **k: None)"
-_SLIP_HOOK = (_SLIP_SYS + "shell = self['IPython'].get_ipython()\n"
-              "shell.set_custom_exc((BaseException,), lambda *a, **k: None)")
+_SLIP_HOOK = (
+    _SLIP_SYS + "shell = self['IPython'].get_ipython()\nshell.set_custom_exc((BaseException,), lambda *a, **k: None)"
+)
 _SLIP_EXIT = _SLIP_SYS + "getattr(self['os'], '_' + 'exit')(0)"
 # A kernel cannot restart itself (the frontend does); it can ask to, or kill itself.
 _SLIP_RESTART = _SLIP_SYS + "shell = self['IPython'].get_ipython()\nshell.kernel.do_shutdown(True)\nshell.ask_exit()"
@@ -201,5 +225,17 @@ def corrupt_json() -> str:
     return '{"cells": [ this is not json'
 
 
-__all__ = ["CHEATS", "SPEC", "Cheat", "cheat_notebook", "corrupt_json", "endless_loop", "learner_name",
-           "other_lab", "partial", "solution", "tampered", "unsolved"]
+__all__ = [
+    "CHEATS",
+    "SPEC",
+    "Cheat",
+    "cheat_notebook",
+    "corrupt_json",
+    "endless_loop",
+    "learner_name",
+    "other_lab",
+    "partial",
+    "solution",
+    "tampered",
+    "unsolved",
+]

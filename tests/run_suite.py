@@ -29,25 +29,56 @@ NO_TESTS = 5  # pytest's exit code when a selection is empty
 # Where each lab's evidence lives: its solution notebook, its checks' tests, the
 # helpers it teaches with, and its grading test (parametrized by lab number).
 LAB_EVIDENCE = {
-    "01": ["solutions/01_actors.ipynb", "tests/test_actor_errors.py", "tests/test_scale.py",
-           "tests/test_grading.py", "tests/test_grading_assembly.py"],
+    "01": [
+        "solutions/01_actors.ipynb",
+        "tests/test_actor_errors.py",
+        "tests/test_scale.py",
+        "tests/test_grading.py",
+        "tests/test_grading_assembly.py",
+    ],
     "02": ["solutions/02_pubsub.ipynb", "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]"],
-    "03": ["solutions/03_kafka.ipynb", "tests/test_lab03_checks.py", "tests/test_kafka_helpers.py",
-           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]"],
-    "04": ["solutions/04_workflows.ipynb", "tests/test_lab04_checks.py", "tests/test_workflows_helpers.py",
-           "tests/test_check_stderr.py",
-           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]"],
-    "05": ["solutions/05_agent_homes.ipynb", "tests/test_homes.py", "tests/test_home_security.py",
-           "tests/test_native_home.py", "tests/test_container_home.py", "tests/test_secure_plane.py",
-           "tests/test_native_cluster.py",
-           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]"],
-    "06": ["solutions/06_coordination.ipynb", "tests/test_lab06_checks.py", "tests/test_coordination.py",
-           "tests/test_coordination_agents.py", "tests/test_auctioneer.py", "tests/test_ballot.py",
-           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]"],
-    "07": ["solutions/07_capstone.ipynb", "tests/test_lab07_checks.py", "tests/test_market.py",
-           "tests/test_market_actors.py", "tests/test_market_allocation.py", "tests/test_market_view.py",
-           "tests/test_offer_policy.py",
-           "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]"],
+    "03": [
+        "solutions/03_kafka.ipynb",
+        "tests/test_lab03_checks.py",
+        "tests/test_kafka_helpers.py",
+        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
+    ],
+    "04": [
+        "solutions/04_workflows.ipynb",
+        "tests/test_lab04_checks.py",
+        "tests/test_workflows_helpers.py",
+        "tests/test_check_stderr.py",
+        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
+    ],
+    "05": [
+        "solutions/05_agent_homes.ipynb",
+        "tests/test_homes.py",
+        "tests/test_home_security.py",
+        "tests/test_native_home.py",
+        "tests/test_container_home.py",
+        "tests/test_secure_plane.py",
+        "tests/test_native_cluster.py",
+        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
+    ],
+    "06": [
+        "solutions/06_coordination.ipynb",
+        "tests/test_lab06_checks.py",
+        "tests/test_coordination.py",
+        "tests/test_coordination_agents.py",
+        "tests/test_auctioneer.py",
+        "tests/test_ballot.py",
+        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]",
+    ],
+    "07": [
+        "solutions/07_capstone.ipynb",
+        "tests/test_lab07_checks.py",
+        "tests/test_market.py",
+        "tests/test_market_actors.py",
+        "tests/test_market_allocation.py",
+        "tests/test_market_view.py",
+        "tests/test_offer_policy.py",
+        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]",
+    ],
 }
 
 
@@ -75,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     marks = "not stack and not serial and not slow" if args.quick else None
     env = dict(os.environ)
     if args.quick:
-        return _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", marks, "tests",
-                        *args.pytest_args], env)
+        return _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", marks, "tests", *args.pytest_args], env)
 
     from lab_env.stack import down, is_up
 
@@ -85,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
     codes = []
     try:
-        codes.append(_pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial", *paths,
-                              *args.pytest_args], env))
+        codes.append(
+            _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial", *paths, *args.pytest_args], env)
+        )
         codes.append(_pytest(["-m", "serial", *paths, *args.pytest_args], env))
     finally:  # also after a failure or a Ctrl-C: nothing this run started is left running
         if not was_up and not keep:

@@ -12,8 +12,13 @@ from lab_env.runtime.actors import ActorCallFailed, innermost_error
 def _wrapped(message: str, hops: int) -> str:
     answer = json.dumps({"message": message, "errorCode": "UNKNOWN"})
     for _ in range(hops):
-        answer = json.dumps({"errorCode": "ERR_ACTOR_INVOKE_METHOD", "message": "error invoke actor method: error "
-                             f"from actor service: (500) {answer} (Error Code: ERR_ACTOR_INVOKE_METHOD, Status Code: 500)"})
+        answer = json.dumps(
+            {
+                "errorCode": "ERR_ACTOR_INVOKE_METHOD",
+                "message": "error invoke actor method: error "
+                f"from actor service: (500) {answer} (Error Code: ERR_ACTOR_INVOKE_METHOD, Status Code: 500)",
+            }
+        )
     return answer
 
 

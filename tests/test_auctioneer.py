@@ -7,15 +7,19 @@ from __future__ import annotations
 import pytest
 
 from lab_env import start_app, stop_app, unique_name, uvicorn_command
-from lab_env.runtime.actors import actor_type, invoke
 from lab_env.core.probes import wait_until
+from lab_env.runtime.actors import actor_type, invoke
 
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
 def host():
-    app = start_app(unique_name("auctioneer"), uvicorn_command("lab_env.marketplace.agents.auctioneer:app"), components=["statestore"])
+    app = start_app(
+        unique_name("auctioneer"),
+        uvicorn_command("lab_env.marketplace.agents.auctioneer:app"),
+        components=["statestore"],
+    )
     yield app
     stop_app(app)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lab_env import start_app, stop_app, unique_name, uvicorn_command
-from lab_env.runtime.actors import actor_type, invoke
 from lab_env.core.probes import wait_until
+from lab_env.runtime.actors import actor_type, invoke
 
 pytestmark = pytest.mark.stack
 VOTERS = [f"agent-{n}" for n in range(5)]
@@ -15,7 +15,9 @@ VOTERS = [f"agent-{n}" for n in range(5)]
 
 @pytest.fixture(scope="module")
 def host():
-    app = start_app(unique_name("ballots"), uvicorn_command("lab_env.marketplace.agents.ballot:app"), components=["statestore"])
+    app = start_app(
+        unique_name("ballots"), uvicorn_command("lab_env.marketplace.agents.ballot:app"), components=["statestore"]
+    )
     yield app
     stop_app(app)
 

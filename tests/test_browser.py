@@ -25,19 +25,26 @@ import httpx
 import nbformat
 import pytest
 
-from lab_env.labs.course import LABS, OVERVIEW_NAME
-from lab_env.notebooks.jupyterlab import lab_command
-from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.ports import free_ports
+from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
+from lab_env.labs.course import LABS, OVERVIEW_NAME
+from lab_env.notebooks.jupyterlab import lab_command
 
 pytestmark = pytest.mark.stack
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 # Debian's chromium package: /usr/bin/chromium is a wrapper script around this binary.
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None)
-LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update"]
+CHROMIUM = next(
+    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "") if p and os.path.exists(p)), None
+)
+LAUNCH_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 # Safety nets against a hang, never pass/fail criteria: a busy 2-core machine may be slow.
 CELL_LIMIT_MS = 600_000
 UI_LIMIT_MS = 300_000
@@ -84,7 +91,8 @@ def jupyter(tmp_path_factory):
     labconfig = root / "test-config" / "labconfig"
     labconfig.mkdir(parents=True)
     (labconfig / "default_setting_overrides.json").write_text(
-        '{"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}')
+        '{"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}}'
+    )
     token = secrets.token_hex(16)
     (port,) = free_ports(1)
     argv, env = lab_command(port=port, root_dir=root)
@@ -94,8 +102,9 @@ def jupyter(tmp_path_factory):
     # No tabs restored from an earlier session: each would start a kernel.
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / "workspaces")
     log = open(root / "jupyter.log", "w")
-    server = subprocess.Popen(argv, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        argv, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -155,8 +164,9 @@ def _open(browser, url: str, token: str, path: str):
     page.add_style_tag(content=STILL)
     page.locator(f"{NOTEBOOK} .jp-Cell").first.wait_for(timeout=UI_LIMIT_MS)
     # The kernel is ready when the toolbar's status says so.
-    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first \
-        .wait_for(timeout=UI_LIMIT_MS)
+    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        timeout=UI_LIMIT_MS
+    )
     assert page.locator(".jp-NotebookPanel").count() == 1, "another notebook tab was restored"
     return page
 
@@ -191,13 +201,21 @@ def _run_through(page, last: int) -> dict[int, str]:
                 # Queued shows as [*]. A run asked for while the notebook is still connecting
                 # to its kernel can be dropped (the prompt stays [ ]): ask again.
                 try:
-                    page.wait_for_function("el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
-                                           arg=prompt.element_handle(), timeout=15_000, polling=POLL_MS)
+                    page.wait_for_function(
+                        "el => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
+                        arg=prompt.element_handle(),
+                        timeout=15_000,
+                        polling=POLL_MS,
+                    )
                     break
                 except Exception:
                     continue
-            page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(),
-                                   timeout=CELL_LIMIT_MS, polling=POLL_MS)
+            page.wait_for_function(
+                "el => /\\[\\d+\\]/.test(el.textContent)",
+                arg=prompt.element_handle(),
+                timeout=CELL_LIMIT_MS,
+                polling=POLL_MS,
+            )
         except Exception:
             _shot(page, f"failed-at-cell-{index}")  # what the learner would see
             raise
@@ -218,8 +236,9 @@ def test_jupyterlab_opens_on_the_course_overview_without_the_news_prompt(browser
     page.locator(".jp-DirListing-item[title*='01_actors.ipynb']").first.wait_for(timeout=UI_LIMIT_MS)
     # The course's settings answer the news question for the learner, so JupyterLab never asks.
     # (Overrides become the settings' defaults; JupyterLab's own default for fetchNews is "none": ask.)
-    schema = httpx.get(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
-                       params={"token": token}, timeout=10).json()["schema"]["properties"]
+    schema = httpx.get(
+        f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification", params={"token": token}, timeout=10
+    ).json()["schema"]["properties"]
     assert schema["fetchNews"]["default"] == "false" and schema["checkForUpdates"]["default"] is False
     assert page.get_by_text("Jupyter news", exact=False).count() == 0
     progress = _run_through(page, 1)[1]  # the overview's progress cell
@@ -256,7 +275,9 @@ def _walk(browser, jupyter, lab) -> None:
     assert len(failed.strip().splitlines()) == 2, f"not one line and its hint: {failed!r}"
     for index, text in outputs.items():  # no SDK traceback anywhere on the learner's path
         assert "Traceback" not in text and "site-packages" not in text, f"cell {index}: {text[:600]}"
-    page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{last}']").evaluate("el => el.scrollIntoView({block: 'center'})")
+    page.locator(f"{NOTEBOOK} .jp-Cell[data-windowed-list-index='{last}']").evaluate(
+        "el => el.scrollIntoView({block: 'center'})"
+    )
     _shot(page, f"{lab.number}-lab-first-check")
     page.close()
     _stop_kernels(jupyter)

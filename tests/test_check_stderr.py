@@ -25,8 +25,8 @@ import grpc
 import nbformat
 import pytest
 
-from lab_env.runtime import workflows
 from lab_env.grading.generate import SOLUTIONS_DIR
+from lab_env.runtime import workflows
 
 SDK_LOGGERS = ("DaprWorkflowClient", "durabletask-client")
 CHECK_TAG = "nbval-check-output"
@@ -43,8 +43,11 @@ def _check_cells() -> list[tuple[str, nbformat.NotebookNode]]:
 def test_every_check_cells_reference_is_its_verdict_on_stdout_only():
     cells = _check_cells()
     assert cells, f"no cell tagged {CHECK_TAG} in {SOLUTIONS_DIR}"
-    wrong = [f"{where}: {[o.get('name', o.output_type) for o in cell.outputs]}" for where, cell in cells
-             if [(o.output_type, o.get("name")) for o in cell.outputs] != [("stream", "stdout")]]
+    wrong = [
+        f"{where}: {[o.get('name', o.output_type) for o in cell.outputs]}"
+        for where, cell in cells
+        if [(o.output_type, o.get("name")) for o in cell.outputs] != [("stream", "stdout")]
+    ]
     assert wrong == [], "check cells whose saved output is not one stdout stream (nbval compares these)"
 
 
@@ -92,8 +95,9 @@ class _Sidecar:
     def GetInstance(self, request, **_):
         self.reads += 1
         if self.reads <= 2:  # daprd 1.18's torn read while an instance continues as new
-            raise _RpcError(grpc.StatusCode.UNKNOWN, f"key '{request.instanceId}||history-000001' "
-                            f"{workflows._TORN_READ}")
+            raise _RpcError(
+                grpc.StatusCode.UNKNOWN, f"key '{request.instanceId}||history-000001' {workflows._TORN_READ}"
+            )
         raise _RpcError(grpc.StatusCode.UNKNOWN, "no such instance exists")
 
     def WaitForInstanceCompletion(self, request, **_):
@@ -134,16 +138,17 @@ def test_workflow_clients_log_nothing_from_the_sdk_and_keep_no_handlers(monkeypa
 
     assert [f"{r.name} {r.levelname}: {r.getMessage()}" for r in sdk_records] == []
     assert capfd.readouterr().err == ""
-    assert {name: len(logging.getLogger(name).handlers) for name in SDK_LOGGERS} == handlers, \
+    assert {name: len(logging.getLogger(name).handlers) for name in SDK_LOGGERS} == handlers, (
         "building a client left a handler on the SDK's loggers"
+    )
 
 
 @pytest.mark.stack
 def test_the_monitor_check_writes_nothing_to_stderr(start, capfd, sdk_records):
     """The check that failed nbval now and then, run as the grader runs it: it polls an
     instance that continues as new every 0.2 s, the window of daprd's torn reads."""
-    from lab_env.labs.lab04_workflows import checks as lab04
     from lab_env.labs.checks import verdict
+    from lab_env.labs.lab04_workflows import checks as lab04
     from tests.solution_mutations import mutated
 
     app = start("stock_monitor", mutated(SOLUTIONS_DIR / "04_workflows.ipynb", "stock_monitor.py"))

@@ -13,12 +13,12 @@ import time
 import httpx
 import pytest
 
-from lab_env.runtime.apps import load_app, running_apps, stop_app, unique_name
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import http_status, wait_until
 from lab_env.core.procs import stop
 from lab_env.core.profile import current
+from lab_env.runtime.apps import load_app, running_apps, stop_app, unique_name
 from lab_env.stack.provision import install_dapr_cli
 
 pytestmark = pytest.mark.stack
@@ -42,9 +42,27 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inhe
     # Started from a shell or a runner that ignores SIGINT, Ctrl-C must still stop it.
     app_id = unique_name("cli-run")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab_env.cli.main", "run", "--app-id", app_id, "--components", "statestore", "--",
-         sys.executable, "-m", "uvicorn", "subscriber:app", "--port", "{app_port}"],
-        cwd=apps_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lab_env.cli.main",
+            "run",
+            "--app-id",
+            app_id,
+            "--components",
+            "statestore",
+            "--",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "subscriber:app",
+            "--port",
+            "{app_port}",
+        ],
+        cwd=apps_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PUBSUB": "pubsub", "TOPIC": "unused"},
         preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )
@@ -74,15 +92,34 @@ def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
     http_port, grpc_port = free_ports(2)
     env = {**os.environ, **current().dapr_cli_env()}
     proc = subprocess.Popen(
-        [str(dapr_bin("dapr")), "run", "--app-id", app_id, "--dapr-http-port", str(http_port),
-         "--dapr-grpc-port", str(grpc_port), "--", sys.executable, "-c", "import time; time.sleep(120)"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        [
+            str(dapr_bin("dapr")),
+            "run",
+            "--app-id",
+            app_id,
+            "--dapr-http-port",
+            str(http_port),
+            "--dapr-grpc-port",
+            str(grpc_port),
+            "--",
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     try:
         wait_until(lambda: http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") == 204, 60, "dapr run's sidecar")
         # A job is stored by the scheduler: this fails when daprd runs without one.
-        job = httpx.post(f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job",
-                         json={"schedule": "@every 1h", "data": "hello"}, timeout=10)
+        job = httpx.post(
+            f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job",
+            json={"schedule": "@every 1h", "data": "hello"},
+            timeout=10,
+        )
         assert job.status_code == 204, job.text
         httpx.delete(f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job", timeout=10)
     finally:

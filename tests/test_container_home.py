@@ -8,9 +8,9 @@ import os
 import pytest
 import yaml
 
+from lab_env.core.versions import pins
 from lab_env.marketplace.homes import container, native
 from lab_env.marketplace.homes.spec import load
-from lab_env.core.versions import pins
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
 
@@ -38,7 +38,9 @@ def test_the_model_key_reaches_only_the_sidecar_of_the_agent_that_uses_it():
 
 
 def test_components_use_the_container_network_addresses():
-    found = {m["value"] for c in container.resources(SPEC).values() for m in c["spec"].get("metadata", []) if "value" in m}
+    found = {
+        m["value"] for c in container.resources(SPEC).values() for m in c["spec"].get("metadata", []) if "value" in m
+    }
     assert "redis:6379" in found and "kafka:9092" in found
     assert not any("127.0.0.1" in value for value in found)
 
@@ -53,17 +55,29 @@ def test_rendered_dockerfiles_follow_every_rule():
 GOOD = container.dockerfile(SPEC.agents[0], SPEC)
 
 
-@pytest.mark.parametrize("broken, complaint", [
-    (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python AS build"), "not pinned"),
-    (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python:latest AS build"), "not pinned"),
-    ("\n".join(line for line in GOOD.splitlines() if "AS build" not in line and "--from=build" not in line), "multi-stage"),
-    (GOOD.replace("COPY lab_env ./lab_env", "ADD https://example.com/x.tgz /src"), "ADD"),
-    (GOOD.replace("EXPOSE", "ENV OPENAI_API_KEY=sk-123\nEXPOSE"), "secret"),
-    ("\n".join(line for line in GOOD.splitlines() if not line.startswith("USER")), "non-root USER"),
-    (GOOD.replace("USER 10001:10001", "USER 0"), "non-root USER"),
-    ("\n".join(line for line in GOOD.splitlines() if not line.startswith("HEALTHCHECK")), "HEALTHCHECK"),
-    (GOOD.replace('CMD ["python", "-m", "uvicorn"', 'CMD python -m uvicorn').replace('", "--host", "127.0.0.1", "--port", "8101"]', " --port 8101"), "shell form"),
-], ids=["untagged", "latest", "single-stage", "add", "secret-env", "no-user", "root", "no-healthcheck", "shell-cmd"])
+@pytest.mark.parametrize(
+    "broken, complaint",
+    [
+        (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python AS build"), "not pinned"),
+        (GOOD.replace("FROM python:3.11.14-slim-bookworm AS build", "FROM python:latest AS build"), "not pinned"),
+        (
+            "\n".join(line for line in GOOD.splitlines() if "AS build" not in line and "--from=build" not in line),
+            "multi-stage",
+        ),
+        (GOOD.replace("COPY lab_env ./lab_env", "ADD https://example.com/x.tgz /src"), "ADD"),
+        (GOOD.replace("EXPOSE", "ENV OPENAI_API_KEY=sk-123\nEXPOSE"), "secret"),
+        ("\n".join(line for line in GOOD.splitlines() if not line.startswith("USER")), "non-root USER"),
+        (GOOD.replace("USER 10001:10001", "USER 0"), "non-root USER"),
+        ("\n".join(line for line in GOOD.splitlines() if not line.startswith("HEALTHCHECK")), "HEALTHCHECK"),
+        (
+            GOOD.replace('CMD ["python", "-m", "uvicorn"', "CMD python -m uvicorn").replace(
+                '", "--host", "127.0.0.1", "--port", "8101"]', " --port 8101"
+            ),
+            "shell form",
+        ),
+    ],
+    ids=["untagged", "latest", "single-stage", "add", "secret-env", "no-user", "root", "no-healthcheck", "shell-cmd"],
+)
 def test_each_dockerfile_rule_catches_its_mistake(broken, complaint):
     assert broken != GOOD
     problems = container.dockerfile_problems(broken)

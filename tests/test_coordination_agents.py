@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lab_env import LabEnvError, stop_app, unique_name
-from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.marketplace.agents.contractor import read_inbox_of, start_sellers
+from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import running_apps, start_apps, stop_apps
 from lab_env.runtime.peers import call
 from lab_env.runtime.workflows import start_agents_app
@@ -16,7 +16,9 @@ pytestmark = pytest.mark.stack
 
 
 def test_the_directory_lists_the_latest_card_once_and_forgets_a_withdrawn_agent(tmp_path):
-    (tmp_path / "directory_host.py").write_text("from lab_env.marketplace.agents.directory import DirectoryActor\nACTORS = [DirectoryActor]\n")
+    (tmp_path / "directory_host.py").write_text(
+        "from lab_env.marketplace.agents.directory import DirectoryActor\nACTORS = [DirectoryActor]\n"
+    )
     app = start_agents_app(unique_name("t-directory"), "directory_host", cwd=tmp_path)
     try:
         directory = actor_type_in(app, "DirectoryActor")

@@ -76,6 +76,7 @@ def test_labs_are_listed_in_order_and_existing_ones_link_to_their_notebook(recor
 
 def test_lab_env_progress_prints_the_table(record):
     course.record("01", "base_agent", True)
-    out = subprocess.run([sys.executable, "-m", "lab_env.cli.main", "progress"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "lab_env.cli.main", "progress"], capture_output=True, text=True, check=True
+    ).stdout
     assert "01" in out and f"1/{len(course.LABS[0].checks())}" in out and str(record) in out

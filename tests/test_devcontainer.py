@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from lab_env.runtime.clusters import kind as cluster
-from lab_env.stack import devcontainer
 from lab_env.cli.main import build_parser
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.profile import CONTAINER, NATIVE
-from lab_env.stack.services import _kafka_properties, services
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
+from lab_env.runtime.clusters import kind as cluster
+from lab_env.stack import devcontainer
+from lab_env.stack.services import _kafka_properties, services
 
 DEVCONTAINER_JSON = REPO_ROOT / ".devcontainer" / "devcontainer.json"
 DC_DIR = REPO_ROOT / "devcontainer"
@@ -195,13 +195,16 @@ TOKEN_DISABLED = re.compile(
 )
 
 
-@pytest.mark.parametrize(("line", "disables"), [
-    ("jupyter lab --ServerApp.token= --no-browser", True),
-    ("c.ServerApp.token = ''", True),
-    ('--IdentityProvider.token=""', True),
-    ("c.ServerApp.token = os.environ['LAB_TOKEN']", False),
-    ("JupyterLab keeps its token", False),
-])
+@pytest.mark.parametrize(
+    ("line", "disables"),
+    [
+        ("jupyter lab --ServerApp.token= --no-browser", True),
+        ("c.ServerApp.token = ''", True),
+        ('--IdentityProvider.token=""', True),
+        ("c.ServerApp.token = os.environ['LAB_TOKEN']", False),
+        ("JupyterLab keeps its token", False),
+    ],
+)
 def test_token_check_recognises_a_disabled_token(line, disables):
     assert bool(TOKEN_DISABLED.search(line)) is disables
 
@@ -209,7 +212,9 @@ def test_token_check_recognises_a_disabled_token(line, disables):
 def test_jupyter_token_is_never_disabled():
     for path in [DEVCONTAINER_JSON, *sorted(p for p in DC_DIR.iterdir() if p.is_file())]:
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            assert not TOKEN_DISABLED.search(line), f"{path.name}:{number} looks like it disables Jupyter's token: {line}"
+            assert not TOKEN_DISABLED.search(line), (
+                f"{path.name}:{number} looks like it disables Jupyter's token: {line}"
+            )
 
 
 # --- lifecycle scripts -------------------------------------------------------
@@ -401,8 +406,12 @@ def test_services_listen_where_the_container_profile_looks():
     kafka = svcs["kafka"]["environment"]
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{CONTAINER.kafka_bootstrap}"
-    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_DEFAULT_REPLICATION_FACTOR"):
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "KAFKA_DEFAULT_REPLICATION_FACTOR",
+    ):
         assert kafka[key] == "1", key
     # Group timing (classic and KIP-848) is the same in both profiles.
     native_props = dict(line.split("=", 1) for line in _kafka_properties(NATIVE, "127.0.0.1", Path("/x")).splitlines())
@@ -457,7 +466,9 @@ def test_dockerfile_takes_every_version_from_build_args():
     # Every Dapr binary lab_env runs in the workspace, from the pinned image, where lab_env looks for it.
     copied = re.search(r"^COPY --from=dapr (.*) \S*/\.dapr/bin/$", text, re.MULTILINE)
     assert copied, "the Dockerfile copies no Dapr binaries into ~/.dapr/bin"
-    used = set(re.findall(r'dapr_bin\("([a-z]+)"\)', "".join(p.read_text() for p in (REPO_ROOT / "lab_env").rglob("*.py"))))
+    used = set(
+        re.findall(r'dapr_bin\("([a-z]+)"\)', "".join(p.read_text() for p in (REPO_ROOT / "lab_env").rglob("*.py")))
+    )
     assert used - {"dapr"} <= {Path(b).name for b in copied[1].split()}, (used, copied[1])
     for tool in ("kubectl", "kind", "helm", "kcat"):
         assert tool in text, tool
@@ -519,8 +530,13 @@ def test_cluster_rejects_a_bad_namespace_before_touching_anything():
 def test_cluster_mirror_manifest_points_services_at_the_stack():
     manifest = cluster.mirror_manifest({"redis": ("172.18.0.3", 6379), "kafka": ("172.18.0.4", 9092)}, "agents")
     kinds = [(item["kind"], item["metadata"]["name"]) for item in manifest["items"]]
-    assert kinds == [("Namespace", "agents"), ("Service", "redis"), ("EndpointSlice", "redis-lab-env"),
-                     ("Service", "kafka"), ("EndpointSlice", "kafka-lab-env")]
+    assert kinds == [
+        ("Namespace", "agents"),
+        ("Service", "redis"),
+        ("EndpointSlice", "redis-lab-env"),
+        ("Service", "kafka"),
+        ("EndpointSlice", "kafka-lab-env"),
+    ]
     for service, slice_ in zip(manifest["items"][1::2], manifest["items"][2::2]):
         assert "selector" not in service["spec"]
         assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == service["metadata"]["name"]
@@ -528,7 +544,9 @@ def test_cluster_mirror_manifest_points_services_at_the_stack():
         assert slice_["ports"][0]["port"] == service["spec"]["ports"][0]["port"]
     # Pods use the container profile's names, so Kafka's advertised listener works.
     assert {item["metadata"]["name"] for item in manifest["items"] if item["kind"] == "Service"} == {
-        CONTAINER.redis_host, CONTAINER.kafka_host}
+        CONTAINER.redis_host,
+        CONTAINER.kafka_host,
+    }
     assert "Namespace" not in [i["kind"] for i in cluster.mirror_manifest({}, "default")["items"]]
 
 

@@ -41,11 +41,14 @@ def test_a_hint_later_in_the_region_is_solution_code_not_a_hint():
     assert "secret" not in strip_solutions(source)
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("### BEGIN SOLUTION\nx = 1\n", "without END"),
-    ("x = 1\n### END SOLUTION\n", "END SOLUTION without BEGIN"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "nested"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n", "without END"),
+        ("x = 1\n### END SOLUTION\n", "END SOLUTION without BEGIN"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "nested"),
+    ],
+)
 def test_unbalanced_markers_are_errors(source, problem):
     with pytest.raises(LabEnvError, match=problem):
         strip_solutions(source)
@@ -55,12 +58,14 @@ def _solution_notebook() -> nbformat.NotebookNode:
     graded = new_code_cell("check.thing()", metadata={"tags": ["check"], "lab_env": {"points": 2}})
     graded.outputs = [new_output("stream", name="stdout", text="ok\n")]
     graded.execution_count = 7
-    return new_notebook(cells=[
-        new_markdown_cell("Intro <!-- BEGIN SOLUTION -->the answer is 42<!-- END SOLUTION --> end"),
-        new_code_cell("### BEGIN SOLUTION\nx = 42\n### END SOLUTION"),
-        graded,
-        new_code_cell("check.hidden()", metadata={"tags": ["check", "instructor"]}),
-    ])
+    return new_notebook(
+        cells=[
+            new_markdown_cell("Intro <!-- BEGIN SOLUTION -->the answer is 42<!-- END SOLUTION --> end"),
+            new_code_cell("### BEGIN SOLUTION\nx = 42\n### END SOLUTION"),
+            graded,
+            new_code_cell("check.hidden()", metadata={"tags": ["check", "instructor"]}),
+        ]
+    )
 
 
 def test_student_version_strips_answers_hidden_checks_and_outputs():

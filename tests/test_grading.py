@@ -69,9 +69,21 @@ def test_gradebook_rows(graded):
     _, out = graded
     with open(out / "gradebook.csv") as f:
         rows = {row[0]: row for row in csv.reader(f)}
-    assert rows["learner"] == ["learner", "lab", "status", "base_agent", "product_stock", "capabilities",
-                               "idle_deactivation", "turn_based", "reminder_outlives_crash", "scale", "total", "max",
-                               "reason"]
+    assert rows["learner"] == [
+        "learner",
+        "lab",
+        "status",
+        "base_agent",
+        "product_stock",
+        "capabilities",
+        "idle_deactivation",
+        "turn_based",
+        "reminder_outlives_crash",
+        "scale",
+        "total",
+        "max",
+        "reason",
+    ]
     assert rows["ada"] == ["ada", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "1", "12", "12", ""]
     assert rows["bo"] == ["bo", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "1", "4", "12", ""]
     assert rows["cy"] == ["cy", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "1", "4", "12", ""]
@@ -107,14 +119,19 @@ def test_feedback_says_what_failed_and_how_to_fix_it(graded):
     feedback = (out / "feedback" / "bo.md").read_text()
     assert "Score: **4 / 12**" in feedback
     line = next(line for line in feedback.splitlines() if line.startswith("| product_stock "))
-    assert line.startswith("| product_stock | 0/2 | FAIL | ProductActor stock: not done yet: replace `raise NotImplementedError`")
+    assert line.startswith(
+        "| product_stock | 0/2 | FAIL | ProductActor stock: not done yet: replace `raise NotImplementedError`"
+    )
     assert "*Hint: keep the count in self._state_manager" in line
     assert "graded at 2,000 actors" in feedback  # the size declared for grading is stated
     loop = (out / "feedback" / "di.md").read_text()
     assert "Score: **11 / 12**" in loop
     # Interrupted, it either stops (the run goes on) or takes the kernel with it (the answer is stubbed and
     # the notebook re-run): the same score either way, and the note names the cell.
-    assert re.search(r"- the cell starting 'warehouse = start_app\(unique_name\(\"warehouse\"\), uv' (was stopped after 120 s|stopped the notebook's kernel)", loop)
+    assert re.search(
+        r"- the cell starting 'warehouse = start_app\(unique_name\(\"warehouse\"\), uv' (was stopped after 120 s|stopped the notebook's kernel)",
+        loop,
+    )
     assert "**Not graded:** corrupt notebook: not valid JSON" in (out / "feedback" / "ed.md").read_text()
     assert (out / "logs" / "ada.log").read_text().count("check ") == len(SPEC.checks)
 
@@ -147,8 +164,12 @@ def test_identical_graded_notebooks_run_once(graded):
             runs.setdefault(result.run_token, set()).add(result.learner)
     group = {learner: learners for learners in runs.values() for learner in learners}
     # Outputs, ids and metadata, and the check cells are the grader's own: the notebook it runs is the unsolved lab.
-    assert {"cheat-fake-pass-lines-in-outputs", "cheat-change-cell-ids-and-notebook-metadata",
-            "cheat-edit-check-cells", "cheat-delete-check-cells"} <= group["zed"]
+    assert {
+        "cheat-fake-pass-lines-in-outputs",
+        "cheat-change-cell-ids-and-notebook-metadata",
+        "cheat-edit-check-cells",
+        "cheat-delete-check-cells",
+    } <= group["zed"]
     assert group["bo"] == {"bo", "cy"}  # cy's tampering is undone: bo's partial answers are what runs
     # What the screen lets through runs on its own: each of those cheats is really tried against the grader.
     for learner in ["ada", "di", *(learner_name(c) for c in CHEATS if "slips past" in c.name)]:
@@ -162,8 +183,11 @@ def test_identical_graded_notebooks_run_once(graded):
 
 def test_unsolved_lab_checks_fail_with_their_own_message(graded):
     by_name, _ = graded
-    expected = {c.name: c.cell.metadata["lab_env"]["expect_unsolved"] for c in SPEC.checks
-                if "instructor" not in c.cell.metadata.get("tags", [])}
+    expected = {
+        c.name: c.cell.metadata["lab_env"]["expect_unsolved"]
+        for c in SPEC.checks
+        if "instructor" not in c.cell.metadata.get("tags", [])
+    }
     got = {c.name: c for c in by_name["zed"].checks}
     assert set(expected) <= set(got)
     for name, text in expected.items():

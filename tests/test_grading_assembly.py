@@ -9,10 +9,10 @@ import nbformat
 import pytest
 
 from lab_env.grading.assemble import ROLE, assemble
+from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
 from lab_env.grading.screen import kernel_python, screen
 from lab_env.grading.signing import sign, verify
 from lab_env.grading.spec import load_spec
-from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR
 
 SPEC = load_spec("01")
 LAB_IDS = sorted(p.stem[:2] for p in SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -31,7 +31,7 @@ def _answer(lab: nbformat.NotebookNode, mark: str, answer: str, around=lambda s:
     lines = cell.source.split("\n")
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("raise NotImplementedError"))
     indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
-    lines[at - 2: at + 1] = [indent + line for line in answer.split("\n")]  # the stub's 3 lines
+    lines[at - 2 : at + 1] = [indent + line for line in answer.split("\n")]  # the stub's 3 lines
     cell.source = around("\n".join(lines))
 
 
@@ -59,9 +59,15 @@ def test_the_screen_never_flags_a_solution(lab):
 
 def test_an_answer_goes_in_its_region_and_other_edits_are_undone():
     lab = _lab()
-    answer = "proxy = ActorProxy.create(PRODUCT, ActorId(product_id), ProductInterface)\nreturn [await proxy.Reserve(1)]"
-    _answer(lab, "async def reserve_concurrently", answer,
-            around=lambda s: "import math  # mine\n" + s.replace("CALLS = 100", "CALLS = 3"))
+    answer = (
+        "proxy = ActorProxy.create(PRODUCT, ActorId(product_id), ProductInterface)\nreturn [await proxy.Reserve(1)]"
+    )
+    _answer(
+        lab,
+        "async def reserve_concurrently",
+        answer,
+        around=lambda s: "import math  # mine\n" + s.replace("CALLS = 100", "CALLS = 3"),
+    )
     graded = assemble(lab, SPEC)
     cell = _graded_cell(graded.notebook, "async def reserve_concurrently")
     assert "    return [await proxy.Reserve(1)]" in cell.source
@@ -90,25 +96,30 @@ def test_magic_first_lines_cannot_be_changed():
     cell = _graded_cell(lab, "%%app_file marketplace_actors.py")
     cell.source = cell.source.replace("%%app_file marketplace_actors.py", "%%bash")
     graded = assemble(lab, SPEC)
-    assert _graded_cell(graded.notebook, "Marketplace agents as Dapr").source.startswith("%%app_file marketplace_actors.py\n")
+    assert _graded_cell(graded.notebook, "Marketplace agents as Dapr").source.startswith(
+        "%%app_file marketplace_actors.py\n"
+    )
 
 
-@pytest.mark.parametrize("code, in_kernel, reason", [
-    ("import sys\nsys.modules['x'] = 1", True, "imports sys"),
-    ("from lab_env import checks", False, "imports lab_env.checks"),
-    ("from lab_env.labs.lab01_actors import checks", False, "imports lab_env.labs.lab01_actors.checks"),
-    ("import lab_env.labs.checks", False, "imports lab_env.labs.checks"),
-    ("import lab_env.grading.remote as r", True, "imports lab_env.grading"),
-    ("check.scale = print", True, "changes the check module"),
-    ("del check", True, "rebinds check"),
-    ("print = str", True, "rebinds print"),
-    ("exec('1')", True, "uses exec"),
-    ("x = (1).__class__.__base__.__subclasses__()", True, "__subclasses__"),
-    ("import os\nos._exit(0)", False, "calls os._exit"),
-    ("import subprocess", False, "imports subprocess"),
-    ("!rm -rf /", True, "uses get_ipython"),
-    ("setattr(check, 'scale', print)", True, "setattr on something other than self"),
-])
+@pytest.mark.parametrize(
+    "code, in_kernel, reason",
+    [
+        ("import sys\nsys.modules['x'] = 1", True, "imports sys"),
+        ("from lab_env import checks", False, "imports lab_env.checks"),
+        ("from lab_env.labs.lab01_actors import checks", False, "imports lab_env.labs.lab01_actors.checks"),
+        ("import lab_env.labs.checks", False, "imports lab_env.labs.checks"),
+        ("import lab_env.grading.remote as r", True, "imports lab_env.grading"),
+        ("check.scale = print", True, "changes the check module"),
+        ("del check", True, "rebinds check"),
+        ("print = str", True, "rebinds print"),
+        ("exec('1')", True, "uses exec"),
+        ("x = (1).__class__.__base__.__subclasses__()", True, "__subclasses__"),
+        ("import os\nos._exit(0)", False, "calls os._exit"),
+        ("import subprocess", False, "imports subprocess"),
+        ("!rm -rf /", True, "uses get_ipython"),
+        ("setattr(check, 'scale', print)", True, "setattr on something other than self"),
+    ],
+)
 def test_the_screen_flags(code, in_kernel, reason):
     source = kernel_python(code) if in_kernel else code
     assert any(reason in f.reason for f in screen(source, in_kernel)), screen(source, in_kernel)

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 
 from lab_env.grading import grade_folder
+from lab_env.grading.generate import LABS_DIR
 from lab_env.grading.spec import load_spec
 from lab_env.runtime.clusters.native import NativeCluster
-from lab_env.grading.generate import LABS_DIR
 
 pytestmark = pytest.mark.stack  # each lab's test may run beside another (conftest.SIDE_BY_SIDE)
 # Graded here, unsolved included: the only run of each unsolved lab in the suite.
@@ -34,8 +34,9 @@ def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     results, _ = grade_folder(folder, lab, jobs=2, progress=False)
     # This batch's runs only: lab 05's notebook on the other test worker has a cluster of its own.
     tokens = {r.run_token for r in results}
-    assert [c.name for c in clusters.glob("*") if c.name.rsplit("-", 1)[-1] in tokens] == [], \
+    assert [c.name for c in clusters.glob("*") if c.name.rsplit("-", 1)[-1] in tokens] == [], (
         "a graded run left a cluster behind"
+    )
     by_name = {r.learner: r for r in results}
     assert [(c.name, c.message) for c in by_name["ada"].checks if not c.passed] == []
     assert by_name["ada"].total == spec.max_points

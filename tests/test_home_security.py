@@ -12,8 +12,13 @@ from lab_env.marketplace.homes import security
 
 pytestmark = pytest.mark.stack
 
-DRILLS = [security.api_token, security.component_scopes, security.secret_isolation, security.mtls,
-          security.access_control]
+DRILLS = [
+    security.api_token,
+    security.component_scopes,
+    security.secret_isolation,
+    security.mtls,
+    security.access_control,
+]
 
 
 @pytest.mark.parametrize("drill", DRILLS, ids=lambda d: d.__name__)
@@ -37,7 +42,9 @@ def test_a_sentry_leaves_nothing_behind_and_serves_on_loopback_only():
     s = start_sentry()
     pid = s.pid
     try:
-        listening = [c.laddr for c in psutil.Process(s.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c.laddr for c in psutil.Process(s.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+        ]
         assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
         assert "BEGIN CERTIFICATE" in s.trust_anchors()
         assert peer_certificate(s.port) is not None  # sentry itself serves TLS

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab_env.stack.components import load_resource
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import kube, native
 from lab_env.marketplace.homes.spec import load
+from lab_env.stack.components import load_resource
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
 
@@ -33,7 +33,10 @@ BAD = [
     (lambda r: r["agents"][1].update(app_id="products"), "agent products: app id used twice"),
     (lambda r: r["agents"][1].update(port=8101), "port 8101 used by two agents"),
     (lambda r: r["agents"][0]["components"].append("cache"), "uses component 'cache', which the spec does not define"),
-    (lambda r: r["components"]["statestore"].update(scopes=["mediator"]), "uses component 'statestore' but is not in its scopes"),
+    (
+        lambda r: r["components"]["statestore"].update(scopes=["mediator"]),
+        "uses component 'statestore' but is not in its scopes",
+    ),
     (lambda r: r["agents"][0]["callers"].update(auditor=["Stock"]), "callers names 'auditor', which is not an agent"),
     (lambda r: r["agents"][0]["scale"].update(max=1), "max 1 is below min 2"),
     (lambda r: r["components"]["pubsub"].pop("scopes"), "no scopes: every agent could use it"),
@@ -74,8 +77,14 @@ def test_kubernetes_home_objects():
     spec = load(EXAMPLE)
     kinds = _by_kind(kube.manifests(spec))
     assert {k: len(v) for k, v in kinds.items()} == {
-        "Namespace": 1, "Component": 4, "Resiliency": 1, "Configuration": 3, "Deployment": 3, "Service": 3,
-        "HorizontalPodAutoscaler": 1}
+        "Namespace": 1,
+        "Component": 4,
+        "Resiliency": 1,
+        "Configuration": 3,
+        "Deployment": 3,
+        "Service": 3,
+        "HorizontalPodAutoscaler": 1,
+    }
     assert all(o["metadata"].get("namespace", "marketplace") == "marketplace" for o in kube.manifests(spec))
     products = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "products")
     notes = products["spec"]["template"]["metadata"]["annotations"]
@@ -109,7 +118,9 @@ def test_components_are_scoped_and_secrets_come_from_the_secret_store():
     assert components["statestore"]["scopes"] == ["products", "mediator"]
     assert {"name": "actorStateStore", "value": "true"} in components["statestore"]["spec"]["metadata"]
     model = components["model"]
-    assert {"name": "securityToken", "secretKeyRef": {"name": "marketplace-secrets", "key": "openai-api-key"}} in model["spec"]["metadata"]
+    assert {"name": "securityToken", "secretKeyRef": {"name": "marketplace-secrets", "key": "openai-api-key"}} in model[
+        "spec"
+    ]["metadata"]
     assert model["auth"] == {"secretStore": kube.SECRET_STORE}
     # The Secret is rendered only with values given at apply time, and never without them all.
     assert all(o["kind"] != "Secret" for o in kube.manifests(spec))
@@ -154,8 +165,9 @@ def test_the_native_home_scripts_pass_shellcheck(tmp_path):
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     for name, sentry in (("plain", None), ("mtls", Sentry("s", 1, 2, tmp_path / "sentry"))):
         runtime = native.daprd_wrapper(tmp_path / name, sentry)
-        result = subprocess.run(["shellcheck", "--severity=style", str(runtime / ".dapr" / "bin" / "daprd")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["shellcheck", "--severity=style", str(runtime / ".dapr" / "bin" / "daprd")], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout
 
 
@@ -163,9 +175,12 @@ def test_an_isolated_copy_renames_every_app_id_scope_and_caller_and_takes_new_po
     from lab_env.marketplace.homes.spec import isolated, to_dict
 
     spec = isolated(load(EXAMPLE), "t1", [9001, 9002, 9003])
-    assert [(a.app_id, a.port) for a in spec.agents] == [("products-t1", 9001), ("buyers-t1", 9002), ("mediator-t1", 9003)]
+    assert [(a.app_id, a.port) for a in spec.agents] == [
+        ("products-t1", 9001),
+        ("buyers-t1", 9002),
+        ("mediator-t1", 9003),
+    ]
     assert spec.agent("products-t1").callers == {"mediator-t1": ("Stock", "Reserve", "Release")}
     assert spec.components["model"].scopes == ("buyers-t1",) and spec.home == "marketplace-t1"
     # Still a valid spec: every name it refers to exists.
     assert load(yaml.safe_load(yaml.safe_dump(to_dict(spec)))) == spec
-

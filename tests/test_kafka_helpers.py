@@ -16,10 +16,10 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 
-from lab_env.runtime import kafka
 from lab_env import LabEnvError, unique_name
-from lab_env.runtime.apps import apps_dir
 from lab_env.core.procs import alive
+from lab_env.runtime import kafka
+from lab_env.runtime.apps import apps_dir
 from lab_env.runtime.workers import python_command, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.stack
@@ -42,8 +42,12 @@ def topics():
 def _produce(producer: Producer, topic: str, items: list[tuple[str, object]]) -> None:
     errors: list[str] = []
     for key, value in items:
-        producer.produce(topic, key=key.encode(), value=json.dumps(value).encode(),
-                         on_delivery=lambda err, _msg: errors.append(str(err)) if err else None)
+        producer.produce(
+            topic,
+            key=key.encode(),
+            value=json.dumps(value).encode(),
+            on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
+        )
     assert producer.flush(30) == 0
     assert errors == []
 
@@ -144,11 +148,15 @@ def _running_with(name: str) -> list[int]:
 
 
 def test_worker_kill_restart_and_stop(tmp_path):
-    script = _script(tmp_path, "sleeper.py", """
+    script = _script(
+        tmp_path,
+        "sleeper.py",
+        """
         import time
         print("ready", flush=True)
         time.sleep(300)
-    """)
+    """,
+    )
     name = _name("kh-sleeper")
     record = apps_dir() / f"{name}.json"
     worker = start_worker(name, python_command(script), ready=r"ready", timeout=30)
@@ -172,11 +180,15 @@ def test_worker_kill_restart_and_stop(tmp_path):
 
 
 def test_worker_that_crashes_at_once_is_an_error_quoting_its_log(tmp_path):
-    script = _script(tmp_path, "crash.py", """
+    script = _script(
+        tmp_path,
+        "crash.py",
+        """
         import subprocess
         subprocess.Popen(["sleep", "300"])  # a child that must not outlive the failed start
         1 / 0
-    """)
+    """,
+    )
     name = _name("kh-crash")
     started = time.monotonic()
     with pytest.raises(LabEnvError) as err:
@@ -189,12 +201,16 @@ def test_worker_that_crashes_at_once_is_an_error_quoting_its_log(tmp_path):
 
 
 def test_wait_for_fails_fast_when_a_worker_exits(tmp_path):
-    script = _script(tmp_path, "short.py", """
+    script = _script(
+        tmp_path,
+        "short.py",
+        """
         import sys, time
         print("ready", flush=True)
         time.sleep(1)
         sys.exit("gave up: no input")
-    """)
+    """,
+    )
     worker = start_worker(_name("kh-short"), python_command(script), ready=r"ready", timeout=30)
     try:
         started = time.monotonic()

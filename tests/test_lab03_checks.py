@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from lab_env.runtime import kafka
-from lab_env.marketplace.agents import supply_chain
-from lab_env.runtime.apps import unique_name
-from lab_env.labs.lab03_kafka import checks as lab03
 from lab_env.labs.checks import verdict
+from lab_env.labs.lab03_kafka import checks as lab03
+from lab_env.marketplace.agents import supply_chain
+from lab_env.runtime import kafka
+from lab_env.runtime.apps import unique_name
 
 pytestmark = pytest.mark.stack
 
@@ -57,9 +57,14 @@ def test_consumer_lag_rejects_ignoring_partitions_never_committed():
     def lag_of_committed_only(group: str, topic: str) -> dict[int, int]:
         consumer = Consumer(kafka.config(group_id=group, enable_auto_commit=False))
         try:
-            parts = consumer.committed([TopicPartition(topic, p) for p in range(kafka.partition_count(topic))], timeout=10)
-            return {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] - tp.offset
-                    for tp in parts if tp.offset >= 0}
+            parts = consumer.committed(
+                [TopicPartition(topic, p) for p in range(kafka.partition_count(topic))], timeout=10
+            )
+            return {
+                tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] - tp.offset
+                for tp in parts
+                if tp.offset >= 0
+            }
         finally:
             consumer.close()
 
@@ -123,7 +128,10 @@ def test_exactly_once_rejects_doubled_and_missing_invoices():
 def test_supply_chain_audit_finds_double_counting_and_bad_stock():
     chain = supply_chain.chain_topics(f"{unique_name('t-chain')}-{secrets.token_hex(2)}")
     supply_chain.create_chain(chain, partitions=1)
-    _produce(chain["demand"], [("kite", {"id": "d-1", "sku": "kite", "qty": 3}), ("kite", {"id": "d-2", "sku": "kite", "qty": 2})])
+    _produce(
+        chain["demand"],
+        [("kite", {"id": "d-1", "sku": "kite", "qty": 3}), ("kite", {"id": "d-2", "sku": "kite", "qty": 2})],
+    )
     filled = {"demand": "d-1", "sku": "kite", "qty": 3, "shipped": 3, "backordered": 0}
     _produce(chain["fulfilment"], [("kite", filled), ("kite", filled)])  # d-1 twice, d-2 never
     _produce(chain["stock"], [("kite", {"stock": supply_chain.INITIAL_STOCK - 3, "on_order": 0})])

@@ -12,10 +12,10 @@ import itertools
 import pytest
 
 from lab_env import unique_name
-from lab_env.labs.lab07_capstone import checks as lab07
-from lab_env.labs.checks import verdict
-from lab_env.marketplace.market import control
 from lab_env.grading.generate import SOLUTIONS_DIR
+from lab_env.labs.checks import verdict
+from lab_env.labs.lab07_capstone import checks as lab07
+from lab_env.marketplace.market import control
 from tests.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack

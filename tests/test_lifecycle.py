@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from lab_env import LabEnvError, dapr_app, unique_name
-from lab_env.stack.components import render_components, validate_all
 from lab_env.core.paths import COMPONENTS_DIR, state_dir
 from lab_env.stack import down, status, up
+from lab_env.stack.components import render_components, validate_all
 
 # serial: these stop the shared stack and look for any of its processes on the machine.
 pytestmark = [pytest.mark.stack, pytest.mark.serial]
@@ -86,7 +86,9 @@ def test_malformed_component_file_is_named(tmp_path: Path):
         validate_all(tmp_path / "components")
 
     no_type = tmp_path / "extra.yaml"
-    no_type.write_text("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  version: v1\n")
+    no_type.write_text(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: broken\nspec:\n  version: v1\n"
+    )
     with pytest.raises(LabEnvError, match="extra.yaml: a Component needs spec.type"):
         render_components(tmp_path / "out", extra=[no_type])
     # and an app given that file never starts
@@ -129,10 +131,15 @@ def test_doctor_is_green_on_the_live_stack_and_names_the_fix_when_not(tmp_path: 
     ok = subprocess.run([*LAB_ENV, "doctor"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     assert [line.split()[1] for line in ok.stdout.splitlines() if line.strip().startswith("ok")] == [
-        "versions", "components", "stack", "round"]
+        "versions",
+        "components",
+        "stack",
+        "round",
+    ]
 
-    broken = subprocess.run([*LAB_ENV, "doctor"], capture_output=True, text=True,
-                            env={**os.environ, "DAPR_HOME": str(tmp_path)})
+    broken = subprocess.run(
+        [*LAB_ENV, "doctor"], capture_output=True, text=True, env={**os.environ, "DAPR_HOME": str(tmp_path)}
+    )
     assert broken.returncode == 1
     assert "FAIL versions    daprd is missing, pinned" in broken.stdout
     assert "fix: run `lab-env setup`" in broken.stdout

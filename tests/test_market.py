@@ -13,12 +13,12 @@ from collections import Counter
 import httpx
 import pytest
 
-from lab_env.runtime import workflows
 from lab_env import unique_name
+from lab_env.core.paths import state_dir
+from lab_env.marketplace.market import access, control
+from lab_env.runtime import workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
-from lab_env.marketplace.market import access, control
-from lab_env.core.paths import state_dir
 from tests.test_offer_policy import ScriptedModel
 
 pytestmark = pytest.mark.stack
@@ -55,11 +55,15 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     completed = next(o for o in outcomes.values() if o["status"] == "completed")
     assert 95 <= completed["price"] <= 110  # between the seller's floor and the buyer's limit
     assert _announced(m) == Counter(ids), "without a crash, each order's outcome goes out on Kafka once"
-    stock = {m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)}
+    stock = {
+        m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)
+    }
     assert control.stock_from_events(m) == stock, "the inventory topic alone rebuilds the stock"
     # Allocation: the sellers listing the product, found in the market's directory, and the best card wins.
-    best = {m.product(n): min(control.seller_cards(m, n), key=lambda c: (c["price"], c["days"], c["id"]))["id"]
-            for n in range(m.catalog.products)}
+    best = {
+        m.product(n): min(control.seller_cards(m, n), key=lambda c: (c["price"], c["days"], c["id"]))["id"]
+        for n in range(m.catalog.products)
+    }
     assert {i: o["seller"] for i, o in outcomes.items()} == {i: best[o["product"]] for i, o in outcomes.items()}
     for i, o in outcomes.items():
         entries = invoke(m.app, m.actor("WalletActor"), o["seller"], "Entries")
@@ -79,13 +83,23 @@ def test_a_crash_of_the_market_host_loses_and_doubles_nothing(market):
     announced = _announced(m)
     assert set(announced) == set(ids), "every outcome went out on Kafka"
     assert max(announced.values()) <= 2, announced  # a repeat only where a crash cut between settling and marking
-    stock = {m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)}
+    stock = {
+        m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)
+    }
     assert control.stock_from_events(m) == stock, "the inventory topic, repeats counted once, rebuilds the stock"
 
 
 # The model's answers by (role, round): the seller's second is below its floor (95).
-SCRIPT = {("buyer", 1): 98, ("seller", 1): 120, ("buyer", 2): 104, ("seller", 2): 50,
-          ("buyer", 3): 110, ("seller", 3): 105, ("buyer", 4): 110, ("seller", 4): 100}
+SCRIPT = {
+    ("buyer", 1): 98,
+    ("seller", 1): 120,
+    ("buyer", 2): 104,
+    ("seller", 2): 50,
+    ("buyer", 3): 110,
+    ("seller", 3): 105,
+    ("buyer", 4): 110,
+    ("seller", 4): 100,
+}
 
 
 def _scripted(body: dict) -> str:
@@ -95,8 +109,11 @@ def _scripted(body: dict) -> str:
 
 def test_a_model_decides_the_offers_and_a_bad_answer_is_never_applied(market):
     with ScriptedModel(respond=_scripted) as model:
-        m = market(control.Catalog(products=1, stock=5, buyers=1, sellers=1, rounds=4),
-                   secrets={"OPENAI_API_KEY": "sk-scripted-key"}, env={"OPENAI_BASE_URL": model.base_url})
+        m = market(
+            control.Catalog(products=1, stock=5, buyers=1, sellers=1, rounds=4),
+            secrets={"OPENAI_API_KEY": "sk-scripted-key"},
+            env={"OPENAI_BASE_URL": model.base_url},
+        )
         ids = control.place_orders(m, 1)
         outcome = control.wait_orders(m, ids)[ids[0]]
         deal = workflows.output(workflows.wait(m.app, f"{ids[0]}-deal"))
@@ -105,8 +122,15 @@ def test_a_model_decides_the_offers_and_a_bad_answer_is_never_applied(market):
     assert deal["rounds"][1]["ask"] == 118.33  # the rule's ask for round 2, not the model's 50
     assert deal["price"] == 107.5 and outcome["status"] == "completed", (deal, outcome)
     # Every log the market wrote, whole, and every event it published: the rejection is there, the key is not.
-    logs = {p: p.read_text(errors="replace") for p in [m.app.app_log, m.app.sidecar_log, *m.app.app_log.parent.glob("*.log"),
-                                                         *(state_dir() / "markets" / m.name).glob("*.log")]}
+    logs = {
+        p: p.read_text(errors="replace")
+        for p in [
+            m.app.app_log,
+            m.app.sidecar_log,
+            *m.app.app_log.parent.glob("*.log"),
+            *(state_dir() / "markets" / m.name).glob("*.log"),
+        ]
+    }
     assert any("below the seller's limit" in text for text in logs.values())
     assert [p.name for p, text in logs.items() if "sk-scripted-key" in text] == []
     assert "sk-scripted-key" not in json.dumps([r.value for r in read_topic(m.topic)])

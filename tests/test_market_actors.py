@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env.runtime import scale
 from lab_env import stop_app
+from lab_env.runtime import scale
 from lab_env.runtime.actors import actor_type_in, invoke
 
 pytestmark = pytest.mark.stack
@@ -42,8 +42,11 @@ def test_a_reservation_holds_once_per_order_and_a_release_returns_it(products):
     host, kind = products
     invoke(host, kind, "chair", "Restock", 4)
     assert invoke(host, kind, "chair", "Reserve", {"order_id": "o-1", "quantity": 3})["stock"] == 1
-    assert invoke(host, kind, "chair", "Reserve", {"order_id": "o-1", "quantity": 3}) == {"ok": True, "stock": 1,
-                                                                                             "repeat": True}
+    assert invoke(host, kind, "chair", "Reserve", {"order_id": "o-1", "quantity": 3}) == {
+        "ok": True,
+        "stock": 1,
+        "repeat": True,
+    }
     assert invoke(host, kind, "chair", "Reserve", {"order_id": "o-2", "quantity": 2}) == {"ok": False, "stock": 1}
     assert invoke(host, kind, "chair", "Release", "o-1") == {"released": 3, "stock": 4}
     assert invoke(host, kind, "chair", "Release", "o-1") == {"released": 0, "stock": 4}

@@ -30,22 +30,31 @@ def test_the_live_view_shows_orders_completing(tmp_path):
             assert page.locator("[data-tile='completed'] b").inner_text() == "0"
             ids = control.place_orders(market, 12, fail_every=4)
             # Safety net only: the page refreshes every second; the workflows take a few.
-            page.wait_for_function("() => Number(document.querySelector(\"[data-tile='orders placed'] b\").textContent) === 12",
-                                   timeout=300_000)
+            page.wait_for_function(
+                "() => Number(document.querySelector(\"[data-tile='orders placed'] b\").textContent) === 12",
+                timeout=300_000,
+            )
             outcomes = control.wait_orders(market, ids)
             completed = sum(o["status"] == "completed" for o in outcomes.values())
-            page.wait_for_function(f"() => document.querySelector(\"[data-tile='completed'] b\").textContent === '{completed}'",
-                                   timeout=300_000)
+            page.wait_for_function(
+                f"() => document.querySelector(\"[data-tile='completed'] b\").textContent === '{completed}'",
+                timeout=300_000,
+            )
             # The view's own consumer group has read every event, and caught up.
-            page.wait_for_function(f"() => document.querySelector(\"[data-tile='events seen'] b\").textContent === '{len(ids)}'",
-                                   timeout=300_000)
-            page.wait_for_function("() => document.querySelector(\"[data-tile='Kafka lag'] b\").textContent === '0'",
-                                   timeout=300_000)
+            page.wait_for_function(
+                f"() => document.querySelector(\"[data-tile='events seen'] b\").textContent === '{len(ids)}'",
+                timeout=300_000,
+            )
+            page.wait_for_function(
+                "() => document.querySelector(\"[data-tile='Kafka lag'] b\").textContent === '0'", timeout=300_000
+            )
             assert page.locator("#orders td.completed").count() >= 1
             # Each order's row names the seller the contract net awarded it to.
             shown = {row.split("\t")[0]: row for row in page.locator("#orders tr").all_inner_texts()[1:]}
             assert shown and all(outcomes[i]["seller"] in row for i, row in shown.items()), shown
-            assert page.locator("#orders td.compensated").count() == sum(o["status"] == "compensated" for o in outcomes.values())
+            assert page.locator("#orders td.compensated").count() == sum(
+                o["status"] == "compensated" for o in outcomes.values()
+            )
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "market-view.png"), full_page=True)
             browser.close()

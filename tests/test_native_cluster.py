@@ -18,14 +18,14 @@ import time
 import psutil
 import pytest
 
-from lab_env.runtime.clusters import native as native_cluster
-from lab_env.errors import LabEnvError
-from lab_env.marketplace.homes import kube
-from lab_env.marketplace.homes.spec import load
-from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 from lab_env.core.probes import wait_until
 from lab_env.core.procs import alive
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.homes import kube
+from lab_env.marketplace.homes.spec import load
+from lab_env.runtime.clusters import native as native_cluster
+from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 
 SPEC = load(os.path.join(os.path.dirname(kube.__file__), "marketplace.yaml"))
 STALL_S = 20  # past the 15 s lease of leader election
@@ -71,12 +71,20 @@ def test_the_dapr_crds_are_installed_and_validate_by_schema(cluster):
     kinds = cluster.kubectl("api-resources", "--api-group=dapr.io", "-o", "name")
     for kind in ("components.dapr.io", "configurations.dapr.io", "resiliencies.dapr.io", "subscriptions.dapr.io"):
         assert kind in kinds
-    bad = {"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration", "metadata": {"name": "bad", "namespace": "default"},
-           "spec": {"accessControl": {"defaultAction": "deny", "policies": "everyone"}}}
+    bad = {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Configuration",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"accessControl": {"defaultAction": "deny", "policies": "everyone"}},
+    }
     with pytest.raises(KubectlError, match=r"accessControl.policies.*\"?array"):
         cluster.apply(bad, dry_run=True)
-    no_type = {"apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": "bad", "namespace": "default"},
-               "spec": {"version": "v1"}}
+    no_type = {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"version": "v1"},
+    }
     with pytest.raises(KubectlError, match=r'spec.type: Required value|missing required field "type"'):
         cluster.apply(no_type, dry_run=True)
 
@@ -110,7 +118,11 @@ def test_a_deployment_becomes_a_replicaset_and_pods_scheduled_onto_nodes(cluster
     selector = f"app={agent.app_id}"
 
     def running():
-        pods = [p for p in cluster.get("pods", namespace=SPEC.home)["items"] if p["metadata"]["labels"].get("app") == agent.app_id]
+        pods = [
+            p
+            for p in cluster.get("pods", namespace=SPEC.home)["items"]
+            if p["metadata"]["labels"].get("app") == agent.app_id
+        ]
         ok = [p for p in pods if p["status"].get("phase") == "Running" and p["spec"].get("nodeName")]
         return ok if len(ok) == agent.replicas else None
 
@@ -123,8 +135,15 @@ def test_a_deployment_becomes_a_replicaset_and_pods_scheduled_onto_nodes(cluster
 
     # A rolling update: a new template makes a second ReplicaSet, and the old one scales to 0.
     cluster.kubectl("-n", SPEC.home, "set", "env", f"deployment/{agent.app_id}", "ROLLOUT=2")
-    cluster.kubectl("-n", SPEC.home, "rollout", "status", f"deployment/{agent.app_id}", f"--timeout={SETTLE_S}s",
-                    timeout=SETTLE_S + 10)
+    cluster.kubectl(
+        "-n",
+        SPEC.home,
+        "rollout",
+        "status",
+        f"deployment/{agent.app_id}",
+        f"--timeout={SETTLE_S}s",
+        timeout=SETTLE_S + 10,
+    )
     sets = cluster.get("replicasets", namespace=SPEC.home)["items"]
     mine = [r for r in sets if r["metadata"]["labels"].get("app") == agent.app_id]
     assert sorted(r["spec"]["replicas"] for r in mine) == [0, agent.replicas]
@@ -148,6 +167,7 @@ def _stall_api_server_at_start(cluster: NativeCluster, seconds: float) -> thread
     """SIGSTOP the API server the moment kwokctl forks it, as a busy machine slows it, and
     keep it stopped until the controller manager has given up on it (at least ``seconds``:
     on a busy machine the controller manager itself may start late)."""
+
     def stall():
         deadline = time.monotonic() + 60
         while "kube-apiserver" not in cluster.pids() and time.monotonic() < deadline:
@@ -157,12 +177,16 @@ def _stall_api_server_at_start(cluster: NativeCluster, seconds: float) -> thread
         try:
             time.sleep(seconds)  # the stall is the experiment
             # A safety net, not the criterion: the test says so if the controller manager never exits.
-            wait_until(lambda: "kube-controller-manager" in cluster.exited(), SETTLE_S,
-                       "the controller manager to give up on the stopped API server")
+            wait_until(
+                lambda: "kube-controller-manager" in cluster.exited(),
+                SETTLE_S,
+                "the controller manager to give up on the stopped API server",
+            )
         except LabEnvError:
             pass
         finally:
             os.kill(pid, signal.SIGCONT)
+
     thread = threading.Thread(target=stall, daemon=True)
     thread.start()
     return thread
@@ -180,7 +204,9 @@ def test_a_slow_api_server_at_start_loses_no_component_and_down_leaves_nothing_b
         pids = started.pids()
         assert pids and started.exited() == [] and started.running()
         restarted = sorted({log.name.split(".")[0] for log in kept.glob("*.log")})
-        assert "kube-controller-manager" in restarted, f"the stall did not make the controller manager exit: {restarted}"
+        assert "kube-controller-manager" in restarted, (
+            f"the stall did not make the controller manager exit: {restarted}"
+        )
         assert "failed to wait for apiserver being healthy" in (kept / "kube-controller-manager.0.log").read_text()
     except BaseException:
         native_cluster.down(name, keep_logs=False)

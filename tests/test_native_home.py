@@ -9,14 +9,14 @@ import httpx
 import psutil
 import pytest
 
-from lab_env.runtime.actors import actor_type
-from lab_env.runtime.apps import run_token
-from lab_env.errors import LabEnvError
-from lab_env.marketplace.homes import native
-from lab_env.marketplace.homes.spec import isolated, load
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import wait_until
 from lab_env.core.procs import port_is_free
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.homes import native
+from lab_env.marketplace.homes.spec import isolated, load
+from lab_env.runtime.actors import actor_type
+from lab_env.runtime.apps import run_token
 
 pytestmark = pytest.mark.stack
 
@@ -28,13 +28,16 @@ SPEC = REPO / "lab_env" / "homes" / "marketplace.yaml"
 def home(tmp_path_factory):
     # Private app ids and ports: the lab 05 notebook runs the same spec.
     spec = isolated(load(SPEC), run_token(), free_ports(3))
-    with native.running(spec, tmp_path_factory.mktemp("home"), REPO, secrets={"openai-api-key": "Bearer sk-home-test"}) as running:
+    with native.running(
+        spec, tmp_path_factory.mktemp("home"), REPO, secrets={"openai-api-key": "Bearer sk-home-test"}
+    ) as running:
         yield spec, running
     # Nothing is left: the CLI's process group is gone and every port is free again.
     assert not psutil.pid_exists(running.pid) or psutil.Process(running.pid).status() == psutil.STATUS_ZOMBIE
     assert all(port_is_free(a.port) for a in spec.agents)
-    assert all(httpx.get(f"{url}/v1.0/healthz").status_code != 204 for url in running.sidecars.values()
-               if _answers(url))
+    assert all(
+        httpx.get(f"{url}/v1.0/healthz").status_code != 204 for url in running.sidecars.values() if _answers(url)
+    )
 
 
 def _answers(url: str) -> bool:
@@ -57,19 +60,27 @@ def test_every_sidecar_loads_exactly_the_components_scoped_to_its_agent(home):
 def test_the_mediator_haggles_between_buyer_and_seller_actors(home):
     _, running = home
     sidecar = running.sidecars[f"mediator-{run_token()}"]
-    for kind, agent, terms in (("BuyerAgent", "home-buyer", {"limit": 90, "opening": 50, "rounds": 5}),
-                               ("SellerAgent", "home-seller", {"limit": 70, "opening": 120, "rounds": 5})):
+    for kind, agent, terms in (
+        ("BuyerAgent", "home-buyer", {"limit": 90, "opening": 50, "rounds": 5}),
+        ("SellerAgent", "home-seller", {"limit": 70, "opening": 120, "rounds": 5}),
+    ):
         setup = httpx.put(f"{sidecar}/v1.0/actors/{actor_type(kind)}/{agent}/method/Setup", json=terms, timeout=30)
         assert setup.status_code == 200, setup.text
     instance = f"haggle-{actor_type('x')}"
-    started = httpx.post(f"{sidecar}/v1.0/workflows/dapr/haggle/start", params={"instanceID": instance},
-                         json={"buyer": "home-buyer", "seller": "home-seller", "rounds": 5}, timeout=30)
+    started = httpx.post(
+        f"{sidecar}/v1.0/workflows/dapr/haggle/start",
+        params={"instanceID": instance},
+        json={"buyer": "home-buyer", "seller": "home-seller", "rounds": 5},
+        timeout=30,
+    )
     assert started.status_code == 202, started.text
 
     def state() -> dict:
         return httpx.get(f"{sidecar}/v1.0/workflows/dapr/{instance}", timeout=30).json()
 
-    wait_until(lambda: state().get("runtimeStatus") in ("COMPLETED", "FAILED", "TERMINATED"), 120, "the haggle workflow")
+    wait_until(
+        lambda: state().get("runtimeStatus") in ("COMPLETED", "FAILED", "TERMINATED"), 120, "the haggle workflow"
+    )
     state = state()
     assert state["runtimeStatus"] == "COMPLETED", state
     import json
@@ -81,5 +92,7 @@ def test_the_mediator_haggles_between_buyer_and_seller_actors(home):
 
 def test_a_second_home_on_the_same_app_ports_is_refused_in_one_line(home, tmp_path):
     spec, _ = home
-    with pytest.raises(LabEnvError, match=f"the home's app ports are taken: products-{run_token()}:{spec.agents[0].port}"):
+    with pytest.raises(
+        LabEnvError, match=f"the home's app ports are taken: products-{run_token()}:{spec.agents[0].port}"
+    ):
         native.start(spec, tmp_path, REPO)

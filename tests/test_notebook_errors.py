@@ -33,13 +33,17 @@ CELLS = {
     "setup": SETUP,
     "unfinished": 'await ActorProxy.create(SHELF, ActorId("s-1"), ShelfInterface).Restock(3)',
     "traceback": "%tb",
-    "redis_down": ('from lab_env.stack.lifecycle import _stop_service\n_stop_service("redis")\n'
-                   'await ActorProxy.create(SHELF, ActorId("fresh-1"), ShelfInterface).Count()'),
+    "redis_down": (
+        'from lab_env.stack.lifecycle import _stop_service\n_stop_service("redis")\n'
+        'await ActorProxy.create(SHELF, ActorId("fresh-1"), ShelfInterface).Count()'
+    ),
     "redis_back": "from lab_env.stack import up\nup(progress=False)\nprint('up')",
     "sidecar_down": ('shelf.crash()\nawait ActorProxy.create(SHELF, ActorId("s-2"), ShelfInterface).Count()'),
     "cleanup": "stop_app(shelf)",
-    "stub": ('def reserve(n):\n    # YOUR CODE HERE\n'
-             '    raise NotImplementedError("exercise not done yet: gather the calls")\n\nreserve(3)'),
+    "stub": (
+        "def reserve(n):\n    # YOUR CODE HERE\n"
+        '    raise NotImplementedError("exercise not done yet: gather the calls")\n\nreserve(3)'
+    ),
 }
 
 
@@ -64,8 +68,10 @@ def test_errors_from_apps_and_the_stack_show_as_one_line(tmp_path):
     # The learner's own message, where it came from, and how to see the rest: one line.
     lines = _error_lines(ran["unfinished"])
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"\u274c ShelfActor.Restock (actor s-1, app {app_id}) raised NotImplementedError: "
-                               "exercise not done yet: add quantity to the stored 'stock'"), lines[0]
+    assert lines[0].startswith(
+        f"\u274c ShelfActor.Restock (actor s-1, app {app_id}) raised NotImplementedError: "
+        "exercise not done yet: add quantity to the stored 'stock'"
+    ), lines[0]
     assert "%tb" in lines[0] and f"lab-env logs {app_id} --app" in lines[0]
     # %tb still shows the SDK's whole traceback.
     full = "\n".join(_error_lines(ran["traceback"]))
@@ -85,9 +91,12 @@ def test_errors_from_apps_and_the_stack_show_as_one_line(tmp_path):
 
 def test_other_errors_keep_their_usual_traceback(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("%load_ext lab_env.notebooks.magics\nimport httpx\n"
-                                          "httpx.get('http://127.0.0.1:9/', timeout=2)"),
-                nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "%load_ext lab_env.notebooks.magics\nimport httpx\nhttpx.get('http://127.0.0.1:9/', timeout=2)"
+        ),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ]
     path = tmp_path / "plain.ipynb"
     nbformat.write(nb, path)
     ran = execute(path, allow_errors=True, timeout=120).cells

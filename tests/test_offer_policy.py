@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from lab_env.core.ports import free_ports
 from lab_env.marketplace.agents.offer_policy import (
     FilePolicy,
     ModelPolicy,
@@ -24,7 +25,6 @@ from lab_env.marketplace.agents.offer_policy import (
     choose_policy,
     validate,
 )
-from lab_env.core.ports import free_ports
 
 KEY = "sk-test-" + "q" * 24  # what a leak would look like
 
@@ -48,15 +48,18 @@ def test_a_situation_on_the_wrong_side_of_its_limit_is_refused():
         Situation("buyer", "lamp", 0, 3, opening=200.0, limit=100.0)
 
 
-@pytest.mark.parametrize("answer, reason", [
-    ("sure, 150", "not JSON"),
-    ('{"price": 150}', 'no "offer"'),
-    ('{"offer": "150"}', "not a number"),
-    ('{"offer": NaN}', "not a number"),
-    ('{"offer": 250}', "above the buyer's limit"),
-    ('{"offer": 50}', "behind its opening offer"),
-    ('{"offer": 110}', "a step back from the buyer's last offer 120.0"),
-])
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ("sure, 150", "not JSON"),
+        ('{"price": 150}', 'no "offer"'),
+        ('{"offer": "150"}', "not a number"),
+        ('{"offer": NaN}', "not a number"),
+        ('{"offer": 250}', "above the buyer's limit"),
+        ('{"offer": 50}', "behind its opening offer"),
+        ('{"offer": 110}', "a step back from the buyer's last offer 120.0"),
+    ],
+)
 def test_validate_rejects_a_bad_answer_with_its_reason(answer, reason):
     situation = _buyer(2, history=({"round": 0, "bid": 100.0, "ask": 240.0}, {"round": 1, "bid": 120.0, "ask": 220.0}))
     with pytest.raises(OfferRejected, match=reason):
@@ -85,9 +88,13 @@ class ScriptedModel:
             answer = self.respond(body) if self.respond else self.answers.pop(0)
             if isinstance(answer, int):  # an HTTP error that quotes the key back, as some servers do
                 return JSONResponse({"error": {"message": f"Incorrect API key provided: {KEY}"}}, status_code=answer)
-            return {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": answer}}]}
+            return {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+            }
 
         (self.port,) = free_ports(1)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
@@ -139,9 +146,12 @@ def test_without_a_key_the_rule_decides_offline():
 
 # -- a learner's own negotiator, from a file ------------------------------------------
 
+
 def _negotiator(tmp_path, body: str) -> FilePolicy:
     path = tmp_path / "my_offers.py"
-    path.write_text("class Negotiator:\n    def offer(self, s):\n" + "".join(f"        {line}\n" for line in body.splitlines()))
+    path.write_text(
+        "class Negotiator:\n    def offer(self, s):\n" + "".join(f"        {line}\n" for line in body.splitlines())
+    )
     return FilePolicy(str(path))
 
 
@@ -152,12 +162,18 @@ def test_a_learners_negotiator_decides_within_its_bounds(tmp_path):
     assert mine.offer(_buyer(4, history=({"round": 3, "bid": 164.0, "ask": 200},))) == 180.0
 
 
-@pytest.mark.parametrize("body, reason", [
-    ("raise NotImplementedError('write your negotiator')", "your policy raised NotImplementedError: write your negotiator"),
-    ("return s.limit + 1", "your policy offered 181.0, above the buyer's limit (allowed 100.0 to 180.0)"),
-    ("return 'cheap'", "your policy's offer is not a number: 'cheap'"),
-    ("return s.opening", "your policy offered 100.0, a step back from the buyer's last offer 150.0"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (
+            "raise NotImplementedError('write your negotiator')",
+            "your policy raised NotImplementedError: write your negotiator",
+        ),
+        ("return s.limit + 1", "your policy offered 181.0, above the buyer's limit (allowed 100.0 to 180.0)"),
+        ("return 'cheap'", "your policy's offer is not a number: 'cheap'"),
+        ("return s.opening", "your policy offered 100.0, a step back from the buyer's last offer 150.0"),
+    ],
+)
 def test_a_learners_wrong_offer_is_rejected_with_its_reason(tmp_path, body, reason):
     with pytest.raises(OfferRejected) as err:
         _negotiator(tmp_path, body).offer(_buyer(1, history=({"round": 0, "bid": 150.0, "ask": 200},)))

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from lab_env.runtime import scale
 from lab_env import stop_app
-from lab_env.runtime.actors import actor_type_in
 from lab_env.errors import LabEnvError
+from lab_env.runtime import scale
+from lab_env.runtime.actors import actor_type_in
 
 pytestmark = pytest.mark.stack
 
@@ -40,8 +40,25 @@ def test_activations_spread_over_two_hosts_and_every_actor_answers():
 
 def test_lab_env_scale_reports_rate_memory_and_spread(tmp_path):
     plot = tmp_path / "scale.png"
-    out = subprocess.run([sys.executable, "-m", "lab_env.cli.main", "scale", "--actors", "500", "--hosts", "2",
-                          "--in-flight", "16", "--plot", str(plot)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab_env.cli.main",
+            "scale",
+            "--actors",
+            "500",
+            "--hosts",
+            "2",
+            "--in-flight",
+            "16",
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"^500 actors activated in [\d.]+ s: [\d,]+/s, p99 \d+ ms", out.stdout, re.M), out.stdout
     assert len(re.findall(r"active actors \(placement's choice\)", out.stdout)) == 2, out.stdout
@@ -50,8 +67,10 @@ def test_lab_env_scale_reports_rate_memory_and_spread(tmp_path):
 
 def test_actor_hosts_collect_garbage_less_often():
     # In a fresh interpreter: the pytest process keeps Python's defaults.
-    code = ("import gc; from lab_env.runtime.actors import tune_gc_for_actors, ACTOR_HOST_GC_THRESHOLDS as T; "
-            "before = gc.get_threshold(); tune_gc_for_actors(); "
-            "print(before, gc.get_threshold() == T, gc.get_freeze_count() > 1000)")
+    code = (
+        "import gc; from lab_env.runtime.actors import tune_gc_for_actors, ACTOR_HOST_GC_THRESHOLDS as T; "
+        "before = gc.get_threshold(); tune_gc_for_actors(); "
+        "print(before, gc.get_threshold() == T, gc.get_freeze_count() > 1000)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "(700, 10, 10) True True"

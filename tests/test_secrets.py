@@ -13,8 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # An OpenAI-style key, or a key assigned in text (KEY=..., "api_key": "...").
-KEY_SHAPES = [re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
-              re.compile(r"(?i)(openai_api_key|api[_-]?key)\s*[=:]\s*[\"']?(?!<|\$|os\.|\{)[A-Za-z0-9_-]{16,}")]
+KEY_SHAPES = [
+    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"(?i)(openai_api_key|api[_-]?key)\s*[=:]\s*[\"']?(?!<|\$|os\.|\{)[A-Za-z0-9_-]{16,}"),
+]
 NOTEBOOKS = sorted([*ROOT.glob("solutions/*.ipynb"), *ROOT.glob("labs/*.ipynb")])
 
 

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from lab_env.core import procs
-from lab_env.runtime import secure_plane
 from lab_env import unique_name
-from lab_env.runtime.apps import apps_dir
+from lab_env.core import procs
 from lab_env.marketplace.homes.sentry import peer_certificate
+from lab_env.runtime import secure_plane
+from lab_env.runtime.apps import apps_dir
 
 pytestmark = pytest.mark.stack
 
@@ -34,12 +34,16 @@ def test_placement_and_scheduler_speak_mtls_with_their_own_identity_and_stop_cle
     plane = secure_plane.start_plane(name)
     try:
         pids = json.loads((apps_dir() / f"{name}.json").read_text())["pids"]
-        ids = {part: peer_certificate(port) for part, port in (("placement", plane.placement_port),
-                                                                ("scheduler", plane.scheduler_port))}
+        ids = {
+            part: peer_certificate(port)
+            for part, port in (("placement", plane.placement_port), ("scheduler", plane.scheduler_port))
+        }
         assert ids["placement"].spiffe_id == "spiffe://cluster.local/ns/default/dapr-placement", ids
         assert ids["scheduler"].spiffe_id == "spiffe://cluster.local/ns/default/dapr-scheduler", ids
         assert _plain_grpc_refused(plane.placement_port) and _plain_grpc_refused(plane.scheduler_port)
-        assert "--enable-mtls" in plane.sidecar_args() and plane.sidecar_env()["DAPR_TRUST_ANCHORS"].startswith("-----BEGIN")
+        assert "--enable-mtls" in plane.sidecar_args() and plane.sidecar_env()["DAPR_TRUST_ANCHORS"].startswith(
+            "-----BEGIN"
+        )
     finally:
         secure_plane.stop_plane(name)
     assert not any(procs.alive(p) for p in pids)

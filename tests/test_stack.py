@@ -33,8 +33,13 @@ def test_state_save_and_get_through_a_sidecar():
 @pytest.fixture
 def counter_app(apps_dir):
     actor_type = unique_name("Counter").replace("-", "")
-    with dapr_app(unique_name("actors"), uvicorn_command("counter_actor:app"), cwd=apps_dir,
-                  components=["statestore"], env={"ACTOR_TYPE": actor_type}) as app:
+    with dapr_app(
+        unique_name("actors"),
+        uvicorn_command("counter_actor:app"),
+        cwd=apps_dir,
+        components=["statestore"],
+        env={"ACTOR_TYPE": actor_type},
+    ) as app:
         app.use_sdk()
         yield app, actor_type
 
@@ -65,9 +70,12 @@ def test_actor_reminder_fires(counter_app):
 def test_pubsub_round_trip(apps_dir, pubsub):
     topic = unique_name(f"orders-{pubsub}")
     env = {"PUBSUB": pubsub, "TOPIC": topic}
-    with dapr_app(unique_name(f"sub-{pubsub}"), uvicorn_command("subscriber:app"), cwd=apps_dir,
-                  components=[pubsub], env=env) as sub, \
-         dapr_app(unique_name(f"pub-{pubsub}"), components=[pubsub]) as pub:
+    with (
+        dapr_app(
+            unique_name(f"sub-{pubsub}"), uvicorn_command("subscriber:app"), cwd=apps_dir, components=[pubsub], env=env
+        ) as sub,
+        dapr_app(unique_name(f"pub-{pubsub}"), components=[pubsub]) as pub,
+    ):
         sent = [{"order": i} for i in range(3)]
         for event in sent:
             r = httpx.post(f"{pub.sidecar_url}/v1.0/publish/{pubsub}/{topic}", json=event, timeout=10)
@@ -107,13 +115,15 @@ def _poll_into(consumer: Consumer, sink: list[str]) -> int:
 
 
 def test_two_activity_workflow_completes(apps_dir):
-    with dapr_app(unique_name("workflow"), uvicorn_command("two_step_workflow:app"), cwd=apps_dir,
-                  components=["statestore"]) as app:
+    with dapr_app(
+        unique_name("workflow"), uvicorn_command("two_step_workflow:app"), cwd=apps_dir, components=["statestore"]
+    ) as app:
         instance = unique_name("wf") + secrets.token_hex(3)
         assert httpx.post(f"{app.app_url}/start/{instance}", params={"n": 20}, timeout=30).status_code == 200
         result = lambda: httpx.get(f"{app.app_url}/result/{instance}", timeout=10).json()
-        wait_until(lambda: result()["status"] in ("COMPLETED", "FAILED", "TERMINATED"), timeout=60,
-                   what="workflow finished")
+        wait_until(
+            lambda: result()["status"] in ("COMPLETED", "FAILED", "TERMINATED"), timeout=60, what="workflow finished"
+        )
         assert result() == {"status": "COMPLETED", "output": "41"}
 
 
@@ -145,7 +155,9 @@ def test_every_stack_service_and_sidecar_listens_on_loopback_only():
         assert {"redis", "kafka", "placement", "scheduler"} <= set(pids)
         for name, pid in pids.items():
             processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-            listening = [c.laddr for p in processes for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            listening = [
+                c.laddr for p in processes for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+            ]
             assert listening, f"{name} listens nowhere"
             wide = [f"{a.ip}:{a.port}" for a in listening if a.ip not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
             assert not wide, f"{name} listens beyond loopback on {wide}"

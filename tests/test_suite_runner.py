@@ -21,9 +21,23 @@ def test_a_file_is_one_unit_of_work_unless_its_tests_run_side_by_side(request):
 
 def test_a_serial_test_refuses_to_run_on_a_worker():
     # It fails in its set-up, before any fixture: the stack is not touched.
-    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider", "-q",
-                           "tests/test_lifecycle.py::test_missing_daprd_gives_one_line"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "SUITE_TIMING_OUT")})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "1",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/test_lifecycle.py::test_missing_daprd_gives_one_line",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "SUITE_TIMING_OUT")},
+    )
     assert done.returncode == 1, done.stdout[-2000:]
     assert "marked serial" in done.stdout and "must run alone" in done.stdout, done.stdout[-2000:]

@@ -13,9 +13,7 @@ def test_every_part_matches_the_pins():
 
 
 def test_a_drifted_sdk_pin_is_reported():
-    pyproject = (REPO_ROOT / "pyproject.toml").read_text().replace(
-        f"dapr=={pins().dapr_python_sdk}", "dapr==1.17.0"
-    )
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text().replace(f"dapr=={pins().dapr_python_sdk}", "dapr==1.17.0")
     assert drift(pyproject=pyproject) == [f"pyproject.toml does not pin dapr=={pins().dapr_python_sdk}"]
 
 

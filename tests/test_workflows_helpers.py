@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env.runtime import workflows
 from lab_env import stop_app, unique_name
 from lab_env.errors import LabEnvError
+from lab_env.runtime import workflows
 from lab_env.runtime.workflows import Ledger, WorkflowFailed, output
 
-MODULE = '''
+MODULE = """
 import dapr.ext.workflow as wf
 
 wfr = wf.WorkflowRuntime()
@@ -33,7 +33,7 @@ def twice(ctx: wf.DaprWorkflowContext, n: int):
 @wfr.workflow(name="forever")
 def forever(ctx: wf.DaprWorkflowContext, _):
     yield ctx.wait_for_external_event("never")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,6 @@ def _schedule(app, name: str, data: object) -> str:
         return wf_client.schedule_new_workflow(name, input=data)
     finally:
         wf_client.close()
-
 
 
 @pytest.mark.stack
@@ -118,7 +117,10 @@ def test_ledger_claims_an_effect_once_and_keeps_rows_in_order(tmp_path):
     ledger.append("o-1", "charge", "done", {"amount": 3})
     ledger.append("o-2", "charge", "started")
     again = Ledger(tmp_path / "l.sqlite")  # another process opening the same file
-    assert [(r.step, r.event, r.detail) for r in again.rows("o-1")] == [("charge", "started", None), ("charge", "done", {"amount": 3})]
+    assert [(r.step, r.event, r.detail) for r in again.rows("o-1")] == [
+        ("charge", "started", None),
+        ("charge", "done", {"amount": 3}),
+    ]
     assert again.count("o-2", "charge", "started") == 1
     assert again.effects("o-1") == ["o-1:charge"]
     assert again.effect_once("o-1", "ship", {"parcel": 1}) is True

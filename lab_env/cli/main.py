@@ -24,8 +24,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from lab_env.stack.provision import setup
 
     seconds = setup(force=args.force, cli=args.cli, cluster=args.cluster)
-    print("setup complete (" + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
-          + "): run `lab-env up` to start the stack")
+    print(
+        "setup complete ("
+        + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
+        + "): run `lab-env up` to start the stack"
+    )
     return 0
 
 
@@ -54,8 +57,8 @@ def _print_status(rows) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from lab_env.runtime.apps import running_apps
     from lab_env.core.profile import current
+    from lab_env.runtime.apps import running_apps
     from lab_env.stack import status
 
     rows = status()
@@ -79,14 +82,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from lab_env.core import procs
-    from lab_env.runtime.apps import apps_dir
     from lab_env.core.paths import logs_dir
+    from lab_env.runtime.apps import apps_dir
 
     path = logs_dir() / f"{args.name}.log"
     if not path.exists():
         path = apps_dir() / args.name / ("app.log" if args.app else "daprd.log")
     if not path.exists():
-        raise LabEnvError(f"no log named {args.name!r}", "use a service name (redis, kafka, placement, scheduler) or a running app id")
+        raise LabEnvError(
+            f"no log named {args.name!r}", "use a service name (redis, kafka, placement, scheduler) or a running app id"
+        )
     print(procs.tail(path, args.lines))
     return 0
 
@@ -96,8 +101,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     with dapr_app(args.app_id, command or None, components=args.components, timeout=args.timeout) as app:
-        print(f"{app.app_id}: sidecar http {app.http_port}, grpc {app.grpc_port}"
-              + (f", app {app.app_port}" if app.app_port else "") + " (Ctrl-C stops both)", flush=True)
+        print(
+            f"{app.app_id}: sidecar http {app.http_port}, grpc {app.grpc_port}"
+            + (f", app {app.app_port}" if app.app_port else "")
+            + " (Ctrl-C stops both)",
+            flush=True,
+        )
         stop_signals = {signal.SIGINT, signal.SIGTERM}
         # Wait for Ctrl-C or SIGTERM with both blocked and at their default action: a
         # disposition inherited as "ignore" (a background shell, a test runner) would
@@ -132,8 +141,10 @@ def cmd_build_labs(args: argparse.Namespace) -> int:
     paths = build_labs(check=args.check)
     if args.check:
         if paths:
-            raise LabEnvError(f"labs/ is out of sync with solutions/: {', '.join(p.name for p in paths)}",
-                              "run `lab-env build-labs` and commit labs/")
+            raise LabEnvError(
+                f"labs/ is out of sync with solutions/: {', '.join(p.name for p in paths)}",
+                "run `lab-env build-labs` and commit labs/",
+            )
         print("labs/ is in sync with solutions/")
     else:
         print(f"wrote {', '.join(str(p.relative_to(p.parents[1])) for p in paths)}")
@@ -161,9 +172,15 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from lab_env.grading.spec import load_spec
 
     lab = args.lab or _guess_lab(Path(args.submissions))
-    results, out = grade_folder(Path(args.submissions), lab, Path(args.out) if args.out else None,
-                                jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
-                                regrade_identical=args.regrade_identical)
+    results, out = grade_folder(
+        Path(args.submissions),
+        lab,
+        Path(args.out) if args.out else None,
+        jobs=args.jobs,
+        cell_timeout=args.cell_timeout,
+        timeout=args.timeout,
+        regrade_identical=args.regrade_identical,
+    )
     print(summary_table(results, load_spec(lab)))
     print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
     return 0
@@ -188,31 +205,44 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     try:
         os.execvp(argv[0], argv)
     except OSError as err:
-        raise LabEnvError(f"cannot run {argv[0]}: {err.strerror}",
-                          "install a Java 17+ runtime (`apt-get install openjdk-17-jre-headless`)") from err
+        raise LabEnvError(
+            f"cannot run {argv[0]}: {err.strerror}",
+            "install a Java 17+ runtime (`apt-get install openjdk-17-jre-headless`)",
+        ) from err
     return 0
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
+    from lab_env.notebooks.widgets import require_stack
     from lab_env.runtime import scale
     from lab_env.runtime.actors import actor_type_in
     from lab_env.runtime.apps import stop_app
-    from lab_env.notebooks.widgets import require_stack
 
     require_stack()
     hosts = scale.start_hosts(args.hosts, name="scale")
     try:
         actor_type = actor_type_in(hosts[0], "ProductActor")
         marks = sorted({m for m in (10_000, 50_000, 100_000) if m < args.actors} | {args.actors})
-        samples = scale.activate(hosts, actor_type, args.actors, "Stock", in_flight=args.in_flight,
-                                 slices=sorted({*range(max(1, args.actors // 20), args.actors, max(1, args.actors // 20)), *marks}))
+        samples = scale.activate(
+            hosts,
+            actor_type,
+            args.actors,
+            "Stock",
+            in_flight=args.in_flight,
+            slices=sorted({*range(max(1, args.actors // 20), args.actors, max(1, args.actors // 20)), *marks}),
+        )
         total = sum(s.seconds for s in samples)
-        print(f"{args.actors:,} actors activated in {total:.1f} s: {args.actors / total:,.0f}/s, "
-              f"p99 {scale.percentile([ms for s in samples for ms in s.latencies_ms], 0.99):.0f} ms "
-              f"(worst slice of {samples[0].calls:,}: {max(s.p99_ms for s in samples):.0f} ms)")
+        print(
+            f"{args.actors:,} actors activated in {total:.1f} s: {args.actors / total:,.0f}/s, "
+            f"p99 {scale.percentile([ms for s in samples for ms in s.latencies_ms], 0.99):.0f} ms "
+            f"(worst slice of {samples[0].calls:,}: {max(s.p99_ms for s in samples):.0f} ms)"
+        )
         for sample in samples:
             if sample.actors in marks:
-                print(f"  at {sample.actors:>7,} actors: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sample.rss_mb.items()))
+                print(
+                    f"  at {sample.actors:>7,} actors: "
+                    + ", ".join(f"{k} {v:.0f} MB" for k, v in sample.rss_mb.items())
+                )
         for host, count in scale.placement_spread(hosts, actor_type).items():
             print(f"  {host}: {count:,} active actors (placement's choice)")
         if args.plot:
@@ -245,8 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", help="install the native stack (idempotent, cached)")
     s.add_argument("--force", action="store_true", help="rebuild and re-download even if present")
     s.add_argument("--cli", action="store_true", help="also build the Dapr CLI now (otherwise on first use: lab 05)")
-    s.add_argument("--cluster", action="store_true",
-                   help="also build lab 05's native Kubernetes control plane (about 10 minutes the first time)")
+    s.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also build lab 05's native Kubernetes control plane (about 10 minutes the first time)",
+    )
     s.set_defaults(fn=cmd_setup)
 
     s = sub.add_parser("up", help="start redis, kafka, placement and scheduler")
@@ -284,8 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=int, default=1800, help="seconds per notebook (a safety net)")
     s.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (a safety net)")
     s.add_argument("--out", help="output folder (default: grades-<lab> next to the submissions)")
-    s.add_argument("--regrade-identical", action="store_true",
-                   help="run every submission, even where the graded notebook is identical to another's")
+    s.add_argument(
+        "--regrade-identical",
+        action="store_true",
+        help="run every submission, even where the graded notebook is identical to another's",
+    )
     s.set_defaults(fn=cmd_grade)
 
     s = sub.add_parser("build-labs", help="generate labs/ from solutions/ (student versions)")
@@ -296,10 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)
 
-    s = sub.add_parser("scale", help="activate many actors (100,000 by default) over one or more hosts and report",
-                       description="Start HOSTS apps hosting the reference ProductActor, activate ACTORS products "
-                                   "through their sidecars with a progress bar, print rate, latency, memory and how "
-                                   "placement spread them, then stop the hosts. Needs the stack (`lab-env up`).")
+    s = sub.add_parser(
+        "scale",
+        help="activate many actors (100,000 by default) over one or more hosts and report",
+        description="Start HOSTS apps hosting the reference ProductActor, activate ACTORS products "
+        "through their sidecars with a progress bar, print rate, latency, memory and how "
+        "placement spread them, then stop the hosts. Needs the stack (`lab-env up`).",
+    )
     s.add_argument("--actors", type=int, default=100_000)
     s.add_argument("--hosts", type=int, default=1)
     s.add_argument("--in-flight", type=int, default=64)
@@ -308,10 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lab_env.runtime.kafka import TOOLS
 
-    s = sub.add_parser("kafka", help="run one of Kafka's own CLI tools (kafka-topics.sh etc.) against the lab broker",
-                       description="Run kafka-<tool>.sh's Java class from the installed Kafka jars; "
-                                   "--bootstrap-server is added unless given.",
-                       epilog="example: lab-env kafka consumer-groups --describe --group G")
+    s = sub.add_parser(
+        "kafka",
+        help="run one of Kafka's own CLI tools (kafka-topics.sh etc.) against the lab broker",
+        description="Run kafka-<tool>.sh's Java class from the installed Kafka jars; "
+        "--bootstrap-server is added unless given.",
+        epilog="example: lab-env kafka consumer-groups --describe --group G",
+    )
     # Not choices=: an unknown tool is the usual one-line LabEnvError, not a usage dump.
     s.add_argument("tool", help=f"one of: {', '.join(TOOLS)}")
     s.add_argument("args", nargs=argparse.REMAINDER, help="passed to the tool as they are (e.g. --list, --help)")
@@ -325,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_market(sub)
 
-    sub.add_parser("env", help="print the variables a plain `dapr run` needs: eval \"$(lab-env env)\"").set_defaults(fn=cmd_env)
+    sub.add_parser("env", help='print the variables a plain `dapr run` needs: eval "$(lab-env env)"').set_defaults(
+        fn=cmd_env
+    )
     return p
 
 

@@ -12,13 +12,21 @@ DEFAULT_NAME = "market"
 def cmd_up(args: argparse.Namespace) -> int:
     catalog = control.Catalog(products=args.products, stock=args.stock, buyers=args.buyers, sellers=args.sellers)
     market = control.up(args.name, catalog, detach=True)
-    print(f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
-          f"order events on Kafka topic {market.topic}")
-    print(f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers")
-    print(f"  carrier app {market.carrier.app_id}; both sidecars on the market's own mTLS control plane, "
-          "calls between them under an access policy")
+    print(
+        f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
+        f"order events on Kafka topic {market.topic}"
+    )
+    print(
+        f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers"
+    )
+    print(
+        f"  carrier app {market.carrier.app_id}; both sidecars on the market's own mTLS control plane, "
+        "calls between them under an access policy"
+    )
     print(f"  live view: {market.view_url}")
-    print(f"place orders: lab-env market orders --name {market.name} --count 100;  stop: lab-env market down --name {market.name}")
+    print(
+        f"place orders: lab-env market orders --name {market.name} --count 100;  stop: lab-env market down --name {market.name}"
+    )
     return 0
 
 
@@ -43,9 +51,11 @@ def cmd_orders(args: argparse.Namespace) -> int:
         control.wait_orders(market, [instance])
     sheet = control.balance_sheet(market, control.outcomes(market, control.orders_placed(market)))
     print(", ".join(f"{n} {status}" for status, n in sorted(sheet["statuses"].items())))
-    print(f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "
-          f"failed but not refunded {len(sheet['unrefunded'])}, shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
-          f"money balances: {sheet['money_balances']}")
+    print(
+        f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "
+        f"failed but not refunded {len(sheet['unrefunded'])}, shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
+        f"money balances: {sheet['money_balances']}"
+    )
     return 0 if sheet["balanced"] else 1
 
 
@@ -70,7 +80,9 @@ def register(sub) -> None:
     s = verbs.add_parser("orders", help="place orders, wait for every outcome, print the balance sheet")
     s.add_argument("--name", default=DEFAULT_NAME)
     s.add_argument("--count", type=int, default=100)
-    s.add_argument("--fail-every", type=int, default=10, help="every Nth shipment fails and its saga compensates (0: none)")
+    s.add_argument(
+        "--fail-every", type=int, default=10, help="every Nth shipment fails and its saga compensates (0: none)"
+    )
     s.set_defaults(fn=cmd_orders)
     s = verbs.add_parser("down", help="stop a market")
     s.add_argument("--name", default=DEFAULT_NAME)

@@ -53,9 +53,7 @@ def pins() -> Pins:
     )
 
 
-def drift(
-    gomod: str | None = None, pyproject: str | None = None, uvlock: str | None = None
-) -> list[str]:
+def drift(gomod: str | None = None, pyproject: str | None = None, uvlock: str | None = None) -> list[str]:
     """Every place that disagrees with versions.toml (empty when all agree).
 
     Texts default to the files in the repo; tests pass altered ones to show
@@ -64,7 +62,9 @@ def drift(
     from lab_env.core.paths import REPO_ROOT
 
     p = pins()
-    gomod = gomod if gomod is not None else (Path(__file__).parents[1] / "stack/provision/dapr_build/go.mod").read_text()
+    gomod = (
+        gomod if gomod is not None else (Path(__file__).parents[1] / "stack/provision/dapr_build/go.mod").read_text()
+    )
     pyproject = pyproject if pyproject is not None else (REPO_ROOT / "pyproject.toml").read_text()
     uvlock = uvlock if uvlock is not None else (REPO_ROOT / "uv.lock").read_text()
     problems = []
@@ -74,8 +74,12 @@ def drift(
     if f"github.com/dapr/cli v{p.dapr_cli}" not in cli_gomod:
         problems.append(f"dapr_cli_build/go.mod does not require github.com/dapr/cli v{p.dapr_cli}")
     kube_gomod = (Path(__file__).parents[1] / "stack/provision/kube_build/go.mod").read_text()
-    for module, key in (("k8s.io/kubernetes", "version"), ("go.etcd.io/etcd/server/v3", "etcd"),
-                        ("sigs.k8s.io/kwok", "kwok"), ("sigs.k8s.io/metrics-server", "metrics_server")):
+    for module, key in (
+        ("k8s.io/kubernetes", "version"),
+        ("go.etcd.io/etcd/server/v3", "etcd"),
+        ("sigs.k8s.io/kwok", "kwok"),
+        ("sigs.k8s.io/metrics-server", "metrics_server"),
+    ):
         if f"\t{module} v{p.kubernetes[key]}\n" not in kube_gomod:
             problems.append(f"kube_build/go.mod does not require {module} v{p.kubernetes[key]}")
     if p.dapr_python_sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:

@@ -58,20 +58,30 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
                 lines, screened = _screened(lines, segments, label)
                 replace = meta.get("grading_replace", {})
                 fresh.source = _join(lines, replace)
-                fresh.metadata[ROLE] = {"role": "exercise", "label": label,
-                                        "stub_source": _join([(ln, FIXED) for ln in _render(segments)], replace)}
+                fresh.metadata[ROLE] = {
+                    "role": "exercise",
+                    "label": label,
+                    "stub_source": _join([(ln, FIXED) for ln in _render(segments)], replace),
+                }
                 notes += cell_notes + screened
             else:
                 fresh.metadata[ROLE] = {"role": FIXED}
         cells.append(fresh)
     solution_ids = {c.get("id") for c in solution.cells}
     notes += _tampering(submission, solution, spec)
-    added = [c for i, c in enumerate(learner_cells)
-             if i not in used and c.get("id") not in solution_ids and str(c.get("source", "")).strip()
-             and str(c.get("source", "")).strip() not in spec.fixed_sources]
+    added = [
+        c
+        for i, c in enumerate(learner_cells)
+        if i not in used
+        and c.get("id") not in solution_ids
+        and str(c.get("source", "")).strip()
+        and str(c.get("source", "")).strip() not in spec.fixed_sources
+    ]
     if added:
-        notes.append(f"{len(added)} code cell(s) you added were not run: the grader runs the lab's own cells with "
-                     "your answers in the exercise regions (put helper code inside an exercise region)")
+        notes.append(
+            f"{len(added)} code cell(s) you added were not run: the grader runs the lab's own cells with "
+            "your answers in the exercise regions (put helper code inside an exercise region)"
+        )
     graded = copy.deepcopy(solution)
     graded.cells = cells
     return Assembly(graded, notes)
@@ -82,7 +92,9 @@ def _tampering(submission: nbformat.NotebookNode, solution: nbformat.NotebookNod
     notes = []
     by_id = {c.get("id"): c for c in submission.cells}
     visible = [c for c in spec.checks if not c.hidden]
-    edited = [c.name for c in visible if c.cell_id in by_id and by_id[c.cell_id].source.strip() != c.cell.source.strip()]
+    edited = [
+        c.name for c in visible if c.cell_id in by_id and by_id[c.cell_id].source.strip() != c.cell.source.strip()
+    ]
     texts = {str(c.get("source", "")).strip() for c in submission.cells}
     missing = [c.name for c in visible if c.cell_id not in by_id and c.cell.source.strip() not in texts]
     if edited:
@@ -150,8 +162,10 @@ def _merge(segments: list[Segment], learner: str | None, label: str) -> tuple[li
         if tag == "equal":
             out += template[i1:i2]
             continue
-        regions = sorted({o for _, o in template[i1:i2] if isinstance(o, int)}
-                         | {r for r, (a, b) in enumerate(spans) if a <= i1 <= b and i1 == i2})
+        regions = sorted(
+            {o for _, o in template[i1:i2] if isinstance(o, int)}
+            | {r for r, (a, b) in enumerate(spans) if a <= i1 <= b and i1 == i2}
+        )
         if regions:
             out += [(ln, regions[0]) for ln in mine[j1:j2]]
         elif tag == "insert" and all(_HARMLESS.match(ln) for ln in mine[j1:j2]):
@@ -163,7 +177,11 @@ def _merge(segments: list[Segment], learner: str | None, label: str) -> tuple[li
     if template and template[0][0].startswith("%%") and (not out or out[0][0] != template[0][0]):
         out = [template[0], *[ln for ln in out if ln[0] != template[0][0]]]
         undone.append(template[0][0])
-    notes = [f"{label}: your changes outside the exercise regions were undone ({', '.join(map(repr, undone[:3]))})"] if undone else []
+    notes = (
+        [f"{label}: your changes outside the exercise regions were undone ({', '.join(map(repr, undone[:3]))})"]
+        if undone
+        else []
+    )
     return out, notes
 
 
@@ -174,7 +192,9 @@ def _screened(lines: list[Line], segments: list[Segment], label: str) -> tuple[l
     if first.startswith("%%resource_file"):
         return lines, []  # YAML: nothing runs
     if first.startswith("%%"):  # %%app_file: the body runs in an app process
-        findings = [f.__class__(f.line + 1, f.reason) for f in screen("\n".join(t for t, _ in lines[1:]), in_kernel=False)]
+        findings = [
+            f.__class__(f.line + 1, f.reason) for f in screen("\n".join(t for t, _ in lines[1:]), in_kernel=False)
+        ]
     else:
         findings = screen(kernel_python(source), in_kernel=True)
     flagged: dict[object, str] = {}
@@ -191,8 +211,10 @@ def _screened(lines: list[Line], segments: list[Segment], label: str) -> tuple[l
             out.append((text, origin))
         elif isinstance(origin, int) and not any(o == origin for _, o in out):
             out += [(ln, origin) for ln in stubs[origin].lines()]  # type: ignore[union-attr]
-    notes = [f"{label}: an answer {reason}, which graded code may not do; it was graded as not done"
-             for reason in dict.fromkeys(flagged.values())]
+    notes = [
+        f"{label}: an answer {reason}, which graded code may not do; it was graded as not done"
+        for reason in dict.fromkeys(flagged.values())
+    ]
     return out, notes
 
 

@@ -17,9 +17,9 @@ import nbformat
 from tqdm.auto import tqdm
 
 from lab_env.errors import LabEnvError
+from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_junit
-from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.run import Graded, grade_assembly, identify_lab
 from lab_env.grading.spec import LabSpec, load_spec
 
@@ -74,8 +74,14 @@ def _read(sub: Submission, spec: LabSpec, specs: dict[str, LabSpec]) -> nbformat
 
 
 def grade_folder(
-    folder: Path, lab: str, out: Path | None = None, jobs: int = 1, cell_timeout: int = 600,
-    timeout: int = 1800, progress: bool = True, regrade_identical: bool = False,
+    folder: Path,
+    lab: str,
+    out: Path | None = None,
+    jobs: int = 1,
+    cell_timeout: int = 600,
+    timeout: int = 1800,
+    progress: bool = True,
+    regrade_identical: bool = False,
 ) -> tuple[list[Graded], Path]:
     """Grade every submission in folder. Submissions whose graded notebooks are
     identical (the untouched lab handed in twice, an edit the grader undoes) run
@@ -106,8 +112,18 @@ def grade_folder(
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         firsts = [learners[0] for learners in runs.values()]
-        graded = dict(zip(firsts, tqdm(pool.map(grade_one, firsts), total=len(firsts),
-                                       desc=f"grading lab {spec.number}", unit="notebook", disable=not progress)))
+        graded = dict(
+            zip(
+                firsts,
+                tqdm(
+                    pool.map(grade_one, firsts),
+                    total=len(firsts),
+                    desc=f"grading lab {spec.number}",
+                    unit="notebook",
+                    disable=not progress,
+                ),
+            )
+        )
         # A run that did not end well (a crash, a kill, a failure of the grader) is nobody's
         # verdict to share: the rest of its group is graded each on its own.
         again = [other for learners in runs.values() if not graded[learners[0]].finished for other in learners[1:]]
@@ -122,7 +138,9 @@ def grade_folder(
             results.append(Graded(sub.learner, spec.lab, "not graded", item))
             continue
         first = next(learners[0] for learners in runs.values() if sub.learner in learners)
-        results.append(graded[first] if first == sub.learner else _shared(graded[first], prepared[first], sub.learner, item))
+        results.append(
+            graded[first] if first == sub.learner else _shared(graded[first], prepared[first], sub.learner, item)
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(results, spec, out / "gradebook.csv")
     write_junit(results, spec, out / "junit.xml")
@@ -136,8 +154,10 @@ def grade_folder(
             continue
         shutil.copy(log, logs / f"{learners[0]}.log")
         for other in learners[1:]:
-            (logs / f"{other}.log").write_text(f"{SHARED_RUN}, {learners[0]}'s (graded once for "
-                                               f"{len(learners)} submissions); that run's log:\n" + log.read_text())
+            (logs / f"{other}.log").write_text(
+                f"{SHARED_RUN}, {learners[0]}'s (graded once for "
+                f"{len(learners)} submissions); that run's log:\n" + log.read_text()
+            )
     shutil.rmtree(work, ignore_errors=True)
     return results, out
 
@@ -162,5 +182,7 @@ def _digest(assembly: Assembly) -> str:
 
 def _shared(graded: Graded, first: Assembly, learner: str, assembly: Assembly) -> Graded:
     """The first submission's verdicts for an identical graded notebook, with this learner's own notes."""
-    run_notes = [n.replace(f"logs/{graded.learner}.log", f"logs/{learner}.log") for n in graded.notes[len(first.notes):]]
+    run_notes = [
+        n.replace(f"logs/{graded.learner}.log", f"logs/{learner}.log") for n in graded.notes[len(first.notes) :]
+    ]
     return replace(graded, learner=learner, checks=list(graded.checks), notes=[*assembly.notes, *run_notes])

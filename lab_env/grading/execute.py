@@ -9,7 +9,9 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def execute(path: Path, *, allow_errors: bool = False, timeout: int = 300, write: bool = False) -> nbformat.NotebookNode:
+def execute(
+    path: Path, *, allow_errors: bool = False, timeout: int = 300, write: bool = False
+) -> nbformat.NotebookNode:
     """Execute ``path`` in its own folder; with ``write``, save the outputs back.
 
     With ``allow_errors`` a failing cell records its error and the run goes
@@ -37,8 +39,11 @@ def this_python_kernel_spec():  # -> jupyter_client.kernelspec.KernelSpec
     """A kernel running this venv's interpreter, whatever kernels Jupyter knows of."""
     from jupyter_client.kernelspec import KernelSpec
 
-    return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                      display_name="lab", language="python")
+    return KernelSpec(
+        argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        display_name="lab",
+        language="python",
+    )
 
 
 def _use_this_python(client: NotebookClient) -> None:

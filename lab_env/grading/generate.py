@@ -23,8 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import REPO_ROOT
+from lab_env.errors import LabEnvError
 
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 LABS_DIR = REPO_ROOT / "labs"
@@ -81,7 +81,9 @@ def parse_regions(source: str, where: str = "cell") -> list[Segment]:
             segments[-1].lines.append(line)
             continue
         if _BEGIN.match(line):
-            raise LabEnvError(f"{where} line {number}: nested BEGIN SOLUTION", "close the first region before opening another")
+            raise LabEnvError(
+                f"{where} line {number}: nested BEGIN SOLUTION", "close the first region before opening another"
+            )
         hint = _HINT.match(line) if fresh else None
         fresh = False
         if hint:

@@ -17,16 +17,23 @@ def write_gradebook(results: list[Graded], spec: LabSpec, path: Path) -> None:
         writer.writerow(["learner", "lab", "status", *names, "total", "max", "reason"])
         for r in results:
             earned = {c.name: c.earned for c in r.checks}
-            writer.writerow([r.learner, r.lab, r.status, *(earned.get(n, 0) for n in names),
-                             r.total, spec.max_points, r.reason])
+            writer.writerow(
+                [r.learner, r.lab, r.status, *(earned.get(n, 0) for n in names), r.total, spec.max_points, r.reason]
+            )
 
 
 def write_junit(results: list[Graded], spec: LabSpec, path: Path) -> None:
     suites = ET.Element("testsuites", name=f"lab {spec.lab}")
     for r in results:
         failures = sum(1 for c in r.checks if not c.passed)
-        suite = ET.SubElement(suites, "testsuite", name=r.learner, tests=str(max(len(r.checks), 1)),
-                              failures=str(failures), errors="0" if r.status == "graded" else "1")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=r.learner,
+            tests=str(max(len(r.checks), 1)),
+            failures=str(failures),
+            errors="0" if r.status == "graded" else "1",
+        )
         if r.status != "graded":
             case = ET.SubElement(suite, "testcase", classname=f"{spec.lab}.{r.learner}", name="submission")
             ET.SubElement(case, "error", message=r.reason)
@@ -43,12 +50,18 @@ def feedback_markdown(r: Graded, spec: LabSpec) -> str:
     if r.status != "graded":
         lines += [f"**Not graded:** {r.reason}", "", f"Score: 0 / {spec.max_points}", ""]
         return "\n".join(lines)
-    lines += [f"Score: **{r.total} / {spec.max_points}**", "",
-              "| check | points | result | what the check said |", "| --- | ---: | --- | --- |"]
+    lines += [
+        f"Score: **{r.total} / {spec.max_points}**",
+        "",
+        "| check | points | result | what the check said |",
+        "| --- | ---: | --- | --- |",
+    ]
     for c in r.checks:
         label = c.name + (" (instructor check)" if c.hidden else "")
         said = c.message if c.passed else c.message + (f" *Hint: {c.hint}*" if c.hint else "")
-        lines.append(f"| {label} | {c.earned}/{c.points} | {'pass' if c.passed else 'FAIL'} | {said.replace('|', '/')} |")
+        lines.append(
+            f"| {label} | {c.earned}/{c.points} | {'pass' if c.passed else 'FAIL'} | {said.replace('|', '/')} |"
+        )
     if r.notes:
         lines += ["", "Also:", *(f"- {note}" for note in r.notes)]
     lines.append("")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-from lab_env.runtime.apps import kill_run
 from lab_env.grading.assemble import Assembly
 from lab_env.grading.signing import verify
 from lab_env.grading.spec import LabSpec
+from lab_env.runtime.apps import kill_run
 
 
 @dataclass
@@ -68,13 +68,30 @@ def grade_assembly(
     nbformat.write(assembly.notebook, workdir / "graded.ipynb")
     token = secrets.token_hex(3)  # the kernel's unique_name() suffix: its apps, actor types, topics
     key = secrets.token_bytes(32)  # known to this process and the worker only (never in an environment)
-    env = {**os.environ, "LAB_RUN_TOKEN": token, "LAB_ENV_PROGRESS": "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))}
-    job = {"workdir": str(workdir), "notebook": "graded.ipynb", "check_module": spec.check_module,
-           "cell_timeout": cell_timeout, "timeout": timeout, "key": key.hex()}
+    env = {
+        **os.environ,
+        "LAB_RUN_TOKEN": token,
+        "LAB_ENV_PROGRESS": "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")])),
+    }
+    job = {
+        "workdir": str(workdir),
+        "notebook": "graded.ipynb",
+        "check_module": spec.check_module,
+        "cell_timeout": cell_timeout,
+        "timeout": timeout,
+        "key": key.hex(),
+    }
     with open(workdir / "worker.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lab_env.grading.worker"], cwd=workdir, env=env,
-                                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab_env.grading.worker"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             proc.communicate((json.dumps(job) + "\n").encode(), timeout=timeout + 120)
         except subprocess.TimeoutExpired:  # the worker keeps its own deadline; this is the last resort
@@ -103,9 +120,11 @@ def _result(learner: str, spec: LabSpec, workdir: Path, key: bytes, notes: list[
             result.checks.append(CheckResult(check.name, check.points, 0, False, "not reached", "", check.hidden))
             continue
         earned = check.points if decided["passed"] else 0
-        result.checks.append(CheckResult(check.name, check.points, earned, decided["passed"],
-                                         decided["message"], decided["hint"],
-                                         check.hidden))
+        result.checks.append(
+            CheckResult(
+                check.name, check.points, earned, decided["passed"], decided["message"], decided["hint"], check.hidden
+            )
+        )
     for check in spec.checks:
         note = check.cell.metadata.get("lab_env", {}).get("grading_note")
         if note:

@@ -54,7 +54,14 @@ def load_spec(lab: str, solutions: Path = SOLUTIONS_DIR) -> LabSpec:
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("lab_env")
         if meta and "check" in meta:
-            checks.append(CheckSpec(meta["check"], int(meta["points"]), cell["id"],
-                                    INSTRUCTOR_TAG in cell.metadata.get("tags", []), cell))
+            checks.append(
+                CheckSpec(
+                    meta["check"],
+                    int(meta["points"]),
+                    cell["id"],
+                    INSTRUCTOR_TAG in cell.metadata.get("tags", []),
+                    cell,
+                )
+            )
     fixed = frozenset(c.source.strip() for c in nb.cells if c.source.strip() and "BEGIN SOLUTION" not in c.source)
     return LabSpec(path.stem, path, tuple(checks), tuple(c["id"] for c in nb.cells), fixed)

@@ -31,11 +31,11 @@ from typing import Any
 
 import nbformat
 
-from lab_env.runtime.apps import kill_run, load_app, run_token
-from lab_env.labs.checks import Verdict, verdict
 from lab_env.grading.assemble import ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.signing import sign
+from lab_env.labs.checks import Verdict, verdict
+from lab_env.runtime.apps import kill_run, load_app, run_token
 
 
 @dataclass
@@ -63,7 +63,9 @@ class KernelFunction:
     def call_in_kernel(self, args: tuple, timeout: float, what: str) -> Any:
         run = self.kernel.call(self.expression, list(args), timeout)
         if run.status == "timeout":
-            raise AssertionError(f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)")
+            raise AssertionError(
+                f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)"
+            )
         if run.status == "error":
             raise RuntimeError(run.error)  # "NotImplementedError: ..." reads as not done
         return (run.user_expressions or {})["r"]
@@ -120,8 +122,10 @@ class Grader:
             self._fail_rest(f"not run: {died}")
             return False
         try:
-            last_check = max((i for i, c in enumerate(self.notebook.cells)
-                              if c.metadata.get(ROLE, {}).get("role") == "check"), default=-1)
+            last_check = max(
+                (i for i, c in enumerate(self.notebook.cells) if c.metadata.get(ROLE, {}).get("role") == "check"),
+                default=-1,
+            )
             for index, cell in enumerate(self.notebook.cells):
                 if index > last_check:
                     break  # later cells (clean-up) cannot change a verdict
@@ -144,11 +148,15 @@ class Grader:
                     run = kernel.run(source, min(self.cell_timeout, max(1.0, self.deadline - time.monotonic())))
                 except KernelDied as died:
                     return self._died_in_cell(index, role, str(died))
-                _log(f"cell {index} {run.status}" + (f": {str(run.error)[:300]}" if run.status == "error" else ""),
-                     time.monotonic() - run.seconds)
+                _log(
+                    f"cell {index} {run.status}" + (f": {str(run.error)[:300]}" if run.status == "error" else ""),
+                    time.monotonic() - run.seconds,
+                )
                 if run.status == "timeout" and first:
-                    self.state.notes.append(f"{role.get('label') or f'code cell {index}'} was stopped after "
-                                            f"{self.cell_timeout:.0f} s (an endless loop?)")
+                    self.state.notes.append(
+                        f"{role.get('label') or f'code cell {index}'} was stopped after "
+                        f"{self.cell_timeout:.0f} s (an endless loop?)"
+                    )
             self.state.finished = True
             return False
         finally:
@@ -157,21 +165,32 @@ class Grader:
     def _died_in_cell(self, index: int, role: dict, why: str) -> bool:
         if role.get("role") == "exercise" and index not in self.state.stubbed:
             self.state.stubbed.append(index)
-            self.state.notes.append(f"{role['label']} stopped the notebook's kernel ({why}); that answer was graded as "
-                                    "not done and the notebook was run again")
+            self.state.notes.append(
+                f"{role['label']} stopped the notebook's kernel ({why}); that answer was graded as "
+                "not done and the notebook was run again"
+            )
         else:  # an instructor cell: whatever killed the kernel earlier costs the next check
             pending = self._pending()
             if not pending:
                 return False
-            self._decide(pending[0], Decided(False, f"{pending[0]}: not run: the notebook's kernel died ({why})",
-                                             "make sure no cell stops the kernel"))
+            self._decide(
+                pending[0],
+                Decided(
+                    False,
+                    f"{pending[0]}: not run: the notebook's kernel died ({why})",
+                    "make sure no cell stops the kernel",
+                ),
+            )
             self.state.notes.append(f"the kernel died in code cell {index} ({why}); the notebook was run again")
         self.save()
         return True
 
     def _pending(self) -> list[str]:
-        names = [c.metadata["lab_env"]["check"] for c in self.notebook.cells
-                 if c.metadata.get(ROLE, {}).get("role") == "check"]
+        names = [
+            c.metadata["lab_env"]["check"]
+            for c in self.notebook.cells
+            if c.metadata.get(ROLE, {}).get("role") == "check"
+        ]
         return [n for n in names if n not in self.state.checks]
 
     def _fail_rest(self, message: str) -> None:
@@ -193,15 +212,27 @@ class Grader:
             self._decide(name, Decided(False, f"{name}: not run: the notebook's kernel died ({died})"))
             raise
         except ValueError as err:
-            self._decide(name, Decided(False, f"{name}: the check could not run: {str(err)[:200]}",
-                                       "run the notebook top to bottom and fix the first error"))
+            self._decide(
+                name,
+                Decided(
+                    False,
+                    f"{name}: the check could not run: {str(err)[:200]}",
+                    "run the notebook top to bottom and fix the first error",
+                ),
+            )
             return
         check_fn = getattr(self.checks, fn_name)
         try:
             result: Verdict = verdict(check_fn, *args, **meta.get("grading_kwargs", {}))
         except KernelDied as died:
-            self._decide(name, Decided(False, f"{check_fn.check_name}: your code stopped the notebook's kernel ({died})",
-                                       "make sure your function returns"))
+            self._decide(
+                name,
+                Decided(
+                    False,
+                    f"{check_fn.check_name}: your code stopped the notebook's kernel ({died})",
+                    "make sure your function returns",
+                ),
+            )
             raise
         self._decide(name, Decided(result.passed, result.message, result.hint))
 

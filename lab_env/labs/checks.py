@@ -131,7 +131,9 @@ def run_coroutine(coro: Awaitable[T], timeout: float, what: str) -> T:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise AssertionError(f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)")
+        raise AssertionError(
+            f"{what} did not finish within {timeout:.0f} s (an endless loop, or a call that never returns?)"
+        )
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]

@@ -24,10 +24,10 @@ from lab_env.core.paths import REPO_ROOT, state_dir
 
 @dataclass(frozen=True)
 class Lab:
-    number: str        # "01"; also the check module's suffix (lab_env.labs.lab01_actors.checks)
+    number: str  # "01"; also the check module's suffix (lab_env.labs.lab01_actors.checks)
     title: str
-    builds: str        # what this lab adds to the marketplace
-    notebook: str      # file name in labs/
+    builds: str  # what this lab adds to the marketplace
+    notebook: str  # file name in labs/
 
     @property
     def package(self) -> str:
@@ -50,24 +50,52 @@ class Lab:
         import nbformat
 
         module = importlib.import_module(self.checks_module)
-        names = [c.metadata["lab_env"]["check"] for c in nbformat.read(path, as_version=4).cells
-                 if "check" in c.get("metadata", {}).get("lab_env", {})]
+        names = [
+            c.metadata["lab_env"]["check"]
+            for c in nbformat.read(path, as_version=4).cells
+            if "check" in c.get("metadata", {}).get("lab_env", {})
+        ]
         return {name: getattr(getattr(module, name, None), "check_name", name) for name in names}
 
 
 LABS: tuple[Lab, ...] = (
-    Lab("01", "Agents as virtual actors", "products and agents with identity, state and one call at a time; "
-        "100,000 of them on one machine", "01_actors.ipynb"),
-    Lab("02", "Event-driven agents with Dapr pub/sub", "listings and orders as events; inboxes, routing, "
-        "retries and dead letters; a registry of sellers", "02_pubsub.ipynb"),
-    Lab("03", "Event streams with Apache Kafka", "the order log: partitions, consumer groups, exactly-once "
-        "stock updates, a supply chain", "03_kafka.ipynb"),
-    Lab("04", "Durable agent workflows", "orders as sagas that survive crashes, approvals, fan-out research, "
-        "a mediator negotiating between buyer and seller", "04_workflows.ipynb"),
-    Lab("05", "Agent homes", "one spec for the agents, rendered to dapr run -f, containers and Kubernetes, "
-        "with access control", "05_agent_homes.ipynb"),
-    Lab("06", "How agents coordinate", "hierarchies, contract nets, auctions and votes between the "
-        "marketplace's agents", "06_coordination.ipynb"),
+    Lab(
+        "01",
+        "Agents as virtual actors",
+        "products and agents with identity, state and one call at a time; 100,000 of them on one machine",
+        "01_actors.ipynb",
+    ),
+    Lab(
+        "02",
+        "Event-driven agents with Dapr pub/sub",
+        "listings and orders as events; inboxes, routing, retries and dead letters; a registry of sellers",
+        "02_pubsub.ipynb",
+    ),
+    Lab(
+        "03",
+        "Event streams with Apache Kafka",
+        "the order log: partitions, consumer groups, exactly-once stock updates, a supply chain",
+        "03_kafka.ipynb",
+    ),
+    Lab(
+        "04",
+        "Durable agent workflows",
+        "orders as sagas that survive crashes, approvals, fan-out research, "
+        "a mediator negotiating between buyer and seller",
+        "04_workflows.ipynb",
+    ),
+    Lab(
+        "05",
+        "Agent homes",
+        "one spec for the agents, rendered to dapr run -f, containers and Kubernetes, with access control",
+        "05_agent_homes.ipynb",
+    ),
+    Lab(
+        "06",
+        "How agents coordinate",
+        "hierarchies, contract nets, auctions and votes between the marketplace's agents",
+        "06_coordination.ipynb",
+    ),
     Lab("07", "Capstone: the marketplace", "the whole society end to end, surviving crashes", "07_capstone.ipynb"),
 )
 
@@ -129,9 +157,14 @@ def progress() -> list[LabProgress]:
     for lab in LABS:
         names = lab.checks()
         seen = data.get(lab.number, {})
-        out.append(LabProgress(lab, [shown for n, shown in names.items() if seen.get(n, {}).get("passed")],
-                               [shown for n, shown in names.items() if n in seen and not seen[n].get("passed")],
-                               len(names)))
+        out.append(
+            LabProgress(
+                lab,
+                [shown for n, shown in names.items() if seen.get(n, {}).get("passed")],
+                [shown for n, shown in names.items() if n in seen and not seen[n].get("passed")],
+                len(names),
+            )
+        )
     return out
 
 
@@ -160,14 +193,20 @@ def overview_html() -> str:
         bar = ""
         if lab.available and p.total:
             share = len(p.passed) / p.total
-            bar = (f'<div style="background:#eee;width:120px;height:10px;display:inline-block;vertical-align:middle">'
-                   f'<div style="background:#2e7d32;width:{120 * share:.0f}px;height:10px"></div></div> '
-                   f"{len(p.passed)}/{p.total}")
+            bar = (
+                f'<div style="background:#eee;width:120px;height:10px;display:inline-block;vertical-align:middle">'
+                f'<div style="background:#2e7d32;width:{120 * share:.0f}px;height:10px"></div></div> '
+                f"{len(p.passed)}/{p.total}"
+            )
         todo = f"<br><small>not passing yet: {html.escape(', '.join(p.failed))}</small>" if p.failed else ""
-        rows.append(f"<tr><td>{lab.number}</td><td>{_MARK[p.status]}</td><td style='text-align:left'>{link}<br>"
-                    f"<small>{html.escape(lab.builds)}</small>{todo}</td><td>{bar}</td></tr>")
-    return ("<table><thead><tr><th>lab</th><th></th><th style='text-align:left'>what it builds</th>"
-            "<th>checks passed</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        rows.append(
+            f"<tr><td>{lab.number}</td><td>{_MARK[p.status]}</td><td style='text-align:left'>{link}<br>"
+            f"<small>{html.escape(lab.builds)}</small>{todo}</td><td>{bar}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>lab</th><th></th><th style='text-align:left'>what it builds</th>"
+        "<th>checks passed</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 OVERVIEW_NAME = "00-overview.ipynb"  # a dash: not a lab (labs match NN_*.ipynb); sorts first
@@ -180,19 +219,25 @@ def overview_notebook():
     listing = "\n".join(
         f"{int(lab.number) if lab.number.isdigit() else lab.number}. "
         + (f"[{lab.title}]({lab.notebook})" if lab.available else f"{lab.title} *(coming)*")
-        + f": {lab.builds}." for lab in LABS)
-    intro = ("# The agent marketplace: course overview\n\n"
-             "Each lab builds one piece of a **multi-agent marketplace** (products, buyers, sellers, orders and a "
-             "mediator) on a real stack: Dapr sidecars, placement and scheduler, Redis and Apache Kafka. Work "
-             "through them in order:\n\n" + listing + "\n\n"
-             "In every lab, run the first cell: it loads the helpers and shows whether the stack is up. Each "
-             "exercise has a **check** cell below it that tells you, in one line, what is right or what to fix.\n\n"
-             "## Your progress\n\n"
-             "Run the cell below to see which checks passed in your last run of each lab (the checks keep a "
-             "small record as you run them; `lab-env progress` in a terminal shows the same).")
+        + f": {lab.builds}."
+        for lab in LABS
+    )
+    intro = (
+        "# The agent marketplace: course overview\n\n"
+        "Each lab builds one piece of a **multi-agent marketplace** (products, buyers, sellers, orders and a "
+        "mediator) on a real stack: Dapr sidecars, placement and scheduler, Redis and Apache Kafka. Work "
+        "through them in order:\n\n" + listing + "\n\n"
+        "In every lab, run the first cell: it loads the helpers and shows whether the stack is up. Each "
+        "exercise has a **check** cell below it that tells you, in one line, what is right or what to fix.\n\n"
+        "## Your progress\n\n"
+        "Run the cell below to see which checks passed in your last run of each lab (the checks keep a "
+        "small record as you run them; `lab-env progress` in a terminal shows the same)."
+    )
     nb = nbf.new_notebook()
-    nb.cells = [nbf.new_markdown_cell(intro, id="overview-intro"),
-                nbf.new_code_cell("from lab_env.labs.course import show_progress\n\nshow_progress()", id="overview-progress")]
+    nb.cells = [
+        nbf.new_markdown_cell(intro, id="overview-intro"),
+        nbf.new_code_cell("from lab_env.labs.course import show_progress\n\nshow_progress()", id="overview-progress"),
+    ]
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb

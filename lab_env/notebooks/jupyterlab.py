@@ -15,8 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from lab_env.labs.course import OVERVIEW_NAME
 from lab_env.core.paths import REPO_ROOT
+from lab_env.labs.course import OVERVIEW_NAME
 
 CONFIG_DIR = REPO_ROOT / "jupyter"
 START_PAGE = f"labs/{OVERVIEW_NAME}"
@@ -25,8 +25,15 @@ START_PAGE = f"labs/{OVERVIEW_NAME}"
 def lab_command(port: int | None = None, root_dir: Path = REPO_ROOT) -> tuple[list[str], dict[str, str]]:
     """argv and environment of the course's JupyterLab server (serving ``root_dir``, the repo)."""
     jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or shutil.which("jupyter") or "jupyter"
-    argv = [jupyter, "lab", "--ip", "127.0.0.1", "--no-browser", f"--ServerApp.root_dir={root_dir}",
-            f"--LabApp.default_url=/lab/tree/{START_PAGE}"]
+    argv = [
+        jupyter,
+        "lab",
+        "--ip",
+        "127.0.0.1",
+        "--no-browser",
+        f"--ServerApp.root_dir={root_dir}",
+        f"--LabApp.default_url=/lab/tree/{START_PAGE}",
+    ]
     if port:
         argv += ["--port", str(port)]
     if os.geteuid() == 0:  # containers and CI machines often run as root

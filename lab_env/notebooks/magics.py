@@ -24,9 +24,9 @@ from string import Template
 
 from IPython.core.magic import register_cell_magic
 
-from lab_env.stack.components import load_resource
 from lab_env.errors import LabEnvError
 from lab_env.notebooks.workspace import workspace
+from lab_env.stack.components import load_resource
 
 # The line lab-env build-labs writes in place of a solution (see generate.py).
 _STUB = re.compile(r"^\s*raise NotImplementedError\((?P<arg>.*)\)\s*$", re.M)
@@ -79,8 +79,10 @@ def _expand(text: str, name: str) -> str:
     try:
         return Template(text).substitute(names)
     except KeyError as err:
-        raise LabEnvError(f"{name}: ${{{err.args[0]}}} is not defined in this notebook",
-                          "define it in a cell above, or write $$ for a literal $") from None
+        raise LabEnvError(
+            f"{name}: ${{{err.args[0]}}} is not defined in this notebook",
+            "define it in a cell above, or write $$ for a literal $",
+        ) from None
     except ValueError as err:
         raise LabEnvError(f"{name}: {err}", "write $$ for a literal $") from None
 

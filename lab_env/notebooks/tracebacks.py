@@ -74,7 +74,9 @@ def _remote_exception(message: str) -> str | None:
     args = match["args"].strip()
     try:
         value = ast.literal_eval(args) if args else ""
-        text = value if isinstance(value, str) else ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        text = (
+            value if isinstance(value, str) else ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        )
     except (ValueError, SyntaxError):
         text = args
     return f"{match['type']}: {text}" if text else match["type"]
@@ -188,9 +190,10 @@ def explain(err: BaseException, tb: types.TracebackType | None) -> str | None:
     more = "full traceback: %tb"
     if isinstance(err, NotImplementedError) and str(err).startswith(STUB_MESSAGE):
         function = _innermost_function(tb)
-        hint = str(err)[len(STUB_MESSAGE):].lstrip(": ")
-        return (f"\u274c {f'`{function}`' if function else 'this cell'} is an exercise not done yet"
-                + (f" -> {hint}" if hint else " -> write it where the cell says # YOUR CODE HERE"))
+        hint = str(err)[len(STUB_MESSAGE) :].lstrip(": ")
+        return f"\u274c {f'`{function}`' if function else 'this cell'} is an exercise not done yet" + (
+            f" -> {hint}" if hint else " -> write it where the cell says # YOUR CODE HERE"
+        )
     if isinstance(err, _sdk_error_types()):
         message = getattr(err, "message", None) or str(err)
         call = _actor_call(tb)
@@ -198,29 +201,38 @@ def explain(err: BaseException, tb: types.TracebackType | None) -> str | None:
         app_id = None
         if call:
             app_id = _app_hosting(call.actor_type)
-            where = (f"{_short_type(call.actor_type)}.{call.method} (actor {call.actor_id}"
-                     + (f", app {app_id}" if app_id else "") + ")")
+            where = (
+                f"{_short_type(call.actor_type)}.{call.method} (actor {call.actor_id}"
+                + (f", app {app_id}" if app_id else "")
+                + ")"
+            )
         remote = _remote_exception(message)
         logs = f" | app log: lab-env logs {app_id} --app" if app_id else ""
         if remote:
             return f"\u274c {where or 'the app'} raised {remote} | {more}{logs}"
         down = _stack_down()
         if down:
-            return (f"\u274c {where or 'a Dapr call'} failed because {', '.join(down)} "
-                    f"{'is' if len(down) == 1 else 'are'} not running -> run `lab-env up` in a terminal, "
-                    f"then re-run this cell | {more}")
+            return (
+                f"\u274c {where or 'a Dapr call'} failed because {', '.join(down)} "
+                f"{'is' if len(down) == 1 else 'are'} not running -> run `lab-env up` in a terminal, "
+                f"then re-run this cell | {more}"
+            )
         return f"\u274c {where or 'a Dapr call'} failed: {message[:300]} | {more}{logs}"
     if isinstance(err, _connection_error_types()):
         port = _port_in(err) or _port_in_traceback(tb)
         owner = _app_on_port(port) if port else None
         if owner:
             app_id, part = owner
-            return (f"\u274c the {part} of lab app {app_id} is not answering (port {port}) -> "
-                    f"re-run the cell that starts it, or call its restart() | {more}")
+            return (
+                f"\u274c the {part} of lab app {app_id} is not answering (port {port}) -> "
+                f"re-run the cell that starts it, or call its restart() | {more}"
+            )
         down = _stack_down()
         if down:
-            return (f"\u274c {', '.join(down)} {'is' if len(down) == 1 else 'are'} not running -> "
-                    f"run `lab-env up` in a terminal, then re-run this cell | {more}")
+            return (
+                f"\u274c {', '.join(down)} {'is' if len(down) == 1 else 'are'} not running -> "
+                f"run `lab-env up` in a terminal, then re-run this cell | {more}"
+            )
     return None
 
 

@@ -11,7 +11,11 @@ def _rows() -> list[tuple[str, bool, str]]:
 
     rows = []
     for st in status():
-        fix = "" if st.ready else ("run `lab-env up` in a terminal" if st.pid is None else f"see `lab-env logs {st.name}`")
+        fix = (
+            ""
+            if st.ready
+            else ("run `lab-env up` in a terminal" if st.pid is None else f"see `lab-env logs {st.name}`")
+        )
         rows.append((st.name, st.ready, fix))
     rows.append(("profile", True, current().name))
     return rows

@@ -73,7 +73,9 @@ class ActorCallFailed(RuntimeError):
 
     def __init__(self, actor_type_name: str, actor_id: str, method: str, status: int, answer: str) -> None:
         self.status, self.answer = status, answer
-        super().__init__(f"{actor_type_name.rsplit('-', 1)[0]} {actor_id!r}.{method} failed ({status}): {innermost_error(answer)}")
+        super().__init__(
+            f"{actor_type_name.rsplit('-', 1)[0]} {actor_id!r}.{method} failed ({status}): {innermost_error(answer)}"
+        )
 
     def _render_traceback_(self) -> list[str]:
         # A notebook shows this line instead of a traceback through httpx.
@@ -107,8 +109,9 @@ def _starts_json(text: str) -> bool:
     return True
 
 
-def invoke(app: DaprApp, actor_type_name: str, actor_id: str, method: str, data: object = None,
-           timeout: float = 30.0) -> object:
+def invoke(
+    app: DaprApp, actor_type_name: str, actor_id: str, method: str, data: object = None, timeout: float = 30.0
+) -> object:
     """Call an actor method through ``app``'s sidecar (Dapr actor HTTP API), synchronously.
 
     Raises ActorCallFailed (a RuntimeError) with the app's own error when the
@@ -169,7 +172,8 @@ def reuse_sidecar_connections() -> None:
         found = sessions.get(loop)
         if found is None or found.closed:
             found = sessions[loop] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False))
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False)
+            )
         return found
 
     async def send_bytes(self, method, url, data, headers=None, query_params=None, timeout=None):
@@ -180,8 +184,15 @@ def reuse_sidecar_connections() -> None:
         if self._headers_callback is not None:
             sent.update(self._headers_callback())
         sent[sdk_http.USER_AGENT_HEADER] = sdk_http.DAPR_USER_AGENT
-        request = {"method": method, "url": url, "data": data, "headers": sent, "sslcontext": self.get_ssl_context(),
-                   "params": query_params, "timeout": aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout}
+        request = {
+            "method": method,
+            "url": url,
+            "data": data,
+            "headers": sent,
+            "sslcontext": self.get_ssl_context(),
+            "params": query_params,
+            "timeout": aiohttp.ClientTimeout(total=timeout) if timeout else self._timeout,
+        }
         try:
             response = await self.retry_policy.make_http_call(session(), request)
         except aiohttp.ServerDisconnectedError:

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.stack.components import CONFIG_FILE, render_components
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import dapr_bin, state_dir
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
 from lab_env.core.profile import current
+from lab_env.errors import LabEnvError
+from lab_env.stack.components import CONFIG_FILE, render_components
 
 _RUN_TOKEN = secrets.token_hex(3)
 # Apps this Python process started and has not stopped, by id.
@@ -61,8 +61,20 @@ def uvicorn_command(target: str) -> list[str]:
     # daprd keeps idle connections to the app for 90 s (Go's default); uvicorn
     # closes them after 5 s by default, and a call sent on a connection the app
     # is just closing fails with a 500. The app keeps them longer than daprd.
-    return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{app_port}", "--log-level", "warning",
-            "--timeout-keep-alive", "120"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{app_port}",
+        "--log-level",
+        "warning",
+        "--timeout-keep-alive",
+        "120",
+    ]
 
 
 @dataclass
@@ -156,11 +168,22 @@ class DaprApp:
     def _save(self) -> None:
         # The whole launch spec is kept, so another process (the grader) can
         # rebuild this handle with load_app and crash or restart the app.
-        record = {"app_id": self.app_id, "pids": [p for p in (self.sidecar_pid, self.app_pid) if p],
-                  "http_port": self.http_port, "grpc_port": self.grpc_port, "app_port": self.app_port,
-                  "workdir": str(self.workdir), "sidecar_pid": self.sidecar_pid, "app_pid": self.app_pid,
-                  "command": self.command, "cwd": str(self.cwd) if self.cwd else None, "env": self.env,
-                  "sidecar_argv": self.sidecar_argv, "sidecar_env": self.sidecar_env, "internal_port": self.internal_port}
+        record = {
+            "app_id": self.app_id,
+            "pids": [p for p in (self.sidecar_pid, self.app_pid) if p],
+            "http_port": self.http_port,
+            "grpc_port": self.grpc_port,
+            "app_port": self.app_port,
+            "workdir": str(self.workdir),
+            "sidecar_pid": self.sidecar_pid,
+            "app_pid": self.app_pid,
+            "command": self.command,
+            "cwd": str(self.cwd) if self.cwd else None,
+            "env": self.env,
+            "sidecar_argv": self.sidecar_argv,
+            "sidecar_env": self.sidecar_env,
+            "internal_port": self.internal_port,
+        }
         path = apps_dir() / f"{self.app_id}.json"
         tmp = path.with_suffix(".tmp")
         # The sidecar's environment can hold a secret (the capstone's model key): owner-only.
@@ -181,26 +204,48 @@ def _validate_app_id(app_id: str) -> None:
         raise LabEnvError(f"app id {app_id!r} is not valid", "use lowercase letters, digits and hyphens (at most 62)")
 
 
-def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources: Path, config: Path, log_level: str,
-                  extra: Sequence[str] = ()) -> list[str]:
+def _sidecar_argv(
+    app: DaprApp,
+    internal_port: int,
+    metrics_port: int,
+    resources: Path,
+    config: Path,
+    log_level: str,
+    extra: Sequence[str] = (),
+) -> list[str]:
     prof = current()
     argv = [
         str(dapr_bin("daprd")),
-        "--app-id", app.app_id,
-        "--mode", "standalone",
-        "--dapr-http-port", str(app.http_port),
-        "--dapr-grpc-port", str(app.grpc_port),
-        "--dapr-internal-grpc-port", str(internal_port),
-        "--dapr-listen-addresses", "127.0.0.1",
-        "--dapr-internal-grpc-listen-address", "127.0.0.1",
-        "--metrics-port", str(metrics_port),
-        "--metrics-listen-address", "127.0.0.1",
-        "--placement-host-address", prof.placement_address,
-        "--scheduler-host-address", prof.scheduler_address,
-        "--resources-path", str(resources),
-        "--config", str(config),
-        "--log-level", log_level,
-        "--dapr-graceful-shutdown-seconds", "2",
+        "--app-id",
+        app.app_id,
+        "--mode",
+        "standalone",
+        "--dapr-http-port",
+        str(app.http_port),
+        "--dapr-grpc-port",
+        str(app.grpc_port),
+        "--dapr-internal-grpc-port",
+        str(internal_port),
+        "--dapr-listen-addresses",
+        "127.0.0.1",
+        "--dapr-internal-grpc-listen-address",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics_port),
+        "--metrics-listen-address",
+        "127.0.0.1",
+        "--placement-host-address",
+        prof.placement_address,
+        "--scheduler-host-address",
+        prof.scheduler_address,
+        "--resources-path",
+        str(resources),
+        "--config",
+        str(config),
+        "--log-level",
+        log_level,
+        "--dapr-graceful-shutdown-seconds",
+        "2",
     ]
     if app.app_port is not None:
         argv += ["--app-port", str(app.app_port), "--app-protocol", "http", "--app-channel-address", "127.0.0.1"]
@@ -209,7 +254,7 @@ def _sidecar_argv(app: DaprApp, internal_port: int, metrics_port: int, resources
     for flag in (tok for tok in extra if tok.startswith("--")):
         if flag in argv:
             at = argv.index(flag)
-            del argv[at:at + 2]
+            del argv[at : at + 2]
     return argv + list(extra)
 
 
@@ -237,9 +282,20 @@ def dapr_app(
     ``resources`` adds files such as declarative subscriptions. ``sidecar_args``
     and ``sidecar_env`` go to daprd only (mTLS flags and trust anchors, say).
     """
-    app = start_app(app_id, command, cwd=cwd, components=components, resources=resources, config=config,
-                    env=env, timeout=timeout, log_level=log_level, progress=progress,
-                    sidecar_args=sidecar_args, sidecar_env=sidecar_env)
+    app = start_app(
+        app_id,
+        command,
+        cwd=cwd,
+        components=components,
+        resources=resources,
+        config=config,
+        env=env,
+        timeout=timeout,
+        log_level=log_level,
+        progress=progress,
+        sidecar_args=sidecar_args,
+        sidecar_env=sidecar_env,
+    )
     try:
         yield app
     finally:
@@ -274,8 +330,10 @@ def start_app(
         stop_app(_started_here.pop(app_id))
     record = apps_dir() / f"{app_id}.json"
     if record.exists() and _live_pids(record):
-        raise LabEnvError(f"an app with id {app_id!r} is already running (started elsewhere)",
-                          "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id")
+        raise LabEnvError(
+            f"an app with id {app_id!r} is already running (started elsewhere)",
+            "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id",
+        )
 
     app_port, http_port, grpc_port, internal_port, metrics_port = free_ports(5)
     workdir = apps_dir() / app_id
@@ -285,8 +343,13 @@ def start_app(
     resources_dir = render_components(workdir / "resources", only=components, extra=resources)
 
     app = DaprApp(app_id, http_port, grpc_port, app_port if command else None, workdir, internal_port=internal_port)
-    child_env = {**current().component_env(), **app.sdk_env(), "APP_ID": app_id,
-                 "LAB_RUN_TOKEN": run_token(), **(env or {})}
+    child_env = {
+        **current().component_env(),
+        **app.sdk_env(),
+        "APP_ID": app_id,
+        "LAB_RUN_TOKEN": run_token(),
+        **(env or {}),
+    }
     if command:
         app.command = [part.replace("{app_port}", str(app_port)) for part in command]
         app.cwd = Path(cwd) if cwd else None
@@ -406,10 +469,18 @@ def load_app(app_id: str) -> DaprApp:
     if not record or "http_port" not in record:
         raise LabEnvError(f"no app {app_id!r} is running", "start it with start_app first")
     return DaprApp(
-        record["app_id"], record["http_port"], record["grpc_port"], record["app_port"], Path(record["workdir"]),
-        sidecar_pid=record["sidecar_pid"], app_pid=record["app_pid"], command=list(record["command"]),
-        cwd=Path(record["cwd"]) if record["cwd"] else None, env=dict(record["env"]),
-        sidecar_argv=list(record["sidecar_argv"]), sidecar_env=dict(record["sidecar_env"]),
+        record["app_id"],
+        record["http_port"],
+        record["grpc_port"],
+        record["app_port"],
+        Path(record["workdir"]),
+        sidecar_pid=record["sidecar_pid"],
+        app_pid=record["app_pid"],
+        command=list(record["command"]),
+        cwd=Path(record["cwd"]) if record["cwd"] else None,
+        env=dict(record["env"]),
+        sidecar_argv=list(record["sidecar_argv"]),
+        sidecar_env=dict(record["sidecar_env"]),
         internal_port=record.get("internal_port", 0),
     )
 
@@ -451,7 +522,9 @@ def stop_all_apps(token: str | None = None) -> list[str]:
 def kill_run(token: str) -> None:
     """SIGKILL everything a run started (its processes carry LAB_RUN_TOKEN=token),
     then forget its apps. For graders: no graceful stop, nothing is kept."""
-    from lab_env.runtime.clusters import native as native_cluster  # it starts apps' peers; imported here to keep apps light
+    from lab_env.runtime.clusters import (
+        native as native_cluster,
+    )  # it starts apps' peers; imported here to keep apps light
 
     procs.kill_by_env("LAB_RUN_TOKEN", token)
     stop_all_apps(token=token)

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab_env.errors import LabEnvError
 from lab_env.core.profile import current
+from lab_env.errors import LabEnvError
 
 # Kafka's CLI tools by the name of their shell script (without .sh).
 TOOLS = {
@@ -44,8 +44,12 @@ def config(settings: Mapping[str, Any] | None = None, **more: Any) -> dict[str, 
     librdkafka logs warnings and errors only (log_level 4): its info lines
     ("Purging 1 unserved events ...") would land in notebook outputs.
     """
-    return {"bootstrap.servers": bootstrap(), "log_level": 4, **(settings or {}),
-            **{k.replace("_", "."): v for k, v in more.items()}}
+    return {
+        "bootstrap.servers": bootstrap(),
+        "log_level": 4,
+        **(settings or {}),
+        **{k.replace("_", "."): v for k, v in more.items()},
+    }
 
 
 def admin():  # -> AdminClient
@@ -54,7 +58,9 @@ def admin():  # -> AdminClient
     return AdminClient(config())
 
 
-def create_topics(partitions: Mapping[str, int], settings: Mapping[str, str] | None = None, timeout: float = 30) -> None:
+def create_topics(
+    partitions: Mapping[str, int], settings: Mapping[str, str] | None = None, timeout: float = 30
+) -> None:
     """Create topics (name -> partition count) if they do not exist yet; wait until they do."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import NewTopic
@@ -98,7 +104,7 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     h = (seed ^ length) & 0xFFFFFFFF
     whole = length - length % 4
     for i in range(0, whole, 4):
-        k = int.from_bytes(key[i:i + 4], "little")
+        k = int.from_bytes(key[i : i + 4], "little")
         k = (k * m) & 0xFFFFFFFF
         k ^= k >> r
         k = (k * m) & 0xFFFFFFFF
@@ -135,8 +141,14 @@ class Record:
         except ValueError:
             value = raw.decode(errors="replace")
         key = msg.key()
-        return Record(msg.topic(), msg.partition(), msg.offset(), key.decode(errors="replace") if key else None, value,
-                      msg.timestamp()[1] / 1000)
+        return Record(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            key.decode(errors="replace") if key else None,
+            value,
+            msg.timestamp()[1] / 1000,
+        )
 
 
 def read_topic(topic: str, isolation: str = "read_committed", timeout: float = 60) -> list[Record]:
@@ -151,10 +163,18 @@ def read_topic(topic: str, isolation: str = "read_committed", timeout: float = 6
     n = partition_count(topic)
     if n == 0:
         return []
-    consumer = Consumer(config({"group.id": f"lab-env-reader-{os.getpid()}", "enable.auto.commit": False,
-                                "enable.partition.eof": True, "isolation.level": isolation,
-                                # answer as soon as a partition's end is reached, not after 500 ms
-                                "fetch.wait.max.ms": 20}))
+    consumer = Consumer(
+        config(
+            {
+                "group.id": f"lab-env-reader-{os.getpid()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": isolation,
+                # answer as soon as a partition's end is reached, not after 500 ms
+                "fetch.wait.max.ms": 20,
+            }
+        )
+    )
     records: list[Record] = []
     try:
         pending = set(range(n))
@@ -166,8 +186,10 @@ def read_topic(topic: str, isolation: str = "read_committed", timeout: float = 6
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
-                raise LabEnvError(f"reading {topic} took over {timeout:.0f} s (partitions {sorted(pending)} not at their end)",
-                                  "an open transaction holds back read_committed readers: stop or kill its producer")
+                raise LabEnvError(
+                    f"reading {topic} took over {timeout:.0f} s (partitions {sorted(pending)} not at their end)",
+                    "an open transaction holds back read_committed readers: stop or kill its producer",
+                )
             for msg in consumer.consume(500, 0.05):
                 if msg.error():
                     if msg.error().code() == KafkaError._PARTITION_EOF:
@@ -186,8 +208,10 @@ def end_offsets(topic: str) -> dict[int, int]:
 
     consumer = Consumer(config({"group.id": f"lab-env-offsets-{os.getpid()}", "enable.auto.commit": False}))
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(partition_count(topic))}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partition_count(topic))
+        }
     finally:
         consumer.close()
 
@@ -271,6 +295,8 @@ def kafka_tool(tool: str, *args: str, check: bool = True) -> str:
     proc = subprocess.run(tool_command(tool, *args), capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         last = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-        raise LabEnvError(f"kafka {tool} failed: {last[-1][:300] if last else f'exit {proc.returncode}'}",
-                          f"run `lab-env kafka {tool} --help` for its options")
+        raise LabEnvError(
+            f"kafka {tool} failed: {last[-1][:300] if last else f'exit {proc.returncode}'}",
+            f"run `lab-env kafka {tool} --help` for its options",
+        )
     return proc.stdout

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
-from lab_env.runtime.apps import DaprApp
 from lab_env.errors import LabEnvError
+from lab_env.runtime.apps import DaprApp
 
 
 @dataclass
@@ -36,8 +36,8 @@ class Sample:
     p50_ms: float
     p99_ms: float
     rss_mb: dict[str, float] = field(default_factory=dict)  # per process: app / sidecar of each host
-    cpu_s: dict[str, float] = field(default_factory=dict)   # CPU seconds per process since the run began
-    errors: list[str] = field(default_factory=list)         # failed calls, when the run counts them
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per process since the run began
+    errors: list[str] = field(default_factory=list)  # failed calls, when the run counts them
     latencies_ms: list[float] = field(default_factory=list, repr=False)  # every call's, in order of completion
 
     @property
@@ -60,8 +60,10 @@ class _Connection:
     async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         assert self.reader is not None
         status_line = await self.reader.readline()
@@ -101,8 +103,13 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def drive(targets: Sequence[tuple[str, int]], calls: Iterator[tuple[str, str, bytes]], in_flight: int,
-                latencies: list[float], errors: list[str] | None = None) -> int:
+async def drive(
+    targets: Sequence[tuple[str, int]],
+    calls: Iterator[tuple[str, str, bytes]],
+    in_flight: int,
+    latencies: list[float],
+    errors: list[str] | None = None,
+) -> int:
     """Make every call of ``calls`` (method, path, body) with ``in_flight``
     keep-alive connections spread over ``targets``; append each latency (ms).
     Returns the number of calls made. A failed call (status >= 400) raises,
@@ -123,8 +130,10 @@ async def drive(targets: Sequence[tuple[str, int]], calls: Iterator[tuple[str, s
                 if status >= 400 and errors is not None:
                     errors.append(f"{status} {data[:300].decode(errors='replace')}")
                 elif status >= 400:
-                    raise LabEnvError(f"{nxt[0]} {nxt[1]} answered {status}: {data[:200].decode(errors='replace')}",
-                                      "is the actor type registered by the app? see the app's log")
+                    raise LabEnvError(
+                        f"{nxt[0]} {nxt[1]} answered {status}: {data[:200].decode(errors='replace')}",
+                        "is the actor type registered by the app? see the app's log",
+                    )
                 count += 1
         finally:
             conn.close()
@@ -137,8 +146,9 @@ ASYNCIO = ["--loop", "asyncio", "--http", "h11"]
 UVLOOP = ["--loop", "uvloop", "--http", "httptools"]  # uvicorn[standard]: the default of lab_env's apps
 
 
-def start_hosts(count: int, *, name: str = "products", server: Sequence[str] = UVLOOP,
-                env: dict[str, str] | None = None) -> list[DaprApp]:
+def start_hosts(
+    count: int, *, name: str = "products", server: Sequence[str] = UVLOOP, env: dict[str, str] | None = None
+) -> list[DaprApp]:
     """Start ``count`` apps hosting the reference ProductActor, each with its
     sidecar; their actor type is ``actor_type_in(hosts[0], "ProductActor")``.
     If one fails to start, the ones already started are stopped."""
@@ -148,8 +158,9 @@ def start_hosts(count: int, *, name: str = "products", server: Sequence[str] = U
     hosts: list[DaprApp] = []
     try:
         for n in range(count):
-            hosts.append(start_app(unique_name(f"{name}-{n}"), command, components=["statestore"], log_level="warn",
-                                   env=env))
+            hosts.append(
+                start_app(unique_name(f"{name}-{n}"), command, components=["statestore"], log_level="warn", env=env)
+            )
     except BaseException:
         for host in hosts:
             stop_app(host)
@@ -186,9 +197,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(hosts: Sequence[DaprApp], calls: list[tuple[str, str, bytes]], *, in_flight: int = 64,
-        slices: Sequence[int] = (), on_slice: Callable[[Sample], None] | None = None,
-        progress: str | None = None, count_errors: bool = False) -> list[Sample]:
+def run(
+    hosts: Sequence[DaprApp],
+    calls: list[tuple[str, str, bytes]],
+    *,
+    in_flight: int = 64,
+    slices: Sequence[int] = (),
+    on_slice: Callable[[Sample], None] | None = None,
+    progress: str | None = None,
+    count_errors: bool = False,
+) -> list[Sample]:
     """Make ``calls`` against the hosts' sidecars; one Sample per slice.
 
     ``slices`` are cumulative call counts that end a slice (memory and CPU
@@ -227,11 +245,17 @@ def run(hosts: Sequence[DaprApp], calls: list[tuple[str, str, bytes]], *, in_fli
             await drive(_targets(hosts), iter(calls[begin:end]), in_flight, latencies, errors)
             seconds = time.perf_counter() - started
             cpu_now = _cpu(procs)
-            sample = Sample(actors=end, calls=end - begin, seconds=seconds,
-                            p50_ms=statistics.median(latencies), p99_ms=percentile(latencies, 0.99),
-                            rss_mb={n: p.memory_info().rss / 2**20 for n, p in procs.items()},
-                            cpu_s={n: cpu_now[n] - cpu_start[n] for n in procs}, errors=errors or [],
-                            latencies_ms=latencies)
+            sample = Sample(
+                actors=end,
+                calls=end - begin,
+                seconds=seconds,
+                p50_ms=statistics.median(latencies),
+                p99_ms=percentile(latencies, 0.99),
+                rss_mb={n: p.memory_info().rss / 2**20 for n, p in procs.items()},
+                cpu_s={n: cpu_now[n] - cpu_start[n] for n in procs},
+                errors=errors or [],
+                latencies_ms=latencies,
+            )
             samples.append(sample)
             if on_slice:
                 on_slice(sample)
@@ -263,19 +287,34 @@ def _run_loop(coro) -> None:
         raise box["error"]
 
 
-def actor_calls(actor_type: str, ids: Sequence[str] | range, method: str, body: bytes = b"",
-                prefix: str = "agent-") -> list[tuple[str, str, bytes]]:
+def actor_calls(
+    actor_type: str, ids: Sequence[str] | range, method: str, body: bytes = b"", prefix: str = "agent-"
+) -> list[tuple[str, str, bytes]]:
     return [("PUT", f"/v1.0/actors/{actor_type}/{prefix}{i}/method/{method}", body) for i in ids]
 
 
-def activate(hosts: Sequence[DaprApp], actor_type: str, total: int, method: str, *, in_flight: int = 64,
-             slices: Sequence[int] = (), progress: bool = True, prefix: str = "agent-",
-             count_errors: bool = False) -> list[Sample]:
+def activate(
+    hosts: Sequence[DaprApp],
+    actor_type: str,
+    total: int,
+    method: str,
+    *,
+    in_flight: int = 64,
+    slices: Sequence[int] = (),
+    progress: bool = True,
+    prefix: str = "agent-",
+    count_errors: bool = False,
+) -> list[Sample]:
     """Call ``method`` once on ``total`` fresh actors ``<prefix>0`` ... spread
     over the hosts' sidecars (placement decides which host runs each)."""
-    return run(hosts, actor_calls(actor_type, range(total), method, prefix=prefix), in_flight=in_flight,
-               slices=slices or range(max(1, total // 20), total, max(1, total // 20)),
-               progress=f"activating {total:,} actors" if progress else None, count_errors=count_errors)
+    return run(
+        hosts,
+        actor_calls(actor_type, range(total), method, prefix=prefix),
+        in_flight=in_flight,
+        slices=slices or range(max(1, total // 20), total, max(1, total // 20)),
+        progress=f"activating {total:,} actors" if progress else None,
+        count_errors=count_errors,
+    )
 
 
 def placement_spread(hosts: Sequence[DaprApp], actor_type: str) -> dict[str, int]:
@@ -286,7 +325,10 @@ def placement_spread(hosts: Sequence[DaprApp], actor_type: str) -> dict[str, int
     spread = {}
     for host in hosts:
         meta = httpx.get(f"{host.sidecar_url}/v1.0/metadata", timeout=30).json()
-        counts = {a.get("type"): a.get("count", 0) for a in meta.get("actors", meta.get("actorRuntime", {}).get("activeActors", []))}
+        counts = {
+            a.get("type"): a.get("count", 0)
+            for a in meta.get("actors", meta.get("actorRuntime", {}).get("activeActors", []))
+        }
         spread[host.app_id] = int(counts.get(actor_type, 0))
     return spread
 
@@ -301,8 +343,16 @@ end
 """
 
 
-def wrk_calls(host: DaprApp, actor_type: str, actors: int, method: str, *, in_flight: int = 64, seconds: int = 10,
-              prefix: str = "agent-") -> dict[str, float]:
+def wrk_calls(
+    host: DaprApp,
+    actor_type: str,
+    actors: int,
+    method: str,
+    *,
+    in_flight: int = 64,
+    seconds: int = 10,
+    prefix: str = "agent-",
+) -> dict[str, float]:
     """calls/s, p50 and p99 (ms) and non-2xx count of wrk calling random
     actors ``<prefix>0 .. <prefix>{actors-1}`` through ``host``'s sidecar."""
     import os
@@ -316,10 +366,14 @@ def wrk_calls(host: DaprApp, actor_type: str, actors: int, method: str, *, in_fl
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT)
     try:
-        out = subprocess.run(["wrk", "-t1", f"-c{in_flight}", f"-d{seconds}s", "--latency", "-s", script.name,
-                              host.sidecar_url], capture_output=True, text=True, check=True, timeout=seconds + 60,
-                             env={**os.environ, "ACTORS": str(actors), "ACTOR_TYPE": actor_type, "METHOD": method,
-                                  "PREFIX": prefix}).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{in_flight}", f"-d{seconds}s", "--latency", "-s", script.name, host.sidecar_url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+            env={**os.environ, "ACTORS": str(actors), "ACTOR_TYPE": actor_type, "METHOD": method, "PREFIX": prefix},
+        ).stdout
     finally:
         os.unlink(script.name)
 
@@ -328,8 +382,12 @@ def wrk_calls(host: DaprApp, actor_type: str, actors: int, method: str, *, in_fl
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"calls_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
-            "p50_ms": ms("50%"), "p99_ms": ms("99%"), "errors": int(errors[1]) if errors else 0}
+    return {
+        "calls_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "errors": int(errors[1]) if errors else 0,
+    }
 
 
 def _short(names) -> dict[str, str]:

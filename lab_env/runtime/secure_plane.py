@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.runtime.apps import apps_dir, run_token
-from lab_env.errors import LabEnvError
-from lab_env.marketplace.homes import sentry as ca
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.homes import sentry as ca
+from lab_env.runtime.apps import apps_dir, run_token
 
 
 @dataclass
@@ -44,10 +44,17 @@ class SecurePlane:
 
     def sidecar_args(self) -> list[str]:
         """daprd flags: mTLS from this plane's sentry, actors and workflows on its placement and scheduler."""
-        return ["--enable-mtls", "--sentry-address", self.sentry_address,
-                "--control-plane-trust-domain", ca.CONTROL_PLANE_TRUST_DOMAIN,
-                "--placement-host-address", f"127.0.0.1:{self.placement_port}",
-                "--scheduler-host-address", f"127.0.0.1:{self.scheduler_port}"]
+        return [
+            "--enable-mtls",
+            "--sentry-address",
+            self.sentry_address,
+            "--control-plane-trust-domain",
+            ca.CONTROL_PLANE_TRUST_DOMAIN,
+            "--placement-host-address",
+            f"127.0.0.1:{self.placement_port}",
+            "--scheduler-host-address",
+            f"127.0.0.1:{self.scheduler_port}",
+        ]
 
     def sidecar_env(self) -> dict[str, str]:
         return {"DAPR_TRUST_ANCHORS": Path(self.trust_anchors_file).read_text()}
@@ -68,25 +75,62 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     p_grpc, p_health, p_raft, s_grpc, s_health, s_etcd, s_peer = free_ports(7)
-    plane = SecurePlane(name, authority.name, authority.address, str(authority.credentials / "ca.crt"),
-                        p_grpc, s_grpc, str(workdir))
-    tls = ["--tls-enabled", "--trust-domain", ca.CONTROL_PLANE_TRUST_DOMAIN,
-           "--trust-anchors-file", plane.trust_anchors_file, "--sentry-address", authority.address,
-           "--listen-address", "127.0.0.1", "--enable-metrics=false", "--log-level", "info"]
+    plane = SecurePlane(
+        name, authority.name, authority.address, str(authority.credentials / "ca.crt"), p_grpc, s_grpc, str(workdir)
+    )
+    tls = [
+        "--tls-enabled",
+        "--trust-domain",
+        ca.CONTROL_PLANE_TRUST_DOMAIN,
+        "--trust-anchors-file",
+        plane.trust_anchors_file,
+        "--sentry-address",
+        authority.address,
+        "--listen-address",
+        "127.0.0.1",
+        "--enable-metrics=false",
+        "--log-level",
+        "info",
+    ]
     argvs = {
-        "placement": [str(dapr_bin("placement")), "--port", str(p_grpc), "--healthz-port", str(p_health),
-                      "--id", "placement-0", "--initial-cluster", f"placement-0=127.0.0.1:{p_raft}", *tls],
-        "scheduler": [str(dapr_bin("scheduler")), "--port", str(s_grpc), "--healthz-port", str(s_health),
-                      "--override-broadcast-host-port", f"127.0.0.1:{s_grpc}", "--id", "dapr-scheduler-server-0",
-                      "--etcd-data-dir", str(workdir / "etcd"), "--etcd-client-port", str(s_etcd),
-                      "--etcd-initial-cluster", f"dapr-scheduler-server-0=http://127.0.0.1:{s_peer}", *tls],
+        "placement": [
+            str(dapr_bin("placement")),
+            "--port",
+            str(p_grpc),
+            "--healthz-port",
+            str(p_health),
+            "--id",
+            "placement-0",
+            "--initial-cluster",
+            f"placement-0=127.0.0.1:{p_raft}",
+            *tls,
+        ],
+        "scheduler": [
+            str(dapr_bin("scheduler")),
+            "--port",
+            str(s_grpc),
+            "--healthz-port",
+            str(s_health),
+            "--override-broadcast-host-port",
+            f"127.0.0.1:{s_grpc}",
+            "--id",
+            "dapr-scheduler-server-0",
+            "--etcd-data-dir",
+            str(workdir / "etcd"),
+            "--etcd-client-port",
+            str(s_etcd),
+            "--etcd-initial-cluster",
+            f"dapr-scheduler-server-0=http://127.0.0.1:{s_peer}",
+            *tls,
+        ],
     }
     from lab_env.stack.services import HEALTHZ_HOST_VAR
 
     env = {HEALTHZ_HOST_VAR: "127.0.0.1", "LAB_RUN_TOKEN": run_token()}
     started = {part: procs.spawn(argv, workdir / f"{part}.log", env=env) for part, argv in argvs.items()}
-    _record(name).write_text(json.dumps({"app_id": name, "pids": [p.pid for p in started.values()],
-                                         "plane": asdict(plane)}))
+    _record(name).write_text(
+        json.dumps({"app_id": name, "pids": [p.pid for p in started.values()], "plane": asdict(plane)})
+    )
     if not detach:
         atexit.register(stop_plane, name)
 
@@ -95,13 +139,24 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
             if started[part].poll() is None:
                 return None
             return f"{part} exited: {procs.tail(workdir / f'{part}.log', 2).strip()[-300:]}"
+
         return check
 
     health = {"placement": p_health, "scheduler": s_health}
     try:
-        wait_all({f"mTLS {part}": Waiting(lambda port=port: http_status(f"http://127.0.0.1:{port}/healthz") == 200,
-                                          failed=died(part), fix=f"see {workdir / (part + '.log')}")
-                  for part, port in health.items()}, timeout, name, progress=False)
+        wait_all(
+            {
+                f"mTLS {part}": Waiting(
+                    lambda port=port: http_status(f"http://127.0.0.1:{port}/healthz") == 200,
+                    failed=died(part),
+                    fix=f"see {workdir / (part + '.log')}",
+                )
+                for part, port in health.items()
+            },
+            timeout,
+            name,
+            progress=False,
+        )
     except BaseException:
         stop_plane(name)
         raise

@@ -54,25 +54,43 @@ def run(proc: Processor, on_batch: Callable[[int], None] = lambda n: None) -> No
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     kafka.exit_on_sigterm()
-    producer = Producer(kafka.config({"transactional.id": f"{proc.name}-tx", "partitioner": "murmur2_random",
-                                      "linger.ms": 5,
-                                      # right after a commit the broker may still answer "concurrent
-                                      # transactions"; the default 100 ms back-off then dominated
-                                      # small batches (bench/results/kafka.md)
-                                      "retry.backoff.ms": 10}))
+    producer = Producer(
+        kafka.config(
+            {
+                "transactional.id": f"{proc.name}-tx",
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                # right after a commit the broker may still answer "concurrent
+                # transactions"; the default 100 ms back-off then dominated
+                # small batches (bench/results/kafka.md)
+                "retry.backoff.ms": 10,
+            }
+        )
+    )
     # Fences any earlier incarnation with this transactional.id and aborts its
     # open transaction, so the changelog below ends at its last commit.
     producer.init_transactions(30)
     if proc.changelog:
         proc.state.update(restore(proc.changelog))
-    consumer = Consumer(kafka.config({
-        "group.id": proc.group, "client.id": proc.name,
-        # Static membership: a restarted instance takes its partitions back at
-        # once instead of waiting for the dead one's session to time out.
-        "group.instance.id": proc.name, "session.timeout.ms": 10000,
-        "enable.auto.commit": False, "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-    }))
-    consumer.subscribe(list(proc.inputs), on_assign=lambda c, ps: print("assigned", sorted((p.topic, p.partition) for p in ps), flush=True))
+    consumer = Consumer(
+        kafka.config(
+            {
+                "group.id": proc.group,
+                "client.id": proc.name,
+                # Static membership: a restarted instance takes its partitions back at
+                # once instead of waiting for the dead one's session to time out.
+                "group.instance.id": proc.name,
+                "session.timeout.ms": 10000,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+    )
+    consumer.subscribe(
+        list(proc.inputs),
+        on_assign=lambda c, ps: print("assigned", sorted((p.topic, p.partition) for p in ps), flush=True),
+    )
     try:
         while True:
             msgs = [m for m in consumer.consume(proc.batch, 0.5) if not m.error()]

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
-from lab_env.errors import LabEnvError
 from lab_env.core.probes import Waiting, wait_all
 from lab_env.core.profile import current
+from lab_env.errors import LabEnvError
+from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
 
 _started_here: dict[str, Worker] = {}
 
@@ -88,8 +88,13 @@ class Worker:
         _launch(self, timeout)
 
     def _save(self) -> None:
-        record = {"app_id": self.name, "pids": [self.pid] if self.pid else [], "worker": True,
-                  "argv": self.argv, "log": str(self.log)}
+        record = {
+            "app_id": self.name,
+            "pids": [self.pid] if self.pid else [],
+            "worker": True,
+            "argv": self.argv,
+            "log": str(self.log),
+        }
         path = apps_dir() / f"{self.name}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
@@ -117,8 +122,13 @@ def start_worker(
     workdir = apps_dir() / name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    child_env = {**current().component_env(), "LAB_RUN_TOKEN": run_token(), "WORKER_NAME": name,
-                 "PYTHONUNBUFFERED": "1", **(env or {})}
+    child_env = {
+        **current().component_env(),
+        "LAB_RUN_TOKEN": run_token(),
+        "WORKER_NAME": name,
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     worker = Worker(name, list(argv), workdir, Path(cwd) if cwd else None, child_env, ready)
     atexit.register(stop_worker, worker)
     _launch(worker, timeout)
@@ -132,8 +142,16 @@ def _launch(worker: Worker, timeout: float) -> None:
         worker.pid = procs.spawn(worker.argv, worker.log, env=worker.env, cwd=worker.cwd).pid
         worker.starts += 1
         worker._save()
-        wait_all({worker.name: Waiting(_ready_probe(worker, offset), failed=lambda: _exited(worker),
-                                       fix=f"see its log: {worker.log}")}, timeout, worker.name, progress=False)
+        wait_all(
+            {
+                worker.name: Waiting(
+                    _ready_probe(worker, offset), failed=lambda: _exited(worker), fix=f"see its log: {worker.log}"
+                )
+            },
+            timeout,
+            worker.name,
+            progress=False,
+        )
     except BaseException:
         stop_worker(worker)
         raise
@@ -186,8 +204,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, workers: 
             if reason:
                 raise LabEnvError(f"waiting for {what}: {worker.name} {reason}", "fix it, then run the cell again")
         if time.monotonic() > deadline:
-            raise LabEnvError(f"{what}: not there after {timeout:.0f} s",
-                              "read the workers' logs (worker.logs()), then run the cell again")
+            raise LabEnvError(
+                f"{what}: not there after {timeout:.0f} s",
+                "read the workers' logs (worker.logs()), then run the cell again",
+            )
         time.sleep(0.1)
 
 

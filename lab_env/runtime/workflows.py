@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from lab_env.runtime.apps import DaprApp, start_app, uvicorn_command
-from lab_env.errors import LabEnvError
 from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.errors import LabEnvError
+from lab_env.runtime.apps import DaprApp, start_app, uvicorn_command
 
 HOST_MODULE = "lab_env.runtime.workflow_host"
 TERMINAL = ("COMPLETED", "FAILED", "TERMINATED")
@@ -47,6 +47,7 @@ class WorkflowFailed(Exception):
 
 
 # -- the app ---------------------------------------------------------------
+
 
 def start_workflow_app(
     app_id: str,
@@ -71,13 +72,25 @@ def start_workflow_app(
     from lab_env.notebooks.workspace import workspace
 
     folder = Path(cwd) if cwd else workspace()
-    child_env = {"LAB_WORKFLOW_MODULE": module, "LAB_LEDGER": str(folder / f"{app_id}.ledger.sqlite"),
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")])),
-                 **(env or {})}
+    child_env = {
+        "LAB_WORKFLOW_MODULE": module,
+        "LAB_LEDGER": str(folder / f"{app_id}.ledger.sqlite"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")])),
+        **(env or {}),
+    }
     Path(child_env["LAB_LEDGER"]).unlink(missing_ok=True)
-    app = start_app(app_id, uvicorn_command(f"{HOST_MODULE}:app"), cwd=folder, components=components,
-                    env=child_env, timeout=timeout, detach=detach, sidecar_env=sidecar_env,
-                    sidecar_args=sidecar_args, **({"config": config} if config else {}))
+    app = start_app(
+        app_id,
+        uvicorn_command(f"{HOST_MODULE}:app"),
+        cwd=folder,
+        components=components,
+        env=child_env,
+        timeout=timeout,
+        detach=detach,
+        sidecar_env=sidecar_env,
+        sidecar_args=sidecar_args,
+        **({"config": config} if config else {}),
+    )
     wait_ready(app, timeout)
     return app
 
@@ -90,21 +103,25 @@ def start_agents_app(app_id: str, module: str, **kwargs) -> DaprApp:
 
 def wait_ready(app: DaprApp, timeout: float = 90.0) -> None:
     """Wait until the app's workflow worker is connected to its sidecar."""
+
     def ready() -> bool:
         status = http_status(f"{app.app_url}/workflows/ready")
         if status == 500:
             import httpx
 
             reason = httpx.get(f"{app.app_url}/workflows/ready", timeout=5).text
-            raise LabEnvError(f"{app.app_id}: the workflow worker did not start: {reason}",
-                              f"see {app.app_log}")
+            raise LabEnvError(f"{app.app_id}: the workflow worker did not start: {reason}", f"see {app.app_log}")
         return status == 204
 
     def died() -> str | None:
         return None if app.alive() else "the app or its sidecar exited"
 
-    wait_all({f"{app.app_id} workflow worker": Waiting(ready, failed=died, fix=f"see {app.app_log}")},
-             timeout, app.app_id, progress=False)
+    wait_all(
+        {f"{app.app_id} workflow worker": Waiting(ready, failed=died, fix=f"see {app.app_log}")},
+        timeout,
+        app.app_id,
+        progress=False,
+    )
 
 
 def restart(app: DaprApp, timeout: float = 90.0) -> None:
@@ -140,8 +157,9 @@ def client(app: DaprApp):
     with _TOKEN_LOCK:
         before, settings.DAPR_API_TOKEN = settings.DAPR_API_TOKEN, app.api_token
         try:
-            wf_client = DaprWorkflowClient(host="127.0.0.1", port=str(app.grpc_port),
-                                           logger_options=LoggerOptions(log_handler=sink))
+            wf_client = DaprWorkflowClient(
+                host="127.0.0.1", port=str(app.grpc_port), logger_options=LoggerOptions(log_handler=sink)
+            )
         finally:
             settings.DAPR_API_TOKEN = before
             logging.getLogger("durabletask-client").removeHandler(sink)
@@ -153,6 +171,7 @@ _SILENT = 100  # above CRITICAL: these loggers log nothing at all
 
 
 # -- instances -------------------------------------------------------------
+
 
 def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed: bool = True):
     """Wait until the instance ends; return its WorkflowState.
@@ -171,18 +190,24 @@ def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed
                 wf_client.wait_for_workflow_completion(instance_id, timeout_in_seconds=left, fetch_payloads=False)
                 break
             except TimeoutError:
-                raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
-                                  "look at its custom status and history: is it waiting for an event that never comes?") from None
+                raise LabEnvError(
+                    f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
+                    "look at its custom status and history: is it waiting for an event that never comes?",
+                ) from None
             except grpc.RpcError as err:
                 if time.monotonic() >= deadline - 0.5:
                     # The wait ran out: on a busy machine the sidecar may end the stream at
                     # the deadline (RST_STREAM, CANCELLED) before the client's DEADLINE_EXCEEDED.
-                    raise LabEnvError(f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
-                                      "look at its custom status and history: is it waiting for an event that never comes?") from None
+                    raise LabEnvError(
+                        f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
+                        "look at its custom status and history: is it waiting for an event that never comes?",
+                    ) from None
                 transient = _TORN_READ in (err.details() or "") or err.code() == grpc.StatusCode.CANCELLED
                 if not transient or not app.alive():
-                    raise LabEnvError(f"{app.app_id}'s sidecar stopped waiting for workflow {instance_id}: {err.details()}",
-                                      "is the app running? `app.alive()`; restart it with workflows.restart(app)") from None
+                    raise LabEnvError(
+                        f"{app.app_id}'s sidecar stopped waiting for workflow {instance_id}: {err.details()}",
+                        "is the app running? `app.alive()`; restart it with workflows.restart(app)",
+                    ) from None
                 time.sleep(0.05)  # a torn read while the instance saved, or a reset stream: wait again
     finally:
         wf_client.close()
@@ -199,6 +224,7 @@ def wait_for(app: DaprApp, instance_id: str, predicate: Callable[[], bool], what
     started, a status was reported). If the instance ends first, say so in
     one line at once (with its error if it failed) instead of waiting out
     ``timeout``."""
+
     def probe() -> bool:
         if predicate():
             return True
@@ -209,14 +235,22 @@ def wait_for(app: DaprApp, instance_id: str, predicate: Callable[[], bool], what
             raise LabEnvError(f"workflow {instance_id} ended ({now}) before {what}", "look at its output and history")
         return False
 
-    wait_all({what: Waiting(probe, fix="look at the workflow's custom status and the app's log")}, timeout, what,
-             progress=False)
+    wait_all(
+        {what: Waiting(probe, fix="look at the workflow's custom status and the app's log")},
+        timeout,
+        what,
+        progress=False,
+    )
 
 
 def failure(state) -> WorkflowFailed:
     details = state.failure_details
-    return WorkflowFailed(state.instance_id, state.name, getattr(details, "error_type", "") or "Error",
-                          (getattr(details, "message", "") or "").strip().splitlines()[0] if details else "")
+    return WorkflowFailed(
+        state.instance_id,
+        state.name,
+        getattr(details, "error_type", "") or "Error",
+        (getattr(details, "message", "") or "").strip().splitlines()[0] if details else "",
+    )
 
 
 def output(state):
@@ -248,8 +282,10 @@ def read_state(app: DaprApp, instance_id: str, *, fetch_payloads: bool = True, a
                 if _TORN_READ in (details or "") and attempt < attempts - 1:
                     time.sleep(0.05)
                     continue
-                raise LabEnvError(f"{app.app_id}'s sidecar could not read workflow {instance_id}: {details}",
-                                  "is the app running? `app.alive()`; restart it with workflows.restart(app)") from None
+                raise LabEnvError(
+                    f"{app.app_id}'s sidecar could not read workflow {instance_id}: {details}",
+                    "is the app running? `app.alive()`; restart it with workflows.restart(app)",
+                ) from None
     finally:
         wf_client.close()
 
@@ -288,8 +324,11 @@ def list_instances(app: DaprApp) -> list[str]:
     token = None
     try:
         while True:
-            reply = stub.ListInstanceIDs(pb.ListInstanceIDsRequest(pageSize=500, continuationToken=token), timeout=30,
-                                         metadata=_grpc_metadata(app))
+            reply = stub.ListInstanceIDs(
+                pb.ListInstanceIDsRequest(pageSize=500, continuationToken=token),
+                timeout=30,
+                metadata=_grpc_metadata(app),
+            )
             ids.extend(reply.instanceIds)
             if not reply.HasField("continuationToken") or not reply.continuationToken:
                 return ids
@@ -303,8 +342,8 @@ class HistoryEvent:
     """One event of an instance's history, as the engine stored it."""
 
     event_id: int
-    kind: str     # ExecutionStarted, TaskScheduled, TaskCompleted, TimerCreated, EventRaised, ...
-    name: str     # the activity, timer or event it is about, when it has one
+    kind: str  # ExecutionStarted, TaskScheduled, TaskCompleted, TimerCreated, EventRaised, ...
+    name: str  # the activity, timer or event it is about, when it has one
     at: datetime
 
     def __str__(self) -> str:
@@ -318,8 +357,9 @@ def history(app: DaprApp, instance_id: str) -> list[HistoryEvent]:
 
     channel, stub = _sidecar_stub(app)
     try:
-        reply = stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=instance_id), timeout=30,
-                                        metadata=_grpc_metadata(app))
+        reply = stub.GetInstanceHistory(
+            pb.GetInstanceHistoryRequest(instanceId=instance_id), timeout=30, metadata=_grpc_metadata(app)
+        )
     finally:
         channel.close()
     events = []
@@ -329,8 +369,11 @@ def history(app: DaprApp, instance_id: str) -> list[HistoryEvent]:
         name = getattr(body, "name", "") if body is not None else ""
         if kind == "taskCompleted" or kind == "taskFailed":
             name = f"for task {body.taskScheduledId}"
-        events.append(HistoryEvent(event.eventId, kind[0].upper() + kind[1:], name,
-                                   event.timestamp.ToDatetime(tzinfo=timezone.utc)))
+        events.append(
+            HistoryEvent(
+                event.eventId, kind[0].upper() + kind[1:], name, event.timestamp.ToDatetime(tzinfo=UTC)
+            )
+        )
     return events
 
 
@@ -397,12 +440,13 @@ class _Redis:
 
 # -- the ledger ------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LedgerRow:
     seq: int
-    key: str      # usually the workflow instance id
+    key: str  # usually the workflow instance id
     step: str
-    event: str    # started, done, effect, skipped, ...
+    event: str  # started, done, effect, skipped, ...
     detail: object
     at: float
     pid: int
@@ -438,14 +482,18 @@ class Ledger:
 
     def append(self, key: str, step: str, event: str, detail: object = None) -> None:
         with self._db() as db:
-            db.execute("INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
-                       (key, step, event, json.dumps(detail), time.time(), os.getpid()))
+            db.execute(
+                "INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, step, event, json.dumps(detail), time.time(), os.getpid()),
+            )
 
     def apply_once(self, effect: str) -> bool:
         """Claim ``effect``: True the first time, False for every repeat."""
         with self._db() as db:
-            return db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)",
-                              (effect, time.time())).rowcount == 1
+            return (
+                db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)", (effect, time.time())).rowcount
+                == 1
+            )
 
     def effect_once(self, key: str, step: str, detail: object = None) -> bool:
         """Apply a step's effect (an ``effect`` row) once per key and step.
@@ -456,31 +504,47 @@ class Ledger:
         """
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            claimed = db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)",
-                                 (f"{key}:{step}", time.time())).rowcount == 1
+            claimed = (
+                db.execute(
+                    "INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)", (f"{key}:{step}", time.time())
+                ).rowcount
+                == 1
+            )
             if claimed:
-                db.execute("INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
-                           (key, step, "effect", json.dumps(detail), time.time(), os.getpid()))
+                db.execute(
+                    "INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, step, "effect", json.dumps(detail), time.time(), os.getpid()),
+                )
             db.execute("COMMIT")
             return claimed
 
     def rows(self, key: str | None = None) -> list[LedgerRow]:
         with self._db() as db:
             query = "SELECT seq, key, step, event, detail, at, pid FROM entries"
-            found = db.execute(query + " WHERE key = ? ORDER BY seq", (key,)) if key is not None else \
-                db.execute(query + " ORDER BY seq")
-            return [LedgerRow(seq, k, step, event, json.loads(detail), at, pid)
-                    for seq, k, step, event, detail, at, pid in found]
+            found = (
+                db.execute(query + " WHERE key = ? ORDER BY seq", (key,))
+                if key is not None
+                else db.execute(query + " ORDER BY seq")
+            )
+            return [
+                LedgerRow(seq, k, step, event, json.loads(detail), at, pid)
+                for seq, k, step, event, detail, at, pid in found
+            ]
 
     def count(self, key: str, step: str, event: str) -> int:
         with self._db() as db:
-            return db.execute("SELECT COUNT(*) FROM entries WHERE key = ? AND step = ? AND event = ?",
-                              (key, step, event)).fetchone()[0]
+            return db.execute(
+                "SELECT COUNT(*) FROM entries WHERE key = ? AND step = ? AND event = ?", (key, step, event)
+            ).fetchone()[0]
 
     def effects(self, prefix: str = "") -> list[str]:
         with self._db() as db:
-            return [e for (e,) in db.execute("SELECT effect FROM effects WHERE effect LIKE ? ORDER BY at",
-                                             (prefix.replace("%", r"\%") + "%",))]
+            return [
+                e
+                for (e,) in db.execute(
+                    "SELECT effect FROM effects WHERE effect LIKE ? ORDER BY at", (prefix.replace("%", r"\%") + "%",)
+                )
+            ]
 
     # A gate lets a notebook hold an activity at a known point (to crash the
     # host while it runs) and release it later.

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import COMPONENTS_DIR
 from lab_env.core.profile import CONTAINER, NATIVE, PROFILES, current
+from lab_env.errors import LabEnvError
 
 CONFIG_FILE = COMPONENTS_DIR / "config" / "config.yaml"
 _KINDS = {"Component", "Resiliency", "Subscription", "Configuration"}
@@ -31,8 +31,9 @@ def load_resource(path: Path) -> dict:
     try:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise LabEnvError(f"{path.name} not found (in {path.parent})",
-                          "create it first (in a lab: run the cell that saves it)") from None
+        raise LabEnvError(
+            f"{path.name} not found (in {path.parent})", "create it first (in a lab: run the cell that saves it)"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -57,7 +58,9 @@ def validate_all(directory: Path = COMPONENTS_DIR) -> list[dict]:
     names = [d["metadata"]["name"] for d in docs if d["kind"] == "Component"]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise LabEnvError(f"component names used twice in {directory}: {sorted(dupes)}", "give each component its own name")
+        raise LabEnvError(
+            f"component names used twice in {directory}: {sorted(dupes)}", "give each component its own name"
+        )
     return docs
 
 

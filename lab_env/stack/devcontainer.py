@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.versions import Pins, pins
+from lab_env.errors import LabEnvError
 
 DEVCONTAINER_DIR = REPO_ROOT / "devcontainer"
 ENV_FILE = DEVCONTAINER_DIR / ".env"
@@ -109,7 +109,9 @@ def check_env(path: Path = ENV_FILE, expected: str | None = None) -> None:
         for key in sorted(set(got) | set(pinned))
         if got.get(key) != pinned.get(key)
     ]
-    raise LabEnvError(f"{path.name} differs from lab_env/versions.toml: {'; '.join(diffs) or 'same values, other text'}", fix)
+    raise LabEnvError(
+        f"{path.name} differs from lab_env/versions.toml: {'; '.join(diffs) or 'same values, other text'}", fix
+    )
 
 
 def interpolate(value: str, env: Mapping[str, str]) -> str:
@@ -165,7 +167,10 @@ def check_compose(compose_path: Path = COMPOSE_FILE, env_path: Path = ENV_FILE) 
 
     problems = pin_mismatches(yaml.safe_load(compose_path.read_text()), parse_env(env_path.read_text()))
     if problems:
-        raise LabEnvError(f"{compose_path.name}: {'; '.join(problems)}", "make the compose file use the ${..._IMAGE} variables of devcontainer/.env")
+        raise LabEnvError(
+            f"{compose_path.name}: {'; '.join(problems)}",
+            "make the compose file use the ${..._IMAGE} variables of devcontainer/.env",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

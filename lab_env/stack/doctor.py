@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from lab_env.core import procs
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import dapr_bin
+from lab_env.errors import LabEnvError
 
 
 @dataclass
@@ -31,10 +31,10 @@ def _run(name: str, fn: Callable[[], str]) -> Check:
 
 
 def check_versions() -> str:
+    from lab_env.core.versions import pins
     from lab_env.stack.provision.dapr import installed_version
     from lab_env.stack.provision.kafka import kafka_installed
     from lab_env.stack.provision.redis import redis_server
-    from lab_env.core.versions import pins
 
     p = pins()
     found = installed_version(dapr_bin("daprd"))
@@ -45,7 +45,9 @@ def check_versions() -> str:
             raise LabEnvError(f"{name} is missing from {dapr_bin(name).parent}", "run `lab-env setup`")
     sdk = metadata.version("dapr")
     if sdk.split(".")[:2] != p.dapr_runtime.split(".")[:2]:
-        raise LabEnvError(f"Python SDK dapr {sdk} does not match runtime {p.dapr_runtime}", "run `make setup` to re-sync the venv")
+        raise LabEnvError(
+            f"Python SDK dapr {sdk} does not match runtime {p.dapr_runtime}", "run `make setup` to re-sync the venv"
+        )
     if not kafka_installed():
         raise LabEnvError(f"Kafka {p.kafka} jars are missing", "run `lab-env setup`")
     if not redis_server():
@@ -64,7 +66,9 @@ def check_stack() -> str:
         taken = {port: who for port, who in owners.items() if who}
         if st.pid is None and taken:
             port, who = next(iter(taken.items()))
-            raise LabEnvError(f"{st.name} is down and its port {port} is held by {who}", "stop that process, then `lab-env up`")
+            raise LabEnvError(
+                f"{st.name} is down and its port {port} is held by {who}", "stop that process, then `lab-env up`"
+            )
         bad.append(st.name)
     if bad:
         raise LabEnvError(f"not running: {', '.join(bad)}", "run `lab-env up`")
@@ -85,12 +89,18 @@ def check_round_trip() -> str:
     with dapr_app(unique_name("doctor"), components=["statestore"], timeout=45) as app:
         key = unique_name("doctor-key")
         body = json.dumps([{"key": key, "value": {"ok": True}}]).encode()
-        req = urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{app.sidecar_url}/v1.0/state/statestore",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         urllib.request.urlopen(req, timeout=5).close()
         with urllib.request.urlopen(f"{app.sidecar_url}/v1.0/state/statestore/{key}", timeout=5) as resp:
             got = json.loads(resp.read())
-        urllib.request.urlopen(urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore/{key}", method="DELETE"), timeout=5).close()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore/{key}", method="DELETE"), timeout=5
+        ).close()
     if got != {"ok": True}:
         raise LabEnvError(f"state round trip returned {got!r}", "see the sidecar log under the state dir")
     return "saved and read back a key through a daprd sidecar into Redis"

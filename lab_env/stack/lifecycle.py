@@ -17,10 +17,10 @@ from pathlib import Path
 import psutil
 
 from lab_env.core import procs
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import state_dir
 from lab_env.core.probes import Waiting, wait_all
 from lab_env.core.profile import Profile, current
+from lab_env.errors import LabEnvError
 from lab_env.stack.services import Service, services
 
 # A safety net, not an expectation: Kafka loads every partition at start, and on a
@@ -74,10 +74,7 @@ class ServiceStatus:
 
 def status(profile: Profile | None = None) -> list[ServiceStatus]:
     prof = profile or current()
-    return [
-        ServiceStatus(s.name, _read_pid(s.name), s.probe(), s.ports, s.summary, s.log_path)
-        for s in services(prof)
-    ]
+    return [ServiceStatus(s.name, _read_pid(s.name), s.probe(), s.ports, s.summary, s.log_path) for s in services(prof)]
 
 
 def up(timeout: float = DEFAULT_TIMEOUT_S, progress: bool = True, only: list[str] | None = None) -> list[str]:
@@ -98,8 +95,9 @@ def up(timeout: float = DEFAULT_TIMEOUT_S, progress: bool = True, only: list[str
         try:
             for svc in to_start:
                 svc.prepare()
-                proc = procs.spawn(svc.argv(), svc.log_path, env=svc.env,
-                                   cwd=svc.data_dir if svc.data_dir.exists() else None)
+                proc = procs.spawn(
+                    svc.argv(), svc.log_path, env=svc.env, cwd=svc.data_dir if svc.data_dir.exists() else None
+                )
                 _write_pid(svc.name, proc.pid)
                 started.append(svc)
             waiting = {s.name: Waiting(s.probe, failed=_exited(s)) for s in wanted}

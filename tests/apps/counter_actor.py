@@ -31,9 +31,7 @@ class _Counter(Actor, CounterInterface, Remindable):
         return count or 0
 
     async def start_reminder(self, seconds: int) -> None:
-        await self.register_reminder(
-            "tick", b"", timedelta(seconds=seconds), timedelta(seconds=seconds)
-        )
+        await self.register_reminder("tick", b"", timedelta(seconds=seconds), timedelta(seconds=seconds))
 
     async def reminder_fires(self) -> int:
         _, fires = await self._state_manager.try_get_state("fires")

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
+from lab_env.core.probes import wait_until
+from lab_env.errors import LabEnvError
+from lab_env.labs.checks import call_learner, check
 from lab_env.runtime.actors import actor_type, invoke
 from lab_env.runtime.apps import DaprApp, load_app, run_token, running_apps
-from lab_env.errors import LabEnvError
-from lab_env.core.probes import wait_until
-from lab_env.labs.checks import call_learner, check
 
 
 def _fresh_id(prefix: str) -> str:
@@ -43,27 +43,38 @@ def activated_ids(prefix: str) -> set[str]:
             events = httpx.get(f"{app.app_url}/lifecycle", timeout=30).json()
         except (LabEnvError, httpx.HTTPError, ValueError):
             continue  # an app without a lifecycle log hosts none of them
-        found |= {e["actor_id"] for e in events if e.get("event") == "activated" and str(e.get("actor_id")).startswith(prefix)}
+        found |= {
+            e["actor_id"] for e in events if e.get("event") == "activated" and str(e.get("actor_id")).startswith(prefix)
+        }
     return found
 
 
-@check("BaseAgent", hint="Handle() looks up a method named on_<type>; unknown types return "
-       "{'ok': False, 'error': ...}; count handled messages in actor state")
+@check(
+    "BaseAgent",
+    hint="Handle() looks up a method named on_<type>; unknown types return "
+    "{'ok': False, 'error': ...}; count handled messages in actor state",
+)
 def base_agent(app: DaprApp) -> str:
     agent, aid = actor_type("BaseAgent"), _fresh_id("agent")
     reply = invoke(app, agent, aid, "Handle", {"type": "ping", "payload": {}})
-    assert reply == {"ok": True, "reply": "pong"}, f"Handle(ping) returned {reply!r}, expected {{'ok': True, 'reply': 'pong'}}"
+    assert reply == {"ok": True, "reply": "pong"}, (
+        f"Handle(ping) returned {reply!r}, expected {{'ok': True, 'reply': 'pong'}}"
+    )
     reply = invoke(app, agent, aid, "Handle", {"type": "teleport", "payload": {}})
     assert isinstance(reply, dict) and reply.get("ok") is False and "teleport" in str(reply.get("error", "")), (
-        f"an unknown message type must give ok=False and an error naming the type, got {reply!r}")
+        f"an unknown message type must give ok=False and an error naming the type, got {reply!r}"
+    )
     health = invoke(app, agent, aid, "Health")
     assert isinstance(health, dict) and health.get("handled") == 1, (
         f"Health() reports handled={health.get('handled') if isinstance(health, dict) else health!r} after one "
-        "handled and one unknown message; expected 1")
+        "handled and one unknown message; expected 1"
+    )
     return "ping answered, unknown type refused, 1 message counted"
 
 
-@check("ProductActor stock", hint="keep the count in self._state_manager under 'stock' and save_state() after each change")
+@check(
+    "ProductActor stock", hint="keep the count in self._state_manager under 'stock' and save_state() after each change"
+)
 def product_stock(app: DaprApp) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("sku")
     assert invoke(app, product, pid, "Stock") == 0, "a new product must start with stock 0"
@@ -77,8 +88,11 @@ def product_stock(app: DaprApp) -> str:
     return "restock, reserve and refuse-overselling all work"
 
 
-@check("idle deactivation", hint="pass actor_idle_timeout=timedelta(seconds=IDLE_SECONDS) and "
-       "actor_scan_interval=timedelta(seconds=1) to ActorRuntimeConfig")
+@check(
+    "idle deactivation",
+    hint="pass actor_idle_timeout=timedelta(seconds=IDLE_SECONDS) and "
+    "actor_scan_interval=timedelta(seconds=1) to ActorRuntimeConfig",
+)
 def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("idle")
     idle = _idle_timeout_seconds(app)
@@ -87,7 +101,8 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     assert idle is not None and idle <= max(wanted, 60), (
         f"the app keeps idle actors for {'an unknown time' if idle is None else f'{idle:.0f} s'} "
         "(Dapr's default is an hour): "
-        "idle_config() must set actor_idle_timeout to IDLE_SECONDS")
+        "idle_config() must set actor_idle_timeout to IDLE_SECONDS"
+    )
     invoke(app, product, pid, "Stock")
 
     def events() -> list[str]:
@@ -98,29 +113,37 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     try:
         wait_until(lambda: "deactivated" in events(), limit, "actor deactivation")
     except LabEnvError:
-        raise AssertionError(f"the actor was still active {limit:.0f}s after its last call (idle timeout {idle} s); "
-                             "is actor_scan_interval set?") from None
+        raise AssertionError(
+            f"the actor was still active {limit:.0f}s after its last call (idle timeout {idle} s); "
+            "is actor_scan_interval set?"
+        ) from None
     return "activated on first call, deactivated when idle"
 
 
-@check("turn-based concurrency", hint="create one Reserve(1) coroutine per call, then await them together "
-       "with asyncio.gather(*coroutines)")
+@check(
+    "turn-based concurrency",
+    hint="create one Reserve(1) coroutine per call, then await them together with asyncio.gather(*coroutines)",
+)
 def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("rush")
     invoke(app, product, pid, "Restock", calls)
     replies = call_learner(reserve_concurrently, pid, calls, timeout=300, what="reserve_concurrently")
     assert isinstance(replies, list) and len(replies) == calls, (
         f"reserve_concurrently({pid!r}, {calls}) must return one reply per call, got "
-        f"{len(replies) if isinstance(replies, list) else type(replies).__name__}")
+        f"{len(replies) if isinstance(replies, list) else type(replies).__name__}"
+    )
     accepted = sum(1 for r in replies if isinstance(r, dict) and r.get("ok"))
     left = invoke(app, product, pid, "Stock")
     assert accepted == calls and left == 0, (
-        f"{calls} reservations of 1 from a stock of {calls}: {accepted} accepted and {left} left, expected {calls} and 0")
+        f"{calls} reservations of 1 from a stock of {calls}: {accepted} accepted and {left} left, expected {calls} and 0"
+    )
     return f"{calls} concurrent reservations, none lost"
 
 
-@check("reminders outlive a crash", hint="in start_ticking call self.register_reminder(name, b'', period, period); "
-       "receive_reminder counts the ticks")
+@check(
+    "reminders outlive a crash",
+    hint="in start_ticking call self.register_reminder(name, b'', period, period); receive_reminder counts the ticks",
+)
 def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("ticker")
 
@@ -142,7 +165,8 @@ def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
     after = ticks()
     # One timer tick may have been in flight at the crash; more means it survived.
     assert after["timer"] <= before["timer"] + 1, (
-        f"the timer kept firing after the crash ({before['timer']} -> {after['timer']}); only reminders should")
+        f"the timer kept firing after the crash ({before['timer']} -> {after['timer']}); only reminders should"
+    )
     return "the reminder fired again after the restart, the timer did not"
 
 
@@ -153,7 +177,8 @@ def capabilities(app: DaprApp) -> str:
     assert isinstance(caps, list) and {"reserve", "restock"} <= set(caps), f"Capabilities() returned {caps!r}"
     health = invoke(app, product, pid, "Health")
     assert isinstance(health, dict) and health.get("status") == "healthy" and health.get("agent") == pid, (
-        f"Health() returned {health!r}")
+        f"Health() returned {health!r}"
+    )
     return "capabilities listed, health reported"
 
 
@@ -163,9 +188,13 @@ def scale(samples: Sequence[dict], at_least: int = 10_000) -> str:
     counts = [s["actors"] for s in samples]
     assert counts == sorted(counts), "samples must be in the order the actors were activated"
     assert counts[-1] >= at_least, f"only {counts[-1]} actors activated, at least {at_least:,} needed"
-    assert all(s["ms_per_call"] > 0 and s["rss_mb"] > 0 for s in samples), "every sample needs ms_per_call and rss_mb > 0"
+    assert all(s["ms_per_call"] > 0 and s["rss_mb"] > 0 for s in samples), (
+        "every sample needs ms_per_call and rss_mb > 0"
+    )
     # The samples are the notebook's word; the apps' activation logs are the proof.
     activated = activated_ids("sku-")
-    assert len(activated) >= at_least, (f"the apps activated {len(activated):,} sku-<i> products, at least "
-                                        f"{at_least:,} expected: call Stock on sku-0, sku-1, ... through the sidecar")
+    assert len(activated) >= at_least, (
+        f"the apps activated {len(activated):,} sku-<i> products, at least "
+        f"{at_least:,} expected: call Stock on sku-0, sku-1, ... through the sidecar"
+    )
     return f"{len(samples)} samples up to {counts[-1]:,} actors"

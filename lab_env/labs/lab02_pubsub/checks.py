@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import yaml
 
+from lab_env.core.probes import wait_until
+from lab_env.errors import LabEnvError
+from lab_env.labs.checks import call_learner, check
+from lab_env.notebooks.workspace import workspace
 from lab_env.runtime.apps import DaprApp, dapr_app, unique_name, uvicorn_command
 from lab_env.stack.components import load_resource
-from lab_env.errors import LabEnvError
-from lab_env.notebooks.workspace import workspace
-from lab_env.core.probes import wait_until
-from lab_env.labs.checks import call_learner, check
 
 PUBSUB = "pubsub"
 # How long a check waits for deliveries: a safety net against a wrong answer
@@ -72,10 +72,12 @@ def _saved_subscription(path: Path, topic: str) -> dict:
     doc = load_resource(path)
     assert doc["kind"] == "Subscription", f"{path.name} is a {doc['kind']}, expected kind: Subscription"
     assert doc.get("apiVersion") == "dapr.io/v2alpha1", (
-        f"{path.name} has apiVersion {doc.get('apiVersion')!r}; routing rules need dapr.io/v2alpha1")
+        f"{path.name} has apiVersion {doc.get('apiVersion')!r}; routing rules need dapr.io/v2alpha1"
+    )
     spec = doc.get("spec") or {}
     assert spec.get("pubsubname") == PUBSUB, (
-        f"spec.pubsubname is {spec.get('pubsubname')!r}, expected {PUBSUB!r} (the component's name)")
+        f"spec.pubsubname is {spec.get('pubsubname')!r}, expected {PUBSUB!r} (the component's name)"
+    )
     assert spec.get("topic") == topic, f"spec.topic is {spec.get('topic')!r}, expected this run's topic {topic!r}"
     return doc
 
@@ -94,15 +96,20 @@ def _app_with(doc: dict, module: str, workdir: Path, kind: str, env: dict[str, s
     with tempfile.TemporaryDirectory(prefix="lab02-check-") as tmp:
         resource = Path(tmp) / "subscription.yaml"
         resource.write_text(yaml.safe_dump(doc, sort_keys=False))
-        with dapr_app(app_id, uvicorn_command(f"{module}:app"), cwd=workdir, components=[PUBSUB],
-                      resources=[resource], env=env) as app:
+        with dapr_app(
+            app_id, uvicorn_command(f"{module}:app"), cwd=workdir, components=[PUBSUB], resources=[resource], env=env
+        ) as app:
             yield app
 
 
 # --- 1. programmatic subscription ------------------------------------------------------------
 
-@check("programmatic subscription", hint="return [{'pubsubname': 'pubsub', 'topic': LISTINGS, 'route': '/inbox'}]; "
-       "Dapr asks only when the app starts, so stop_app(inbox) and run the start cell again")
+
+@check(
+    "programmatic subscription",
+    hint="return [{'pubsubname': 'pubsub', 'topic': LISTINGS, 'route': '/inbox'}]; "
+    "Dapr asks only when the app starts, so stop_app(inbox) and run the start cell again",
+)
 def programmatic_subscription(inbox: DaprApp) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
     resp = httpx.get(f"{inbox.app_url}/dapr/subscribe", timeout=5)
@@ -118,17 +125,24 @@ def programmatic_subscription(inbox: DaprApp) -> str:
     assert sub.get("route") == "/inbox", f"route is {sub.get('route')!r}, expected '/inbox' (where the app receives)"
     loaded = [s for s in _sidecar_subscriptions(inbox) if s.get("topic") == topic]
     assert loaded and loaded[0].get("type") == "PROGRAMMATIC", (
-        "GET /dapr/subscribe is right, but the sidecar has not subscribed: it asked before your change")
+        "GET /dapr/subscribe is right, but the sidecar has not subscribed: it asked before your change"
+    )
     return "the sidecar subscribed the inbox to the listings topic"
 
 
 # --- 2. publishing and the CloudEvents envelope ---------------------------------------------------
 
-@check("CloudEvents envelope", hint="POST the listing as JSON to f'{storefront.sidecar_url}/v1.0/publish/pubsub/{LISTINGS}'")
+
+@check(
+    "CloudEvents envelope",
+    hint="POST the listing as JSON to f'{storefront.sidecar_url}/v1.0/publish/pubsub/{LISTINGS}'",
+)
 def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[dict], None]) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
-    listings = [{"sku": f"chk-{_token()}", "title": "check listing", "category": "books", "price": price}
-                for price in (9.5, 11.0)]
+    listings = [
+        {"sku": f"chk-{_token()}", "title": "check listing", "category": "books", "price": price}
+        for price in (9.5, 11.0)
+    ]
     for listing in listings:
         call_learner(publish_listing, dict(listing), timeout=120, what="publish_listing")
 
@@ -145,18 +159,29 @@ def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[d
         assert not as_text, "the listing arrived as a string: publish it as JSON (json=listing), not as text"
         loaded = [s for s in _sidecar_subscriptions(inbox) if s.get("topic") == topic]
         assert loaded, "nothing can arrive: the inbox's sidecar has no subscription to the listings topic (exercise 1)"
-        raise AssertionError(f"published 2 listings, but they did not reach the inbox within {DELIVERY_PATIENCE:.0f}s; "
-                             f"were they published to {topic!r}?") from None
+        raise AssertionError(
+            f"published 2 listings, but they did not reach the inbox within {DELIVERY_PATIENCE:.0f}s; "
+            f"were they published to {topic!r}?"
+        ) from None
     got = received()
-    expected = {"specversion": "1.0", "type": "com.dapr.event.sent", "source": storefront.app_id,
-                "topic": topic, "pubsubname": PUBSUB, "datacontenttype": "application/json"}
+    expected = {
+        "specversion": "1.0",
+        "type": "com.dapr.event.sent",
+        "source": storefront.app_id,
+        "topic": topic,
+        "pubsubname": PUBSUB,
+        "datacontenttype": "application/json",
+    }
     for listing in listings:
         envelope = got[listing["sku"]]
         for field, value in expected.items():
             assert envelope.get(field) == value, (
                 f"the envelope's {field} is {envelope.get(field)!r}, expected {value!r}"
-                + (": publish through the storefront's sidecar" if field == "source" else ""))
-        assert envelope["data"] == listing, f"the envelope's data is {envelope['data']!r}, expected the listing {listing!r}"
+                + (": publish through the storefront's sidecar" if field == "source" else "")
+            )
+        assert envelope["data"] == listing, (
+            f"the envelope's data is {envelope['data']!r}, expected the listing {listing!r}"
+        )
         assert isinstance(envelope.get("id"), str) and envelope["id"], "the envelope has no id"
     ids = {got[item["sku"]]["id"] for item in listings}
     assert len(ids) == 2, "two listings arrived with the same CloudEvent id"
@@ -166,17 +191,27 @@ def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[d
 # --- 3. declarative subscription with routing rules ----------------------------------------------
 
 # (category, price) -> the shelf (route /listings/<shelf>) it must reach.
-_ROUTING_CASES = [("books", 8.0, "books"), ("books", 45.0, "books"), ("games", 12.5, "bargains"),
-                  ("garden", 19.5, "bargains"), ("games", 60.0, "other"), ("toys", 20.0, "other")]
+_ROUTING_CASES = [
+    ("books", 8.0, "books"),
+    ("books", 45.0, "books"),
+    ("games", 12.5, "bargains"),
+    ("garden", 19.5, "bargains"),
+    ("games", 60.0, "other"),
+    ("toys", 20.0, "other"),
+]
 
 
-@check("routing rules", hint="rules are tried in order: first event.data.category == \"books\" -> /listings/books, "
-       "then event.data.price < 20.0 -> /listings/bargains; routes.default: /listings/other")
+@check(
+    "routing rules",
+    hint='rules are tried in order: first event.data.category == "books" -> /listings/books, '
+    "then event.data.price < 20.0 -> /listings/bargains; routes.default: /listings/other",
+)
 def routing(path: Path, topic: str) -> str:
     doc = _saved_subscription(path, topic)
     routes = doc["spec"].get("routes")
     assert isinstance(routes, dict) and isinstance(routes.get("rules"), list) and routes["rules"], (
-        f"{path.name} needs spec.routes.rules: a list of match/path pairs")
+        f"{path.name} needs spec.routes.rules: a list of match/path pairs"
+    )
     assert routes.get("default"), f"{path.name} needs spec.routes.default for the listings no rule matches"
     _module(path.parent, "buyer.py")
     check_topic = unique_name(f"chk-listings-{_token()}")
@@ -194,25 +229,39 @@ def routing(path: Path, topic: str) -> str:
             wait_until(lambda: len(placed()) >= len(sent), DELIVERY_PATIENCE, "the check")
         except LabEnvError:
             missing = [f"{c} at {p}" for sku, (c, p, _) in sent.items() if sku not in placed()]
-            raise AssertionError(f"no shelf received: {', '.join(missing)}; see the sidecar log for the rule "
-                                 "(a rule must compile, and the default route must exist)") from None
+            raise AssertionError(
+                f"no shelf received: {', '.join(missing)}; see the sidecar log for the rule "
+                "(a rule must compile, and the default route must exist)"
+            ) from None
         got = placed()
     for sku, (category, price, shelf) in sent.items():
-        assert got[sku] == shelf, (f"a {category} listing at {price} went to /listings/{got[sku]}, expected "
-                                   f"/listings/{shelf}")
+        assert got[sku] == shelf, (
+            f"a {category} listing at {price} went to /listings/{got[sku]}, expected /listings/{shelf}"
+        )
     return f"{len(sent)} listings, each on the right shelf"
 
 
 # --- 4. at-least-once delivery, booked once ------------------------------------------------------
 
-@check("idempotent orders", hint="remember each CloudEvent id in `processed`; a redelivery books nothing and still "
-       "answers SUCCESS")
+
+@check(
+    "idempotent orders",
+    hint="remember each CloudEvent id in `processed`; a redelivery books nothing and still answers SUCCESS",
+)
 def idempotent(module: Path) -> str:
     _module(module.parent, module.name)
     orders_topic, dead_topic = unique_name(f"chk-orders-{_token()}"), unique_name(f"chk-dead-{_token()}")
-    doc = {"apiVersion": "dapr.io/v2alpha1", "kind": "Subscription", "metadata": {"name": "orders"},
-           "spec": {"pubsubname": PUBSUB, "topic": orders_topic, "routes": {"default": "/orders"},
-                    "deadLetterTopic": dead_topic}}
+    doc = {
+        "apiVersion": "dapr.io/v2alpha1",
+        "kind": "Subscription",
+        "metadata": {"name": "orders"},
+        "spec": {
+            "pubsubname": PUBSUB,
+            "topic": orders_topic,
+            "routes": {"default": "/orders"},
+            "deadLetterTopic": dead_topic,
+        },
+    }
     sku, quantities = f"chk-{_token()}", [2, 3, 4]
     env = {"DEAD_ORDERS_TOPIC": dead_topic, "LOSE_FIRST_ACK": "1"}
     with _app_with(doc, module.stem, module.parent, "orders", env) as desk:
@@ -225,26 +274,35 @@ def idempotent(module: Path) -> str:
             ours = [d for d in report["deliveries"] if str(d["order_id"]).startswith(sku)]
             return len(ours) >= 2 * len(quantities) or len(report["dead_letters"]) > 0
 
-        _wait(settled, DELIVERY_PATIENCE, f"the 3 orders were not delivered twice each within {DELIVERY_PATIENCE:.0f}s; see the app log")
+        _wait(
+            settled,
+            DELIVERY_PATIENCE,
+            f"the 3 orders were not delivered twice each within {DELIVERY_PATIENCE:.0f}s; see the app log",
+        )
         report = _get(desk, "/report")
     dead = [d["order_id"] for d in report["dead_letters"]]
     assert not dead, f"valid orders went to the dead-letter topic ({dead}): book() must answer SUCCESS for them"
     units, total = report["booked"].get(sku, 0), sum(quantities)
-    assert units != 2 * total, (f"3 orders of {total} units in all, each delivered twice, booked {units} units: "
-                                "a redelivery was booked again")
+    assert units != 2 * total, (
+        f"3 orders of {total} units in all, each delivered twice, booked {units} units: a redelivery was booked again"
+    )
     assert units == total, f"3 orders of {total} units in all were booked as {units} units"
     return f"6 deliveries of 3 orders, {total} units booked once"
 
 
 # --- 5. dead letters ---------------------------------------------------------------------------
 
-@check("dead-letter topic", hint="spec: pubsubname pubsub, topic ${ORDERS}, routes.default /orders, "
-       "deadLetterTopic ${DEAD_ORDERS}")
+
+@check(
+    "dead-letter topic",
+    hint="spec: pubsubname pubsub, topic ${ORDERS}, routes.default /orders, deadLetterTopic ${DEAD_ORDERS}",
+)
 def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
     doc = _saved_subscription(path, orders_topic)
     spec = doc["spec"]
     assert spec.get("deadLetterTopic") == dead_topic, (
-        f"spec.deadLetterTopic is {spec.get('deadLetterTopic')!r}, expected the DEAD_ORDERS topic {dead_topic!r}")
+        f"spec.deadLetterTopic is {spec.get('deadLetterTopic')!r}, expected the DEAD_ORDERS topic {dead_topic!r}"
+    )
     route = (spec.get("routes") or {}).get("default")
     assert route == "/orders", f"spec.routes.default is {route!r}: every order must reach the app at /orders"
     _module(path.parent, "orders.py")
@@ -257,10 +315,15 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
     with _app_with(retargeted, "orders", path.parent, "dlq", env) as desk:
         for order in (poison, refused):
             _publish(desk, my_orders, order)
-        _wait(lambda: len(_get(desk, "/report")["dead_letters"]) >= 2, DELIVERY_PATIENCE,
-              f"the malformed and the refused order did not reach the dead-letter topic within {DELIVERY_PATIENCE:.0f}s")
+        _wait(
+            lambda: len(_get(desk, "/report")["dead_letters"]) >= 2,
+            DELIVERY_PATIENCE,
+            f"the malformed and the refused order did not reach the dead-letter topic within {DELIVERY_PATIENCE:.0f}s",
+        )
         report = _get(desk, "/report")
-    count = {o["order_id"]: sum(d["order_id"] == o["order_id"] for d in report["deliveries"]) for o in (poison, refused)}
+    count = {
+        o["order_id"]: sum(d["order_id"] == o["order_id"] for d in report["deliveries"]) for o in (poison, refused)
+    }
     dead = {d["order_id"]: d for d in report["dead_letters"]}
     assert set(dead) == {poison["order_id"], refused["order_id"]}, f"unexpected dead letters: {sorted(dead)}"
     assert dead[poison["order_id"]]["topic"] == my_orders, "a dead letter keeps its original topic in the envelope"
@@ -272,6 +335,7 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
 
 # --- 6. the agent API ----------------------------------------------------------------------------
 
+
 def _call(registry: DaprApp, method: str, path: str, body: object = None) -> httpx.Response:
     resp = httpx.request(method, f"{registry.app_url}{path}", json=body, timeout=10)
     if resp.status_code >= 500:
@@ -280,8 +344,11 @@ def _call(registry: DaprApp, method: str, path: str, body: object = None) -> htt
     return resp
 
 
-@check("agent API", hint="find_agents filters agents.values() by capability; send_message answers 404 for an "
-       "unknown agent, else publishes the message and returns a Receipt with the correlation id")
+@check(
+    "agent API",
+    hint="find_agents filters agents.values() by capability; send_message answers 404 for an "
+    "unknown agent, else publishes the message and returns a Receipt with the correlation id",
+)
 def agent_api(registry: DaprApp) -> str:
     tag = _token()
     seller = {"id": f"chk-seller-{tag}", "name": "Check Seller", "capabilities": [f"sell:kites-{tag}", "chat"]}
@@ -306,15 +373,19 @@ def agent_api(registry: DaprApp) -> str:
     resp = _call(registry, "POST", path, message)
     generated = resp.json().get("correlation_id") if resp.status_code == 202 else None
     assert isinstance(generated, str) and generated and generated != f"corr-{tag}", (
-        f"without a correlation id the API must make one up; it answered {resp.status_code}: {resp.text[:200]}")
+        f"without a correlation id the API must make one up; it answered {resp.status_code}: {resp.text[:200]}"
+    )
     resp = _call(registry, "POST", f"/agents/nobody-{tag}/messages", message)
     assert resp.status_code == 404, f"a message to an unknown agent must get 404, got {resp.status_code}"
 
     def delivered() -> set:
         return {m.get("correlation_id") for m in _call(registry, "GET", path).json()}
 
-    _wait(lambda: {f"corr-{tag}", generated} <= delivered(), DELIVERY_PATIENCE,
-          "the messages were accepted but never reached the mailbox: publish them to MESSAGES through the sidecar")
+    _wait(
+        lambda: {f"corr-{tag}", generated} <= delivered(),
+        DELIVERY_PATIENCE,
+        "the messages were accepted but never reached the mailbox: publish them to MESSAGES through the sidecar",
+    )
     return "registered, discovered by capability, 2 messages delivered with their correlation ids"
 
 
@@ -325,7 +396,13 @@ _BAD_REQUESTS = [
     ("POST", "/agents", {"id": "kites", "name": "Kites", "capabilities": []}, 422, "capabilities"),
     ("POST", "/agents", {"name": "Kites", "capabilities": ["chat"]}, 422, "id"),
     ("GET", "/agents?capability=Sell%20Kites", None, 422, "capability"),
-    ("POST", "/agents/{known}/messages", {"sender": "{known}", "type": "ask_price", "payload": "cheap?"}, 422, "payload"),
+    (
+        "POST",
+        "/agents/{known}/messages",
+        {"sender": "{known}", "type": "ask_price", "payload": "cheap?"},
+        422,
+        "payload",
+    ),
     ("POST", "/agents/{known}/messages", {"type": "ask_price"}, 422, "sender"),
     ("POST", "/agents/{unknown}/messages", {"sender": "{known}", "type": "ask_price"}, 404, None),
     ("GET", "/agents/{unknown}", None, 404, None),
@@ -342,44 +419,60 @@ def agent_api_errors(registry: DaprApp) -> str:
         if isinstance(body, dict):
             body = {k: v.format(**names) if isinstance(v, str) else v for k, v in body.items()}
         resp = _call(registry, method, path, body)
-        assert resp.status_code == status, f"{method} {path} with {body!r} answered {resp.status_code}, expected {status}"
+        assert resp.status_code == status, (
+            f"{method} {path} with {body!r} answered {resp.status_code}, expected {status}"
+        )
         if field:
             locs = [err.get("loc", []) for err in resp.json().get("detail", [])]
             assert any(loc and loc[-1] == field for loc in locs), (
-                f"the 422 for {method} {path} must name the field {field!r} in detail[*].loc, got {locs!r}")
+                f"the 422 for {method} {path} must name the field {field!r} in detail[*].loc, got {locs!r}"
+            )
     return f"{len(_BAD_REQUESTS)} bad requests refused with 422 or 404, none crashed"
 
 
 # --- 7. the marketplace --------------------------------------------------------------------------
 
-@check("marketplace", hint="discover sellers per wanted category (GET /agents?capability=sell:<category>), "
-       "then one rule per category that has a seller: event.data.category == \"<category>\" -> /listings/<category>")
+
+@check(
+    "marketplace",
+    hint="discover sellers per wanted category (GET /agents?capability=sell:<category>), "
+    'then one rule per category that has a seller: event.data.category == "<category>" -> /listings/<category>',
+)
 def marketplace(registry: DaprApp, subscribe_buyer: Callable[[str, list[str], str], dict]) -> str:
     tag = _token()
     sold, unsold, unwanted = [f"kites-{tag}", f"yoyos-{tag}"], f"maps-{tag}", f"books-{tag}"
-    resp = _call(registry, "POST", "/agents", {"id": f"chk-toyshop-{tag}", "name": "Toy Shop",
-                                               "capabilities": [f"sell:{c}" for c in (*sold, unwanted)]})
+    resp = _call(
+        registry,
+        "POST",
+        "/agents",
+        {"id": f"chk-toyshop-{tag}", "name": "Toy Shop", "capabilities": [f"sell:{c}" for c in (*sold, unwanted)]},
+    )
     assert resp.status_code == 201, f"registering a seller answered {resp.status_code}"
     app_id, topic = unique_name(f"chk-shopper-{secrets.token_hex(2)}"), unique_name(f"chk-market-{tag}")
     doc = call_learner(subscribe_buyer, app_id, [sold[0], unsold, sold[1]], topic, timeout=120, what="subscribe_buyer")
     assert isinstance(doc, dict) and doc.get("kind") == "Subscription", (
-        f"subscribe_buyer must return a Subscription resource as a dict, got {type(doc).__name__}")
+        f"subscribe_buyer must return a Subscription resource as a dict, got {type(doc).__name__}"
+    )
     spec = doc.get("spec") or {}
-    assert spec.get("topic") == topic, f"the subscription's topic is {spec.get('topic')!r}, expected the topic passed in"
+    assert spec.get("topic") == topic, (
+        f"the subscription's topic is {spec.get('topic')!r}, expected the topic passed in"
+    )
     assert spec.get("pubsubname") == PUBSUB, f"spec.pubsubname is {spec.get('pubsubname')!r}, expected {PUBSUB!r}"
     rules = (spec.get("routes") or {}).get("rules") or []
     matches = " ".join(str(r.get("match", "")) for r in rules)
     assert unsold not in matches, "the subscription has a rule for a category no registered seller sells"
     assert not (spec.get("routes") or {}).get("default") and not spec.get("route"), (
-        "a buyer receives only what it wants: no default route")
+        "a buyer receives only what it wants: no default route"
+    )
     module_dir = workspace()
     _module(module_dir, "buyer.py")
     with tempfile.TemporaryDirectory(prefix="lab02-check-") as tmp:
         resource = Path(tmp) / "shopper.yaml"
         resource.write_text(yaml.safe_dump(doc, sort_keys=False))
         load_resource(resource)
-        with dapr_app(app_id, uvicorn_command("buyer:app"), cwd=module_dir, components=[PUBSUB],
-                      resources=[resource]) as shopper:
+        with dapr_app(
+            app_id, uvicorn_command("buyer:app"), cwd=module_dir, components=[PUBSUB], resources=[resource]
+        ) as shopper:
             # The unwanted listings go first: by the time the wanted ones are in, they were handled.
             for category in (unwanted, unsold, *sold):
                 _publish(shopper, topic, {"sku": f"{category}-1", "title": "check", "category": category, "price": 5.0})
@@ -390,8 +483,10 @@ def marketplace(registry: DaprApp, subscribe_buyer: Callable[[str, list[str], st
             try:
                 wait_until(lambda: set(sold) <= received(), DELIVERY_PATIENCE, "the check")
             except LabEnvError:
-                raise AssertionError(f"the buyer received {len(received() & set(sold))} of the 2 wanted categories that "
-                                     f"have a seller within {DELIVERY_PATIENCE:.0f}s; see the sidecar log for the rules") from None
+                raise AssertionError(
+                    f"the buyer received {len(received() & set(sold))} of the 2 wanted categories that "
+                    f"have a seller within {DELIVERY_PATIENCE:.0f}s; see the sidecar log for the rules"
+                ) from None
             got = received()
     assert unwanted not in got, "the buyer received a category it did not ask for"
     assert unsold not in got, "the buyer received a category nobody sells"

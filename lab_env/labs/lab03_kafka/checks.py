@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab_env.runtime import kafka
+from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.agents import supply_chain
+from lab_env.runtime import kafka
 from lab_env.runtime.apps import DaprApp, unique_name
 from lab_env.runtime.workers import python_command, start_worker, stop_worker, wait_for
-from lab_env.labs.checks import call_learner, check
 
 # Safety nets against a wrong answer that never finishes; a right answer
 # returns in well under a second (function calls) or a few seconds (groups).
@@ -33,8 +33,11 @@ def _name(prefix: str) -> str:
     return f"{unique_name(prefix)}-{secrets.token_hex(2)}"
 
 
-@check("topics", hint="AdminClient(...).create_topics([NewTopic(name, num_partitions=..., replication_factor=1)]), "
-                      "then wait on the future; a TOPIC_ALREADY_EXISTS error is fine")
+@check(
+    "topics",
+    hint="AdminClient(...).create_topics([NewTopic(name, num_partitions=..., replication_factor=1)]), "
+    "then wait on the future; a TOPIC_ALREADY_EXISTS error is fine",
+)
 def create_topic(create: Callable[[str, int], None]) -> str:
     topic = _name("chk-topic")
     try:
@@ -45,28 +48,36 @@ def create_topic(create: Callable[[str, int], None]) -> str:
         try:
             call_learner(create, topic, 5, timeout=CALL_PATIENCE, what="create_topic")
         except Exception as err:
-            raise AssertionError(f"creating a topic that exists raised {type(err).__name__}: re-running a cell must work") from None
+            raise AssertionError(
+                f"creating a topic that exists raised {type(err).__name__}: re-running a cell must work"
+            ) from None
     finally:
         kafka.delete_topics([topic])
     return "5 partitions, and creating it again is harmless"
 
 
-@check("keyed orders", hint="Producer({..., 'partitioner': 'murmur2_random'}); produce(topic, key=order['sku'], "
-                            "value=json.dumps(order)) for each order, then flush()")
+@check(
+    "keyed orders",
+    hint="Producer({..., 'partitioner': 'murmur2_random'}); produce(topic, key=order['sku'], "
+    "value=json.dumps(order)) for each order, then flush()",
+)
 def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
     records = kafka.read_topic(topic)
     assert records, f"no orders in {topic} yet"
     n = kafka.partition_count(topic)
     by_id = Counter(r.value.get("order") if isinstance(r.value, dict) else None for r in records)
     missing = [o["order"] for o in orders if by_id[o["order"]] == 0]
-    assert not missing, f"{len(missing)} of {len(orders)} orders are not in the topic (e.g. {missing[0]}): flush() before returning"
+    assert not missing, (
+        f"{len(missing)} of {len(orders)} orders are not in the topic (e.g. {missing[0]}): flush() before returning"
+    )
     twice = [i for i, c in by_id.items() if c > 1]
     assert not twice, f"{len(twice)} orders are in the topic more than once (e.g. {twice[0]})"
     for r in records:
         assert r.key == r.value.get("sku"), f"order {r.value.get('order')} has key {r.key!r}; the key must be its sku"
         want = kafka.murmur2_partition(r.key.encode(), n)
         assert r.partition == want, (
-            f"key {r.key!r} is in partition {r.partition}, but Java clients put it in {want}: use the murmur2 partitioner")
+            f"key {r.key!r} is in partition {r.partition}, but Java clients put it in {want}: use the murmur2 partitioner"
+        )
     per_key: dict[str, list[int]] = defaultdict(list)
     for r in records:  # partition, then offset order
         per_key[r.key].append(r.value["seq"])
@@ -75,20 +86,30 @@ def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
     return f"{len(records)} orders, {len(per_key)} keys, each key in one partition and in order"
 
 
-@check("group assignment", hint="AdminClient.describe_consumer_groups([group])[group].result(): for each member, "
-                                "member.client_id -> sorted partitions of member.assignment.topic_partitions")
+@check(
+    "group assignment",
+    hint="AdminClient.describe_consumer_groups([group])[group].result(): for each member, "
+    "member.client_id -> sorted partitions of member.assignment.topic_partitions",
+)
 def assignment(learner_assignment: Callable[[str], dict[str, list[int]]]) -> str:
     topic, group = _name("chk-assign"), _name("chk-group")
     kafka.create_topics({topic: 4})
     members = []
     try:
         for label in ("m1", "m2"):
-            members.append(start_worker(_name(f"chk-{label}"), python_command("-m lab_env.marketplace.agents.group_member", "--group", group,
-                                                                               "--topic", topic), ready=r"assigned \[\d"))
+            members.append(
+                start_worker(
+                    _name(f"chk-{label}"),
+                    python_command("-m lab_env.marketplace.agents.group_member", "--group", group, "--topic", topic),
+                    ready=r"assigned \[\d",
+                )
+            )
         wait_for(lambda: _stable_two(group), GROUP_PATIENCE, "a group of two members with 2 partitions each", members)
         truth = kafka.describe_group(group).members
         got = call_learner(learner_assignment, group, timeout=CALL_PATIENCE, what="assignment")
-        assert isinstance(got, dict), f"assignment() returned {type(got).__name__}, expected a dict client.id -> partitions"
+        assert isinstance(got, dict), (
+            f"assignment() returned {type(got).__name__}, expected a dict client.id -> partitions"
+        )
         got = {str(k): sorted(int(p) for p in v) for k, v in got.items()}
         assert got == truth, f"assignment({group!r}) returned {got}, but the broker says {truth}"
     finally:
@@ -103,8 +124,11 @@ def _stable_two(group: str) -> bool:
     return view.state == "stable" and len(view.members) == 2 and sorted(map(len, view.members.values())) == [2, 2]
 
 
-@check("consumer lag", hint="committed offsets from Consumer({'group.id': group}).committed([...]); end offsets from "
-                            "get_watermark_offsets(tp)[1]; lag = end - committed (a partition with no commit: end - low)")
+@check(
+    "consumer lag",
+    hint="committed offsets from Consumer({'group.id': group}).committed([...]); end offsets from "
+    "get_watermark_offsets(tp)[1]; lag = end - committed (a partition with no commit: end - low)",
+)
 def consumer_lag(learner_lag: Callable[[str, str], dict[int, int]]) -> str:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -125,9 +149,14 @@ def consumer_lag(learner_lag: Callable[[str, str], dict[int, int]]) -> str:
         got = call_learner(learner_lag, group, topic, timeout=CALL_PATIENCE, what="consumer_lag")
         assert isinstance(got, dict), f"consumer_lag() returned {type(got).__name__}, expected a dict partition -> lag"
         got = {int(k): int(v) for k, v in got.items()}
-        assert got == expected, (f"with 10/20/30 records and commits at 4 and 20 (none on partition 2), "
-                                 f"consumer_lag gave {got}, expected {expected}")
-        fresh = {int(k): int(v) for k, v in call_learner(learner_lag, idle, topic, timeout=CALL_PATIENCE, what="consumer_lag").items()}
+        assert got == expected, (
+            f"with 10/20/30 records and commits at 4 and 20 (none on partition 2), "
+            f"consumer_lag gave {got}, expected {expected}"
+        )
+        fresh = {
+            int(k): int(v)
+            for k, v in call_learner(learner_lag, idle, topic, timeout=CALL_PATIENCE, what="consumer_lag").items()
+        }
         assert fresh == {0: 10, 1: 20, 2: 30}, f"a group that never committed has the whole topic as lag, got {fresh}"
     finally:
         kafka.delete_topics([topic])
@@ -138,12 +167,18 @@ def tally(db: Path, expected_ids: list[str]) -> dict[str, int]:
     """How the orders' effects landed in a ledger: applied once, lost, or applied more than once."""
     with sqlite3.connect(db) as conn:
         counts = Counter(row[0] for row in conn.execute("SELECT order_id FROM applied"))
-    return {"once": sum(counts[i] == 1 for i in expected_ids), "lost": sum(counts[i] == 0 for i in expected_ids),
-            "duplicated": sum(counts[i] > 1 for i in expected_ids)}
+    return {
+        "once": sum(counts[i] == 1 for i in expected_ids),
+        "lost": sum(counts[i] == 0 for i in expected_ids),
+        "duplicated": sum(counts[i] > 1 for i in expected_ids),
+    }
 
 
-@check("idempotent handler", hint="in apply_once, one `with conn:` transaction: INSERT OR IGNORE the order id into "
-                                  "`seen`; only if that inserted a row (rowcount == 1), insert the effect")
+@check(
+    "idempotent handler",
+    hint="in apply_once, one `with conn:` transaction: INSERT OR IGNORE the order id into "
+    "`seen`; only if that inserted a row (rowcount == 1), insert the effect",
+)
 def idempotent_handler(ledger_module: Path, ledger_db: Path, expected_ids: list[str]) -> str:
     assert ledger_module.exists(), f"{ledger_module.name} is not saved yet: run its %%app_file cell"
     # The learner's apply_once, in a process of its own, fed the same order twice.
@@ -156,8 +191,9 @@ def idempotent_handler(ledger_module: Path, ledger_db: Path, expected_ids: list[
         "apply_once(conn, order); apply_once(conn, dict(order))\n"
         "print(conn.execute('SELECT COUNT(*) FROM applied').fetchone()[0])\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ledger_module.parent, capture_output=True, text=True,
-                          timeout=CALL_PATIENCE)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ledger_module.parent, capture_output=True, text=True, timeout=CALL_PATIENCE
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         if "NotImplementedError" in last:
@@ -168,12 +204,16 @@ def idempotent_handler(ledger_module: Path, ledger_db: Path, expected_ids: list[
     assert ledger_db.exists(), f"{ledger_db.name} does not exist: run the at-least-once drill cell"
     result = tally(ledger_db, expected_ids)
     assert result["lost"] == 0 and result["duplicated"] == 0, (
-        f"after the SIGKILL drill: {result['lost']} orders lost and {result['duplicated']} applied twice")
+        f"after the SIGKILL drill: {result['lost']} orders lost and {result['duplicated']} applied twice"
+    )
     return f"{result['once']} orders applied exactly once through a crash"
 
 
-@check("exactly once", hint="in process(): begin_transaction(); produce the invoices; send_offsets_to_transaction("
-                            "next offsets, consumer.consumer_group_metadata()); commit_transaction()")
+@check(
+    "exactly once",
+    hint="in process(): begin_transaction(); produce the invoices; send_offsets_to_transaction("
+    "next offsets, consumer.consumer_group_metadata()); commit_transaction()",
+)
 def exactly_once(orders_topic: str, invoices_topic: str) -> str:
     orders = {r.value["order"]: r.value for r in kafka.read_topic(orders_topic)}
     assert orders, f"no orders in {orders_topic}: run the drill cell"
@@ -198,8 +238,12 @@ def partition_key(topic: str, watcher: DaprApp) -> str:
     partition_of: dict[str, set[int]] = defaultdict(set)
     for r in records:
         data = r.value.get("data") if isinstance(r.value, dict) else None
-        assert isinstance(data, dict) and "sku" in data, f"record {r.partition}/{r.offset} is not a CloudEvent with a sku"
-        assert r.key == data["sku"], f"a record of {data['sku']} has Kafka key {r.key!r}: set metadata.partitionKey to the sku"
+        assert isinstance(data, dict) and "sku" in data, (
+            f"record {r.partition}/{r.offset} is not a CloudEvent with a sku"
+        )
+        assert r.key == data["sku"], (
+            f"a record of {data['sku']} has Kafka key {r.key!r}: set metadata.partitionKey to the sku"
+        )
         partition_of[r.key].add(r.partition)
     received = httpx.get(f"{watcher.app_url}/events", timeout=10).json()
     per_sku: dict[str, list[int]] = defaultdict(list)
@@ -211,8 +255,11 @@ def partition_key(topic: str, watcher: DaprApp) -> str:
     return f"{len(records)} updates, {len(partition_of)} keys, per-key order kept"
 
 
-@check("supply chain", hint="plan(): ship min(stock, qty), backorder the rest; reorder when stock left + on order "
-                            "falls below REORDER_POINT")
+@check(
+    "supply chain",
+    hint="plan(): ship min(stock, qty), backorder the rest; reorder when stock left + on order "
+    "falls below REORDER_POINT",
+)
 def supply_chain_books(chain: dict[str, str]) -> str:
     books = supply_chain.audit(chain)
     assert books["demands"], "the retailer published no demand: run the supply-chain cell"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 
+from lab_env.labs.checks import check
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp
 from lab_env.runtime.workflows import Ledger, output
-from lab_env.labs.checks import check
 
 # Safety nets against a workflow that never ends. A right answer finishes in
 # a second or two; these only stop a wrong one from hanging the cell.
@@ -43,43 +43,57 @@ def _started(ledger: Ledger, instance: str) -> list[str]:
     return [row.step for row in ledger.rows(instance) if row.event == "started"]
 
 
-@check("order workflow", hint="for each step in STEPS: ctx.set_custom_status(...), then "
-                              "result = yield ctx.call_activity(step, input=order); return the steps done")
+@check(
+    "order workflow",
+    hint="for each step in STEPS: ctx.set_custom_status(...), then "
+    "result = yield ctx.call_activity(step, input=order); return the steps done",
+)
 def order_workflow(app: DaprApp) -> str:
     instance, result = _run(app, "order_workflow", {"id": _instance("order"), "quantity": 1}, "order")
     started = _started(workflows.ledger(app), instance)
     assert started == ORDER_STEPS, f"the activities ran as {started}, expected {ORDER_STEPS} once each, in order"
-    assert isinstance(result, dict) and result.get("steps") == ORDER_STEPS, \
+    assert isinstance(result, dict) and result.get("steps") == ORDER_STEPS, (
         f"the workflow returned {result!r}; return {{'order': order['id'], 'steps': [...the steps done...]}}"
+    )
     final = workflows.custom_status(app, instance)
-    assert isinstance(final, dict) and final.get("done") == len(ORDER_STEPS), \
+    assert isinstance(final, dict) and final.get("done") == len(ORDER_STEPS), (
         f"the last custom status is {final!r}; it should count {len(ORDER_STEPS)} steps done"
+    )
     return "5 activities in order, custom status and output"
 
 
-@check("crash and resume", hint="in _step: LEDGER.effect_once(key, step) applies the effect and remembers it in one "
-                                "transaction; the re-run after a crash must not apply it again")
+@check(
+    "crash and resume",
+    hint="in _step: LEDGER.effect_once(key, step) applies the effect and remembers it in one "
+    "transaction; the re-run after a crash must not apply it again",
+)
 def crash_resume(app: DaprApp) -> str:
     """Kill the whole host (app and sidecar) while step 3 runs, restart it, let it finish."""
     ledger = workflows.ledger(app)
     order_id = _instance("crash")
     wf_client = workflows.client(app)
     try:
-        instance = wf_client.schedule_new_workflow("order_workflow", instance_id=order_id,
-                                                   input={"id": order_id, "quantity": 1, "hold_at": "pack"})
+        instance = wf_client.schedule_new_workflow(
+            "order_workflow", instance_id=order_id, input={"id": order_id, "quantity": 1, "hold_at": "pack"}
+        )
     finally:
         wf_client.close()
 
     # The kill lands while step 3 waits at its gate: after its effect, before it reports back.
-    workflows.wait_for(app, instance, lambda: ledger.held(f"{instance}:pack"), "step 3 (pack) reached its gate", PATIENCE)
+    workflows.wait_for(
+        app, instance, lambda: ledger.held(f"{instance}:pack"), "step 3 (pack) reached its gate", PATIENCE
+    )
     app.crash()
     workflows.restart(app)
     ledger.open_gate(f"{instance}:pack")
     result = output(workflows.wait(app, instance, PATIENCE))
-    assert isinstance(result, dict) and result.get("steps") == ORDER_STEPS, f"after the restart the workflow returned {result!r}"
+    assert isinstance(result, dict) and result.get("steps") == ORDER_STEPS, (
+        f"after the restart the workflow returned {result!r}"
+    )
     runs = Counter(_started(ledger, instance))
-    assert runs["validate"] == runs["reserve"] == 1, \
+    assert runs["validate"] == runs["reserve"] == 1, (
         f"steps 1-2 ran {runs['validate']} and {runs['reserve']} times: they finished before the crash and must not run again"
+    )
     assert runs["pack"] == 2, f"step 3 ran {runs['pack']} times; it was cut off by the crash, so it runs again once"
     effects = Counter(row.step for row in ledger.rows(instance) if row.event == "effect")
     doubled = sorted(step for step, n in effects.items() if n > 1)
@@ -89,30 +103,42 @@ def crash_resume(app: DaprApp) -> str:
     return "steps 1-2 once, step 3 re-run, every effect applied once"
 
 
-@check("deterministic workflow", hint="take the time from ctx.current_utc_datetime (the same on every replay), "
-                                      "never datetime.now() inside a workflow")
+@check(
+    "deterministic workflow",
+    hint="take the time from ctx.current_utc_datetime (the same on every replay), "
+    "never datetime.now() inside a workflow",
+)
 def deterministic(app: DaprApp) -> str:
     instance, result = _run(app, "stamped_order", {"id": _instance("stamp")}, "stamp")
     noted = [row.detail for row in workflows.ledger(app).rows(instance) if row.step == "note_ref"]
     assert len(noted) == 2, f"note_ref ran {len(noted)} times, expected 2"
-    assert noted[0] == noted[1], f"the two steps got different references {noted}: the workflow computed a new one on replay"
+    assert noted[0] == noted[1], (
+        f"the two steps got different references {noted}: the workflow computed a new one on replay"
+    )
     return "both steps saw the same reference after a replay"
 
 
-@check("retries", hint="wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts="
-                       "request['max_attempts']); catch wf.TaskFailedError and return {'ok': False, 'error': str(err)}")
+@check(
+    "retries",
+    hint="wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts="
+    "request['max_attempts']); catch wf.TaskFailedError and return {'ok': False, 'error': str(err)}",
+)
 def retries(app: DaprApp) -> str:
     ledger = workflows.ledger(app)
     instance, result = _run(app, "quote_with_retries", {"failures": 2, "max_attempts": 3}, "retry")
     attempts = ledger.count(instance, "flaky_quote", "attempt")
-    assert isinstance(result, dict) and result.get("ok") is True, \
+    assert isinstance(result, dict) and result.get("ok") is True, (
         f"with 3 attempts for an activity that fails twice, the workflow returned {result!r}"
+    )
     assert attempts == 3, f"the flaky activity ran {attempts} times with max_number_of_attempts=3 (expected 3)"
     instance, result = _run(app, "quote_with_retries", {"failures": 2, "max_attempts": 2}, "retry")
     attempts = ledger.count(instance, "flaky_quote", "attempt")
-    assert attempts == 2, f"the flaky activity ran {attempts} times with max_number_of_attempts=2 (it counts every attempt)"
-    assert isinstance(result, dict) and result.get("ok") is False and result.get("error"), \
+    assert attempts == 2, (
+        f"the flaky activity ran {attempts} times with max_number_of_attempts=2 (it counts every attempt)"
+    )
+    assert isinstance(result, dict) and result.get("ok") is False and result.get("error"), (
         f"after the last attempt failed the workflow returned {result!r}; catch wf.TaskFailedError and report it"
+    )
     return "3 attempts succeed; 2 attempts end in a handled TaskFailedError"
 
 
@@ -120,8 +146,11 @@ def _stock(app: DaprApp, product: str) -> int:
     return int(invoke(app, actor_type_in(app, "ProductActor"), product, "Stock"))  # type: ignore[arg-type]
 
 
-@check("saga", hint="remember each compensation after its step succeeds; on wf.TaskFailedError, "
-                    "yield ctx.call_activity(c, input=order) for c in reversed(undo), then return status 'compensated'")
+@check(
+    "saga",
+    hint="remember each compensation after its step succeeds; on wf.TaskFailedError, "
+    "yield ctx.call_activity(c, input=order) for c in reversed(undo), then return status 'compensated'",
+)
 def saga(app: DaprApp) -> str:
     ledger = workflows.ledger(app)
     product = _instance("kite")
@@ -131,60 +160,85 @@ def saga(app: DaprApp) -> str:
     assert isinstance(result, dict) and result.get("status") == "completed", f"a good order returned {result!r}"
     assert _stock(app, product) == 7, f"after a completed order of 3, stock is {_stock(app, product)} (expected 7)"
     instance, result = _run(app, "order_saga", {**order, "id": _instance("bad"), "ship_to": "nowhere"}, "saga")
-    assert isinstance(result, dict) and result.get("status") == "compensated", \
+    assert isinstance(result, dict) and result.get("status") == "compensated", (
         f"when shipping fails the saga returned {result!r}; expected status 'compensated'"
+    )
     expected = ["reserve_stock", "charge_payment", "book_shipping", "refund_payment", "release_stock"]
     started = _started(ledger, instance)
     assert started == expected, f"the steps ran as {started}; expected {expected} (compensations in reverse order)"
     assert _stock(app, product) == 7, f"after the compensated order the stock is {_stock(app, product)}, not back at 7"
     instance, result = _run(app, "order_saga", {**order, "id": _instance("big"), "quantity": 99}, "saga")
     started = _started(ledger, instance)
-    assert started == ["reserve_stock"], f"an order the stock cannot cover ran {started}; nothing succeeded, so nothing is undone"
+    assert started == ["reserve_stock"], (
+        f"an order the stock cannot cover ran {started}; nothing succeeded, so nothing is undone"
+    )
     return "completed order, reverse compensation, stock restored"
 
 
-@check("approval", hint="decision = ctx.wait_for_external_event('decision'); timeout = ctx.create_timer(...); "
-                        "winner = yield wf.when_any([decision, timeout]); compare winner with timeout")
+@check(
+    "approval",
+    hint="decision = ctx.wait_for_external_event('decision'); timeout = ctx.create_timer(...); "
+    "winner = yield wf.when_any([decision, timeout]); compare winner with timeout",
+)
 def approval(app: DaprApp) -> str:
     wf_client = workflows.client(app)
     try:
-        instance = wf_client.schedule_new_workflow("approval", input={"timeout_s": 60}, instance_id=_instance("approve"))
+        instance = wf_client.schedule_new_workflow(
+            "approval", input={"timeout_s": 60}, instance_id=_instance("approve")
+        )
         wf_client.raise_workflow_event(instance, "decision", data={"approve": True, "by": "check"})
     finally:
         wf_client.close()
     result = output(workflows.wait(app, instance, PATIENCE))
-    assert result == {"approved": True, "by": "check"}, f"after a 'decision' event approving it, the workflow returned {result!r}"
+    assert result == {"approved": True, "by": "check"}, (
+        f"after a 'decision' event approving it, the workflow returned {result!r}"
+    )
     _, result = _run(app, "approval", {"timeout_s": 1}, "timeout")
-    assert result == {"approved": False, "by": "timeout"}, f"with no event and a 1 s timer, the workflow returned {result!r}"
+    assert result == {"approved": False, "by": "timeout"}, (
+        f"with no event and a 1 s timer, the workflow returned {result!r}"
+    )
     return "the event path and the timeout path"
 
 
-@check("fan-out", hint="tasks = [ctx.call_activity(analyse, input={...}) for a in ANALYSES]; "
-                       "findings = yield wf.when_all(tasks); then yield the synthesise activity")
+@check(
+    "fan-out",
+    hint="tasks = [ctx.call_activity(analyse, input={...}) for a in ANALYSES]; "
+    "findings = yield wf.when_all(tasks); then yield the synthesise activity",
+)
 def fan_out(app: DaprApp) -> str:
     analyses = RESEARCH_ANALYSES
     instance, result = _run(app, "research", "check-product", "research")
-    assert isinstance(result, dict) and result.get("from") == list(analyses), \
+    assert isinstance(result, dict) and result.get("from") == list(analyses), (
         f"the synthesis saw {result.get('from') if isinstance(result, dict) else result!r}, expected every analysis {analyses}"
+    )
     events = workflows.history(app, instance)
     kinds = [e.kind for e in events]
     scheduled = [i for i, k in enumerate(kinds) if k == "TaskScheduled"]
     completed = [i for i, k in enumerate(kinds) if k == "TaskCompleted"]
-    assert len(scheduled) == len(analyses) + 1, f"{len(scheduled)} activities were scheduled, expected {len(analyses) + 1}"
-    assert scheduled[len(analyses) - 1] < completed[0], \
+    assert len(scheduled) == len(analyses) + 1, (
+        f"{len(scheduled)} activities were scheduled, expected {len(analyses) + 1}"
+    )
+    assert scheduled[len(analyses) - 1] < completed[0], (
         "the analyses ran one after another: schedule them all, then yield wf.when_all(tasks) once"
+    )
     return f"{len(analyses)} analyses in parallel, then the synthesis"
 
 
-@check("eternal monitor", hint="after the timer: ctx.continue_as_new({**watch, 'checks': watch['checks'] + 1, "
-                               "'reorders': reorders}); the history starts afresh each time")
+@check(
+    "eternal monitor",
+    hint="after the timer: ctx.continue_as_new({**watch, 'checks': watch['checks'] + 1, "
+    "'reorders': reorders}); the history starts afresh each time",
+)
 def monitor(app: DaprApp) -> str:
     product = _instance("yoyo")
     wf_client = workflows.client(app)
     instance = _instance("monitor")
     try:
-        wf_client.schedule_new_workflow("stock_monitor", instance_id=instance, input={
-            "product": product, "threshold": 5, "batch": 10, "every_s": 0.2, "checks": 0, "reorders": 0})
+        wf_client.schedule_new_workflow(
+            "stock_monitor",
+            instance_id=instance,
+            input={"product": product, "threshold": 5, "batch": 10, "every_s": 0.2, "checks": 0, "reorders": 0},
+        )
 
         def progressed() -> bool:
             seen = workflows.custom_status(app, instance) or {}
@@ -196,9 +250,13 @@ def monitor(app: DaprApp) -> str:
     finally:
         wf_client.terminate_workflow(instance)
         wf_client.close()
-    assert seen.get("reorders") == 1, f"stock started at 0 below a threshold of 5; the monitor reported {seen!r} (expected 1 reorder)"
+    assert seen.get("reorders") == 1, (
+        f"stock started at 0 below a threshold of 5; the monitor reported {seen!r} (expected 1 reorder)"
+    )
     assert _stock(app, product) == 10, f"after one reorder of 10 the stock is {_stock(app, product)}"
-    assert len(events) < 25, f"the history holds {len(events)} events after 4 checks: continue_as_new should start it afresh"
+    assert len(events) < 25, (
+        f"the history holds {len(events)} events after 4 checks: continue_as_new should start it afresh"
+    )
     return "reorders once, runs on, history stays short"
 
 
@@ -206,7 +264,9 @@ def _negotiate(app: DaprApp, buyer: tuple[float, float], seller: tuple[float, fl
     names = {"buyer": _instance("buyer"), "seller": _instance("seller")}
     for role, (opening, limit) in (("buyer", buyer), ("seller", seller)):
         kind = "BuyerAgent" if role == "buyer" else "SellerAgent"
-        invoke(app, actor_type_in(app, kind), names[role], "Setup", {"limit": limit, "opening": opening, "rounds": rounds})
+        invoke(
+            app, actor_type_in(app, kind), names[role], "Setup", {"limit": limit, "opening": opening, "rounds": rounds}
+        )
     deal = {**names, "rounds": rounds, "answer_within_s": 30}
     _, result = _run(app, "mediator", deal, "deal")
     return result
@@ -216,19 +276,29 @@ def _monotonic(values: list[float], rising: bool) -> bool:
     return all((b >= a) if rising else (b <= a) for a, b in zip(values, values[1:]))
 
 
-@check("negotiation", hint="per round: both = wf.when_all([bid, ask]); yield wf.when_any([both, timer]); "
-                          "agree at round((bid + ask) / 2, 2) as soon as bid >= ask; give up after deal['rounds']")
+@check(
+    "negotiation",
+    hint="per round: both = wf.when_all([bid, ask]); yield wf.when_any([both, timer]); "
+    "agree at round((bid + ask) / 2, 2) as soon as bid >= ask; give up after deal['rounds']",
+)
 def negotiation(app: DaprApp) -> str:
     result = _negotiate(app, buyer=(60.0, 100.0), seller=(140.0, 80.0), rounds=6)
     assert isinstance(result, dict) and result.get("agreed") is True, f"overlapping ranges (80-100) gave {result!r}"
     assert 80.0 <= result["price"] <= 100.0, f"the agreed price {result['price']} is outside both limits (80-100)"
     bids = [r["bid"] for r in result["rounds"]]
     asks = [r["ask"] for r in result["rounds"]]
-    assert _monotonic(bids, True) and _monotonic(asks, False), f"offers must move monotonically: bids {bids}, asks {asks}"
+    assert _monotonic(bids, True) and _monotonic(asks, False), (
+        f"offers must move monotonically: bids {bids}, asks {asks}"
+    )
     last = result["rounds"][-1]
-    assert last["bid"] >= last["ask"] and all(r["bid"] < r["ask"] for r in result["rounds"][:-1]), \
+    assert last["bid"] >= last["ask"] and all(r["bid"] < r["ask"] for r in result["rounds"][:-1]), (
         "agree in the first round where bid >= ask, not later"
+    )
     result = _negotiate(app, buyer=(40.0, 70.0), seller=(120.0, 90.0), rounds=4)
-    assert isinstance(result, dict) and result.get("agreed") is False, f"ranges that do not overlap (70 < 90) gave {result!r}"
-    assert len(result.get("rounds", [])) == 4, f"with no overlap the mediator should try all 4 rounds, it recorded {len(result.get('rounds', []))}"
+    assert isinstance(result, dict) and result.get("agreed") is False, (
+        f"ranges that do not overlap (70 < 90) gave {result!r}"
+    )
+    assert len(result.get("rounds", [])) == 4, (
+        f"with no overlap the mediator should try all 4 rounds, it recorded {len(result.get('rounds', []))}"
+    )
     return "agreement within both limits, monotonic offers, no deal without overlap"

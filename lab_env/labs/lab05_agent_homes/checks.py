@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 
+from lab_env.core.paths import REPO_ROOT
+from lab_env.core.ports import free_ports
 from lab_env.errors import LabEnvError
+from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.homes import kube, native, security
 from lab_env.marketplace.homes.spec import HomeSpec, isolated, load
 from lab_env.runtime.clusters.native import KubectlError, NativeCluster
-from lab_env.core.paths import REPO_ROOT
-from lab_env.core.ports import free_ports
-from lab_env.labs.checks import call_learner, check
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
 
@@ -36,32 +36,50 @@ def _spec(raw: Any) -> HomeSpec:
         raise AssertionError(str(err)) from None
 
 
-@check("sellers agent", hint="add to SPEC['agents'] a sellers agent: app lab_env.marketplace.agents.plain_agent:app, port 8104, "
-                             "health /healthz, components [pubsub], callers {mediator: [Offer]}, resources, "
-                             "scale {min: 1, max: 4, cpu_percent: 60}; and add sellers to pubsub's scopes")
+@check(
+    "sellers agent",
+    hint="add to SPEC['agents'] a sellers agent: app lab_env.marketplace.agents.plain_agent:app, port 8104, "
+    "health /healthz, components [pubsub], callers {mediator: [Offer]}, resources, "
+    "scale {min: 1, max: 4, cpu_percent: 60}; and add sellers to pubsub's scopes",
+)
 def sellers_agent(raw: dict) -> str:
     spec = _spec(raw)
     ids = [a.app_id for a in spec.agents]
     assert "sellers" in ids, f"the spec's agents are {ids}: there is no sellers agent yet"
     sellers = spec.agent("sellers")
-    assert sellers.components == ("pubsub",), f"sellers uses {list(sellers.components)}: it publishes listings, so pubsub only"
+    assert sellers.components == ("pubsub",), (
+        f"sellers uses {list(sellers.components)}: it publishes listings, so pubsub only"
+    )
     extra = [n for n, c in spec.components.items() if "sellers" in c.scopes and n != "pubsub"]
     assert not extra, f"sellers is in the scopes of {extra}: least privilege, only what it uses"
-    assert sellers.callers == {"mediator": ("Offer",)}, f"sellers lets {sellers.callers} call it: only the mediator, only Offer"
-    assert {"cpu", "memory"} <= set(sellers.resources), "sellers has no cpu and memory resources: the scheduler needs both"
+    assert sellers.callers == {"mediator": ("Offer",)}, (
+        f"sellers lets {sellers.callers} call it: only the mediator, only Offer"
+    )
+    assert {"cpu", "memory"} <= set(sellers.resources), (
+        "sellers has no cpu and memory resources: the scheduler needs both"
+    )
     assert sellers.scale and (sellers.scale.min, sellers.scale.max, sellers.scale.cpu_percent) == (1, 4, 60), (
-        f"sellers scales {sellers.scale}: from 1 to 4 replicas at 60% CPU")
+        f"sellers scales {sellers.scale}: from 1 to 4 replicas at 60% CPU"
+    )
     # And the home runs: the whole spec, under private names, in the real `dapr run -f`.
     suffix = secrets.token_hex(3)
     private = isolated(spec, suffix, free_ports(len(spec.agents)))
-    with tempfile.TemporaryDirectory(prefix="check-home-") as tmp, \
-            native.running(private, Path(tmp), REPO_ROOT, secrets={s: "Bearer check-placeholder" for s in spec.secrets}) as home:
+    with (
+        tempfile.TemporaryDirectory(prefix="check-home-") as tmp,
+        native.running(
+            private, Path(tmp), REPO_ROOT, secrets={s: "Bearer check-placeholder" for s in spec.secrets}
+        ) as home,
+    ):
         url = home.sidecars[f"sellers-{suffix}"]
         loaded = sorted(c["name"] for c in httpx.get(f"{url}/v1.0/metadata", timeout=30).json()["components"])
         # The mediator reaches the sellers' Offer through the sellers' sidecar.
-        offer = httpx.get(f"{home.sidecars[f'mediator-{suffix}']}/v1.0/invoke/sellers-{suffix}/method/Offer", timeout=30)
+        offer = httpx.get(
+            f"{home.sidecars[f'mediator-{suffix}']}/v1.0/invoke/sellers-{suffix}/method/Offer", timeout=30
+        )
     assert loaded == sorted(["pubsub", native.SECRET_STORE]), f"the sellers sidecar loaded {loaded}"
-    assert offer.status_code == 200, f"the mediator's call to sellers' Offer got HTTP {offer.status_code}: {offer.text[:150]}"
+    assert offer.status_code == 200, (
+        f"the mediator's call to sellers' Offer got HTTP {offer.status_code}: {offer.text[:150]}"
+    )
     return f"{len(ids)} agents; sellers runs under dapr run -f with {', '.join(loaded)}"
 
 
@@ -69,10 +87,18 @@ def sellers_agent(raw: dict) -> str:
 def access_policy(raw: dict) -> str:
     spec = _spec(raw)
     ids = [a.app_id for a in spec.agents]
-    assert {"products", "mediator", "buyers"} <= set(ids), f"the spec's agents are {ids}: keep products, buyers and mediator"
+    assert {"products", "mediator", "buyers"} <= set(ids), (
+        f"the spec's agents are {ids}: keep products, buyers and mediator"
+    )
     allowed = {("mediator", "Stock"), ("mediator", "Reserve"), ("mediator", "Release"), ("buyers", "Stock")}
-    calls = [("mediator", "Stock"), ("mediator", "Reserve"), ("mediator", "Release"),
-             ("buyers", "Stock"), ("buyers", "Reserve"), ("buyers", "Release")]
+    calls = [
+        ("mediator", "Stock"),
+        ("mediator", "Reserve"),
+        ("mediator", "Release"),
+        ("buyers", "Stock"),
+        ("buyers", "Reserve"),
+        ("buyers", "Release"),
+    ]
     if "sellers" in ids:
         calls.append(("sellers", "Stock"))
     codes = security.access_matrix(spec, "products", calls)
@@ -91,16 +117,24 @@ def _expected_hpa(agent_raw: dict, namespace: str) -> dict | None:
 
 CASES = [
     {"app_id": "sellers", "app": "m:app", "port": 8104, "scale": {"min": 1, "max": 4, "cpu_percent": 60}},
-    {"app_id": "products", "app": "m:app", "port": 8101, "replicas": 2,
-     "scale": {"min": 2, "max": 6, "cpu_percent": 70, "memory_percent": 80}},
+    {
+        "app_id": "products",
+        "app": "m:app",
+        "port": 8101,
+        "replicas": 2,
+        "scale": {"min": 2, "max": 6, "cpu_percent": 70, "memory_percent": 80},
+    },
     {"app_id": "ledger", "app": "m:app", "port": 8105, "scale": {"min": 1, "max": 3, "memory_percent": 75}},
     {"app_id": "buyers", "app": "m:app", "port": 8102},
 ]
 
 
-@check("autoscaler", hint="return {'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler', metadata "
-                          "{name, namespace}, spec {scaleTargetRef: the Deployment, minReplicas, maxReplicas, metrics: one "
-                          "Resource metric per percent given}}, or None without scale")
+@check(
+    "autoscaler",
+    hint="return {'apiVersion': 'autoscaling/v2', 'kind': 'HorizontalPodAutoscaler', metadata "
+    "{name, namespace}, spec {scaleTargetRef: the Deployment, minReplicas, maxReplicas, metrics: one "
+    "Resource metric per percent given}}, or None without scale",
+)
 def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
     checked = 0
     for case in CASES:
@@ -111,7 +145,8 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
             continue
         assert isinstance(got, dict), f"autoscaler({case['app_id']}) returned {type(got).__name__}, not a manifest"
         assert (got.get("apiVersion"), got.get("kind")) == ("autoscaling/v2", "HorizontalPodAutoscaler"), (
-            f"autoscaler({case['app_id']}) is a {got.get('apiVersion')}/{got.get('kind')}, not autoscaling/v2 HorizontalPodAutoscaler")
+            f"autoscaler({case['app_id']}) is a {got.get('apiVersion')}/{got.get('kind')}, not autoscaling/v2 HorizontalPodAutoscaler"
+        )
         try:
             accepted = NativeCluster(cluster).apply(got, dry_run=True)
         except KubectlError as err:
@@ -120,10 +155,15 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
         body = got.get("spec", {})
         for key in ("scaleTargetRef", "minReplicas", "maxReplicas"):
             assert body.get(key) == want["spec"][key], (
-                f"autoscaler({case['app_id']}): spec.{key} is {body.get(key)}, the spec asks for {want['spec'][key]}")
-        metrics = sorted((m.get("resource", {}).get("name"), m.get("resource", {}).get("target", {}).get("averageUtilization"))
-                         for m in body.get("metrics", []))
-        wanted = sorted((m["resource"]["name"], m["resource"]["target"]["averageUtilization"]) for m in want["spec"]["metrics"])
+                f"autoscaler({case['app_id']}): spec.{key} is {body.get(key)}, the spec asks for {want['spec'][key]}"
+            )
+        metrics = sorted(
+            (m.get("resource", {}).get("name"), m.get("resource", {}).get("target", {}).get("averageUtilization"))
+            for m in body.get("metrics", [])
+        )
+        wanted = sorted(
+            (m["resource"]["name"], m["resource"]["target"]["averageUtilization"]) for m in want["spec"]["metrics"]
+        )
         assert metrics == wanted, f"autoscaler({case['app_id']}) scales on {metrics}; the spec asks for {wanted}"
         checked += 1
     return f"{checked} autoscalers accepted by the API server, and None without scale"
@@ -134,8 +174,11 @@ def kube_home(cluster: str, raw: dict) -> str:
     spec = _spec(raw)
     c = NativeCluster(cluster)
     dead = c.exited()
-    assert c.running(), (f"cluster {cluster} is not running" + (f" ({', '.join(dead)} exited)" if dead else "")
-                         + ": run the cell that starts it")
+    assert c.running(), (
+        f"cluster {cluster} is not running"
+        + (f" ({', '.join(dead)} exited)" if dead else "")
+        + ": run the cell that starts it"
+    )
     try:
         deployments = {d["metadata"]["name"]: d for d in c.get("deployments", namespace=spec.home)["items"]}
         hpas = {h["metadata"]["name"]: h for h in c.get("horizontalpodautoscalers", namespace=spec.home)["items"]}
@@ -148,13 +191,19 @@ def kube_home(cluster: str, raw: dict) -> str:
         assert d, f"no Deployment {agent.app_id} in namespace {spec.home}"
         ready = d.get("status", {}).get("readyReplicas", 0)
         assert ready >= agent.replicas, f"Deployment {agent.app_id} has {ready} ready of {agent.replicas}: wait for it"
-        running = [p for p in pods if p["metadata"]["labels"].get("app") == agent.app_id
-                   and p.get("status", {}).get("phase") == "Running" and p["spec"].get("nodeName")]
+        running = [
+            p
+            for p in pods
+            if p["metadata"]["labels"].get("app") == agent.app_id
+            and p.get("status", {}).get("phase") == "Running"
+            and p["spec"].get("nodeName")
+        ]
         assert running, f"no {agent.app_id} pod is Running on a node"
         assert f"{agent.app_id}-config" in configs, f"no Dapr Configuration {agent.app_id}-config"
         if agent.scale:
             h = hpas.get(agent.app_id)
             assert h, f"{agent.app_id} scales in the spec, but there is no HorizontalPodAutoscaler for it"
             assert (h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) == (agent.scale.min, agent.scale.max), (
-                f"the {agent.app_id} autoscaler keeps {h['spec']['minReplicas']}-{h['spec']['maxReplicas']} replicas")
+                f"the {agent.app_id} autoscaler keeps {h['spec']['minReplicas']}-{h['spec']['maxReplicas']} replicas"
+            )
     return f"{len(spec.agents)} Deployments ready with pods Running, {len(hpas)} autoscalers, access control per agent"

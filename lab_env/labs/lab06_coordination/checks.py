@@ -17,17 +17,17 @@ from pathlib import Path
 import httpx
 import yaml
 
-from lab_env.runtime import workflows
-from lab_env.runtime.actors import actor_type_in, invoke
+from lab_env.core.probes import wait_until
+from lab_env.errors import LabEnvError
+from lab_env.labs.checks import check
 from lab_env.marketplace.agents.auctioneer import CLOSE, valuation
 from lab_env.marketplace.agents.contractor import read_inbox_of, start_sellers
-from lab_env.runtime.apps import DaprApp, start_app, stop_app, stop_apps, unique_name
-from lab_env.stack.components import load_resource
 from lab_env.marketplace.coordination.contract_net import Proposal, rank
-from lab_env.errors import LabEnvError
+from lab_env.runtime import workflows
+from lab_env.runtime.actors import actor_type_in, invoke
+from lab_env.runtime.apps import DaprApp, start_app, stop_app, stop_apps, unique_name
 from lab_env.runtime.peers import call
-from lab_env.core.probes import wait_until
-from lab_env.labs.checks import check
+from lab_env.stack.components import load_resource
 
 # Safety nets against code that never finishes. A right answer takes a few
 # seconds; these only stop a wrong one from hanging the cell.
@@ -41,9 +41,13 @@ def _token() -> str:
 
 # -- 1. hierarchy -----------------------------------------------------------------
 
-@check("hierarchy", hint="in CategoryManager.fulfil: try each seller in order; on an exception note "
-                         "{'seller': s, 'error': str(err)} in failures and try the next; return ok with the first "
-                         "that ships, else {'ok': False, 'category': ..., 'failures': failures} so the market handles it")
+
+@check(
+    "hierarchy",
+    hint="in CategoryManager.fulfil: try each seller in order; on an exception note "
+    "{'seller': s, 'error': str(err)} in failures and try the next; return ok with the first "
+    "that ships, else {'ok': False, 'category': ..., 'failures': failures} so the market handles it",
+)
 def hierarchy(app: DaprApp) -> str:
     seller_t, category_t, market_t = (actor_type_in(app, n) for n in ("SellerLeaf", "CategoryManager", "MarketManager"))
     tag = _token()
@@ -58,28 +62,40 @@ def hierarchy(app: DaprApp) -> str:
     handled = invoke(app, market_t, market, "Fulfil", {"id": f"o1-{tag}", "category": f"lamps-{tag}", "quantity": 2})
     assert isinstance(handled, dict) and handled.get("ok") is True, (
         f"an order two sellers cannot ship but the third can came back {handled!r}; the category manager should "
-        "try its sellers in order and succeed with the third")
-    assert handled.get("seller") == f"s3-{tag}", f"the order was shipped by {handled.get('seller')!r}, expected the first seller that can (s3)"
+        "try its sellers in order and succeed with the third"
+    )
+    assert handled.get("seller") == f"s3-{tag}", (
+        f"the order was shipped by {handled.get('seller')!r}, expected the first seller that can (s3)"
+    )
     failed = [f.get("seller") for f in handled.get("failures", [])]
-    assert failed == [f"s1-{tag}", f"s2-{tag}"], f"failures reported {failed}, expected the two sellers that failed, in order"
+    assert failed == [f"s1-{tag}", f"s2-{tag}"], (
+        f"failures reported {failed}, expected the two sellers that failed, in order"
+    )
     assert handled.get("handled_by") == "category", "a failure a category manager can handle must not reach the market"
     left = {s: invoke(app, seller_t, s, "Fulfil", {"id": "probe", "quantity": 0})["left"] for s in stock}
     assert left[f"s3-{tag}"] == 3 and left[f"s4-{tag}"] == 5, (
         f"stock after the order: s3 {left[f's3-{tag}']} (expected 3), s4 {left[f's4-{tag}']} (expected 5): "
-        "exactly one seller ships, and no seller after it is asked")
+        "exactly one seller ships, and no seller after it is asked"
+    )
 
     escalated = invoke(app, market_t, market, "Fulfil", {"id": f"o2-{tag}", "category": f"rugs-{tag}", "quantity": 2})
     assert isinstance(escalated, dict) and escalated.get("ok") is False and escalated.get("handled_by") == "market", (
         f"an order no seller of its category can ship came back {escalated!r}; the category manager must report "
-        "{'ok': False, ...} up, and the market handles it")
+        "{'ok': False, ...} up, and the market handles it"
+    )
     backorders = invoke(app, market_t, market, "Report")["backorders"]
-    assert [b["order"] for b in backorders] == [f"o2-{tag}"], f"the market's back orders are {backorders}, expected o2 only"
+    assert [b["order"] for b in backorders] == [f"o2-{tag}"], (
+        f"the market's back orders are {backorders}, expected o2 only"
+    )
     reasons = [f.get("seller") for f in backorders[0].get("failures", [])]
-    assert reasons == [f"e1-{tag}", f"e2-{tag}"], f"the market was told of failures {reasons}, expected both rug sellers'"
+    assert reasons == [f"e1-{tag}", f"e2-{tag}"], (
+        f"the market was told of failures {reasons}, expected both rug sellers'"
+    )
     return "a leaf failure handled by its category; a category failure reported to the market"
 
 
 # -- 2. peer to peer ---------------------------------------------------------------
+
 
 def _saved_policy(path: Path, peer: str) -> dict:
     if not path.exists():
@@ -93,12 +109,15 @@ def _saved_policy(path: Path, peer: str) -> dict:
     for kind, section in (("timeout", "timeouts"), ("retry", "retries"), ("circuitBreaker", "circuitBreakers")):
         name = target.get(kind)
         assert name, f"the peer's target names no {kind}"
-        assert name in (policies.get(section) or {}), f"the target's {kind} {name!r} is not defined under policies.{section}"
+        assert name in (policies.get(section) or {}), (
+            f"the target's {kind} {name!r} is not defined under policies.{section}"
+        )
     breaker = policies["circuitBreakers"][target["circuitBreaker"]]
     seconds = _seconds(str(breaker.get("timeout", "")))
     assert seconds is not None and 0 < seconds <= BREAKER_TIMEOUT_MAX_S, (
         f"the circuit breaker's timeout is {breaker.get('timeout')!r}; give it one of at most {BREAKER_TIMEOUT_MAX_S}s, "
-        "so a peer that is back is tried again soon")
+        "so a peer that is back is tried again soon"
+    )
     assert "consecutiveFailures" in str(breaker.get("trip", "")), "trip the breaker on consecutiveFailures, e.g. >= 3"
     return doc
 
@@ -114,16 +133,22 @@ def _seconds(duration: str) -> float | None:
     return None
 
 
-@check("circuit breaker", hint="policies: timeouts (e.g. quick: 2s), retries (constant, 100ms, maxRetries: 2) and "
-                               "circuitBreakers (maxRequests: 1, timeout: 3s, trip: consecutiveFailures >= 3); "
-                               "targets.apps.${PEER} names all three")
+@check(
+    "circuit breaker",
+    hint="policies: timeouts (e.g. quick: 2s), retries (constant, 100ms, maxRetries: 2) and "
+    "circuitBreakers (maxRequests: 1, timeout: 3s, trip: consecutiveFailures >= 3); "
+    "targets.apps.${PEER} names all three",
+)
 def circuit_breaker(path: Path, peer: str) -> str:
     doc = _saved_policy(path, peer)
     sellers = start_sellers({"peer": (42.0, 1, "reliable")}, prefix=f"chk-{_token()}-")
     target = sellers["peer"]
     spec = doc["spec"]
-    mine = {**doc, "metadata": {"name": f"chk-{_token()}"},
-            "spec": {**spec, "targets": {**spec["targets"], "apps": {target.app_id: spec["targets"]["apps"][peer]}}}}
+    mine = {
+        **doc,
+        "metadata": {"name": f"chk-{_token()}"},
+        "spec": {**spec, "targets": {**spec["targets"], "apps": {target.app_id: spec["targets"]["apps"][peer]}}},
+    }
     folder = Path(tempfile.mkdtemp(prefix="lab06-breaker-"))
     (folder / "resiliency.yaml").write_text(yaml.safe_dump(mine))
     caller = None
@@ -137,11 +162,15 @@ def circuit_breaker(path: Path, peer: str) -> str:
         assert not failed, "a call to a peer that is down succeeded"
         assert any(r.breaker_open for r in outcomes), (
             f"12 calls to a peer that is down never met an open circuit breaker (they said: {outcomes[-1].body}); "
-            "check the trip rule and that the target is the peer's app id")
+            "check the trip rule and that the target is the peer's app id"
+        )
         target.restart()
         closed = []
-        wait_until(lambda: closed.append(call(caller, target.app_id, "quote", {"task": "back"})) or closed[-1].ok,
-                   PATIENCE, "the breaker to close again once the peer was back")
+        wait_until(
+            lambda: closed.append(call(caller, target.app_id, "quote", {"task": "back"})) or closed[-1].ok,
+            PATIENCE,
+            "the breaker to close again once the peer was back",
+        )
     finally:
         if caller is not None:
             stop_app(caller)
@@ -154,30 +183,44 @@ def circuit_breaker(path: Path, peer: str) -> str:
 # (price, days, behaviour): the best proposal crashes when awarded, the next
 # hangs, then two tie on price and days; one refuses, one answers too late.
 CONTRACT_SELLERS: dict[str, tuple[float, int, str]] = {
-    "crasher": (60.0, 2, "crashes"), "hanger": (65.0, 2, "hangs"), "tie-a": (70.0, 3, "reliable"),
-    "tie-b": (70.0, 3, "reliable"), "pricey": (90.0, 1, "reliable"), "refuser": (50.0, 1, "refuses"),
+    "crasher": (60.0, 2, "crashes"),
+    "hanger": (65.0, 2, "hangs"),
+    "tie-a": (70.0, 3, "reliable"),
+    "tie-b": (70.0, 3, "reliable"),
+    "pricey": (90.0, 1, "reliable"),
+    "refuser": (50.0, 1, "refuses"),
     "late": (10.0, 1, "late"),
 }
 PROPOSE_WITHIN_S, REPORT_WITHIN_S, LATE_BY_S = 5, 8, 30
 
 
-def run_contract_net(app: DaprApp, sellers: dict[str, DaprApp], task_id: str, propose_within_s: float,
-                     report_within_s: float) -> dict:
+def run_contract_net(
+    app: DaprApp, sellers: dict[str, DaprApp], task_id: str, propose_within_s: float, report_within_s: float
+) -> dict:
     """Run the learner's contract_net workflow once; its output."""
     client = workflows.client(app)
     try:
         instance = client.schedule_new_workflow(
-            "contract_net", instance_id=f"{task_id}-{_token()}",
-            input={"task": task_id, "sellers": [s.app_id for s in sellers.values()],
-                   "propose_within_s": propose_within_s, "report_within_s": report_within_s})
+            "contract_net",
+            instance_id=f"{task_id}-{_token()}",
+            input={
+                "task": task_id,
+                "sellers": [s.app_id for s in sellers.values()],
+                "propose_within_s": propose_within_s,
+                "report_within_s": report_within_s,
+            },
+        )
     finally:
         client.close()
     return workflows.output(workflows.wait(app, instance, PATIENCE))
 
 
-@check("contract net", hint="award with task.award(), tell every (seller, 'reject') in task.messages; then while "
-                            "task.phase == Phase.AWARDED: yield when_any([award activity, timer]); a timer first -> "
-                            "task.timed_out(); a TaskFailedError or done False -> task.report(awardee, False)")
+@check(
+    "contract net",
+    hint="award with task.award(), tell every (seller, 'reject') in task.messages; then while "
+    "task.phase == Phase.AWARDED: yield when_any([award activity, timer]); a timer first -> "
+    "task.timed_out(); a TaskFailedError or done False -> task.report(awardee, False)",
+)
 def contract_net(app: DaprApp) -> str:
     sellers = start_sellers(CONTRACT_SELLERS, env={"CONTRACTOR_DELAY_S": str(LATE_BY_S)}, prefix=f"chk-{_token()}-")
     by_id = {s.app_id: name for name, s in sellers.items()}
@@ -192,7 +235,8 @@ def contract_net(app: DaprApp) -> str:
     proposals = [Proposal(by_id[p["contractor"]], p["price"], p["days"], p["seq"]) for p in result.get("proposals", [])]
     proposed = sorted(p.contractor for p in proposals)
     assert proposed == sorted(n for n in CONTRACT_SELLERS if n not in ("refuser", "late")), (
-        f"proposals taken from {proposed}: the refusal and the answer after the deadline must not count")
+        f"proposals taken from {proposed}: the refusal and the answer after the deadline must not count"
+    )
     assert inboxes["crasher"] is None, "the seller that crashes on its award is still running: it was never awarded"
 
     awards = sorted((m["at"], name) for name, box in inboxes.items() if box for m in box if m["kind"] == "award")
@@ -200,26 +244,37 @@ def contract_net(app: DaprApp) -> str:
     expected = [p.contractor for p in rank(proposals)][:3]  # crasher, hanger, then the earlier of the tie
     assert awarded == expected, (
         f"awards went to {awarded} in this order, expected {expected}: the best proposal by (price, days, arrival), "
-        "and after a failure or a missed report the next best")
+        "and after a failure or a missed report the next best"
+    )
     failed = [by_id.get(s) for s in result.get("failed", [])]
     assert failed == expected[:2], (
-        f"the workflow recorded failures of {failed}, expected {expected[:2]}: the crash, then the missed report")
+        f"the workflow recorded failures of {failed}, expected {expected[:2]}: the crash, then the missed report"
+    )
     assert result.get("phase") == "done" and by_id.get(result.get("awardee")) == expected[-1], (
-        f"the task ended {result.get('phase')!r} with {result.get('awardee')!r}; it should be done by {expected[-1]}")
+        f"the task ended {result.get('phase')!r} with {result.get('awardee')!r}; it should be done by {expected[-1]}"
+    )
     for name, box in inboxes.items():
         if name in ("crasher", "refuser", "late"):
             continue
         kinds = [m["kind"] for m in box or []]
         assert kinds.count("award") <= 1, f"{name} was awarded the task {kinds.count('award')} times"
-        assert kinds.count("reject") == 1, f"{name} was sent {kinds.count('reject')} rejections, expected exactly 1 (every loser is told once)"
-    return (f"{len(awarded)} awards, one at a time, in the rule's order; {len(proposals) - 1} losers told once; "
-            "re-awarded after a crash and after a missed report")
+        assert kinds.count("reject") == 1, (
+            f"{name} was sent {kinds.count('reject')} rejections, expected exactly 1 (every loser is told once)"
+        )
+    return (
+        f"{len(awarded)} awards, one at a time, in the rule's order; {len(proposals) - 1} losers told once; "
+        "re-awarded after a crash and after a missed report"
+    )
 
 
 # -- 5. auctions --------------------------------------------------------------------
 
-@check("auction deadline", hint="schedule_close: await self.register_reminder(CLOSE, b'', timedelta(seconds=seconds), "
-                                "timedelta(0)); receive_reminder: if name == CLOSE: close_auction(), then unregister it")
+
+@check(
+    "auction deadline",
+    hint="schedule_close: await self.register_reminder(CLOSE, b'', timedelta(seconds=seconds), "
+    "timedelta(0)); receive_reminder: if name == CLOSE: close_auction(), then unregister it",
+)
 def auction_deadline(app: DaprApp) -> str:
     auctioneer_t, bidder_t = actor_type_in(app, "AuctioneerActor"), actor_type_in(app, "BidderActor")
     auction, bidders = f"vase-{_token()}", [f"bidder-{_token()}-{n}" for n in range(12)]
@@ -232,26 +287,37 @@ def auction_deadline(app: DaprApp) -> str:
     reminder = httpx.get(f"{app.sidecar_url}/v1.0/actors/{auctioneer_t}/{auction}/reminders/{CLOSE}", timeout=10)
     assert reminder.status_code == 200, (
         f"after Open, the auction has no reminder named {CLOSE!r}: schedule_close must register one (a timer or an "
-        "asyncio task dies with the process)")
+        "asyncio task dies with the process)"
+    )
     app.crash()  # the host dies before the deadline; only the state store and the scheduler remember the auction
     workflows.restart(app)
     try:
         wait_until(lambda: invoke(app, auctioneer_t, auction, "Outcome") is not None, PATIENCE, "the auction's close")
     except LabEnvError:
-        raise AssertionError("the auction never closed after its host crashed: its deadline must outlive the "
-                             "process (a reminder), and receive_reminder must close it") from None
+        raise AssertionError(
+            "the auction never closed after its host crashed: its deadline must outlive the "
+            "process (a reminder), and receive_reminder must close it"
+        ) from None
     outcome = invoke(app, auctioneer_t, auction, "Outcome")
     values = sorted(((valuation(b, auction), b) for b in bidders), reverse=True)
-    assert outcome.get("bids") == len(bidders), f"{outcome.get('bids')} bids counted, expected {len(bidders)} (one per bidder)"
+    assert outcome.get("bids") == len(bidders), (
+        f"{outcome.get('bids')} bids counted, expected {len(bidders)} (one per bidder)"
+    )
     assert outcome.get("winner") == values[0][1], f"{outcome.get('winner')} won; the highest bid was {values[0][1]}'s"
-    assert outcome.get("price") == values[1][0], f"the winner pays {outcome.get('price')}; in a Vickrey auction, the second bid {values[1][0]}"
+    assert outcome.get("price") == values[1][0], (
+        f"the winner pays {outcome.get('price')}; in a Vickrey auction, the second bid {values[1][0]}"
+    )
     return f"closed by its reminder after a crash: {len(bidders)} bids, the highest wins at the second price"
 
 
 # -- 8. scale -----------------------------------------------------------------------
 
-@check("auctions at scale", hint="the scale cell opens auctions, so it needs exercise 4; run it to the end: "
-                                 "samples gets one row per auction size, up to 1,000 bidders")
+
+@check(
+    "auctions at scale",
+    hint="the scale cell opens auctions, so it needs exercise 4; run it to the end: "
+    "samples gets one row per auction size, up to 1,000 bidders",
+)
 def scale(samples: Sequence[dict]) -> str:
     rows = list(samples or [])
     assert rows, "no samples recorded: run the scale cell"

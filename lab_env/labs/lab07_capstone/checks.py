@@ -12,11 +12,11 @@ import random
 from collections import Counter
 from collections.abc import Callable
 
+from lab_env.labs.checks import call_learner, check
+from lab_env.marketplace.market import control
 from lab_env.runtime import workflows
 from lab_env.runtime.apps import DaprApp
 from lab_env.runtime.kafka import read_topic
-from lab_env.marketplace.market import control
-from lab_env.labs.checks import call_learner, check
 
 PATIENCE = 600.0  # safety net for a stuck order or an endless loop; the orders here settle in seconds
 NEGOTIATIONS = 10
@@ -31,9 +31,12 @@ def _deal(market: control.Market, order_id: str) -> dict:
     return workflows.output(workflows.read_state(market.app, f"{order_id}-deal")) or {}
 
 
-@check("negotiator", hint="in my_offers.py, Negotiator.offer returns a number between s.opening and s.limit that never "
-                          "steps back from your last offer (s.own_offers()), and reaches s.limit by the last round; "
-                          "start the market with market.up(..., policy=workspace() / 'my_offers.py')")
+@check(
+    "negotiator",
+    hint="in my_offers.py, Negotiator.offer returns a number between s.opening and s.limit that never "
+    "steps back from your last offer (s.own_offers()), and reaches s.limit by the last round; "
+    "start the market with market.up(..., policy=workspace() / 'my_offers.py')",
+)
 def negotiator(app: DaprApp) -> str:
     market = control.attach(app.app_id)
     ids = control.place_orders(market, NEGOTIATIONS)
@@ -47,24 +50,33 @@ def negotiator(app: DaprApp) -> str:
     assert not rejected, f"{len(rejected)} of {2 * len(rounds)} offers were rejected, the first: {rejected[0]}"
     by = Counter(b for r in rounds for b in r["by"])
     assert set(by) == {"yours"}, (
-        f"the offers were made by {dict(by)}, not by your negotiator: start the market with policy=<your file>")
+        f"the offers were made by {dict(by)}, not by your negotiator: start the market with policy=<your file>"
+    )
     could = [i for i in ids if control.deal_possible(_number(i))]
     missed = [i for i in could if not deals[i].get("agreed")]
-    assert not missed, (f"{len(missed)} of {len(could)} orders whose buyer and seller could agree ended without a deal "
-                        f"(e.g. {missed[0]}: {[(r['bid'], r['ask']) for r in deals[missed[0]]['rounds']]}): "
-                        "concede until you reach your limit in the last round")
+    assert not missed, (
+        f"{len(missed)} of {len(could)} orders whose buyer and seller could agree ended without a deal "
+        f"(e.g. {missed[0]}: {[(r['bid'], r['ask']) for r in deals[missed[0]]['rounds']]}): "
+        "concede until you reach your limit in the last round"
+    )
     assert all(o and o["status"] in control.TERMINAL for o in outcomes.values()), f"orders unsettled: {outcomes}"
     sheet = control.audit(market, PATIENCE)
     assert sheet["balanced"], f"the books do not balance: {sheet}"
     return f"{len(ids)} orders negotiated by your negotiator alone, a deal wherever one was possible, the books balance"
 
 
-@check("books from events", hint="revenue(events): keep one event per order id (the stream is at least once), "
-                                 "then sum 'total' by 'product' over the events whose status is 'completed'")
+@check(
+    "books from events",
+    hint="revenue(events): keep one event per order id (the stream is at least once), "
+    "then sum 'total' by 'product' over the events whose status is 'completed'",
+)
 def books_from_events(revenue: Callable[[list[dict]], dict], app: DaprApp) -> str:
-    empty = call_learner(revenue, [], timeout=PATIENCE, what="revenue")  # an unfinished stub fails here, before the drill
+    empty = call_learner(
+        revenue, [], timeout=PATIENCE, what="revenue"
+    )  # an unfinished stub fails here, before the drill
     assert empty in ({}, None) or (isinstance(empty, dict) and not any(empty.values())), (
-        f"revenue([]) returned {empty!r}: no events, no revenue")
+        f"revenue([]) returned {empty!r}: no events, no revenue"
+    )
     market = control.attach(app.app_id)
     ids = control.place_orders(market, DRILL_ORDERS, fail_every=4)
     workflows.wait(market.app, ids[3], PATIENCE, raise_failed=False)  # then crash with the rest in flight
@@ -90,8 +102,10 @@ def books_from_events(revenue: Callable[[list[dict]], dict], app: DaprApp) -> st
     assert isinstance(got, dict), f"revenue(events) returned a {type(got).__name__}, not a dict of product: revenue"
     for product in sorted(set(truth) | set(got)):
         mine, real = round(float(got.get(product, 0) or 0), 2), round(truth[product], 2)
-        assert mine == real, (f"revenue of {product}: {mine} by your count, {real} by the order actors: "
-                              + ("an order counted twice? events arrive at least once" if mine > real
-                                 else "an order missing?"))
-    return (f"the society healed from a crash ({DRILL_ORDERS} orders, none lost or doubled), and your revenue matches "
-            "the order actors' outcomes through redelivered events")
+        assert mine == real, f"revenue of {product}: {mine} by your count, {real} by the order actors: " + (
+            "an order counted twice? events arrive at least once" if mine > real else "an order missing?"
+        )
+    return (
+        f"the society healed from a crash ({DRILL_ORDERS} orders, none lost or doubled), and your revenue matches "
+        "the order actors' outcomes through redelivered events"
+    )

@@ -26,8 +26,8 @@ from dapr.actor import Actor, ActorId, ActorInterface, ActorProxy, Remindable, a
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
-from lab_env.runtime.actors import actor_type, for_this_run, reuse_sidecar_connections
 from lab_env.marketplace.coordination import auction as rules
+from lab_env.runtime.actors import actor_type, for_this_run, reuse_sidecar_connections
 
 CLOSE = "close"
 
@@ -61,8 +61,13 @@ class AuctioneerActor(Actor, AuctioneerInterface, Remindable):
     async def open(self, terms: dict) -> dict:
         if await self._auction() is not None:  # opened before: a retried call changes nothing
             return {"opened": False}
-        auction = rules.new(terms["kind"], terms["item"], float(terms.get("reserve", 0)),
-                            float(terms.get("opening", 0)), float(terms.get("increment", 1)))
+        auction = rules.new(
+            terms["kind"],
+            terms["item"],
+            float(terms.get("reserve", 0)),
+            float(terms.get("opening", 0)),
+            float(terms.get("increment", 1)),
+        )
         await self._state_manager.set_state("invited", int(terms.get("bidders", 0)))
         await self._keep(auction)
         await self.schedule_close(float(terms["seconds"]))
@@ -117,8 +122,9 @@ class BidderActor(Actor, BidderInterface):
 
     async def bid(self, auction: str) -> bool:
         auctioneer = ActorProxy.create(actor_type("AuctioneerActor"), ActorId(auction), AuctioneerInterface)
-        return await auctioneer.Bid({"bid_id": f"{auction}/{self.id.id}", "bidder": self.id.id,
-                                     "amount": valuation(self.id.id, auction)})
+        return await auctioneer.Bid(
+            {"bid_id": f"{auction}/{self.id.id}", "bidder": self.id.id, "amount": valuation(self.id.id, auction)}
+        )
 
 
 @asynccontextmanager

@@ -17,8 +17,8 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
-from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections
 from lab_env.marketplace.coordination.voting import Ballot
+from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections
 
 CLOSE = "close"
 
@@ -44,8 +44,15 @@ class BallotActor(Actor, BallotInterface, Remindable):
         return Ballot(saved["question"], frozenset(saved["electorate"]), dict(saved["votes"]), saved["closed"])
 
     async def _keep(self, ballot: Ballot, outcome: str | None = None) -> None:
-        await self._state_manager.set_state("ballot", {"question": ballot.question, "electorate": sorted(ballot.electorate),
-                                                       "votes": ballot.votes, "closed": ballot.closed})
+        await self._state_manager.set_state(
+            "ballot",
+            {
+                "question": ballot.question,
+                "electorate": sorted(ballot.electorate),
+                "votes": ballot.votes,
+                "closed": ballot.closed,
+            },
+        )
         if outcome is not None:
             await self._state_manager.set_state("outcome", outcome)
         await self._state_manager.save_state()
@@ -71,8 +78,12 @@ class BallotActor(Actor, BallotInterface, Remindable):
         _, outcome = await self._state_manager.try_get_state("outcome")
         if ballot is None:
             return {"open": False, "decision": None, "tally": {}}
-        return {"open": not ballot.closed, "decision": outcome if ballot.closed else ballot.decision(),
-                "tally": dict(ballot.tally()), "quorum": len(ballot.electorate) // 2 + 1}
+        return {
+            "open": not ballot.closed,
+            "decision": outcome if ballot.closed else ballot.decision(),
+            "tally": dict(ballot.tally()),
+            "quorum": len(ballot.electorate) // 2 + 1,
+        }
 
     async def receive_reminder(self, name, state, due_time, period, ttl=None) -> None:
         if name != CLOSE:

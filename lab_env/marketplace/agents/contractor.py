@@ -100,8 +100,11 @@ def quote(message: Message) -> dict:
 @app.get("/dapr/subscribe")
 def subscriptions() -> list[dict]:
     routes = {"RFQ_TOPIC": "/rfq", "DISCOVERY_TOPIC": "/cards"}
-    return [{"pubsubname": "pubsub", "topic": os.environ[name], "route": route}
-            for name, route in routes.items() if os.environ.get(name)]
+    return [
+        {"pubsubname": "pubsub", "topic": os.environ[name], "route": route}
+        for name, route in routes.items()
+        if os.environ.get(name)
+    ]
 
 
 @app.post("/rfq")
@@ -127,8 +130,9 @@ def read_inbox() -> list[dict]:
     return inbox
 
 
-def start_sellers(sellers: dict[str, tuple[float, int, str]], *, env: dict[str, str] | None = None,
-                  prefix: str = "") -> dict:
+def start_sellers(
+    sellers: dict[str, tuple[float, int, str]], *, env: dict[str, str] | None = None, prefix: str = ""
+) -> dict:
     """Start one contractor app per seller, in parallel: {name: (price, days, behaviour)}.
 
     Returns {name: DaprApp}; the app ids are unique_name(prefix + name), so a
@@ -138,11 +142,21 @@ def start_sellers(sellers: dict[str, tuple[float, int, str]], *, env: dict[str, 
     from lab_env.runtime.apps import start_apps, unique_name, uvicorn_command
 
     ids = {name: unique_name(prefix + name) for name in sellers}
-    apps = start_apps({ids[name]: {
-        "command": uvicorn_command("lab_env.marketplace.agents.contractor:app"), "components": ["pubsub"],
-        "env": {"CONTRACTOR_PRICE": str(price), "CONTRACTOR_DAYS": str(days), "CONTRACTOR_BEHAVIOUR": behaviour,
-                **(env or {})}}
-        for name, (price, days, behaviour) in sellers.items()})
+    apps = start_apps(
+        {
+            ids[name]: {
+                "command": uvicorn_command("lab_env.marketplace.agents.contractor:app"),
+                "components": ["pubsub"],
+                "env": {
+                    "CONTRACTOR_PRICE": str(price),
+                    "CONTRACTOR_DAYS": str(days),
+                    "CONTRACTOR_BEHAVIOUR": behaviour,
+                    **(env or {}),
+                },
+            }
+            for name, (price, days, behaviour) in sellers.items()
+        }
+    )
     return {name: apps[ids[name]] for name in sellers}
 
 

@@ -28,8 +28,13 @@ def main() -> None:
     name = os.environ.get("WORKER_NAME", f"member-{os.getpid()}")
 
     kafka.exit_on_sigterm()
-    settings = {"group.id": args.group, "client.id": name, "group.protocol": args.protocol,
-                "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    settings = {
+        "group.id": args.group,
+        "client.id": name,
+        "group.protocol": args.protocol,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
     if args.protocol == "classic":
         # Classic: the member owns its timing. KIP-848 ("consumer"): the broker does.
         settings.update({"session.timeout.ms": 6000, "partition.assignment.strategy": "range"})

@@ -56,8 +56,11 @@ class ProductActor(Actor, ProductInterface):
         return self._product["stock"], dict(self._product["reservations"])
 
     async def _save(self, stock: int, held: dict[str, int], deliveries: list[str] | None = None) -> None:
-        self._product = {"stock": stock, "reservations": held,
-                         "deliveries": self._product["deliveries"] if deliveries is None else deliveries}
+        self._product = {
+            "stock": stock,
+            "reservations": held,
+            "deliveries": self._product["deliveries"] if deliveries is None else deliveries,
+        }
         await self._state_manager.set_state("product", self._product)
         await self._state_manager.save_state()
 
@@ -86,8 +89,9 @@ class ProductActor(Actor, ProductInterface):
         stock, held = await self._load()
         if delivery["delivery_id"] in self._product["deliveries"]:
             return stock
-        await self._save(stock + int(delivery["quantity"]), held,
-                         [*self._product["deliveries"], delivery["delivery_id"]])
+        await self._save(
+            stock + int(delivery["quantity"]), held, [*self._product["deliveries"], delivery["delivery_id"]]
+        )
         return stock + int(delivery["quantity"])
 
     async def release(self, order_id: str) -> dict:

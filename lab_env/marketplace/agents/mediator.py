@@ -13,8 +13,8 @@ from __future__ import annotations
 import dapr.ext.workflow as wf
 from dapr.actor import ActorId, ActorProxy
 
-from lab_env.runtime.actors import actor_type
 from lab_env.marketplace.agents.market_actors import BuyerAgent, NegotiatorInterface, SellerAgent
+from lab_env.runtime.actors import actor_type
 
 wfr = wf.WorkflowRuntime()
 ACTORS = [BuyerAgent, SellerAgent]

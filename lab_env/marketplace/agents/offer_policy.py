@@ -47,8 +47,12 @@ class Situation:
     def __post_init__(self) -> None:
         if self.role not in ("buyer", "seller"):
             raise ValueError(f"role must be buyer or seller, got {self.role!r}")
-        if (self.role == "buyer" and self.opening > self.limit) or (self.role == "seller" and self.opening < self.limit):
-            raise ValueError(f"a {self.role} opens on the far side of its limit: opening {self.opening}, limit {self.limit}")
+        if (self.role == "buyer" and self.opening > self.limit) or (
+            self.role == "seller" and self.opening < self.limit
+        ):
+            raise ValueError(
+                f"a {self.role} opens on the far side of its limit: opening {self.opening}, limit {self.limit}"
+            )
         if not 0 <= self.round < self.rounds:
             raise ValueError(f"round {self.round} is outside 0..{self.rounds - 1}")
 
@@ -92,8 +96,13 @@ def check_offer(situation: Situation, offer: object, who: str) -> float:
         raise OfferRejected(f"{who}'s offer is not a number: {offer!r}")
     low, high = sorted((situation.opening, situation.limit))
     if not low <= offer <= high:
-        side = "above the buyer's limit" if situation.role == "buyer" and offer > high else \
-               "below the seller's limit" if situation.role == "seller" and offer < low else "behind its opening offer"
+        side = (
+            "above the buyer's limit"
+            if situation.role == "buyer" and offer > high
+            else "below the seller's limit"
+            if situation.role == "seller" and offer < low
+            else "behind its opening offer"
+        )
         raise OfferRejected(f"{who} offered {offer}, {side} (allowed {low} to {high})")
     previous = situation.own_offers()
     if previous:
@@ -143,7 +152,9 @@ class ModelPolicy:
 
     name = "model"
 
-    def __init__(self, api_key: str, base_url: str | None = None, model: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self, api_key: str, base_url: str | None = None, model: str | None = None, timeout: float = 60.0
+    ) -> None:
         import openai
 
         self.model = model or os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL
@@ -155,13 +166,24 @@ class ModelPolicy:
     def offer(self, situation: Situation) -> float:
         import openai
 
-        facts = {"item": situation.item, "round": situation.round + 1, "of_rounds": situation.rounds,
-                 "opening_offer": situation.opening, "limit": situation.limit, "earlier_rounds": list(situation.history)}
+        facts = {
+            "item": situation.item,
+            "round": situation.round + 1,
+            "of_rounds": situation.rounds,
+            "opening_offer": situation.opening,
+            "limit": situation.limit,
+            "earlier_rounds": list(situation.history),
+        }
         try:
             reply = self._client.chat.completions.create(
-                model=self.model, temperature=0, response_format={"type": "json_object"},
-                messages=[{"role": "system", "content": INSTRUCTIONS.format(role=situation.role)},
-                          {"role": "user", "content": json.dumps(facts)}])
+                model=self.model,
+                temperature=0,
+                response_format={"type": "json_object"},
+                messages=[
+                    {"role": "system", "content": INSTRUCTIONS.format(role=situation.role)},
+                    {"role": "user", "content": json.dumps(facts)},
+                ],
+            )
         except openai.APIStatusError as err:  # the body may quote the key: keep only the status
             raise OfferRejected(f"the model server refused the request: HTTP {err.status_code}") from None
         except openai.APIError as err:

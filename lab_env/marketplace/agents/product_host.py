@@ -18,12 +18,13 @@ from dapr.actor.runtime.runtime import ActorRuntime
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
-from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections, tune_gc_for_actors
 from lab_env.marketplace.agents.market_actors import ProductActor
+from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections, tune_gc_for_actors
 
 # Idle actors stay active this long; a scale run must not lose them mid-way.
-ActorRuntime.set_actor_config(ActorRuntimeConfig(
-    actor_idle_timeout=timedelta(seconds=float(os.environ.get("IDLE_SECONDS", "1800")))))
+ActorRuntime.set_actor_config(
+    ActorRuntimeConfig(actor_idle_timeout=timedelta(seconds=float(os.environ.get("IDLE_SECONDS", "1800"))))
+)
 
 
 @asynccontextmanager

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 from lab_env.runtime import kafka, streams
 from lab_env.runtime.streams import Emit
 
@@ -80,8 +79,19 @@ def distributor_handler(chain: dict[str, str], plan: Callable[[int, int, int], t
             return []
         shipped, backordered, reorder = (int(n) for n in plan(book["stock"], book["on_order"], event["qty"]))
         state[sku] = {"stock": book["stock"] - shipped, "on_order": book["on_order"] + reorder}
-        out = [Emit(chain["fulfilment"], sku, {"demand": event["id"], "sku": sku, "qty": event["qty"],
-                                               "shipped": shipped, "backordered": backordered})]
+        out = [
+            Emit(
+                chain["fulfilment"],
+                sku,
+                {
+                    "demand": event["id"],
+                    "sku": sku,
+                    "qty": event["qty"],
+                    "shipped": shipped,
+                    "backordered": backordered,
+                },
+            )
+        ]
         if reorder:
             out.append(Emit(chain["reorders"], sku, {"id": f"r-{event['id']}", "sku": sku, "qty": reorder}))
         return out
@@ -119,11 +129,18 @@ def main() -> None:
         run_retailer(chain, args.demands, args.rate, args.seed)
         return
     if args.role == "distributor":
-        proc = streams.Processor(name, f"distributors-{chain['demand']}", [chain["demand"], chain["shipments"]],
-                                 distributor_handler(chain, load_rule(args.rules)), changelog=chain["stock"], batch=20)
+        proc = streams.Processor(
+            name,
+            f"distributors-{chain['demand']}",
+            [chain["demand"], chain["shipments"]],
+            distributor_handler(chain, load_rule(args.rules)),
+            changelog=chain["stock"],
+            batch=20,
+        )
     else:
-        proc = streams.Processor(name, f"suppliers-{chain['demand']}", [chain["reorders"]],
-                                 supplier_handler(chain, args.lead_time), batch=5)
+        proc = streams.Processor(
+            name, f"suppliers-{chain['demand']}", [chain["reorders"]], supplier_handler(chain, args.lead_time), batch=5
+        )
     streams.run(proc)
 
 
@@ -160,7 +177,9 @@ def audit(chain: dict[str, str]) -> dict[str, Any]:
     once([s["id"] for s in shipments], [r["id"] for r in reorders], "reorders shipped")
     for f in filled:
         if f["shipped"] < 0 or f["backordered"] < 0 or f["shipped"] + f["backordered"] != f["qty"]:
-            problems.append(f"demand {f['demand']}: shipped {f['shipped']} + backordered {f['backordered']} != {f['qty']} demanded")
+            problems.append(
+                f"demand {f['demand']}: shipped {f['shipped']} + backordered {f['backordered']} != {f['qty']} demanded"
+            )
             break
     for sku in SKUS:
         came = sum(s["qty"] for s in shipments if s["sku"] == sku)
@@ -171,7 +190,13 @@ def audit(chain: dict[str, str]) -> dict[str, Any]:
         if book["stock"] < 0:
             problems.append(f"{sku}: stock is negative ({book['stock']})")
     return {
-        "demanded": sum(d["qty"] for d in demand), "shipped": sum(f["shipped"] for f in filled),
-        "backordered": sum(f["backordered"] for f in filled), "demands": len(demand), "filled": len(filled),
-        "reorders": len(reorders), "shipments": len(shipments), "stock": stock, "problems": problems,
+        "demanded": sum(d["qty"] for d in demand),
+        "shipped": sum(f["shipped"] for f in filled),
+        "backordered": sum(f["backordered"] for f in filled),
+        "demands": len(demand),
+        "filled": len(filled),
+        "reorders": len(reorders),
+        "shipments": len(shipments),
+        "stock": stock,
+        "problems": problems,
     }

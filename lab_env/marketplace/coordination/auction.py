@@ -94,22 +94,48 @@ class Ascending:
 def dump(auction: SealedBid | Ascending) -> dict:
     """The auction as JSON-able data (what an actor keeps in its state)."""
     if isinstance(auction, SealedBid):
-        return {"kind": "vickrey" if auction.second_price else "sealed", "item": auction.item, "reserve": auction.reserve,
-                "closed": auction.closed, "bids": [vars(b) for b in auction.bids.values()]}
-    return {"kind": "english", "item": auction.item, "opening": auction.opening, "increment": auction.increment,
-            "closed": auction.closed, "seen": sorted(auction.seen), "seq": auction._seq,
-            "leader": vars(auction.leader) if auction.leader else None}
+        return {
+            "kind": "vickrey" if auction.second_price else "sealed",
+            "item": auction.item,
+            "reserve": auction.reserve,
+            "closed": auction.closed,
+            "bids": [vars(b) for b in auction.bids.values()],
+        }
+    return {
+        "kind": "english",
+        "item": auction.item,
+        "opening": auction.opening,
+        "increment": auction.increment,
+        "closed": auction.closed,
+        "seen": sorted(auction.seen),
+        "seq": auction._seq,
+        "leader": vars(auction.leader) if auction.leader else None,
+    }
 
 
 def restore(data: dict) -> SealedBid | Ascending:
     if data["kind"] in ("sealed", "vickrey"):
-        return SealedBid(data["item"], data["reserve"], data["kind"] == "vickrey",
-                         {b["bid_id"]: Bid(**b) for b in data["bids"]}, data["closed"])
-    return Ascending(data["item"], data["opening"], data["increment"],
-                     Bid(**data["leader"]) if data["leader"] else None, set(data["seen"]), data["closed"], data["seq"])
+        return SealedBid(
+            data["item"],
+            data["reserve"],
+            data["kind"] == "vickrey",
+            {b["bid_id"]: Bid(**b) for b in data["bids"]},
+            data["closed"],
+        )
+    return Ascending(
+        data["item"],
+        data["opening"],
+        data["increment"],
+        Bid(**data["leader"]) if data["leader"] else None,
+        set(data["seen"]),
+        data["closed"],
+        data["seq"],
+    )
 
 
-def new(kind: str, item: str, reserve: float = 0.0, opening: float = 0.0, increment: float = 1.0) -> SealedBid | Ascending:
+def new(
+    kind: str, item: str, reserve: float = 0.0, opening: float = 0.0, increment: float = 1.0
+) -> SealedBid | Ascending:
     if kind == "sealed":
         return SealedBid(item, reserve)
     if kind == "vickrey":

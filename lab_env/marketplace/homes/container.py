@@ -36,25 +36,27 @@ def dockerfile(agent: Agent, spec: HomeSpec) -> str:
     base = pins().image("agent_base")
     health = f"http://127.0.0.1:{agent.port}{agent.health}"
     probe = f"import urllib.request; urllib.request.urlopen({health!r}, timeout=2)"
-    return "\n".join([
-        "# syntax=docker/dockerfile:1",
-        f"# Agent {agent.app_id} of the {spec.home} home, rendered by lab_env.marketplace.homes.container.",
-        f"FROM {base} AS build",
-        "WORKDIR /src",
-        "COPY pyproject.toml uv.lock README.md ./",
-        "COPY lab_env ./lab_env",
-        "RUN pip install --no-cache-dir --prefix=/install .",
-        "",
-        f"FROM {base}",
-        f"RUN groupadd --system --gid {AGENT_UID} agent \\",
-        f"    && useradd --system --uid {AGENT_UID} --gid agent --no-create-home agent",
-        "COPY --from=build /install /usr/local",
-        f"USER {AGENT_UID}:{AGENT_UID}",
-        f"EXPOSE {agent.port}",
-        f"HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD [\"python\", \"-c\", {_json_str(probe)}]",
-        f'CMD ["python", "-m", "uvicorn", "{agent.app}", "--host", "127.0.0.1", "--port", "{agent.port}"]',
-        "",
-    ])
+    return "\n".join(
+        [
+            "# syntax=docker/dockerfile:1",
+            f"# Agent {agent.app_id} of the {spec.home} home, rendered by lab_env.marketplace.homes.container.",
+            f"FROM {base} AS build",
+            "WORKDIR /src",
+            "COPY pyproject.toml uv.lock README.md ./",
+            "COPY lab_env ./lab_env",
+            "RUN pip install --no-cache-dir --prefix=/install .",
+            "",
+            f"FROM {base}",
+            f"RUN groupadd --system --gid {AGENT_UID} agent \\",
+            f"    && useradd --system --uid {AGENT_UID} --gid agent --no-create-home agent",
+            "COPY --from=build /install /usr/local",
+            f"USER {AGENT_UID}:{AGENT_UID}",
+            f"EXPOSE {agent.port}",
+            f'HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["python", "-c", {_json_str(probe)}]',
+            f'CMD ["python", "-m", "uvicorn", "{agent.app}", "--host", "127.0.0.1", "--port", "{agent.port}"]',
+            "",
+        ]
+    )
 
 
 def _json_str(text: str) -> str:
@@ -83,8 +85,12 @@ def compose(spec: HomeSpec) -> dict:
             "read_only": True,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
-            "environment": {**agent.env, "APP_ID": agent.app_id, "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
-                            "DAPR_GRPC_PORT": str(SIDECAR_GRPC_PORT)},
+            "environment": {
+                **agent.env,
+                "APP_ID": agent.app_id,
+                "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
+                "DAPR_GRPC_PORT": str(SIDECAR_GRPC_PORT),
+            },
             "networks": ["lab"],
         }
         if agent.resources:
@@ -96,28 +102,53 @@ def compose(spec: HomeSpec) -> dict:
             service["deploy"] = {"resources": {"limits": limits}}
         sidecar: dict = {
             "image": pins().image("dapr"),
-            "command": ["./daprd", "--app-id", agent.app_id, "--app-port", str(agent.port),
-                        "--app-channel-address", "127.0.0.1",
-                        "--dapr-http-port", str(SIDECAR_HTTP_PORT), "--dapr-grpc-port", str(SIDECAR_GRPC_PORT),
-                        "--placement-host-address", PLACEMENT, "--scheduler-host-address", SCHEDULER,
-                        "--resources-path", "/resources", "--config", f"/config/{agent.app_id}.yaml"],
+            "command": [
+                "./daprd",
+                "--app-id",
+                agent.app_id,
+                "--app-port",
+                str(agent.port),
+                "--app-channel-address",
+                "127.0.0.1",
+                "--dapr-http-port",
+                str(SIDECAR_HTTP_PORT),
+                "--dapr-grpc-port",
+                str(SIDECAR_GRPC_PORT),
+                "--placement-host-address",
+                PLACEMENT,
+                "--scheduler-host-address",
+                SCHEDULER,
+                "--resources-path",
+                "/resources",
+                "--config",
+                f"/config/{agent.app_id}.yaml",
+            ],
             "network_mode": f"service:{agent.app_id}",
             "volumes": ["./resources:/resources:ro", "./config:/config:ro"],
             "depends_on": [agent.app_id],
             "read_only": True,
             "cap_drop": ["ALL"],
         }
-        needed = [name for name in spec.secrets if any(
-            f"secret:{name}" in c.metadata.values() for c in spec.components.values() if c.name in agent.components)]
+        needed = [
+            name
+            for name in spec.secrets
+            if any(
+                f"secret:{name}" in c.metadata.values() for c in spec.components.values() if c.name in agent.components
+            )
+        ]
         if needed:
             # Required, never defaulted: compose stops with this message when it is unset.
-            sidecar["environment"] = {native._env_var(name): f"${{{native._env_var(name)}:?export it before compose up}}"
-                                      for name in needed}
+            sidecar["environment"] = {
+                native._env_var(name): f"${{{native._env_var(name)}:?export it before compose up}}" for name in needed
+            }
         services[agent.app_id] = service
         services[f"{agent.app_id}-dapr"] = sidecar
-    return {"name": spec.home, "services": services,
-            # The devcontainer's own network, where redis, kafka, placement and scheduler are.
-            "networks": {"lab": {"external": True, "name": "${LAB_NETWORK:-devcontainer_default}"}}}
+    return {
+        "name": spec.home,
+        "services": services,
+        # The devcontainer's own network, where redis, kafka, placement and scheduler are.
+        "networks": {"lab": {"external": True, "name": "${LAB_NETWORK:-devcontainer_default}"}},
+    }
 
 
 def resources(spec: HomeSpec) -> dict[str, dict]:
@@ -127,8 +158,10 @@ def resources(spec: HomeSpec) -> dict[str, dict]:
     moved = {NATIVE.component_env()[key]: value for key, value in CONTAINER.component_env().items()}
     out = {}
     for name, component in native.resources(spec).items():
-        metadata = [{**m, "value": moved.get(m["value"], m["value"])} if "value" in m else m
-                    for m in component["spec"].get("metadata", [])]
+        metadata = [
+            {**m, "value": moved.get(m["value"], m["value"])} if "value" in m else m
+            for m in component["spec"].get("metadata", [])
+        ]
         out[name] = {**component, "spec": {**component["spec"], "metadata": metadata}}
     return out
 
@@ -159,7 +192,11 @@ def dockerfile_problems(text: str) -> list[str]:
     ADD; no secret-looking ENV or ARG; a numeric non-root USER before CMD; a
     HEALTHCHECK; CMD in exec form.
     """
-    lines = [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.strip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in text.replace("\\\n", " ").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     instr = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
     problems = []
     froms = [arg.split()[0] for op, arg in instr if op == "FROM"]
@@ -189,6 +226,5 @@ def dockerfile_problems(text: str) -> list[str]:
         problems.append("no HEALTHCHECK")
     for index in cmds:
         if not instr[index][1].startswith("["):
-            problems.append(f"{instr[index][0]} is in shell form: use the exec form [\"...\"] so signals reach the app")
+            problems.append(f'{instr[index][0]} is in shell form: use the exec form ["..."] so signals reach the app')
     return problems
-

@@ -28,9 +28,9 @@ def rss(pids: list[int]) -> int:
 
 @dataclass(frozen=True)
 class Density:
-    per_actor: float      # bytes each active actor adds to its host and sidecar
-    per_process: float    # bytes of one idle agent as its own app plus sidecar
-    available: int        # bytes this machine has free now
+    per_actor: float  # bytes each active actor adds to its host and sidecar
+    per_process: float  # bytes of one idle agent as its own app plus sidecar
+    available: int  # bytes this machine has free now
 
     @property
     def actors_fit(self) -> int:
@@ -41,8 +41,9 @@ class Density:
         return int(self.available / self.per_process)
 
 
-def _activate(client: httpx.Client, pool: ThreadPoolExecutor, sidecar: str, actor_type: str, ids: list[str],
-              method: str) -> None:
+def _activate(
+    client: httpx.Client, pool: ThreadPoolExecutor, sidecar: str, actor_type: str, ids: list[str], method: str
+) -> None:
     # Threads, not asyncio: a notebook's kernel already runs an event loop.
     def one(actor_id: str) -> None:
         reply = client.put(f"{sidecar}/v1.0/actors/{actor_type}/{actor_id}/method/{method}")
@@ -52,8 +53,15 @@ def _activate(client: httpx.Client, pool: ThreadPoolExecutor, sidecar: str, acto
     list(pool.map(one, ids))
 
 
-def measure(host_pids: list[int], sidecar: str, actor_type: str, count: int = 2000,
-            method: str = "Stock", concurrency: int = 32, progress=None) -> Density:
+def measure(
+    host_pids: list[int],
+    sidecar: str,
+    actor_type: str,
+    count: int = 2000,
+    method: str = "Stock",
+    concurrency: int = 32,
+    progress=None,
+) -> Density:
     """One agent as its own process pair costs what the idle host (app and
     sidecar, ``host_pids``) takes; one agent as an actor costs what each of
     ``count`` actors activated in it adds (in steps, for ``progress``, a tqdm bar)."""
@@ -62,8 +70,16 @@ def measure(host_pids: list[int], sidecar: str, actor_type: str, count: int = 20
     # Readiness: the actor type reaches placement's table a moment after the
     # app starts. A fresh actor per try: one whose activation failed stays broken while active.
     tries = iter(range(10**6))
-    wait_until(lambda: httpx.put(f"{sidecar}/v1.0/actors/{actor_type}/warmup-{next(tries)}/method/{method}",
-                                 timeout=10).status_code == 200, 60, "the actor host")
+    wait_until(
+        lambda: (
+            httpx.put(
+                f"{sidecar}/v1.0/actors/{actor_type}/warmup-{next(tries)}/method/{method}", timeout=10
+            ).status_code
+            == 200
+        ),
+        60,
+        "the actor host",
+    )
     idle = before = rss(host_pids)
     step = max(1, count // 10)
     limits = httpx.Limits(max_connections=concurrency)
@@ -74,5 +90,4 @@ def measure(host_pids: list[int], sidecar: str, actor_type: str, count: int = 20
             if progress is not None:
                 progress.update(len(ids))
     added = rss(host_pids) - before
-    return Density(per_actor=max(added, 1) / count, per_process=idle,
-                   available=psutil.virtual_memory().available)
+    return Density(per_actor=max(added, 1) / count, per_process=idle, available=psutil.virtual_memory().available)

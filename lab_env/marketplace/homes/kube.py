@@ -39,25 +39,34 @@ def deployment(agent: Agent, spec: HomeSpec) -> dict:
         "env": [{"name": k, "value": v} for k, v in agent.env.items()],
         "readinessProbe": {**probe, "initialDelaySeconds": 2},
         "livenessProbe": {**probe, "initialDelaySeconds": 10},
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     if agent.resources:
         container["resources"] = {"requests": dict(agent.resources), "limits": dict(agent.resources)}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": agent.app_id, "namespace": spec.home, "labels": _labels(agent, spec)},
         "spec": {
             "replicas": agent.replicas,
             "selector": {"matchLabels": {"app": agent.app_id}},
             "template": {
-                "metadata": {"labels": _labels(agent, spec), "annotations": {
-                    "dapr.io/enabled": "true",
-                    "dapr.io/app-id": agent.app_id,
-                    "dapr.io/app-port": str(agent.port),
-                    "dapr.io/config": f"{agent.app_id}-config",
-                    "dapr.io/enable-api-logging": "true",
-                }},
+                "metadata": {
+                    "labels": _labels(agent, spec),
+                    "annotations": {
+                        "dapr.io/enabled": "true",
+                        "dapr.io/app-id": agent.app_id,
+                        "dapr.io/app-port": str(agent.port),
+                        "dapr.io/config": f"{agent.app_id}-config",
+                        "dapr.io/enable-api-logging": "true",
+                    },
+                },
                 "spec": {"containers": [container]},
             },
         },
@@ -65,56 +74,94 @@ def deployment(agent: Agent, spec: HomeSpec) -> dict:
 
 
 def service(agent: Agent, spec: HomeSpec) -> dict:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": agent.app_id, "namespace": spec.home, "labels": _labels(agent, spec)},
-            "spec": {"selector": {"app": agent.app_id},
-                     "ports": [{"name": "http", "port": 80, "targetPort": agent.port}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": agent.app_id, "namespace": spec.home, "labels": _labels(agent, spec)},
+        "spec": {"selector": {"app": agent.app_id}, "ports": [{"name": "http", "port": 80, "targetPort": agent.port}]},
+    }
 
 
 def autoscaler(agent: Agent, spec: HomeSpec) -> dict | None:
     if agent.scale is None:
         return None
-    metrics = [{"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization",
-                                                                          "averageUtilization": percent}}}
-               for name, percent in (("cpu", agent.scale.cpu_percent), ("memory", agent.scale.memory_percent))
-               if percent is not None]
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": agent.app_id, "namespace": spec.home},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": agent.app_id},
-                     "minReplicas": agent.scale.min, "maxReplicas": agent.scale.max, "metrics": metrics}}
+    metrics = [
+        {
+            "type": "Resource",
+            "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": percent}},
+        }
+        for name, percent in (("cpu", agent.scale.cpu_percent), ("memory", agent.scale.memory_percent))
+        if percent is not None
+    ]
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": agent.app_id, "namespace": spec.home},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": agent.app_id},
+            "minReplicas": agent.scale.min,
+            "maxReplicas": agent.scale.max,
+            "metrics": metrics,
+        },
+    }
 
 
 def configuration(agent: Agent, spec: HomeSpec) -> dict:
     """mTLS on; every caller and method denied unless the spec lists it."""
-    policies = [{"appId": caller, "defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "namespace": spec.home,
-                 "operations": [{"name": f"/{method}", "httpVerb": ["*"], "action": "allow"} for method in methods]}
-                for caller, methods in sorted(agent.callers.items())]
-    return {"apiVersion": DAPR_API, "kind": "Configuration",
-            "metadata": {"name": f"{agent.app_id}-config", "namespace": spec.home},
-            # Dapr 1.18's CRD requires the control plane's address and trust domain whenever mtls is set.
-            "spec": {"mtls": {"enabled": True, "controlPlaneTrustDomain": "cluster.local",
-                              "sentryAddress": f"dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443"},
-                     "accessControl": {"defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "policies": policies}}}
+    policies = [
+        {
+            "appId": caller,
+            "defaultAction": "deny",
+            "trustDomain": TRUST_DOMAIN,
+            "namespace": spec.home,
+            "operations": [{"name": f"/{method}", "httpVerb": ["*"], "action": "allow"} for method in methods],
+        }
+        for caller, methods in sorted(agent.callers.items())
+    ]
+    return {
+        "apiVersion": DAPR_API,
+        "kind": "Configuration",
+        "metadata": {"name": f"{agent.app_id}-config", "namespace": spec.home},
+        # Dapr 1.18's CRD requires the control plane's address and trust domain whenever mtls is set.
+        "spec": {
+            "mtls": {
+                "enabled": True,
+                "controlPlaneTrustDomain": "cluster.local",
+                "sentryAddress": f"dapr-sentry.{DAPR_NAMESPACE}.svc.cluster.local:443",
+            },
+            "accessControl": {"defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "policies": policies},
+        },
+    }
 
 
 def components(spec: HomeSpec) -> list[dict]:
-    out = [{"apiVersion": DAPR_API, "kind": "Component",
+    out = [
+        {
+            "apiVersion": DAPR_API,
+            "kind": "Component",
             "metadata": {"name": SECRET_STORE, "namespace": spec.home},
             "spec": {"type": "secretstores.kubernetes", "version": "v1", "metadata": []},
-            "scopes": [a.app_id for a in spec.agents]}]
+            "scopes": [a.app_id for a in spec.agents],
+        }
+    ]
     for component in spec.components.values():
         metadata: list[dict] = []
         for key, value in component.metadata.items():
             if value.startswith("secret:"):
-                metadata.append({"name": key, "secretKeyRef": {"name": secret_name(spec), "key": value[len("secret:"):]}})
+                metadata.append(
+                    {"name": key, "secretKeyRef": {"name": secret_name(spec), "key": value[len("secret:") :]}}
+                )
             else:
                 metadata.append({"name": key, "value": value})
         if component.actors:
             metadata.append({"name": "actorStateStore", "value": "true"})
-        body: dict = {"apiVersion": DAPR_API, "kind": "Component",
-                      "metadata": {"name": component.name, "namespace": spec.home},
-                      "spec": {"type": component.type, "version": "v1", "metadata": metadata},
-                      "scopes": list(component.scopes)}
+        body: dict = {
+            "apiVersion": DAPR_API,
+            "kind": "Component",
+            "metadata": {"name": component.name, "namespace": spec.home},
+            "spec": {"type": component.type, "version": "v1", "metadata": metadata},
+            "scopes": list(component.scopes),
+        }
         if any("secretKeyRef" in m for m in metadata):
             body["auth"] = {"secretStore": SECRET_STORE}
         out.append(body)
@@ -123,16 +170,25 @@ def components(spec: HomeSpec) -> list[dict]:
 
 def resiliency(spec: HomeSpec) -> dict:
     """Timeouts, retries and a circuit breaker on calls to every agent that has callers."""
-    targets = {a.app_id: {"timeout": "call", "retry": "brief", "circuitBreaker": "trip"} for a in spec.agents if a.callers}
-    return {"apiVersion": DAPR_API, "kind": "Resiliency",
-            "metadata": {"name": f"{spec.home}-resiliency", "namespace": spec.home},
-            "scopes": [a.app_id for a in spec.agents],
-            "spec": {"policies": {
+    targets = {
+        a.app_id: {"timeout": "call", "retry": "brief", "circuitBreaker": "trip"} for a in spec.agents if a.callers
+    }
+    return {
+        "apiVersion": DAPR_API,
+        "kind": "Resiliency",
+        "metadata": {"name": f"{spec.home}-resiliency", "namespace": spec.home},
+        "scopes": [a.app_id for a in spec.agents],
+        "spec": {
+            "policies": {
                 "timeouts": {"call": "5s"},
                 "retries": {"brief": {"policy": "exponential", "maxInterval": "2s", "maxRetries": 3}},
-                "circuitBreakers": {"trip": {"maxRequests": 1, "interval": "10s", "timeout": "15s",
-                                             "trip": "consecutiveFailures >= 5"}}},
-                "targets": {"apps": targets}}}
+                "circuitBreakers": {
+                    "trip": {"maxRequests": 1, "interval": "10s", "timeout": "15s", "trip": "consecutiveFailures >= 5"}
+                },
+            },
+            "targets": {"apps": targets},
+        },
+    }
 
 
 def secret(spec: HomeSpec, values: dict[str, str]) -> dict:
@@ -141,9 +197,13 @@ def secret(spec: HomeSpec, values: dict[str, str]) -> dict:
         from lab_env.errors import LabEnvError
 
         raise LabEnvError(f"no value for secret {missing[0]!r}", "set it in the environment before applying the home")
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": secret_name(spec), "namespace": spec.home},
-            "stringData": {name: values[name] for name in spec.secrets}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secret_name(spec), "namespace": spec.home},
+        "stringData": {name: values[name] for name in spec.secrets},
+    }
 
 
 def manifests(spec: HomeSpec, secret_values: dict[str, str] | None = None) -> list[dict]:

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.runtime.apps import run_token
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all
 from lab_env.core.profile import current
+from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import kube
 from lab_env.marketplace.homes.spec import HomeSpec
+from lab_env.runtime.apps import run_token
 
 SECRET_STORE = kube.SECRET_STORE
 
@@ -55,10 +55,21 @@ def resources(spec: HomeSpec) -> dict[str, dict]:
         if component["spec"]["type"] == "secretstores.kubernetes":
             component["spec"] = {"type": "secretstores.local.env", "version": "v1", "metadata": []}
         else:
-            component["spec"] = {**component["spec"], "metadata": [
-                {"name": m["name"], "secretKeyRef": {"name": _env_var(m["secretKeyRef"]["key"]),
-                                                     "key": _env_var(m["secretKeyRef"]["key"])}}
-                if "secretKeyRef" in m else m for m in component["spec"]["metadata"]]}
+            component["spec"] = {
+                **component["spec"],
+                "metadata": [
+                    {
+                        "name": m["name"],
+                        "secretKeyRef": {
+                            "name": _env_var(m["secretKeyRef"]["key"]),
+                            "key": _env_var(m["secretKeyRef"]["key"]),
+                        },
+                    }
+                    if "secretKeyRef" in m
+                    else m
+                    for m in component["spec"]["metadata"]
+                ],
+            }
         out[f"{component['metadata']['name']}.yaml"] = component
     resiliency = kube.resiliency(spec)
     out["resiliency.yaml"] = {**resiliency, "metadata": {"name": resiliency["metadata"]["name"]}}
@@ -86,8 +97,12 @@ def configurations(spec: HomeSpec, mtls: bool = True) -> dict[str, dict]:
         if "accessControl" in body:
             policies = [{**p, "namespace": NAMESPACE} for p in body["accessControl"]["policies"]]
             body["accessControl"] = {**body["accessControl"], "policies": policies}
-        out[f"{agent.app_id}.yaml"] = {"apiVersion": config["apiVersion"], "kind": "Configuration",
-                                       "metadata": {"name": config["metadata"]["name"]}, "spec": body}
+        out[f"{agent.app_id}.yaml"] = {
+            "apiVersion": config["apiVersion"],
+            "kind": "Configuration",
+            "metadata": {"name": config["metadata"]["name"]},
+            "spec": body,
+        }
     return out
 
 
@@ -101,8 +116,11 @@ def daprd_wrapper(folder: Path, sentry=None) -> Path:
     runtime = folder / "runtime"
     script = runtime / ".dapr" / "bin" / "daprd"
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text("#!/bin/sh\n# Written by lab_env/marketplace/homes/native.py: the lab's daprd with the home's flags.\n"
-                      + exports + f'exec {shlex.quote(str(dapr_bin("daprd")))} "$@" {shlex.join(extra)}\n')
+    script.write_text(
+        "#!/bin/sh\n# Written by lab_env/marketplace/homes/native.py: the lab's daprd with the home's flags.\n"
+        + exports
+        + f'exec {shlex.quote(str(dapr_bin("daprd")))} "$@" {shlex.join(extra)}\n'
+    )
     script.chmod(0o755)
     return runtime
 
@@ -114,8 +132,14 @@ def _sidecar_flags(sentry) -> list[str]:
     return flags + (sentry.sidecar_args() if sentry is not None else [])
 
 
-def run_file(spec: HomeSpec, folder: Path, sidecar_ports: dict[str, tuple[int, ...]], app_dir: Path,
-             python: str = sys.executable, sentry=None) -> dict:
+def run_file(
+    spec: HomeSpec,
+    folder: Path,
+    sidecar_ports: dict[str, tuple[int, ...]],
+    app_dir: Path,
+    python: str = sys.executable,
+    sentry=None,
+) -> dict:
     """The `dapr run -f` template: ``sidecar_ports`` maps each app id to its
     sidecar's (HTTP, gRPC, internal gRPC, metrics) ports; ``app_dir`` is where
     the apps' modules import from."""
@@ -126,36 +150,47 @@ def run_file(spec: HomeSpec, folder: Path, sidecar_ports: dict[str, tuple[int, .
         http, grpc, internal, metrics = sidecar_ports[agent.app_id]
         work = folder / "apps" / agent.app_id
         work.mkdir(parents=True, exist_ok=True)
-        apps.append({
-            "appID": agent.app_id,
-            "appDirPath": str(work),
-            "appPort": agent.port,
-            "appProtocol": "http",
-            "daprHTTPPort": http,
-            "daprGRPCPort": grpc,
-            "daprInternalGRPCPort": internal,
-            "metricsPort": metrics,
-            "apiListenAddresses": "127.0.0.1",
-            # CLI 1.12 otherwise passes -1 for both, which daprd 1.18 takes as
-            # "no limit" on request bodies: keep Dapr's defaults, as lab_env's sidecars do.
-            "daprHTTPMaxRequestSize": 4,  # MB, Dapr's default
-            "daprHTTPReadBufferSize": 4,  # KB, Dapr's default
-            "placementHostAddress": prof.placement_address,
-            "runtimePath": str(runtime),
-            "resourcesPaths": [str(folder / "resources")],
-            "configFilePath": str(folder / "config" / f"{agent.app_id}.yaml"),
-            # The run token names the actor types (lab_env.runtime.actors.actor_type), as for apps lab_env starts.
-            "env": {**agent.env, "PYTHONPATH": str(app_dir), "LAB_RUN_TOKEN": run_token(), **prof.dapr_cli_env()},
-            "command": [python, "-m", "uvicorn", agent.app, "--host", "127.0.0.1", "--port", str(agent.port),
-                        "--log-level", "warning"],
-            "appLogDestination": "file",
-            "daprdLogDestination": "file",
-        })
+        apps.append(
+            {
+                "appID": agent.app_id,
+                "appDirPath": str(work),
+                "appPort": agent.port,
+                "appProtocol": "http",
+                "daprHTTPPort": http,
+                "daprGRPCPort": grpc,
+                "daprInternalGRPCPort": internal,
+                "metricsPort": metrics,
+                "apiListenAddresses": "127.0.0.1",
+                # CLI 1.12 otherwise passes -1 for both, which daprd 1.18 takes as
+                # "no limit" on request bodies: keep Dapr's defaults, as lab_env's sidecars do.
+                "daprHTTPMaxRequestSize": 4,  # MB, Dapr's default
+                "daprHTTPReadBufferSize": 4,  # KB, Dapr's default
+                "placementHostAddress": prof.placement_address,
+                "runtimePath": str(runtime),
+                "resourcesPaths": [str(folder / "resources")],
+                "configFilePath": str(folder / "config" / f"{agent.app_id}.yaml"),
+                # The run token names the actor types (lab_env.runtime.actors.actor_type), as for apps lab_env starts.
+                "env": {**agent.env, "PYTHONPATH": str(app_dir), "LAB_RUN_TOKEN": run_token(), **prof.dapr_cli_env()},
+                "command": [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    agent.app,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(agent.port),
+                    "--log-level",
+                    "warning",
+                ],
+                "appLogDestination": "file",
+                "daprdLogDestination": "file",
+            }
+        )
     return {"version": 1, "apps": apps}
 
 
-def write(spec: HomeSpec, folder: Path, sidecar_ports: dict[str, tuple[int, ...]], app_dir: Path,
-          sentry=None) -> Path:
+def write(spec: HomeSpec, folder: Path, sidecar_ports: dict[str, tuple[int, ...]], app_dir: Path, sentry=None) -> Path:
     """Write the native home into ``folder``; returns the path of dapr.yaml."""
     import yaml
 
@@ -177,8 +212,14 @@ class RunningHome:
     sidecars: dict[str, str]  # app id -> sidecar URL
 
 
-def start(spec: HomeSpec, folder: Path, app_dir: Path, secrets: dict[str, str] | None = None, sentry=None,
-          timeout: float = 120.0) -> RunningHome:
+def start(
+    spec: HomeSpec,
+    folder: Path,
+    app_dir: Path,
+    secrets: dict[str, str] | None = None,
+    sentry=None,
+    timeout: float = 120.0,
+) -> RunningHome:
     """Write the home and start it with `dapr run -f`; wait until every agent
     and sidecar answers. ``secrets`` are the values of the spec's secrets
     (the local.env store reads them from the sidecars' environment)."""
@@ -187,20 +228,28 @@ def start(spec: HomeSpec, folder: Path, app_dir: Path, secrets: dict[str, str] |
     install_dapr_cli()
     busy = [f"{a.app_id}:{a.port}" for a in spec.agents if not procs.port_is_free(a.port)]
     if busy:
-        raise LabEnvError(f"the home's app ports are taken: {', '.join(busy)}", "stop the other home first, or change the ports in the spec")
+        raise LabEnvError(
+            f"the home's app ports are taken: {', '.join(busy)}",
+            "stop the other home first, or change the ports in the spec",
+        )
     ports = free_ports(4 * len(spec.agents))
-    sidecar_ports = {a.app_id: tuple(ports[4 * i:4 * i + 4]) for i, a in enumerate(spec.agents)}
+    sidecar_ports = {a.app_id: tuple(ports[4 * i : 4 * i + 4]) for i, a in enumerate(spec.agents)}
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
     env = {**current().dapr_cli_env(), **{_env_var(k): v for k, v in (secrets or {}).items()}}
     cli = procs.spawn([dapr_bin("dapr"), "run", "-f", str(path)], folder / "dapr-run.log", env=env, cwd=folder)
     home = RunningHome(path, cli.pid, {a: f"http://127.0.0.1:{p[0]}" for a, p in sidecar_ports.items()})
     waiting = {}
     for agent in spec.agents:
-        waiting[f"{agent.app_id} app"] = Waiting(lambda port=agent.port: tcp_open("127.0.0.1", port),
-                                                 failed=_cli_died(home), fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs")
+        waiting[f"{agent.app_id} app"] = Waiting(
+            lambda port=agent.port: tcp_open("127.0.0.1", port),
+            failed=_cli_died(home),
+            fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs",
+        )
         waiting[f"{agent.app_id} sidecar"] = Waiting(
             lambda url=home.sidecars[agent.app_id]: http_status(f"{url}/v1.0/healthz") == 204,
-            failed=_cli_died(home), fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs")
+            failed=_cli_died(home),
+            fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs",
+        )
     try:
         wait_all(waiting, timeout, f"home {spec.home}", progress=False)
     except BaseException:
@@ -214,6 +263,7 @@ def _cli_died(home: RunningHome):
         if procs.alive(home.pid):
             return None
         return "dapr run -f exited: " + (procs.tail(home.run_file.parent / "dapr-run.log", 1).strip() or "no output")
+
     return check
 
 
@@ -226,8 +276,13 @@ def stop(home: RunningHome) -> None:
         members = [psutil.Process(home.pid), *psutil.Process(home.pid).children(recursive=True)]
     except psutil.Error:
         members = []
-    subprocess.run([str(dapr_bin("dapr")), "stop", "-f", str(home.run_file)], capture_output=True,
-                   cwd=home.run_file.parent, check=False, timeout=120)
+    subprocess.run(
+        [str(dapr_bin("dapr")), "stop", "-f", str(home.run_file)],
+        capture_output=True,
+        cwd=home.run_file.parent,
+        check=False,
+        timeout=120,
+    )
     procs.stop(home.pid, timeout=20)
     _, left = psutil.wait_procs(members, timeout=20)
     for proc in left:

@@ -28,10 +28,10 @@ import httpx
 import psutil
 import yaml
 
-from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
 from lab_env.core.profile import current
 from lab_env.marketplace.homes import sentry as ca
 from lab_env.marketplace.homes.spec import HomeSpec
+from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
 
 TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
 
@@ -58,14 +58,24 @@ def api_token(protect: bool = True) -> Drill:
         right = httpx.get(url, headers={"dapr-api-token": token}, timeout=TIMEOUT_S).status_code
     finally:
         stop_app(app)
-    return Drill("API token", holds=without == 401 and wrong == 401 and right == 200,
-                 calls=[("no token", f"HTTP {without}"), ("wrong token", f"HTTP {wrong}"), ("right token", f"HTTP {right}")])
+    return Drill(
+        "API token",
+        holds=without == 401 and wrong == 401 and right == 200,
+        calls=[("no token", f"HTTP {without}"), ("wrong token", f"HTTP {wrong}"), ("right token", f"HTTP {right}")],
+    )
 
 
 def _scoped_store(folder: Path, name: str, scopes: list[str] | None) -> Path:
-    doc = {"apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": name},
-           "spec": {"type": "state.redis", "version": "v1",
-                    "metadata": [{"name": "redisHost", "value": current().component_env()["LAB_REDIS_HOST"]}]}}
+    doc = {
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "state.redis",
+            "version": "v1",
+            "metadata": [{"name": "redisHost", "value": current().component_env()["LAB_REDIS_HOST"]}],
+        },
+    }
     if scopes is not None:
         doc["scopes"] = scopes
     path = folder / f"{name}.yaml"
@@ -85,15 +95,23 @@ def component_scopes(protect: bool = True) -> Drill:
                 apps.append(start_app(app_id, components=[store], resources=[path]))
             results = []
             for app in apps:
-                response = httpx.post(f"{app.sidecar_url}/v1.0/state/{store}",
-                                      json=[{"key": "drill", "value": app.app_id}], timeout=TIMEOUT_S)
+                response = httpx.post(
+                    f"{app.sidecar_url}/v1.0/state/{store}",
+                    json=[{"key": "drill", "value": app.app_id}],
+                    timeout=TIMEOUT_S,
+                )
                 results.append(response.status_code)
         finally:
             for app in apps:
                 stop_app(app)
-    return Drill("component scopes", holds=results[0] == 204 and results[1] >= 400,
-                 calls=[(f"{inside} (in scopes) saves state", f"HTTP {results[0]}"),
-                        (f"{outside} (not in scopes) saves state", f"HTTP {results[1]}")])
+    return Drill(
+        "component scopes",
+        holds=results[0] == 204 and results[1] >= 400,
+        calls=[
+            (f"{inside} (in scopes) saves state", f"HTTP {results[0]}"),
+            (f"{outside} (not in scopes) saves state", f"HTTP {results[1]}"),
+        ],
+    )
 
 
 def secret_isolation(protect: bool = True) -> Drill:
@@ -107,17 +125,32 @@ def secret_isolation(protect: bool = True) -> Drill:
         secrets_file.write_text(json.dumps({"openai-api-key": key}))
         secrets_file.chmod(0o600)
         component = Path(tmp) / f"{store}.yaml"
-        component.write_text(yaml.safe_dump({
-            "apiVersion": "dapr.io/v1alpha1", "kind": "Component", "metadata": {"name": store},
-            "spec": {"type": "secretstores.local.file", "version": "v1",
-                     "metadata": [{"name": "secretsFile", "value": str(secrets_file)}]}}, sort_keys=False))
+        component.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "dapr.io/v1alpha1",
+                    "kind": "Component",
+                    "metadata": {"name": store},
+                    "spec": {
+                        "type": "secretstores.local.file",
+                        "version": "v1",
+                        "metadata": [{"name": "secretsFile", "value": str(secrets_file)}],
+                    },
+                },
+                sort_keys=False,
+            )
+        )
         env = {} if protect else {"OPENAI_API_KEY": key}
         # The app: any HTTP server stands in for an agent (serving an empty folder, not this one).
         empty = Path(tmp) / "www"
         empty.mkdir()
-        app = start_app(unique_name("secret-drill"),
-                        [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(empty)],
-                        components=[store], resources=[component], env=env)
+        app = start_app(
+            unique_name("secret-drill"),
+            [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(empty)],
+            components=[store],
+            resources=[component],
+            env=env,
+        )
         try:
             fetched = httpx.get(f"{app.sidecar_url}/v1.0/secrets/{store}/openai-api-key", timeout=TIMEOUT_S)
             from_store = fetched.status_code == 200 and fetched.json().get("openai-api-key") == key
@@ -132,9 +165,14 @@ def secret_isolation(protect: bool = True) -> Drill:
                 leaks.append("metadata API")
         finally:
             stop_app(app)
-    return Drill("secret isolation", holds=from_store and not leaks,
-                 calls=[("app asks the secret store", "got the key" if from_store else f"HTTP {fetched.status_code}"),
-                        ("key searched in environments, logs, metadata", ", ".join(leaks) or "found nowhere")])
+    return Drill(
+        "secret isolation",
+        holds=from_store and not leaks,
+        calls=[
+            ("app asks the secret store", "got the key" if from_store else f"HTTP {fetched.status_code}"),
+            ("key searched in environments, logs, metadata", ", ".join(leaks) or "found nowhere"),
+        ],
+    )
 
 
 # An HTTP/2 client's first bytes: the connection preface and an empty SETTINGS frame.
@@ -177,8 +215,11 @@ def _static_app(app_id: str, folder: Path, files: dict[str, str], **kwargs) -> D
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in files.items():
         (folder / name).write_text(body)
-    return start_app(app_id, [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1",
-                              "--directory", str(folder)], **kwargs)
+    return start_app(
+        app_id,
+        [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(folder)],
+        **kwargs,
+    )
 
 
 def mtls(protect: bool = True) -> Drill:
@@ -199,24 +240,36 @@ def mtls(protect: bool = True) -> Drill:
             calls.append((f"{caller_id} calls {callee_id} through its sidecar", f"HTTP {through.status_code}"))
             cert = ca.peer_certificate(callee.internal_port)
             want = f"spiffe://public/ns/default/{callee_id}"
-            calls.append(("callee's certificate", f"{cert.spiffe_id}, valid {cert.lifetime}" if cert else "none (plain TCP)"))
+            calls.append(
+                ("callee's certificate", f"{cert.spiffe_id}, valid {cert.lifetime}" if cert else "none (plain TCP)")
+            )
             plain = _h2_session(callee.internal_port, tls=False)
             bare = _h2_session(callee.internal_port, tls=True)
-            forged = _h2_session(callee.internal_port, tls=True,
-                                 identity=ca.forged_identity(f"spiffe://public/ns/default/{caller_id}"))
-            calls += [("session in plain text", plain), ("TLS without a certificate", bare),
-                      ("TLS with a forged certificate naming the caller", forged)]
+            forged = _h2_session(
+                callee.internal_port, tls=True, identity=ca.forged_identity(f"spiffe://public/ns/default/{caller_id}")
+            )
+            calls += [
+                ("session in plain text", plain),
+                ("TLS without a certificate", bare),
+                ("TLS with a forged certificate naming the caller", forged),
+            ]
     finally:
         for app in apps:
             stop_app(app)
         if authority:
             ca.stop_sentry(authority)
-    holds = (through.status_code == 200 and cert is not None and cert.spiffe_id == want
-             and all(result.startswith("refused") for result in (plain, bare, forged)))
+    holds = (
+        through.status_code == 200
+        and cert is not None
+        and cert.spiffe_id == want
+        and all(result.startswith("refused") for result in (plain, bare, forged))
+    )
     return Drill("mTLS", holds=holds, calls=calls)
 
 
-def access_matrix(spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True) -> dict[tuple[str, str], int]:
+def access_matrix(
+    spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True
+) -> dict[tuple[str, str], int]:
     """Each (caller, method) call to ``callee``, made through real sidecars
     with mTLS certificates from sentry, against the callee's Configuration as
     the native home renders it from ``spec``: (caller, method) -> HTTP status.
@@ -240,14 +293,17 @@ def access_matrix(spec: HomeSpec, callee: str, calls: list[tuple[str, str]], pro
             config_file = Path(tmp) / "callee-config.yaml"
             config_file.write_text(yaml.safe_dump(config, sort_keys=False))
             methods = {method: method for _, method in calls}
-            apps.append(_static_app(name[callee], Path(tmp) / "www", methods, components=[], config=config_file, **extra))
+            apps.append(
+                _static_app(name[callee], Path(tmp) / "www", methods, components=[], config=config_file, **extra)
+            )
             callers = {}
             for caller in dict.fromkeys(c for c, _ in calls):
                 callers[caller] = start_app(name[caller], components=[], **extra)
                 apps.append(callers[caller])
             for caller, method in calls:
-                response = httpx.get(f"{callers[caller].sidecar_url}/v1.0/invoke/{name[callee]}/method/{method}",
-                                     timeout=TIMEOUT_S)
+                response = httpx.get(
+                    f"{callers[caller].sidecar_url}/v1.0/invoke/{name[callee]}/method/{method}", timeout=TIMEOUT_S
+                )
                 codes[(caller, method)] = response.status_code
     finally:
         for app in apps:
@@ -262,11 +318,20 @@ def access_control(protect: bool = True) -> Drill:
     caller's identity is the SPIFFE id in its certificate."""
     from lab_env.marketplace.homes.spec import load
 
-    spec = load({"home": "drill", "image": "drill:1", "agents": [
-        {"app_id": "callee", "app": "drill:app", "port": 8001, "callers": {"caller": ["hello"]}},
-        {"app_id": "caller", "app": "drill:app", "port": 8002},
-        {"app_id": "stranger", "app": "drill:app", "port": 8003}]})
+    spec = load(
+        {
+            "home": "drill",
+            "image": "drill:1",
+            "agents": [
+                {"app_id": "callee", "app": "drill:app", "port": 8001, "callers": {"caller": ["hello"]}},
+                {"app_id": "caller", "app": "drill:app", "port": 8002},
+                {"app_id": "stranger", "app": "drill:app", "port": 8003},
+            ],
+        }
+    )
     codes = access_matrix(spec, "callee", [("caller", "hello"), ("caller", "refund"), ("stranger", "hello")], protect)
-    return Drill("access control", holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403,
-                                                   ("stranger", "hello"): 403},
-                 calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()])
+    return Drill(
+        "access control",
+        holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403, ("stranger", "hello"): 403},
+        calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()],
+    )

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.runtime.apps import apps_dir, run_token, unique_name
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.errors import LabEnvError
+from lab_env.runtime.apps import apps_dir, run_token, unique_name
 
 # The control plane's trust domain: the one the Kubernetes home's Configuration names.
 CONTROL_PLANE_TRUST_DOMAIN = "cluster.local"
@@ -78,20 +78,42 @@ class Sentry:
         return (self.credentials / "ca.crt").read_text()
 
     def sidecar_args(self) -> list[str]:
-        return ["--enable-mtls", "--sentry-address", self.address,
-                "--control-plane-trust-domain", CONTROL_PLANE_TRUST_DOMAIN,
-                # placement and scheduler of the lab stack speak plain gRPC (see the module doc)
-                "--placement-host-address", "", "--scheduler-host-address", ""]
+        return [
+            "--enable-mtls",
+            "--sentry-address",
+            self.address,
+            "--control-plane-trust-domain",
+            CONTROL_PLANE_TRUST_DOMAIN,
+            # placement and scheduler of the lab stack speak plain gRPC (see the module doc)
+            "--placement-host-address",
+            "",
+            "--scheduler-host-address",
+            "",
+        ]
 
     def sidecar_env(self) -> dict[str, str]:
         return {"DAPR_TRUST_ANCHORS": self.trust_anchors()}
 
 
 def _argv(s: Sentry) -> list[str]:
-    return [str(dapr_bin("sentry")), "--issuer-credentials", str(s.credentials),
-            "--trust-domain", CONTROL_PLANE_TRUST_DOMAIN, "--config", str(s.workdir / "sentry.yaml"),
-            "--port", str(s.port), "--listen-address", "127.0.0.1",
-            "--healthz-port", str(s.healthz_port), "--enable-metrics=false", "--log-level", "info"]
+    return [
+        str(dapr_bin("sentry")),
+        "--issuer-credentials",
+        str(s.credentials),
+        "--trust-domain",
+        CONTROL_PLANE_TRUST_DOMAIN,
+        "--config",
+        str(s.workdir / "sentry.yaml"),
+        "--port",
+        str(s.port),
+        "--listen-address",
+        "127.0.0.1",
+        "--healthz-port",
+        str(s.healthz_port),
+        "--enable-metrics=false",
+        "--log-level",
+        "info",
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -106,6 +128,7 @@ def _died(s: Sentry):
             return None
         lines = procs.tail(s.log, 3).strip().splitlines() if s.log.exists() else []
         return f"sentry exited: {lines[-1][:300]}" if lines else "sentry exited with no output"
+
     return check
 
 
@@ -129,11 +152,19 @@ def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = 
             s.pid = procs.spawn(_argv(s), s.log, env=_env()).pid
             record.write_text(json.dumps({"app_id": name, "pids": [s.pid]}))  # `lab-env down` stops it
             if phase == "makes its root and issuer":
-                ready = Waiting(lambda: all((s.credentials / f).exists() and (s.credentials / f).stat().st_size
-                                            for f in CREDENTIALS), failed=_died(s), fix=f"see {s.log}")
+                ready = Waiting(
+                    lambda: all(
+                        (s.credentials / f).exists() and (s.credentials / f).stat().st_size for f in CREDENTIALS
+                    ),
+                    failed=_died(s),
+                    fix=f"see {s.log}",
+                )
             else:
-                ready = Waiting(lambda: http_status(f"http://127.0.0.1:{s.healthz_port}/healthz") == 200,
-                                failed=_died(s), fix=f"see {s.log}")
+                ready = Waiting(
+                    lambda: http_status(f"http://127.0.0.1:{s.healthz_port}/healthz") == 200,
+                    failed=_died(s),
+                    fix=f"see {s.log}",
+                )
             wait_all({f"sentry {phase}": ready}, timeout, name, progress=False)
             if phase == "makes its root and issuer":
                 procs.stop(s.pid, timeout=10)
@@ -191,8 +222,7 @@ def peer_certificate(port: int, timeout: float = 10.0) -> PeerCertificate | None
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, \
-                context.wrap_socket(raw) as tls:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw, context.wrap_socket(raw) as tls:
             der = tls.getpeercert(binary_form=True)
     except (ssl.SSLError, ConnectionError, TimeoutError):
         return None
@@ -200,12 +230,17 @@ def peer_certificate(port: int, timeout: float = 10.0) -> PeerCertificate | None
         return None
     cert = x509.load_der_x509_certificate(der)
     try:
-        uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
-            .get_values_for_type(x509.UniformResourceIdentifier)
+        uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.UniformResourceIdentifier
+        )
     except x509.ExtensionNotFound:
         uris = []
-    return PeerCertificate(next((u for u in uris if u.startswith("spiffe://")), None), cert.issuer.rfc4514_string(),
-                           cert.not_valid_after_utc, cert.not_valid_after_utc - cert.not_valid_before_utc)
+    return PeerCertificate(
+        next((u for u in uris if u.startswith("spiffe://")), None),
+        cert.issuer.rfc4514_string(),
+        cert.not_valid_after_utc,
+        cert.not_valid_after_utc - cert.not_valid_before_utc,
+    )
 
 
 def forged_identity(spiffe_id: str) -> tuple[bytes, bytes]:
@@ -217,12 +252,20 @@ def forged_identity(spiffe_id: str) -> tuple[bytes, bytes]:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "not-dapr-sentry")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=True)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )

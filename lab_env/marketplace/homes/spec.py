@@ -89,13 +89,17 @@ def _fail(where: str, problem: str, fix: str) -> LabEnvError:
 
 def _name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
-        raise _fail(where, f"{value!r} is not a valid name", "use lowercase letters, digits and hyphens, starting with a letter")
+        raise _fail(
+            where, f"{value!r} is not a valid name", "use lowercase letters, digits and hyphens, starting with a letter"
+        )
     return value
 
 
 def _int(value: Any, where: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _fail(where, f"{value!r} is not a whole number from {low} to {high}", f"give a number from {low} to {high}")
+        raise _fail(
+            where, f"{value!r} is not a whole number from {low} to {high}", f"give a number from {low} to {high}"
+        )
     return value
 
 
@@ -119,15 +123,25 @@ def _scale(raw: Any, where: str, replicas: int) -> Scale | None:
     memory = raw.get("memory_percent")
     if cpu is None and memory is None:
         raise _fail(where, "no metric to scale on", "give cpu_percent, memory_percent or both")
-    return Scale(low, high, None if cpu is None else _int(cpu, f"{where}.cpu_percent", 1, 100),
-                 None if memory is None else _int(memory, f"{where}.memory_percent", 1, 100))
+    return Scale(
+        low,
+        high,
+        None if cpu is None else _int(cpu, f"{where}.cpu_percent", 1, 100),
+        None if memory is None else _int(memory, f"{where}.memory_percent", 1, 100),
+    )
 
 
 def _agent(raw: Any, index: int) -> Agent:
     where = f"agents[{index}]"
     if not isinstance(raw, dict):
-        raise _fail(where, "an agent must be a mapping", "see the example at the top of lab_env/marketplace/homes/spec.py")
-    _known(raw, {"app_id", "app", "port", "replicas", "components", "callers", "health", "resources", "scale", "env"}, where)
+        raise _fail(
+            where, "an agent must be a mapping", "see the example at the top of lab_env/marketplace/homes/spec.py"
+        )
+    _known(
+        raw,
+        {"app_id", "app", "port", "replicas", "components", "callers", "health", "resources", "scale", "env"},
+        where,
+    )
     app_id = _name(raw.get("app_id"), f"{where}.app_id")
     where = f"agent {app_id}"
     target = raw.get("app")
@@ -141,12 +155,21 @@ def _agent(raw: Any, index: int) -> Agent:
     for caller, methods in callers_raw.items():
         _name(caller, f"{where}.callers")
         if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m for m in methods):
-            raise _fail(where, f"callers.{caller} must be a non-empty list of method names", "list the methods it may call")
+            raise _fail(
+                where, f"callers.{caller} must be a non-empty list of method names", "list the methods it may call"
+            )
         callers[caller] = tuple(methods)
     resources = raw.get("resources") or {}
-    if not isinstance(resources, dict) or set(resources) - {"cpu", "memory"} or not all(
-            isinstance(v, str) and _QUANTITY.match(v) for v in resources.values()):
-        raise _fail(where, f"resources {resources!r} are not cpu/memory quantities", "write resources: {cpu: 250m, memory: 256Mi}")
+    if (
+        not isinstance(resources, dict)
+        or set(resources) - {"cpu", "memory"}
+        or not all(isinstance(v, str) and _QUANTITY.match(v) for v in resources.values())
+    ):
+        raise _fail(
+            where,
+            f"resources {resources!r} are not cpu/memory quantities",
+            "write resources: {cpu: 250m, memory: 256Mi}",
+        )
     health = raw.get("health", "/healthz")
     if not isinstance(health, str) or not health.startswith("/"):
         raise _fail(where, f"health {health!r} is not a path", "write health: /healthz")
@@ -158,10 +181,21 @@ def _agent(raw: Any, index: int) -> Agent:
         raise _fail(where, f"env {env!r} is not a mapping of VARIABLE_NAMES to values", "write env: {LOG_LEVEL: info}")
     secret_like = next((k for k in env if _SECRET_LIKE.search(k)), None)
     if secret_like:
-        raise _fail(where, f"env {secret_like} looks like a secret", "list it under secrets and read it from the secret store")
-    return Agent(app_id, target, _int(raw.get("port"), f"{where}.port", 1024, 65535), replicas,
-                 tuple(_name(c, f"{where}.components") for c in components), callers, health, dict(resources),
-                 _scale(raw.get("scale"), f"{where}.scale", replicas), {k: str(v) for k, v in env.items()})
+        raise _fail(
+            where, f"env {secret_like} looks like a secret", "list it under secrets and read it from the secret store"
+        )
+    return Agent(
+        app_id,
+        target,
+        _int(raw.get("port"), f"{where}.port", 1024, 65535),
+        replicas,
+        tuple(_name(c, f"{where}.components") for c in components),
+        callers,
+        health,
+        dict(resources),
+        _scale(raw.get("scale"), f"{where}.scale", replicas),
+        {k: str(v) for k, v in env.items()},
+    )
 
 
 def _component(name: str, raw: Any) -> Component:
@@ -171,15 +205,22 @@ def _component(name: str, raw: Any) -> Component:
     _known(raw, {"type", "scopes", "actors", "metadata"}, where)
     kind = raw.get("type")
     if not isinstance(kind, str) or not re.match(r"^[a-z]+\.[a-z0-9.-]+$", kind):
-        raise _fail(where, f"type {kind!r} is not a Dapr component type", "write a type like state.redis or pubsub.kafka")
+        raise _fail(
+            where, f"type {kind!r} is not a Dapr component type", "write a type like state.redis or pubsub.kafka"
+        )
     scopes = raw.get("scopes")
     if not isinstance(scopes, list) or not scopes:
         raise _fail(where, "no scopes: every agent could use it", "list the app ids that may use it (deny by default)")
     metadata = raw.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise _fail(where, "metadata must be a mapping", "write metadata: {redisHost: ...}")
-    return Component(_name(name, where), kind, tuple(_name(s, f"{where}.scopes") for s in scopes),
-                     bool(raw.get("actors", False)), {str(k): str(v) for k, v in metadata.items()})
+    return Component(
+        _name(name, where),
+        kind,
+        tuple(_name(s, f"{where}.scopes") for s in scopes),
+        bool(raw.get("actors", False)),
+        {str(k): str(v) for k, v in metadata.items()},
+    )
 
 
 def load(source: Path | str | dict) -> HomeSpec:
@@ -199,7 +240,9 @@ def load(source: Path | str | dict) -> HomeSpec:
             line = f" line {mark.line + 1}" if mark else ""
             raise LabEnvError(f"{path.name}{line}: not valid YAML", "fix the indentation or quoting there") from None
     if not isinstance(raw, dict):
-        raise _fail("top level", "the spec must be a mapping", "start from the example in lab_env/marketplace/homes/spec.py")
+        raise _fail(
+            "top level", "the spec must be a mapping", "start from the example in lab_env/marketplace/homes/spec.py"
+        )
     _known(raw, {"home", "image", "components", "secrets", "agents"}, "top level")
     home = _name(raw.get("home"), "home")
     image = raw.get("image")
@@ -221,22 +264,33 @@ def load(source: Path | str | dict) -> HomeSpec:
     for agent in agents:
         for name in agent.components:
             if name not in components:
-                raise _fail(f"agent {agent.app_id}", f"uses component {name!r}, which the spec does not define",
-                            f"define it under components, or use one of {sorted(components)}")
+                raise _fail(
+                    f"agent {agent.app_id}",
+                    f"uses component {name!r}, which the spec does not define",
+                    f"define it under components, or use one of {sorted(components)}",
+                )
             if agent.app_id not in components[name].scopes:
-                raise _fail(f"agent {agent.app_id}", f"uses component {name!r} but is not in its scopes",
-                            f"add {agent.app_id} to components.{name}.scopes")
+                raise _fail(
+                    f"agent {agent.app_id}",
+                    f"uses component {name!r} but is not in its scopes",
+                    f"add {agent.app_id} to components.{name}.scopes",
+                )
         for caller in agent.callers:
             if caller not in ids:
-                raise _fail(f"agent {agent.app_id}", f"callers names {caller!r}, which is not an agent",
-                            f"use one of {ids}")
+                raise _fail(
+                    f"agent {agent.app_id}", f"callers names {caller!r}, which is not an agent", f"use one of {ids}"
+                )
     for component in components.values():
         stranger = next((s for s in component.scopes if s not in ids), None)
         if stranger:
-            raise _fail(f"component {component.name}", f"scopes name {stranger!r}, which is not an agent", f"use one of {ids}")
+            raise _fail(
+                f"component {component.name}", f"scopes name {stranger!r}, which is not an agent", f"use one of {ids}"
+            )
     actor_stores = [c.name for c in components.values() if c.actors]
     if len(actor_stores) > 1:
-        raise _fail("components", f"{actor_stores} are all marked actors: true", "mark one state store as the actor store")
+        raise _fail(
+            "components", f"{actor_stores} are all marked actors: true", "mark one state store as the actor store"
+        )
     secrets = raw.get("secrets") or []
     if not isinstance(secrets, list):
         raise _fail("secrets", "secrets must be a list of names", "write secrets: [openai-api-key]")
@@ -255,9 +309,10 @@ def isolated(spec: HomeSpec, suffix: str, ports: list[int]) -> HomeSpec:
     def rename(app_id: str) -> str:
         return f"{app_id}-{suffix}"
 
-    agents = tuple(replace(a, app_id=rename(a.app_id), port=port,
-                           callers={rename(c): m for c, m in a.callers.items()})
-                   for a, port in zip(spec.agents, ports))
+    agents = tuple(
+        replace(a, app_id=rename(a.app_id), port=port, callers={rename(c): m for c, m in a.callers.items()})
+        for a, port in zip(spec.agents, ports)
+    )
     components = {n: replace(c, scopes=tuple(rename(s) for s in c.scopes)) for n, c in spec.components.items()}
     return replace(spec, home=f"{spec.home}-{suffix}", agents=agents, components=components)
 
@@ -265,12 +320,26 @@ def isolated(spec: HomeSpec, suffix: str, ports: list[int]) -> HomeSpec:
 def to_dict(spec: HomeSpec) -> dict:
     """The spec as the mapping ``load`` reads (load(to_dict(s)) == s)."""
     return {
-        "home": spec.home, "image": spec.image,
-        "components": {n: {"type": c.type, "scopes": list(c.scopes), "actors": c.actors, "metadata": dict(c.metadata)}
-                       for n, c in spec.components.items()},
+        "home": spec.home,
+        "image": spec.image,
+        "components": {
+            n: {"type": c.type, "scopes": list(c.scopes), "actors": c.actors, "metadata": dict(c.metadata)}
+            for n, c in spec.components.items()
+        },
         "secrets": list(spec.secrets),
-        "agents": [{"app_id": a.app_id, "app": a.app, "port": a.port, "replicas": a.replicas,
-                    "components": list(a.components), "callers": {k: list(v) for k, v in a.callers.items()},
-                    "health": a.health, "resources": dict(a.resources), "env": dict(a.env),
-                    **({"scale": {k: v for k, v in vars(a.scale).items() if v is not None}} if a.scale else {})}
-                   for a in spec.agents]}
+        "agents": [
+            {
+                "app_id": a.app_id,
+                "app": a.app,
+                "port": a.port,
+                "replicas": a.replicas,
+                "components": list(a.components),
+                "callers": {k: list(v) for k, v in a.callers.items()},
+                "health": a.health,
+                "resources": dict(a.resources),
+                "env": dict(a.env),
+                **({"scale": {k: v for k, v in vars(a.scale).items() if v is not None}} if a.scale else {}),
+            }
+            for a in spec.agents
+        ],
+    }

@@ -41,9 +41,16 @@ def configuration(folder: Path, role: str, market: str) -> Path:
     from lab_env.stack.components import CONFIG_FILE
 
     ids = {"market": market, "carrier": carrier_id(market)}
-    policies = [{"appId": ids[caller], "defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "namespace": NAMESPACE,
-                 "operations": [{"name": op, "httpVerb": [verb], "action": "allow"} for verb, op in allowed]}
-                for caller, allowed in ACCESS[role].items()]
+    policies = [
+        {
+            "appId": ids[caller],
+            "defaultAction": "deny",
+            "trustDomain": TRUST_DOMAIN,
+            "namespace": NAMESPACE,
+            "operations": [{"name": op, "httpVerb": [verb], "action": "allow"} for verb, op in allowed],
+        }
+        for caller, allowed in ACCESS[role].items()
+    ]
     config = yaml.safe_load(CONFIG_FILE.read_text())
     config["metadata"]["name"] = f"{ids[role]}-config"
     config["spec"]["accessControl"] = {"defaultAction": "deny", "trustDomain": TRUST_DOMAIN, "policies": policies}
@@ -64,16 +71,27 @@ def drill(market: Market) -> list[dict]:
     rows: list[dict] = []
 
     def call(who: str, app, method: str, callee: str, path: str, body: dict | None = None) -> None:
-        reply = httpx.request(method, f"{app.sidecar_url}/v1.0/invoke/{callee}/method{path}", json=body,
-                              headers=app.api_headers(), timeout=30)
-        rows.append({"caller": who, "call": f"{method} {path} on {'the carrier' if callee == carrier else 'the market'}",
-                     "status": reply.status_code})
+        reply = httpx.request(
+            method,
+            f"{app.sidecar_url}/v1.0/invoke/{callee}/method{path}",
+            json=body,
+            headers=app.api_headers(),
+            timeout=30,
+        )
+        rows.append(
+            {
+                "caller": who,
+                "call": f"{method} {path} on {'the carrier' if callee == carrier else 'the market'}",
+                "status": reply.status_code,
+            }
+        )
 
     call("market", market.app, "POST", carrier, "/ship", {**parcel, "refuse": True})
     call("market", market.app, "GET", carrier, f"/shipments/{parcel['order']}")
     plane = load_plane(plane_name(market.name))
-    stranger = start_app(unique_name("stranger"), components=[], sidecar_args=plane.sidecar_args(),
-                         sidecar_env=plane.sidecar_env())
+    stranger = start_app(
+        unique_name("stranger"), components=[], sidecar_args=plane.sidecar_args(), sidecar_env=plane.sidecar_env()
+    )
     try:
         call("stranger", stranger, "POST", carrier, "/ship", parcel)
         call("stranger", stranger, "GET", market.app.app_id, "/healthz")

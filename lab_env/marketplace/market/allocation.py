@@ -32,8 +32,14 @@ def seller_cards(product: str, product_index: int, sellers: list[str], list_pric
         k = (product_index + j) % len(sellers)
         # Spread so different products have different winners, with some equal prices (ties by days).
         factor = 0.9 + 0.05 * ((3 * k + product_index) % 4)
-        cards.append({"id": sellers[k], "capability": capability(product), "price": round(list_price * factor, 2),
-                      "days": 1 + (k + 2 * product_index) % 3})
+        cards.append(
+            {
+                "id": sellers[k],
+                "capability": capability(product),
+                "price": round(list_price * factor, 2),
+                "days": 1 + (k + 2 * product_index) % 3,
+            }
+        )
     return cards
 
 
@@ -44,5 +50,8 @@ def award(order_id: str, cards: list[dict]) -> dict:
     for card in cards:
         task.propose(card["id"], float(card["price"]), int(card["days"]))
     winner = task.award()
-    return {"seller": winner, "proposals": len(task.proposals),
-            "rejected": [who for who, message in task.messages if message == "reject"]}
+    return {
+        "seller": winner,
+        "proposals": len(task.proposals),
+        "rejected": [who for who, message in task.messages if message == "reject"],
+    }

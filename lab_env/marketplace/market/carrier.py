@@ -59,9 +59,16 @@ def ship(parcel: Parcel) -> dict:
     if known is not None:  # a re-run activity: the same shipment, not a second one
         return known
     # The tracking id follows from the order, so two racing first calls store the same shipment.
-    shipment = {"order": parcel.order, "product": parcel.product, "quantity": parcel.quantity,
-                "tracking": f"trk-{parcel.order}", "carrier": os.environ.get("APP_ID", "carrier")}
-    _HTTP.post(f"{SIDECAR}/v1.0/state/{STORE}", json=[{"key": _key(parcel.order), "value": shipment}]).raise_for_status()
+    shipment = {
+        "order": parcel.order,
+        "product": parcel.product,
+        "quantity": parcel.quantity,
+        "tracking": f"trk-{parcel.order}",
+        "carrier": os.environ.get("APP_ID", "carrier"),
+    }
+    _HTTP.post(
+        f"{SIDECAR}/v1.0/state/{STORE}", json=[{"key": _key(parcel.order), "value": shipment}]
+    ).raise_for_status()
     return shipment
 
 

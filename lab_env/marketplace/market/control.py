@@ -20,14 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
 
-
+from lab_env.core.paths import state_dir
+from lab_env.core.ports import free_ports
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.market import access, allocation
 from lab_env.runtime import kafka, secure_plane, workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp, load_app, running_apps, start_app, stop_app, unique_name, uvicorn_command
-from lab_env.errors import LabEnvError
-from lab_env.core.paths import state_dir
-from lab_env.core.ports import free_ports
-from lab_env.marketplace.market import access, allocation
 
 SOCIETY = "lab_env.marketplace.market.society"
 CARRIER = "lab_env.marketplace.market.carrier:app"
@@ -51,7 +50,6 @@ class Catalog:
     funds: float = 1_000_000.0
     list_price: float = 100.0
     rounds: int = 5
-
 
 
 @dataclass
@@ -83,17 +81,25 @@ class Market:
         return f"{self.name}-{who}-{n % (self.catalog.buyers if who == 'buyer' else self.catalog.sellers)}"
 
     def wallets(self) -> list[str]:
-        return [self.wallet("buyer", n) for n in range(self.catalog.buyers)] + \
-               [self.wallet("seller", n) for n in range(self.catalog.sellers)]
+        return [self.wallet("buyer", n) for n in range(self.catalog.buyers)] + [
+            self.wallet("seller", n) for n in range(self.catalog.sellers)
+        ]
 
 
 def _record(name: str) -> Path:
     return state_dir() / "markets" / f"{name}.json"
 
 
-def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool = False, view: bool = True,
-       env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
-       policy: Path | str | None = None) -> Market:
+def up(
+    name: str | None = None,
+    catalog: Catalog | None = None,
+    *,
+    detach: bool = False,
+    view: bool = True,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    policy: Path | str | None = None,
+) -> Market:
     """Start the society and stock it: its own mTLS control plane (secure_plane), the carrier app, and the
     market app (actors, workflows, Kafka events), each sidecar under its access policy (access.py).
 
@@ -124,16 +130,35 @@ def up(name: str | None = None, catalog: Catalog | None = None, *, detach: bool 
         plane = secure_plane.start_plane(access.plane_name(name), detach=detach)
         mtls = {"sidecar_args": plane.sidecar_args(), "detach": detach}
         carrier_id = access.carrier_id(name)
-        carrier = start_app(carrier_id, uvicorn_command(CARRIER), components=CARRIER_COMPONENTS,
-                            config=access.configuration(folder, "carrier", name), env={"DAPR_API_TOKEN": token},
-                            sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()}, **mtls)
-        app = workflows.start_agents_app(name, SOCIETY, cwd=folder, components=COMPONENTS,
-                                         config=access.configuration(folder, "market", name),
-                                         env={"MARKET_TOPIC": topic, "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
-                                              "MARKET_CARRIER": carrier_id, "DAPR_API_TOKEN": token, **env},
-                                         sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env(),
-                                                      **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()}},
-                                         **mtls)
+        carrier = start_app(
+            carrier_id,
+            uvicorn_command(CARRIER),
+            components=CARRIER_COMPONENTS,
+            config=access.configuration(folder, "carrier", name),
+            env={"DAPR_API_TOKEN": token},
+            sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()},
+            **mtls,
+        )
+        app = workflows.start_agents_app(
+            name,
+            SOCIETY,
+            cwd=folder,
+            components=COMPONENTS,
+            config=access.configuration(folder, "market", name),
+            env={
+                "MARKET_TOPIC": topic,
+                "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
+                "MARKET_CARRIER": carrier_id,
+                "DAPR_API_TOKEN": token,
+                **env,
+            },
+            sidecar_env={
+                "DAPR_API_TOKEN": token,
+                **plane.sidecar_env(),
+                **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()},
+            },
+            **mtls,
+        )
     except BaseException:
         if carrier is not None:
             stop_app(carrier)
@@ -166,15 +191,26 @@ def _loadable_policy(path: Path) -> Path:
     try:
         FilePolicy(str(path))
     except Exception as err:
-        raise LabEnvError(f"{path.name} does not load: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}",
-                          "it needs a class Negotiator with a method offer(self, situation) -> float") from None
+        raise LabEnvError(
+            f"{path.name} does not load: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}",
+            "it needs a class Negotiator with a method offer(self, situation) -> float",
+        ) from None
     return path
 
 
 def _save(market: Market) -> None:
-    _record(market.name).write_text(json.dumps({"name": market.name, "app_id": market.app.app_id, "topic": market.topic,
-                                                "catalog": asdict(market.catalog), "view_port": market.view_port,
-                                                "carrier": market.carrier.app_id if market.carrier else None}))
+    _record(market.name).write_text(
+        json.dumps(
+            {
+                "name": market.name,
+                "app_id": market.app.app_id,
+                "topic": market.topic,
+                "catalog": asdict(market.catalog),
+                "view_port": market.view_port,
+                "carrier": market.carrier.app_id if market.carrier else None,
+            }
+        )
+    )
 
 
 def _view_record(name: str) -> Path:
@@ -205,14 +241,30 @@ def _start_view(market: Market, detach: bool) -> int:
 
     (port,) = free_ports(1)
     log = state_dir() / "markets" / market.name / "view.log"
-    proc = procs.spawn([sys.executable, "-m", "uvicorn", "lab_env.marketplace.market.view:app", "--host", "127.0.0.1",
-                        "--port", str(port), "--log-level", "warning"], log,
-                       env={**os.environ, "MARKET_NAME": market.name})
+    proc = procs.spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "lab_env.marketplace.market.view:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        log,
+        env={**os.environ, "MARKET_NAME": market.name},
+    )
     _view_record(market.name).write_text(json.dumps({"app_id": f"view-{market.name}", "pids": [proc.pid]}))
     if not detach:
         atexit.register(_stop_view, market.name)
-    wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 204 or _view_died(proc, log), 60,
-               "the market's live view")
+    wait_until(
+        lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 204 or _view_died(proc, log),
+        60,
+        "the market's live view",
+    )
     return port
 
 
@@ -234,12 +286,18 @@ def _stock(market: Market) -> None:
     cat = market.catalog
     for n in range(cat.products):
         for card in seller_cards(market, n):  # registering a card twice changes nothing
-            invoke(market.app, market.actor("DirectoryActor"), allocation.capability(market.product(n)), "Register", card)
+            invoke(
+                market.app, market.actor("DirectoryActor"), allocation.capability(market.product(n)), "Register", card
+            )
         stock = invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
         if stock == 0:  # a market started again keeps its state: stock it once
             invoke(market.app, market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
-            _publish(market, market.inventory_topic, market.product(n),
-                     {"product": market.product(n), "order": None, "kind": "stocked", "change": cat.stock})
+            _publish(
+                market,
+                market.inventory_topic,
+                market.product(n),
+                {"product": market.product(n), "order": None, "kind": "stocked", "change": cat.stock},
+            )
     for n in range(cat.buyers):
         wallet = market.wallet("buyer", n)
         if invoke(market.app, market.actor("WalletActor"), wallet, "Balance") == 0:
@@ -249,8 +307,13 @@ def _stock(market: Market) -> None:
 def _publish(market: Market, topic: str, key: str, event: dict) -> None:
     import httpx
 
-    httpx.post(f"{market.app.sidecar_url}/v1.0/publish/kafka-pubsub/{topic}", params={"metadata.partitionKey": key},
-               json=event, headers=market.app.api_headers(), timeout=30).raise_for_status()
+    httpx.post(
+        f"{market.app.sidecar_url}/v1.0/publish/kafka-pubsub/{topic}",
+        params={"metadata.partitionKey": key},
+        json=event,
+        headers=market.app.api_headers(),
+        timeout=30,
+    ).raise_for_status()
 
 
 def stock_from_events(market: Market) -> dict[str, int]:
@@ -275,8 +338,14 @@ def attach(name: str) -> Market:
     if saved["app_id"] not in running_apps():
         raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
     carrier = saved.get("carrier")
-    return Market(name, load_app(saved["app_id"]), saved["topic"], Catalog(**saved["catalog"]), saved.get("view_port"),
-                  load_app(carrier) if carrier and carrier in running_apps() else None)
+    return Market(
+        name,
+        load_app(saved["app_id"]),
+        saved["topic"],
+        Catalog(**saved["catalog"]),
+        saved.get("view_port"),
+        load_app(carrier) if carrier and carrier in running_apps() else None,
+    )
 
 
 def down(name: str) -> None:
@@ -309,8 +378,9 @@ def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
     return buyer, seller
 
 
-def place_orders(market: Market, count: int, *, start: int | None = None, fail_every: int = 0,
-                 quantity: int = 1, workers: int = 8) -> list[str]:
+def place_orders(
+    market: Market, count: int, *, start: int | None = None, fail_every: int = 0, quantity: int = 1, workers: int = 8
+) -> list[str]:
     """Schedule ``count`` purchases, numbered on from the market's last order (or from ``start``);
     every ``fail_every``-th one's shipment fails, so its saga compensates. Returns the instance ids.
     An order id is never reused: its outcome, once settled, stands. ``workers`` place orders side by side."""
@@ -341,8 +411,15 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
     buyer_terms, seller_terms = _limits(cat, n)
     invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
     invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
-    spec = {"id": order, "buyer": f"{order}-buyer", "seller": f"{order}-seller", "product": market.product(n),
-            "quantity": quantity, "rounds": cat.rounds, "buyer_wallet": market.wallet("buyer", n)}
+    spec = {
+        "id": order,
+        "buyer": f"{order}-buyer",
+        "seller": f"{order}-seller",
+        "product": market.product(n),
+        "quantity": quantity,
+        "rounds": cat.rounds,
+        "buyer_wallet": market.wallet("buyer", n),
+    }
     if fail_every and n % fail_every == fail_every - 1:
         spec["fail_at"] = "ship"
     return client.schedule_new_workflow("purchase", input=spec, instance_id=order)
@@ -350,8 +427,11 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
 
 def orders_placed(market: Market) -> list[str]:
     """The ids of every purchase this market has scheduled (from its sidecar)."""
-    return sorted(i for i in workflows.list_instances(market.app)
-                  if i.startswith(f"{market.name}-order-") and not i.endswith(("-deal", "-saga")))
+    return sorted(
+        i
+        for i in workflows.list_instances(market.app)
+        if i.startswith(f"{market.name}-order-") and not i.endswith(("-deal", "-saga"))
+    )
 
 
 def outcomes(market: Market, ids: list[str]) -> dict[str, dict | None]:
@@ -385,8 +465,10 @@ def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:
     for o in outcomes.values():
         if o and o["status"] == "completed":
             sold[o["product"]] += o["quantity"]
-    stock = {market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
-             for n in range(cat.products)}
+    stock = {
+        market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        for n in range(cat.products)
+    }
     wallets = {w: invoke(market.app, market.actor("WalletActor"), w, "Entries") for w in market.wallets()}
     balances = {w: invoke(market.app, market.actor("WalletActor"), w, "Balance") for w in wallets}
     debits = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("debit:"))
@@ -397,16 +479,27 @@ def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:
     # An order whose money moved but whose outcome says otherwise, or moved twice.
     double = sorted(i for i in outcomes if debits[i] > 1 or credits[i] > 1)
     unpaid = sorted(i for i in completed if not (debits[i] == 1 and credits[i] == 1))
-    unrefunded = sorted(i for i, o in outcomes.items() if o and o["status"] != "completed" and debits[i] and not refunds[i])
+    unrefunded = sorted(
+        i for i, o in outcomes.items() if o and o["status"] != "completed" and debits[i] and not refunds[i]
+    )
     shipped = shipments(market, list(outcomes)) if market.carrier else None
     # Every completed order shipped by the carrier, and no other order (a refused parcel ships nothing).
     misshipped = sorted(i for i in outcomes if (i in completed) != bool(shipped[i])) if shipped is not None else []
     stock_ok = all(stock[p] + sold[p] == cat.stock for p in stock)
     money_ok = round(sum(balances.values()), 2) == round(cat.funds * cat.buyers, 2)
-    return {"orders": len(outcomes), "statuses": dict(statuses), "lost": lost, "double": double, "unpaid": unpaid,
-            "unrefunded": unrefunded, "settle_repeats": sum((o or {}).get("repeats", 0) for o in outcomes.values()),
-            "misshipped": misshipped, "stock_balances": stock_ok, "money_balances": money_ok,
-            "balanced": stock_ok and money_ok and not (lost or double or unpaid or unrefunded or misshipped)}
+    return {
+        "orders": len(outcomes),
+        "statuses": dict(statuses),
+        "lost": lost,
+        "double": double,
+        "unpaid": unpaid,
+        "unrefunded": unrefunded,
+        "settle_repeats": sum((o or {}).get("repeats", 0) for o in outcomes.values()),
+        "misshipped": misshipped,
+        "stock_balances": stock_ok,
+        "money_balances": money_ok,
+        "balanced": stock_ok and money_ok and not (lost or double or unpaid or unrefunded or misshipped),
+    }
 
 
 def shipments(market: Market, ids: list[str]) -> dict[str, dict | None]:
@@ -414,8 +507,12 @@ def shipments(market: Market, ids: list[str]) -> dict[str, dict | None]:
     import httpx
 
     carrier = market.carrier
-    reply = httpx.post(f"{carrier.sidecar_url}/v1.0/state/statestore/bulk", headers=carrier.api_headers(), timeout=60,
-                       json={"keys": [f"shipment-{i}" for i in ids], "parallelism": 8})
+    reply = httpx.post(
+        f"{carrier.sidecar_url}/v1.0/state/statestore/bulk",
+        headers=carrier.api_headers(),
+        timeout=60,
+        json={"keys": [f"shipment-{i}" for i in ids], "parallelism": 8},
+    )
     reply.raise_for_status()
-    found = {item["key"][len("shipment-"):]: item.get("data") for item in reply.json()}
+    found = {item["key"][len("shipment-") :]: item.get("data") for item in reply.json()}
     return {i: found.get(i) for i in ids}

@@ -36,12 +36,25 @@ import dapr.ext.workflow as wf
 import httpx
 from dapr.actor import ActorId, ActorProxy
 
-from lab_env.runtime.actors import actor_type
 from lab_env.marketplace.agents.directory import DirectoryActor, DirectoryInterface
-from lab_env.marketplace.agents.market_actors import BuyerAgent, NegotiatorInterface, ProductActor, ProductInterface, SellerAgent
-from lab_env.marketplace.agents.offer_policy import FilePolicy, OfferPolicy, OfferRejected, RulePolicy, Situation, choose_policy
+from lab_env.marketplace.agents.market_actors import (
+    BuyerAgent,
+    NegotiatorInterface,
+    ProductActor,
+    ProductInterface,
+    SellerAgent,
+)
+from lab_env.marketplace.agents.offer_policy import (
+    FilePolicy,
+    OfferPolicy,
+    OfferRejected,
+    RulePolicy,
+    Situation,
+    choose_policy,
+)
 from lab_env.marketplace.market import allocation
 from lab_env.marketplace.market.ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
+from lab_env.runtime.actors import actor_type
 
 wfr = wf.WorkflowRuntime()
 ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
@@ -57,12 +70,20 @@ CARRIER = os.environ.get("MARKET_CARRIER", "carrier")
 SECRET_STORE, KEY_NAME = "secretstore", "OPENAI_API_KEY"
 # Transient failures (a host or Redis restarting) are retried for about 40 s; a step that keeps
 # failing fails the saga, which compensates.
-RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=12,
-                       backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+RETRY = wf.RetryPolicy(
+    first_retry_interval=timedelta(milliseconds=200),
+    max_number_of_attempts=12,
+    backoff_coefficient=2.0,
+    max_retry_interval=timedelta(seconds=5),
+)
 # Announcing an outcome already settled: retried for minutes (a broker restart), since giving up
 # would leave a settled order unannounced.
-ANNOUNCE_RETRY = wf.RetryPolicy(first_retry_interval=timedelta(milliseconds=500), max_number_of_attempts=40,
-                                backoff_coefficient=2.0, max_retry_interval=timedelta(seconds=5))
+ANNOUNCE_RETRY = wf.RetryPolicy(
+    first_retry_interval=timedelta(milliseconds=500),
+    max_number_of_attempts=40,
+    backoff_coefficient=2.0,
+    max_retry_interval=timedelta(seconds=5),
+)
 log = logging.getLogger("market")
 # One keep-alive client for the sidecar calls of every activity: a new httpx client costs about 50 ms of
 # CPU here (it loads the CA bundle), which made the market app's CPU the bottleneck. Thread-safe.
@@ -119,8 +140,15 @@ async def decide_offer(ctx, ask: dict) -> dict:
     terms = await agent.Terms()
     if str(ask["round"]) in terms["offers"]:  # decided before a crash: never ask the model again
         return {"price": terms["offers"][str(ask["round"])], "by": "recorded"}
-    situation = Situation(ask["role"], ask["item"], ask["round"], terms["rounds"], terms["opening"], terms["limit"],
-                          tuple(ask.get("history", ())))
+    situation = Situation(
+        ask["role"],
+        ask["item"],
+        ask["round"],
+        terms["rounds"],
+        terms["opening"],
+        terms["limit"],
+        tuple(ask.get("history", ())),
+    )
     chosen, by, rejected = policy(), policy().name, None
     try:
         price = chosen.offer(situation)
@@ -136,11 +164,20 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
     """deal: buyer, seller (negotiator ids, already Setup), item, rounds."""
     rounds: list[dict] = []
     for round_no in range(deal["rounds"]):
-        asks = [{"role": role, "agent": deal[role], "item": deal["item"], "round": round_no, "history": rounds}
-                for role in ("buyer", "seller")]
+        asks = [
+            {"role": role, "agent": deal[role], "item": deal["item"], "round": round_no, "history": rounds}
+            for role in ("buyer", "seller")
+        ]
         bid, ask = yield wf.when_all([ctx.call_activity(decide_offer, input=a, retry_policy=RETRY) for a in asks])
-        rounds.append({"round": round_no, "bid": bid["price"], "ask": ask["price"], "by": [bid["by"], ask["by"]],
-                       "rejected": [r for r in (bid.get("rejected"), ask.get("rejected")) if r]})
+        rounds.append(
+            {
+                "round": round_no,
+                "bid": bid["price"],
+                "ask": ask["price"],
+                "by": [bid["by"], ask["by"]],
+                "rejected": [r for r in (bid.get("rejected"), ask.get("rejected")) if r],
+            }
+        )
         ctx.set_custom_status({"stage": "negotiating", "rounds": rounds})
         if bid["price"] >= ask["price"]:
             return {"agreed": True, "price": round((bid["price"] + ask["price"]) / 2, 2), "rounds": rounds}
@@ -148,6 +185,7 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
 
 
 # -- allocation: who sells -------------------------------------------------------------
+
 
 @wfr.activity(name="allocate")
 async def allocate(ctx, order: dict) -> dict:
@@ -158,13 +196,18 @@ async def allocate(ctx, order: dict) -> dict:
 
 # -- the order saga ----------------------------------------------------------------------
 
+
 @wfr.activity(name="reserve")
 async def reserve(ctx, order: dict) -> dict:
     held = await _proxy("ProductActor", order["product"], ProductInterface).Reserve(
-        {"order_id": order["id"], "quantity": order["quantity"]})
+        {"order_id": order["id"], "quantity": order["quantity"]}
+    )
     if held["ok"]:  # a re-run announces again; consumers count an (order, kind) once
-        _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
-                                                     "kind": "reserved", "change": -order["quantity"]})
+        _publish(
+            INVENTORY_TOPIC,
+            order["product"],
+            {"product": order["product"], "order": order["id"], "kind": "reserved", "change": -order["quantity"]},
+        )
     return held
 
 
@@ -172,15 +215,19 @@ async def reserve(ctx, order: dict) -> dict:
 async def release(ctx, order: dict) -> dict:
     """Only ever after a reserve that held: the order's quantity goes back (a re-run releases nothing more)."""
     released = await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
-    _publish(INVENTORY_TOPIC, order["product"], {"product": order["product"], "order": order["id"],
-                                                 "kind": "released", "change": order["quantity"]})
+    _publish(
+        INVENTORY_TOPIC,
+        order["product"],
+        {"product": order["product"], "order": order["id"], "kind": "released", "change": order["quantity"]},
+    )
     return released
 
 
 @wfr.activity(name="debit")
 async def debit(ctx, order: dict) -> dict:
     return await _proxy("WalletActor", order["buyer_wallet"], WalletInterface).Debit(
-        {"order_id": order["id"], "amount": order["total"]})
+        {"order_id": order["id"], "amount": order["total"]}
+    )
 
 
 @wfr.activity(name="refund")
@@ -192,8 +239,12 @@ async def refund(ctx, order: dict) -> dict:
 async def ship(ctx, order: dict) -> dict:
     """The carrier (an app of its own, by service invocation) ships the parcel, then the seller is paid.
     A refusal is an answer ({"ok": False}); anything else that fails is retried."""
-    parcel = {"order": order["id"], "product": order["product"], "quantity": order["quantity"],
-              "refuse": order.get("fail_at") == "ship"}  # a drill's planned failure: the carrier refuses it
+    parcel = {
+        "order": order["id"],
+        "product": order["product"],
+        "quantity": order["quantity"],
+        "refuse": order.get("fail_at") == "ship",
+    }  # a drill's planned failure: the carrier refuses it
     async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
         reply = await client.post(f"{SIDECAR}/v1.0/invoke/{CARRIER}/method/ship", json=parcel, headers=API_HEADERS)
     if reply.status_code == 422:
@@ -202,7 +253,8 @@ async def ship(ctx, order: dict) -> dict:
         return {"ok": False, "reason": f"the carrier's access policy refused the market: {reply.text[:150]}"}
     reply.raise_for_status()
     await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
-        {"order_id": order["id"], "amount": order["total"]})
+        {"order_id": order["id"], "amount": order["total"]}
+    )
     return {"ok": True, "tracking": reply.json()["tracking"]}
 
 
@@ -212,7 +264,11 @@ async def settle(ctx, outcome: dict) -> dict:
     order = _proxy("OrderActor", outcome["order"], OrderInterface)
     settled = await order.Settle(outcome)
     if not settled.get("announced") and ORDERS_TOPIC:
-        _publish(ORDERS_TOPIC, outcome["order"], {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")})
+        _publish(
+            ORDERS_TOPIC,
+            outcome["order"],
+            {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")},
+        )
         await order.Announced()
     return settled
 
@@ -221,8 +277,12 @@ def _publish(topic: str | None, key: str, event: dict) -> None:
     """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``."""
     if not topic:
         return
-    reply = _HTTP.post(f"{SIDECAR}/v1.0/publish/{PUBSUB}/{topic}", params={"metadata.partitionKey": key},
-                       content=json.dumps(event), headers={"content-type": "application/json", **API_HEADERS})
+    reply = _HTTP.post(
+        f"{SIDECAR}/v1.0/publish/{PUBSUB}/{topic}",
+        params={"metadata.partitionKey": key},
+        content=json.dumps(event),
+        headers={"content-type": "application/json", **API_HEADERS},
+    )
     reply.raise_for_status()
 
 
@@ -235,8 +295,13 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
     """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
     order = {**order, "total": round(order["price"] * order["quantity"], 2)}
     undo: list = []
-    outcome = {"order": order["id"], "total": order["total"], "quantity": order["quantity"], "product": order["product"],
-               "seller": order["seller_wallet"]}
+    outcome = {
+        "order": order["id"],
+        "total": order["total"],
+        "quantity": order["quantity"],
+        "product": order["product"],
+        "seller": order["seller_wallet"],
+    }
     try:
         ctx.set_custom_status({"stage": "reserve"})
         held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
@@ -274,9 +339,17 @@ def purchase(ctx: wf.DaprWorkflowContext, order: dict):
     if awarded["seller"] is None:
         return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": f"no seller lists {order['product']}"}))
     ctx.set_custom_status({"stage": "negotiating", "seller": awarded["seller"], "rejected": awarded["rejected"]})
-    deal = yield ctx.call_child_workflow(negotiate, instance_id=f"{ctx.instance_id}-deal", input={
-        "buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]})
+    deal = yield ctx.call_child_workflow(
+        negotiate,
+        instance_id=f"{ctx.instance_id}-deal",
+        input={"buyer": order["buyer"], "seller": order["seller"], "item": order["product"], "rounds": order["rounds"]},
+    )
     if not deal["agreed"]:
         return (yield _settle(ctx, {**outcome, "status": "no deal", "seller": awarded["seller"]}))
-    return (yield ctx.call_child_workflow(order_saga, instance_id=f"{ctx.instance_id}-saga",
-                                          input={**order, "price": deal["price"], "seller_wallet": awarded["seller"]}))
+    return (
+        yield ctx.call_child_workflow(
+            order_saga,
+            instance_id=f"{ctx.instance_id}-saga",
+            input={**order, "price": deal["price"], "seller_wallet": awarded["seller"]},
+        )
+    )

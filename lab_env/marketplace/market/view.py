@@ -24,10 +24,9 @@ from collections import Counter, deque
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-
+from lab_env.marketplace.market import control
 from lab_env.runtime import kafka, workflows
 from lab_env.runtime.actors import invoke
-from lab_env.marketplace.market import control
 
 app = FastAPI(title="marketplace live view")
 RECENT = 24
@@ -48,8 +47,16 @@ def _consume(topic: str, group: str) -> None:
     """Count the order events as a consumer group does, so its lag is real."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer(kafka.config({"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                                      "auto.commit.interval.ms": 1000}))
+    consumer = Consumer(
+        kafka.config(
+            {
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 1000,
+            }
+        )
+    )
     consumer.subscribe([topic])
     while True:
         for msg in consumer.consume(200, 0.5):
@@ -98,14 +105,26 @@ def state() -> dict:
     for instance in placed[-RECENT:]:
         if instance in _settled:
             outcome = _settled[instance]
-            orders.append({"id": instance, "stage": outcome["status"], "total": outcome.get("total"),
-                           "seller": outcome.get("seller")})
+            orders.append(
+                {
+                    "id": instance,
+                    "stage": outcome["status"],
+                    "total": outcome.get("total"),
+                    "seller": outcome.get("seller"),
+                }
+            )
             continue
         purchase = workflows.custom_status(market.app, instance) or {}  # allocating, or the awarded seller
         saga = workflows.custom_status(market.app, f"{instance}-saga")
         deal = workflows.custom_status(market.app, f"{instance}-deal") or {}
-        orders.append({"id": instance, "stage": (saga or {}).get("stage") or purchase.get("stage") or "negotiating",
-                       "total": None, "seller": purchase.get("seller")})
+        orders.append(
+            {
+                "id": instance,
+                "stage": (saga or {}).get("stage") or purchase.get("stage") or "negotiating",
+                "total": None,
+                "seller": purchase.get("seller"),
+            }
+        )
         if not saga and deal.get("rounds"):
             negotiations.append({"id": instance, "rounds": deal["rounds"]})
     with _lock:
@@ -114,14 +133,25 @@ def state() -> dict:
         if len(samples) > 1 and samples[-1][0] > samples[0][0]:
             rate = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
         events = {"count": _events["count"], "by_status": dict(_events["by_status"]), "per_second": round(rate, 1)}
-    stock = {market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
-             for n in range(cat.products)}
+    stock = {
+        market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        for n in range(cat.products)
+    }
     return {
-        "market": market.name, "topic": market.topic,
-        "agents": {"buyers": cat.buyers, "sellers": cat.sellers, "products": cat.products,
-                   "negotiators": 2 * len(placed), "in_stock": sum(stock.values())},
-        "outcomes": dict(Counter(o["status"] for o in _settled.values())), "placed": len(placed),
-        "orders": orders, "negotiations": negotiations[-6:], "events": events,
+        "market": market.name,
+        "topic": market.topic,
+        "agents": {
+            "buyers": cat.buyers,
+            "sellers": cat.sellers,
+            "products": cat.products,
+            "negotiators": 2 * len(placed),
+            "in_stock": sum(stock.values()),
+        },
+        "outcomes": dict(Counter(o["status"] for o in _settled.values())),
+        "placed": len(placed),
+        "orders": orders,
+        "negotiations": negotiations[-6:],
+        "events": events,
         "kafka_lag": _lag(market.topic, f"{market.name}-view"),
     }
 

@@ -41,10 +41,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import REPO_ROOT, logs_dir
 from lab_env.core.profile import Profile, current
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
 
 KIND_CONFIG = REPO_ROOT / "devcontainer" / "kind-config.yaml"
 DAPR_CHART_REPO = "https://dapr.github.io/helm-charts/"
@@ -84,15 +84,23 @@ def require_tool(name: str) -> str:
 def require_docker() -> str:
     """The docker client, once its engine answers; else a one-line LabEnvError."""
     docker = require_tool("docker")
-    fix = ("start it (Docker Desktop, or `sudo systemctl start docker`); "
-           "in the devcontainer, rebuild it so docker-in-docker starts dockerd")
+    fix = (
+        "start it (Docker Desktop, or `sudo systemctl start docker`); "
+        "in the devcontainer, rebuild it so docker-in-docker starts dockerd"
+    )
     try:
         done = subprocess.run(
             [docker, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=DOCKER_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=DOCKER_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
-        raise LabEnvError(f"the Docker engine did not answer `docker info` within {DOCKER_TIMEOUT_S:.0f}s", fix) from None
+        raise LabEnvError(
+            f"the Docker engine did not answer `docker info` within {DOCKER_TIMEOUT_S:.0f}s", fix
+        ) from None
     if done.returncode != 0 or not done.stdout.strip():
         reason = _one_line(done.stderr) or f"`docker info` exited {done.returncode}"
         raise LabEnvError(f"the Docker engine is not running ({reason})", fix)
@@ -106,7 +114,9 @@ def cluster_name(config: Path = KIND_CONFIG) -> str:
     try:
         doc = yaml.safe_load(config.read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise LabEnvError(f"cannot read the kind config {config} ({type(err).__name__})", "restore it with git") from None
+        raise LabEnvError(
+            f"cannot read the kind config {config} ({type(err).__name__})", "restore it with git"
+        ) from None
     name = doc.get("name") if isinstance(doc, dict) else None
     if not name:
         raise LabEnvError(f"{config} sets no cluster name", "add `name: agent-homes` to it")
@@ -117,8 +127,14 @@ def _run(argv: Sequence[str], what: str, stdin_text: str | None = None) -> str:
     """Run a short command; its output is appended to the cluster log."""
     log = logs_dir() / "cluster.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(list(argv), capture_output=True, text=True, input=stdin_text, check=False,
-                          stdin=None if stdin_text is not None else subprocess.DEVNULL)
+    done = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        input=stdin_text,
+        check=False,
+        stdin=None if stdin_text is not None else subprocess.DEVNULL,
+    )
     with open(log, "a") as out:
         out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
     if done.returncode != 0:
@@ -142,7 +158,9 @@ def stack_endpoints(profile: Profile) -> dict[str, tuple[str, int]]:
         try:
             infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
         except socket.gaierror as err:
-            raise LabEnvError(f"cannot resolve {host} ({err.strerror})", "is the compose stack up? `lab-env doctor` checks it") from None
+            raise LabEnvError(
+                f"cannot resolve {host} ({err.strerror})", "is the compose stack up? `lab-env doctor` checks it"
+            ) from None
         found[name] = (str(infos[0][4][0]), port)
     return found
 
@@ -154,58 +172,96 @@ def mirror_manifest(endpoints: dict[str, tuple[str, int]], namespace: str) -> di
     if namespace != "default":
         items.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     for name, (address, port) in endpoints.items():
-        items.append({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {"ports": [{"name": name, "port": port, "targetPort": port, "protocol": "TCP"}]},
-        })
-        items.append({
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-{MANAGED_BY}",
-                "namespace": namespace,
-                "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": name, "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        })
+        items.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": {"ports": [{"name": name, "port": port, "targetPort": port, "protocol": "TCP"}]},
+            }
+        )
+        items.append(
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-{MANAGED_BY}",
+                    "namespace": namespace,
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+                    },
+                },
+                "addressType": "IPv4",
+                "ports": [{"name": name, "port": port, "protocol": "TCP"}],
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            }
+        )
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
 def up(namespace: str = "default", timeout: str = "10m") -> list[str]:
     """Create (or repair) the cluster, install Dapr, expose Redis and Kafka. Returns a summary."""
     if not _NAMESPACE_OK.match(namespace):
-        raise LabEnvError(f"namespace {namespace!r} is not a valid Kubernetes name", "use lowercase letters, digits and hyphens")
+        raise LabEnvError(
+            f"namespace {namespace!r} is not a valid Kubernetes name", "use lowercase letters, digits and hyphens"
+        )
     require_docker()
     kind, kubectl, helm = (require_tool(tool) for tool in ("kind", "kubectl", "helm"))
     name = cluster_name()
     context = f"kind-{name}"
     if name not in _run([kind, "get", "clusters"], "listing kind clusters").split():
-        _run_long([kind, "create", "cluster", "--config", str(KIND_CONFIG), "--wait", "120s"],
-                  f"creating kind cluster {name}", "cluster-create.log")
+        _run_long(
+            [kind, "create", "cluster", "--config", str(KIND_CONFIG), "--wait", "120s"],
+            f"creating kind cluster {name}",
+            "cluster-create.log",
+        )
     # Also after a container rebuild, when the cluster survived but ~/.kube did not.
     _run([kind, "export", "kubeconfig", "--name", name], "writing the kubeconfig")
 
     version = pins().dapr_runtime
-    _run_long([helm, "upgrade", "--install", "dapr", "dapr", "--repo", DAPR_CHART_REPO, "--version", version,
-               "--namespace", DAPR_NAMESPACE, "--create-namespace", "--kube-context", context,
-               "--wait", "--timeout", timeout],
-              f"installing Dapr {version} (Helm chart)", "cluster-dapr.log")
+    _run_long(
+        [
+            helm,
+            "upgrade",
+            "--install",
+            "dapr",
+            "dapr",
+            "--repo",
+            DAPR_CHART_REPO,
+            "--version",
+            version,
+            "--namespace",
+            DAPR_NAMESPACE,
+            "--create-namespace",
+            "--kube-context",
+            context,
+            "--wait",
+            "--timeout",
+            timeout,
+        ],
+        f"installing Dapr {version} (Helm chart)",
+        "cluster-dapr.log",
+    )
     summary = [f"kind cluster {name} is up (kubectl context {context}), Dapr {version} in namespace {DAPR_NAMESPACE}"]
 
     profile = current()
     if profile.name != "container":
-        summary.append("native profile: Redis and Kafka listen on 127.0.0.1 only, so pods cannot reach them; "
-                       "use the devcontainer (LAB_ENV_PROFILE=container) for the agent-homes lab")
+        summary.append(
+            "native profile: Redis and Kafka listen on 127.0.0.1 only, so pods cannot reach them; "
+            "use the devcontainer (LAB_ENV_PROFILE=container) for the agent-homes lab"
+        )
         return summary
     endpoints = stack_endpoints(profile)
-    _run([kubectl, "--context", context, "apply", "-f", "-"], "making Redis and Kafka reachable from the cluster",
-         stdin_text=json.dumps(mirror_manifest(endpoints, namespace)))
+    _run(
+        [kubectl, "--context", context, "apply", "-f", "-"],
+        "making Redis and Kafka reachable from the cluster",
+        stdin_text=json.dumps(mirror_manifest(endpoints, namespace)),
+    )
     reach = ", ".join(f"{svc}:{port} -> {address}" for svc, (address, port) in endpoints.items())
-    summary.append(f"pods in namespace {namespace} reach {reach}; after the compose stack restarts, run `lab-env cluster up` again")
+    summary.append(
+        f"pods in namespace {namespace} reach {reach}; after the compose stack restarts, run `lab-env cluster up` again"
+    )
     return summary
 
 
@@ -226,7 +282,9 @@ def docker_usable() -> bool:
     if not docker:
         return False
     try:
-        return subprocess.run([docker, "info"], capture_output=True, timeout=DOCKER_TIMEOUT_S, check=False).returncode == 0
+        return (
+            subprocess.run([docker, "info"], capture_output=True, timeout=DOCKER_TIMEOUT_S, check=False).returncode == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -245,9 +303,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
         if args.action == "up":
             cluster = native_cluster.up()
-            print(f"native Kubernetes {pins().kubernetes['version']} cluster {cluster.name} is up "
-                  f"(kwok simulates its {native_cluster.NODES} nodes: pods are scheduled and marked Running, "
-                  f"their containers do not run)")
+            print(
+                f"native Kubernetes {pins().kubernetes['version']} cluster {cluster.name} is up "
+                f"(kwok simulates its {native_cluster.NODES} nodes: pods are scheduled and marked Running, "
+                f"their containers do not run)"
+            )
             print(f"kubectl: export KUBECONFIG={cluster.kubeconfig}")
         elif args.action == "status":
             for line in native_cluster.status():
@@ -276,16 +336,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cluster",
         help="Kubernetes cluster for the agent-homes lab (up | status | down)",
         description="With Docker (the devcontainer): up creates the kind cluster of devcontainer/kind-config.yaml, "
-                    "installs Dapr with Helm at the pinned version and exposes the compose stack's Redis and Kafka "
-                    "to its pods. Without Docker: up starts a real Kubernetes control plane as local processes "
-                    "(built from Go modules on first use, about 10 minutes) with kwok simulating the nodes, and "
-                    "installs Dapr's CRDs. down deletes the cluster.",
+        "installs Dapr with Helm at the pinned version and exposes the compose stack's Redis and Kafka "
+        "to its pods. Without Docker: up starts a real Kubernetes control plane as local processes "
+        "(built from Go modules on first use, about 10 minutes) with kwok simulating the nodes, and "
+        "installs Dapr's CRDs. down deletes the cluster.",
     )
     parser.add_argument("action", choices=("up", "status", "down"))
-    parser.add_argument("--runtime", choices=("auto", "kind", "native"), default="auto",
-                        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs")
-    parser.add_argument("--namespace", default="default",
-                        help="up: the namespace whose pods get the redis and kafka Services (default: default)")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "kind", "native"),
+        default="auto",
+        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs",
+    )
+    parser.add_argument(
+        "--namespace",
+        default="default",
+        help="up: the namespace whose pods get the redis and kafka Services (default: default)",
+    )
     parser.add_argument("--timeout", default="10m", help="up: how long Helm waits for Dapr to be ready (default: 10m)")
     parser.set_defaults(fn=cmd_cluster)
     return parser

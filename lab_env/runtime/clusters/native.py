@@ -22,17 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import state_dir
 from lab_env.core.ports import free_ports
 from lab_env.core.procs import alive, stop
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
 
 DEFAULT_NAME = "agent-homes"
 NODES = 2
 DAPR_NAMESPACE = "dapr-system"
-_PORT_FIELDS = ("kubeApiserverPort", "etcdPort", "etcdPeerPort", "kwokControllerPort",
-                "kubeControllerManagerPort", "kubeSchedulerPort", "metricsServerPort")
+_PORT_FIELDS = (
+    "kubeApiserverPort",
+    "etcdPort",
+    "etcdPeerPort",
+    "kwokControllerPort",
+    "kubeControllerManagerPort",
+    "kubeSchedulerPort",
+    "metricsServerPort",
+)
 
 
 class KubectlError(LabEnvError):
@@ -87,11 +94,19 @@ class NativeCluster:
         if not self.kubeconfig.exists():
             raise LabEnvError(f"no native cluster named {self.name} is running", "start it with `lab-env cluster up`")
         try:
-            done = subprocess.run([str(kube_bin("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
-                                  input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(
+                [str(kube_bin("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired as err:
-            raise LabEnvError(f"kubectl {' '.join(args[:2])} took over {timeout:.0f} s",
-                              "check the cluster with `lab-env cluster status`") from err
+            raise LabEnvError(
+                f"kubectl {' '.join(args[:2])} took over {timeout:.0f} s",
+                "check the cluster with `lab-env cluster status`",
+            ) from err
         if check and done.returncode != 0:
             raise KubectlError(_server_message(done.stderr or done.stdout))
         return done.stdout
@@ -137,10 +152,16 @@ def _config(cluster: NativeCluster, ports: list[int]) -> dict[str, Any]:
     # One controller manager and one scheduler need no leader election; with it,
     # a control plane stalled past the renew deadline (a busy machine) makes both
     # exit for good ("leaderelection lost"), and the cluster is half gone.
-    no_election = [{"name": name, "extraArgs": [{"key": "leader-elect", "value": "false"}]}
-                   for name in ("kube-controller-manager", "kube-scheduler")]
-    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options,
-            "componentsPatches": no_election}
+    no_election = [
+        {"name": name, "extraArgs": [{"key": "leader-elect", "value": "false"}]}
+        for name in ("kube-controller-manager", "kube-scheduler")
+    ]
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": options,
+        "componentsPatches": no_election,
+    }
 
 
 def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> NativeCluster:
@@ -159,22 +180,57 @@ def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> Na
     log = cluster.workdir / f"{name}.create.log"
     try:
         with open(log, "w") as out:
-            done = subprocess.run([kwokctl, "-c", str(cluster.config_file), "--name", name, "create", "cluster",
-                                   "--kubeconfig", str(cluster.kubeconfig), "--wait", f"{int(timeout)}s"],
-                                  env=cluster.env(), stdout=out, stderr=subprocess.STDOUT, timeout=timeout + 30)
+            done = subprocess.run(
+                [
+                    kwokctl,
+                    "-c",
+                    str(cluster.config_file),
+                    "--name",
+                    name,
+                    "create",
+                    "cluster",
+                    "--kubeconfig",
+                    str(cluster.kubeconfig),
+                    "--wait",
+                    f"{int(timeout)}s",
+                ],
+                env=cluster.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout + 30,
+            )
         if done.returncode != 0:
-            raise LabEnvError(f"kwokctl could not create cluster {name}: {_last_line(log)}",
-                              f"see {log}; then `lab-env cluster down` and up again")
-        subprocess.run([kwokctl, "--name", name, "scale", "node", "--replicas", str(nodes),
-                        # metrics-server scrapes each node's InternalIP: keep it on this machine.
-                        "--param", '.nodeIPs=["127.0.0.1"]'],
-                       env=cluster.env(), capture_output=True, text=True, check=True, timeout=60)
-        cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", f"--timeout={int(timeout)}s",
-                        timeout=timeout + 10)
+            raise LabEnvError(
+                f"kwokctl could not create cluster {name}: {_last_line(log)}",
+                f"see {log}; then `lab-env cluster down` and up again",
+            )
+        subprocess.run(
+            [
+                kwokctl,
+                "--name",
+                name,
+                "scale",
+                "node",
+                "--replicas",
+                str(nodes),
+                # metrics-server scrapes each node's InternalIP: keep it on this machine.
+                "--param",
+                '.nodeIPs=["127.0.0.1"]',
+            ],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        cluster.kubectl(
+            "wait", "--for=condition=Ready", "node", "--all", f"--timeout={int(timeout)}s", timeout=timeout + 10
+        )
         crds = module_dir("github.com/dapr/dapr", f"v{pins().dapr_runtime}") / "charts" / "dapr" / "crds"
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
-        cluster.kubectl("wait", "--for", "condition=established", "crd", "--all", f"--timeout={int(timeout)}s",
-                        timeout=timeout + 10)
+        cluster.kubectl(
+            "wait", "--for", "condition=established", "crd", "--all", f"--timeout={int(timeout)}s", timeout=timeout + 10
+        )
         _restart_exited(cluster)
     except BaseException:
         down(name)  # nothing half-started stays behind
@@ -208,8 +264,10 @@ def _restart_exited(cluster: NativeCluster) -> None:
         _kwokctl_start(cluster, exited)
         exited = cluster.exited()
     if exited:
-        raise LabEnvError(f"cluster {cluster.name}: {', '.join(exited)} exited {RESTARTS} times while starting",
-                          f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again")
+        raise LabEnvError(
+            f"cluster {cluster.name}: {', '.join(exited)} exited {RESTARTS} times while starting",
+            f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again",
+        )
 
 
 def _forget_pids(cluster: NativeCluster, components: list[str]) -> None:
@@ -235,16 +293,23 @@ def _kwokctl_start(cluster: NativeCluster, components: list[str]) -> None:
 
     fix = f"see {cluster.workdir / 'died' / cluster.name}; then `lab-env cluster down` and up again"
     try:
-        done = subprocess.run([str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster",
-                               "--timeout", f"{KWOKCTL_START_S}s"],
-                              env=cluster.env(), capture_output=True, text=True, check=False,
-                              timeout=KWOKCTL_START_S + 30)
+        done = subprocess.run(
+            [str(kube_bin("kwokctl")), "--name", cluster.name, "start", "cluster", "--timeout", f"{KWOKCTL_START_S}s"],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=KWOKCTL_START_S + 30,
+        )
     except subprocess.TimeoutExpired as err:
         raise LabEnvError(f"kwokctl start cluster {cluster.name} took over {KWOKCTL_START_S + 30} s", fix) from err
     said = _last_text_line(f"{done.stdout}\n{done.stderr}")
     if done.returncode != 0:
-        raise LabEnvError(f"kwokctl could not start {', '.join(components)} of cluster {cluster.name} again "
-                          f"(exit {done.returncode}): {said}", fix)
+        raise LabEnvError(
+            f"kwokctl could not start {', '.join(components)} of cluster {cluster.name} again "
+            f"(exit {done.returncode}): {said}",
+            fix,
+        )
     unforked = sorted(set(components) - set(cluster.pids()))
     if unforked:
         raise LabEnvError(f"kwokctl start cluster {cluster.name} did not fork {', '.join(unforked)} again: {said}", fix)
@@ -281,9 +346,14 @@ def down(name: str = DEFAULT_NAME, timeout: float = 30, keep_logs: bool = True) 
     if exited and keep_logs:  # a component died on its own: keep its logs (kwokctl's delete removes them) to show why
         _keep_logs(cluster, exited)
     if kube_bin("kwokctl").exists():
-        subprocess.run([str(kube_bin("kwokctl")), "--name", name, "delete", "cluster",
-                        "--kubeconfig", str(cluster.kubeconfig)],
-                       env=cluster.env(), capture_output=True, text=True, check=False, timeout=120)
+        subprocess.run(
+            [str(kube_bin("kwokctl")), "--name", name, "delete", "cluster", "--kubeconfig", str(cluster.kubeconfig)],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
     for pid in pids.values():
         stop(pid, timeout=timeout)  # kwokctl has signalled them: this waits, and kills what is left
     shutil.rmtree(cluster.home, ignore_errors=True)

@@ -14,7 +14,16 @@ from lab_env.stack.provision.kube import install_kube
 from lab_env.stack.provision.prereqs import require_tools
 from lab_env.stack.provision.redis import install_redis
 
-__all__ = ["install_dapr", "install_dapr_cli", "install_kafka", "install_kcat", "install_kube", "install_redis", "require_tools", "setup"]
+__all__ = [
+    "install_dapr",
+    "install_dapr_cli",
+    "install_kafka",
+    "install_kcat",
+    "install_kube",
+    "install_redis",
+    "require_tools",
+    "setup",
+]
 
 
 def setup(force: bool = False, cli: bool = False, cluster: bool = False) -> dict[str, float]:

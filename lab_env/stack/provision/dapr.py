@@ -17,9 +17,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import cache_dir, dapr_bin, dapr_home
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
 from lab_env.stack.provision.gobuild import go_build, go_env
 from lab_env.stack.provision.prereqs import require_go
 
@@ -32,8 +32,10 @@ _NO_TAG_FILE = Path("cmd/daprd/components/zz_notag.go")
 # interface whatever --healthz-listen-address says; we make it listen where
 # DAPR_HEALTHZ_LISTEN_ADDRESS says (see overlay/healthz_listen.go).
 _HEALTHZ_FILE = Path("pkg/healthz/server/server.go")
-_HEALTHZ_LISTEN = ('net.Listen("tcp", fmt.Sprintf(":%d", s.port))',
-                   'net.Listen("tcp", fmt.Sprintf("%s:%d", healthzListenHost, s.port))')
+_HEALTHZ_LISTEN = (
+    'net.Listen("tcp", fmt.Sprintf(":%d", s.port))',
+    'net.Listen("tcp", fmt.Sprintf("%s:%d", healthzListenHost, s.port))',
+)
 STAMP = ".lab-env-recipe"
 
 
@@ -56,9 +58,12 @@ def installed_version(binary: Path) -> str | None:
 
 def installed() -> bool:
     stamp = dapr_home() / "bin" / STAMP
-    return (stamp.exists() and stamp.read_text().strip() == recipe()
-            and installed_version(dapr_bin("daprd")) == pins().dapr_runtime
-            and all(dapr_bin(name).exists() for name in COMMANDS))
+    return (
+        stamp.exists()
+        and stamp.read_text().strip() == recipe()
+        and installed_version(dapr_bin("daprd")) == pins().dapr_runtime
+        and all(dapr_bin(name).exists() for name in COMMANDS)
+    )
 
 
 def install_dapr(force: bool = False) -> Path:
@@ -94,10 +99,17 @@ def build(go: str, version: str) -> Path:
     # wired in with a local replace directive.
     info = subprocess.run(
         [go, "mod", "download", "-json", f"github.com/dapr/dapr@v{version}"],
-        cwd=work, env=env, capture_output=True, text=True, check=False,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if info.returncode != 0:
-        raise LabEnvError(f"could not download dapr v{version} from the Go module proxy: {info.stdout[-300:]}", "check network access to the Go module proxy")
+        raise LabEnvError(
+            f"could not download dapr v{version} from the Go module proxy: {info.stdout[-300:]}",
+            "check network access to the Go module proxy",
+        )
     src = Path(json.loads(info.stdout)["Dir"])
     local = work / "dapr-src"
     shutil.copytree(src, local)
@@ -107,8 +119,10 @@ def build(go: str, version: str) -> Path:
     healthz = local / _HEALTHZ_FILE
     source = healthz.read_text()
     if _HEALTHZ_LISTEN[0] not in source:
-        raise LabEnvError(f"dapr v{version}'s {_HEALTHZ_FILE} no longer has the listen call lab-env patches",
-                          "update _HEALTHZ_LISTEN in lab_env/stack/provision/dapr.py for this Dapr version")
+        raise LabEnvError(
+            f"dapr v{version}'s {_HEALTHZ_FILE} no longer has the listen call lab-env patches",
+            "update _HEALTHZ_LISTEN in lab_env/stack/provision/dapr.py for this Dapr version",
+        )
     healthz.write_text(source.replace(*_HEALTHZ_LISTEN))
     shutil.copyfile(work / "overlay" / "healthz_listen.go", healthz.parent / "zz_listen_host.go")
     subprocess.run([go, "mod", "edit", "-replace", "github.com/dapr/dapr=./dapr-src"], cwd=work, env=env, check=True)
@@ -117,8 +131,9 @@ def build(go: str, version: str) -> Path:
         f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
         f" -X github.com/dapr/kit/logger.DaprVersion={version}"
     )
-    go_build(go, work, [f"./{name}" for name in COMMANDS], str(out_dir) + "/", ldflags,
-             f"Dapr {version}", "dapr-build.log")
+    go_build(
+        go, work, [f"./{name}" for name in COMMANDS], str(out_dir) + "/", ldflags, f"Dapr {version}", "dapr-build.log"
+    )
     return out_dir
 
 

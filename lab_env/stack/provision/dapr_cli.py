@@ -14,9 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import cache_dir, dapr_bin
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
 from lab_env.stack.provision.gobuild import go_build
 from lab_env.stack.provision.prereqs import require_go
 
@@ -34,7 +34,10 @@ def installed_cli_version(binary: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
             [binary, "version", "--output", "json"],
-            capture_output=True, text=True, check=False, timeout=30,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
         )
         return json.loads(out.stdout).get("Cli version") or None
     except (OSError, subprocess.TimeoutExpired, ValueError, AttributeError):
@@ -60,10 +63,15 @@ def install_dapr_cli(force: bool = False) -> Path:
         shutil.copy2(built, tmp)
         tmp.replace(target)
     except OSError as err:
-        raise LabEnvError(f"could not install the Dapr CLI to {target}: {err}", f"check that {target.parent} is writable") from err
+        raise LabEnvError(
+            f"could not install the Dapr CLI to {target}: {err}", f"check that {target.parent} is writable"
+        ) from err
     got = installed_cli_version(target)
     if got != version:
-        raise LabEnvError(f"the Dapr CLI built at {target} reports version {got!r}, not {version}", "run `lab-env setup` again; if it fails the same way, report it")
+        raise LabEnvError(
+            f"the Dapr CLI built at {target} reports version {got!r}, not {version}",
+            "run `lab-env setup` again; if it fails the same way, report it",
+        )
     return target
 
 
@@ -76,7 +84,9 @@ def build_cli(go: str, version: str) -> Path:
             shutil.rmtree(work)
         shutil.copytree(BUILD_MODULE, work)
     except OSError as err:
-        raise LabEnvError(f"could not prepare the Dapr CLI build in {work}: {err}", "check that the lab-env cache folder is writable") from err
+        raise LabEnvError(
+            f"could not prepare the Dapr CLI build in {work}: {err}", "check that the lab-env cache folder is writable"
+        ) from err
     _check_module_version(work, version)
 
     ldflags = f"-s -w -X main.version={version} -X main.apiVersion={_API_VERSION}"

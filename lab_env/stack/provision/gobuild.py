@@ -10,9 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import cache_dir
 from lab_env.core.progress_bar import run_with_progress
+from lab_env.errors import LabEnvError
 
 
 def go_env() -> dict[str, str]:
@@ -25,13 +25,21 @@ def go_build(go: str, work: Path, packages: list[str], output: str, ldflags: str
     """Build ``packages`` of the module in ``work`` into ``output`` (a file, or a folder ending in /)."""
     env = go_env()
     try:
-        deps = subprocess.run([go, "list", "-deps", *packages], cwd=work, env={**os.environ, **env},
-                              capture_output=True, text=True, check=False)
+        deps = subprocess.run(
+            [go, "list", "-deps", *packages],
+            cwd=work,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     except OSError as err:
         raise LabEnvError(f"could not run Go ({go}): {err}", "install Go 1.26+ and run `lab-env setup` again") from err
     if deps.returncode != 0:
         last = (deps.stderr.strip().splitlines() or ["?"])[-1]
-        raise LabEnvError(f"resolving the {what} build failed: {last[:200]}", "check network access to the Go module proxy")
+        raise LabEnvError(
+            f"resolving the {what} build failed: {last[:200]}", "check network access to the Go module proxy"
+        )
     run_with_progress(
         [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", output, *packages],
         f"building {what} (Go)",

@@ -26,9 +26,16 @@ def classpath() -> str:
 def java_command(main: str, *args: str, log_config: Path = LOG4J2_CONFIG) -> list[str]:
     """``java`` running ``main`` from the Kafka jars (the broker, and Kafka's CLI tools)."""
     return [
-        "java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java",
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log_config}",
-        "-cp", classpath(), main, *args,
+        "-cp",
+        classpath(),
+        main,
+        *args,
     ]
 
 
@@ -48,9 +55,17 @@ def install_kafka(force: bool = False) -> Path:
     staging = lib.parent / "lib.partial"
     shutil.rmtree(staging, ignore_errors=True)
     argv = [
-        mvn, "-B", "-Dstyle.color=never", "-f", str(POM),
-        f"-Dkafka.version={p.kafka}", f"-Dscala.binary={p.scala}", f"-Dlog4j.version={p.log4j}",
-        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+        mvn,
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(POM),
+        f"-Dkafka.version={p.kafka}",
+        f"-Dscala.binary={p.scala}",
+        f"-Dlog4j.version={p.log4j}",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
     ]
     run_with_progress(
         argv,

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab_env.errors import LabEnvError
 from lab_env.core.paths import cache_dir
 from lab_env.core.versions import pins
+from lab_env.errors import LabEnvError
 from lab_env.stack.provision.gobuild import go_build, go_env
 from lab_env.stack.provision.prereqs import require_go
 
@@ -72,17 +72,37 @@ def install_kube(force: bool = False) -> Path:
     major, minor = k8s.split(".")[:2]
     version_flags = " ".join(
         f"-X {pkg}.gitVersion=v{k8s} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
-        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"))
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    )
     # kwokctl reads each binary's --version to choose its flags: the version must be real.
-    go_build(go, work, [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS], f"{staging}/",
-             f"-s -w {version_flags} -X k8s.io/component-base/version.gitTreeState=clean",
-             f"Kubernetes {k8s}", "kube-build.log")
+    go_build(
+        go,
+        work,
+        [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS],
+        f"{staging}/",
+        f"-s -w {version_flags} -X k8s.io/component-base/version.gitTreeState=clean",
+        f"Kubernetes {k8s}",
+        "kube-build.log",
+    )
     go_build(go, work, ["go.etcd.io/etcd/server/v3"], f"{staging}/etcd", "-s -w", f"etcd {v['etcd']}", "etcd-build.log")
-    go_build(go, work, ["sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok/cmd/kwokctl"], f"{staging}/",
-             "-s -w", f"kwok {v['kwok']}", "kwok-build.log")
-    go_build(go, work, ["sigs.k8s.io/metrics-server/cmd/metrics-server"], f"{staging}/",
-             f"-s -w -X k8s.io/client-go/pkg/version.gitVersion=v{v['metrics_server']}",
-             f"metrics-server {v['metrics_server']}", "metrics-server-build.log")
+    go_build(
+        go,
+        work,
+        ["sigs.k8s.io/kwok/cmd/kwok", "sigs.k8s.io/kwok/cmd/kwokctl"],
+        f"{staging}/",
+        "-s -w",
+        f"kwok {v['kwok']}",
+        "kwok-build.log",
+    )
+    go_build(
+        go,
+        work,
+        ["sigs.k8s.io/metrics-server/cmd/metrics-server"],
+        f"{staging}/",
+        f"-s -w -X k8s.io/client-go/pkg/version.gitVersion=v{v['metrics_server']}",
+        f"metrics-server {v['metrics_server']}",
+        "metrics-server-build.log",
+    )
     for name in COMMANDS:
         tmp = out / f".{name}.new"
         shutil.copy2(staging / name, tmp)
@@ -97,20 +117,34 @@ def module_dir(module: str, version: str) -> Path:
     The Dapr CRDs and metrics-server's manifests ship inside their modules.
     """
     go = require_go()
-    info = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], cwd=BUILD_MODULE,
-                          env={**os.environ, **go_env()}, capture_output=True, text=True, check=False)
+    info = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        cwd=BUILD_MODULE,
+        env={**os.environ, **go_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if info.returncode != 0:
-        raise LabEnvError(f"could not download {module}@{version} from the Go module proxy",
-                          "check network access to the Go module proxy")
+        raise LabEnvError(
+            f"could not download {module}@{version} from the Go module proxy",
+            "check network access to the Go module proxy",
+        )
     return Path(json.loads(info.stdout)["Dir"])
 
 
 def _check_module_versions(work: Path) -> None:
     gomod = (work / "go.mod").read_text()
     v = pins().kubernetes
-    wanted = {"k8s.io/kubernetes": v["version"], "go.etcd.io/etcd/server/v3": v["etcd"],
-              "sigs.k8s.io/kwok": v["kwok"], "sigs.k8s.io/metrics-server": v["metrics_server"]}
+    wanted = {
+        "k8s.io/kubernetes": v["version"],
+        "go.etcd.io/etcd/server/v3": v["etcd"],
+        "sigs.k8s.io/kwok": v["kwok"],
+        "sigs.k8s.io/metrics-server": v["metrics_server"],
+    }
     for module, version in wanted.items():
         if f"\t{module} v{version}\n" not in gomod:
-            raise LabEnvError(f"lab_env/stack/provision/kube_build/go.mod does not require {module} v{version} (versions.toml)",
-                              "update go.mod to the pinned versions")
+            raise LabEnvError(
+                f"lab_env/stack/provision/kube_build/go.mod does not require {module} v{version} (versions.toml)",
+                "update go.mod to the pinned versions",
+            )

@@ -27,7 +27,9 @@ def require_go(minimum: tuple[int, int] = (1, 26)) -> str:
         raise LabEnvError("Go is not installed (it builds the Dapr runtime)", _HOW_TO_GET["go"])
     match = re.search(r"go(\d+)\.(\d+)", _version_of([go, "version"]))
     if not match or (int(match[1]), int(match[2])) < minimum:
-        raise LabEnvError(f"Go {'.'.join(map(str, minimum))}+ is needed, found {match[0] if match else '?'}", _HOW_TO_GET["go"])
+        raise LabEnvError(
+            f"Go {'.'.join(map(str, minimum))}+ is needed, found {match[0] if match else '?'}", _HOW_TO_GET["go"]
+        )
     return go
 
 

@@ -24,7 +24,9 @@ def install_redis() -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise LabEnvError("redis-server is not installed", "install it (`sudo apt-get install redis-server`, or `brew install redis`)")
+        raise LabEnvError(
+            "redis-server is not installed", "install it (`sudo apt-get install redis-server`, or `brew install redis`)"
+        )
     print("Installing redis-server from Debian packages ...", flush=True)
     placed_policy = not _POLICY_RC.exists()
     if placed_policy:
@@ -32,10 +34,15 @@ def install_redis() -> str:
         _POLICY_RC.chmod(0o755)
     try:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server", "redis-tools"]):
+        for cmd in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server", "redis-tools"],
+        ):
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise LabEnvError(f"`{' '.join(cmd)}` failed: {done.stderr.strip().splitlines()[-1:]}", "install redis-server by hand")
+                raise LabEnvError(
+                    f"`{' '.join(cmd)}` failed: {done.stderr.strip().splitlines()[-1:]}", "install redis-server by hand"
+                )
     finally:
         if placed_policy:
             _POLICY_RC.unlink(missing_ok=True)
