@@ -16,10 +16,20 @@ import importlib.machinery
 import sys
 from types import ModuleType
 
+from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import DaprApp, dapr_app, start_app, stop_app, unique_name, uvicorn_command
 
-__all__ = ["DaprApp", "LabEnvError", "dapr_app", "start_app", "stop_app", "unique_name", "uvicorn_command"]
+__all__ = [
+    "DaprApp",
+    "LabEnvError",
+    "dapr_app",
+    "start_app",
+    "stop_app",
+    "unique_name",
+    "uvicorn_command",
+    "wait_until",
+]
 
 # Where each module lived before the restructure (issue 26). Notebooks saved
 # by learners and graded later import the old names; they resolve to the same

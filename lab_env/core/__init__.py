@@ -1,1 +1,4 @@
-"""The ground floor, with no Dapr and no labs in it: paths, versions, the profile, ports, processes, probes and the one wait."""
+"""The ground floor, with no Dapr and no labs in it.
+
+Paths, versions, the profile, ports, processes, probes and the one wait.
+"""

@@ -12,8 +12,9 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from lab_env.errors import LabEnvError
 
@@ -71,6 +72,16 @@ def kafka_metadata(bootstrap: str) -> Probe:
     return probe
 
 
+class Watched(Protocol):
+    """A process a wait gives up on at once when it dies (an app, a worker)."""
+
+    name: str
+
+    def exit_reason(self) -> str | None:
+        """None while it runs; once it has exited, why, e.g. "exited: <its log's last line>"."""
+        ...
+
+
 @dataclass
 class Waiting:
     """One thing being waited for: its probe and a way to detect it died."""
@@ -78,6 +89,8 @@ class Waiting:
     probe: Probe
     failed: Callable[[], str | None] = lambda: None  # returns a reason once it cannot succeed
     fix: str | None = None  # what to tell the user; default: look at its log
+    died: str = "{name} failed to start: {reason}"  # the problem when ``failed`` gives a reason
+    timed_out: Callable[[], str] | None = None  # the problem after the deadline (default: "<name> not ready ...")
 
 
 def wait_all(
@@ -86,7 +99,10 @@ def wait_all(
     what: str = "services",
     progress: bool = True,
 ) -> None:
-    """Poll until every probe passes. Raises LabEnvError naming what is not ready."""
+    """Poll until every probe passes. Raises LabEnvError naming what is not ready.
+
+    ``timeout`` is a safety net against what never comes, not a pace.
+    """
     pending = dict(items)
     bar = _progress_bar(len(items), what) if progress else None
     deadline = time.monotonic() + timeout
@@ -95,7 +111,8 @@ def wait_all(
             for name, item in list(pending.items()):
                 reason = item.failed()
                 if reason:
-                    raise LabEnvError(f"{name} failed to start: {reason}", item.fix or f"see `lab-env logs {name}`")
+                    problem = item.died.format(name=name, reason=reason)
+                    raise LabEnvError(problem, item.fix if item.fix is not None else f"see `lab-env logs {name}`")
                 if item.probe():
                     del pending[name]
                     if bar is not None:
@@ -105,9 +122,10 @@ def wait_all(
                 break
             if time.monotonic() > deadline:
                 first = sorted(pending)[0]
+                late = pending[first].timed_out
                 raise LabEnvError(
-                    f"{', '.join(sorted(pending))} not ready after {timeout:.0f}s",
-                    pending[first].fix or f"see `lab-env logs {first}`",
+                    late() if late else f"{', '.join(sorted(pending))} not ready after {timeout:.0f}s",
+                    late_fix if (late_fix := pending[first].fix) is not None else f"see `lab-env logs {first}`",
                 )
             time.sleep(POLL_INTERVAL_S)
     finally:
@@ -115,10 +133,34 @@ def wait_all(
             bar.close()
 
 
-def wait_until(predicate: Probe, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true (for waits on the live stack in checks and tests)."""
-    fix = "it may still be on its way: wait a little and run the cell again, or read the app's log"
-    wait_all({what: Waiting(predicate, fix=fix)}, timeout, what, progress=False)
+def wait_until(
+    predicate: Probe,
+    timeout: float,
+    what: str,
+    *,
+    watch: Sequence[Watched] = (),
+    fix: str | None = None,
+    failure: str | Callable[[], str] | None = None,
+) -> None:
+    """The one wait: poll ``predicate`` until it is true.
+
+    Fails at once, quoting the reason, when a process in ``watch`` exits;
+    after ``timeout`` (a safety net, not a pace) with ``failure`` (a line, or a
+    function computing it then) or "<what> not ready after N s". A check lets
+    the LabEnvError through: the check decorator turns it into its verdict,
+    with the check's hint when there is no ``fix``.
+    """
+
+    def exited() -> str | None:
+        return next((f"{w.name} {r}" for w in watch if (r := w.exit_reason())), None)
+
+    late = failure if callable(failure) or failure is None else (lambda: failure)
+    fix = fix if fix is not None else ("" if failure is not None else _FIX)
+    item = Waiting(predicate, failed=exited, fix=fix, died=f"waiting for {what}: {{reason}}", timed_out=late)
+    wait_all({what: item}, timeout, what, progress=False)
+
+
+_FIX = "it may still be on its way: wait a little and run the cell again, or read the app's log"
 
 
 def _progress_bar(total: int, what: str):  # -> tqdm

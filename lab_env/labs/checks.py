@@ -16,19 +16,18 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class CheckFailed(AssertionError):
-    """An exercise is not right yet. ``str()`` is the one line a learner reads."""
+class CheckFailed(LabEnvError, AssertionError):
+    """An exercise is not right yet. ``str()`` is the one line a learner reads.
+
+    An AssertionError too, so nbval and pytest report it as a failed check."""
 
     def __init__(self, check: str, problem: str, hint: str | None = None) -> None:
-        self.check, self.problem, self.hint = check, problem, hint
-        super().__init__(f"{check}: {problem}" + (f" Hint: {hint}" if hint else ""))
+        super().__init__(problem, hint)
+        self.check, self.hint = check, hint
+        self.args = (f"{check}: {problem}" + (f" Hint: {hint}" if hint else ""),)
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows these lines instead of a traceback.
-        lines = [f"\u274c {self.check}: {self.problem}"]
-        if self.hint:
-            lines.append(f"   Hint: {self.hint}")
-        return lines
+    def lines(self) -> list[str]:
+        return [f"\u274c {self.check}: {self.problem}"] + ([f"   Hint: {self.hint}"] if self.hint else [])
 
 
 def _not_done(err: BaseException) -> bool:
@@ -103,10 +102,10 @@ def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
         return err
     if isinstance(err, AssertionError):
         return CheckFailed(name, str(err) or "the result is not right", hint)
+    if _not_done(err):  # also when it comes back wrapped, in an ActorCallFailed or a WorkflowFailed
+        return CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint)
     if isinstance(err, LabEnvError):
         return CheckFailed(name, err.problem, err.fix or hint)
-    if _not_done(err):
-        return CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint)
     # the learner's code failed: say so, briefly
     return CheckFailed(name, f"your code raised {type(err).__name__}: {str(err)[:200]}", hint)
 

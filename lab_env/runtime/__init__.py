@@ -1,1 +1,4 @@
-"""Starting apps with their sidecars and talking to them: sidecar apps, workers, actors, workflows, Kafka, load, mTLS planes, clusters."""
+"""Starting apps with their sidecars and talking to them.
+
+Sidecar apps, workers, actors, workflows, Kafka, load, mTLS planes and clusters.
+"""

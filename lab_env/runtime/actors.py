@@ -15,6 +15,7 @@ from typing import TypeVar
 from dapr.actor import Actor, Remindable
 from fastapi import APIRouter
 
+from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import DaprApp, run_token, unique_name
 
 A = TypeVar("A", bound=type[Actor])
@@ -68,7 +69,7 @@ def _http():  # -> httpx.Client
     return _client
 
 
-class ActorCallFailed(RuntimeError):
+class ActorCallFailed(LabEnvError):
     """An actor method failed; ``str()`` is one line ending with the app's own error."""
 
     def __init__(self, actor_type_name: str, actor_id: str, method: str, status: int, answer: str) -> None:
@@ -76,10 +77,6 @@ class ActorCallFailed(RuntimeError):
         super().__init__(
             f"{actor_type_name.rsplit('-', 1)[0]} {actor_id!r}.{method} failed ({status}): {innermost_error(answer)}"
         )
-
-    def _render_traceback_(self) -> list[str]:
-        # A notebook shows this line instead of a traceback through httpx.
-        return [f"\u274c {self}"]
 
 
 def innermost_error(answer: str) -> str:

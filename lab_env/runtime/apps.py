@@ -147,6 +147,14 @@ class DaprApp:
         self._sync()
         return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
 
+    @property
+    def name(self) -> str:
+        return self.app_id
+
+    def exit_reason(self) -> str | None:
+        """Why the app or its sidecar is gone, or None while both run (a Watched for wait_until)."""
+        return (_died(self, "app")() if self.command else None) or _died(self, "daprd")()
+
     def crash(self) -> None:
         """SIGKILL the app and its sidecar at once: the whole actor host dies,
         as when a machine or pod fails. Their state stays in the stack."""

@@ -336,7 +336,8 @@ def placement_spread(hosts: Sequence[DaprApp], actor_type: str) -> dict[str, int
 # wrk (C, one thread) calling random already-active actors: a load generator
 # that is certainly not the bottleneck, to check the Python client against.
 _WRK_SCRIPT = """
-local n, kind, method, prefix = tonumber(os.getenv("ACTORS")), os.getenv("ACTOR_TYPE"), os.getenv("METHOD"), os.getenv("PREFIX")
+local n, kind = tonumber(os.getenv("ACTORS")), os.getenv("ACTOR_TYPE")
+local method, prefix = os.getenv("METHOD"), os.getenv("PREFIX")
 request = function()
   return wrk.format("PUT", "/v1.0/actors/" .. kind .. "/" .. prefix .. math.random(0, n - 1) .. "/method/" .. method)
 end

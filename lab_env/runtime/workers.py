@@ -19,15 +19,13 @@ import json
 import re
 import shutil
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab_env.core import procs
-from lab_env.core.probes import Waiting, wait_all
+from lab_env.core.probes import Waiting, wait_all, wait_until
 from lab_env.core.profile import current
-from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
 
 _started_here: dict[str, Worker] = {}
@@ -58,6 +56,10 @@ class Worker:
     @property
     def log(self) -> Path:
         return self.workdir / "worker.log"
+
+    def exit_reason(self) -> str | None:
+        """Why it is gone ("exited: <its log's last line>"), or None while it runs (a Watched for wait_until)."""
+        return _exited(self)
 
     def logs(self, lines: int = 40) -> str:
         return procs.tail(self.log, lines)
@@ -193,22 +195,8 @@ def stop_worker(worker: Worker) -> None:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, workers: Sequence[Worker] = ()) -> None:
-    """Poll ``predicate`` until true; fail at once, quoting its log, if one of ``workers`` exits.
-
-    ``timeout`` is a safety net against work that never ends, not a pace.
-    """
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for worker in workers:
-            reason = _exited(worker)
-            if reason:
-                raise LabEnvError(f"waiting for {what}: {worker.name} {reason}", "fix it, then run the cell again")
-        if time.monotonic() > deadline:
-            raise LabEnvError(
-                f"{what}: not there after {timeout:.0f} s",
-                "read the workers' logs (worker.logs()), then run the cell again",
-            )
-        time.sleep(0.1)
+    """``wait_until(predicate, timeout, what, watch=workers)``, the name lab 03 and 06 notebooks saved before."""
+    wait_until(predicate, timeout, what, watch=workers, fix="fix it, then run the cell again")
 
 
 def stop_all_workers() -> None:

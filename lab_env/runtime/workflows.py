@@ -34,16 +34,13 @@ HOST_MODULE = "lab_env.runtime.workflow_host"
 TERMINAL = ("COMPLETED", "FAILED", "TERMINATED")
 
 
-class WorkflowFailed(Exception):
+class WorkflowFailed(LabEnvError):
     """A workflow instance ended FAILED. ``str()`` is one line: which workflow,
     and the error its code (or an activity's) raised."""
 
     def __init__(self, instance_id: str, name: str, error_type: str, message: str) -> None:
         self.instance_id, self.name, self.error_type, self.message = instance_id, name, error_type, message
         super().__init__(f"workflow {name} ({instance_id}) failed: {error_type}: {message}")
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\u274c {self}"]
 
 
 # -- the app ---------------------------------------------------------------
@@ -199,7 +196,8 @@ def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed
                     # The wait ran out: on a busy machine the sidecar may end the stream at
                     # the deadline (RST_STREAM, CANCELLED) before the client's DEADLINE_EXCEEDED.
                     raise LabEnvError(
-                        f"workflow {instance_id} did not finish within {timeout:.0f} s (it is {status(app, instance_id)})",
+                        f"workflow {instance_id} did not finish within {timeout:.0f} s "
+                        f"(it is {status(app, instance_id)})",
                         "look at its custom status and history: is it waiting for an event that never comes?",
                     ) from None
                 transient = _TORN_READ in (err.details() or "") or err.code() == grpc.StatusCode.CANCELLED
@@ -370,9 +368,7 @@ def history(app: DaprApp, instance_id: str) -> list[HistoryEvent]:
         if kind == "taskCompleted" or kind == "taskFailed":
             name = f"for task {body.taskScheduledId}"
         events.append(
-            HistoryEvent(
-                event.eventId, kind[0].upper() + kind[1:], name, event.timestamp.ToDatetime(tzinfo=UTC)
-            )
+            HistoryEvent(event.eventId, kind[0].upper() + kind[1:], name, event.timestamp.ToDatetime(tzinfo=UTC))
         )
     return events
 

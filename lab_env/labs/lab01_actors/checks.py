@@ -110,13 +110,13 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
 
     assert events()[:1] == ["activated"], "the first call did not activate the actor (no 'activated' event)"
     limit = idle + patience  # a safety net: a deactivation normally comes within idle + one scan
-    try:
-        wait_until(lambda: "deactivated" in events(), limit, "actor deactivation")
-    except LabEnvError:
-        raise AssertionError(
-            f"the actor was still active {limit:.0f}s after its last call (idle timeout {idle} s); "
-            "is actor_scan_interval set?"
-        ) from None
+    wait_until(
+        lambda: "deactivated" in events(),
+        limit,
+        "actor deactivation",
+        failure=f"the actor was still active {limit:.0f}s after its last call (idle timeout {idle} s); "
+        "is actor_scan_interval set?",
+    )
     return "activated on first call, deactivated when idle"
 
 
@@ -135,7 +135,8 @@ def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitabl
     accepted = sum(1 for r in replies if isinstance(r, dict) and r.get("ok"))
     left = invoke(app, product, pid, "Stock")
     assert accepted == calls and left == 0, (
-        f"{calls} reservations of 1 from a stock of {calls}: {accepted} accepted and {left} left, expected {calls} and 0"
+        f"{calls} reservations of 1 from a stock of {calls}: {accepted} accepted and {left} left, "
+        f"expected {calls} and 0"
     )
     return f"{calls} concurrent reservations, none lost"
 
@@ -151,17 +152,21 @@ def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
         return invoke(app, product, pid, "Ticks")  # type: ignore[return-value]
 
     invoke(app, product, pid, "StartTicking", 1)
-    try:
-        wait_until(lambda: ticks()["reminder"] >= 2, timeout, "reminder ticks")
-    except LabEnvError:
-        raise AssertionError(f"the reminder did not fire twice within {timeout:.0f}s (ticks {ticks()!r})") from None
+    wait_until(
+        lambda: ticks()["reminder"] >= 2,
+        timeout,
+        "reminder ticks",
+        failure=lambda: f"the reminder did not fire twice within {timeout:.0f}s (ticks {ticks()!r})",
+    )
     before = ticks()
     app.crash()
     app.restart()
-    try:
-        wait_until(lambda: ticks()["reminder"] >= before["reminder"] + 2, timeout, "reminder after restart")
-    except LabEnvError:
-        raise AssertionError(f"the reminder did not fire again within {timeout:.0f}s of the restart") from None
+    wait_until(
+        lambda: ticks()["reminder"] >= before["reminder"] + 2,
+        timeout,
+        "reminder after restart",
+        failure=f"the reminder did not fire again within {timeout:.0f}s of the restart",
+    )
     after = ticks()
     # One timer tick may have been in flight at the crash; more means it survived.
     assert after["timer"] <= before["timer"] + 1, (

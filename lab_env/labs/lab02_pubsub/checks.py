@@ -17,7 +17,6 @@ import httpx
 import yaml
 
 from lab_env.core.probes import wait_until
-from lab_env.errors import LabEnvError
 from lab_env.labs.checks import call_learner, check
 from lab_env.notebooks.workspace import workspace
 from lab_env.runtime.apps import DaprApp, dapr_app, unique_name, uvicorn_command
@@ -51,13 +50,6 @@ def _get(app: DaprApp, path: str):  # -> parsed JSON
         _raise_if_not_done(app)
     assert resp.status_code < 300, f"GET {path} answered {resp.status_code}: {resp.text[:200]}"
     return resp.json()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, problem: str) -> None:
-    try:
-        wait_until(predicate, timeout, "the check")
-    except LabEnvError:
-        raise AssertionError(problem) from None
 
 
 def _sidecar_subscriptions(app: DaprApp) -> list[dict]:
@@ -152,17 +144,19 @@ def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[d
     def received() -> dict[str, dict]:
         return {e["data"]["sku"]: e for e in envelopes() if isinstance(e.get("data"), dict) and "sku" in e["data"]}
 
-    try:
-        wait_until(lambda: all(item["sku"] in received() for item in listings), DELIVERY_PATIENCE, "the check")
-    except LabEnvError:
-        as_text = [e for e in envelopes() if isinstance(e.get("data"), str) and listings[0]["sku"] in e["data"]]
-        assert not as_text, "the listing arrived as a string: publish it as JSON (json=listing), not as text"
-        loaded = [s for s in _sidecar_subscriptions(inbox) if s.get("topic") == topic]
-        assert loaded, "nothing can arrive: the inbox's sidecar has no subscription to the listings topic (exercise 1)"
-        raise AssertionError(
+    def why_not() -> str:
+        if [e for e in envelopes() if isinstance(e.get("data"), str) and listings[0]["sku"] in e["data"]]:
+            return "the listing arrived as a string: publish it as JSON (json=listing), not as text"
+        if not [s for s in _sidecar_subscriptions(inbox) if s.get("topic") == topic]:
+            return "nothing can arrive: the inbox's sidecar has no subscription to the listings topic (exercise 1)"
+        return (
             f"published 2 listings, but they did not reach the inbox within {DELIVERY_PATIENCE:.0f}s; "
             f"were they published to {topic!r}?"
-        ) from None
+        )
+
+    wait_until(
+        lambda: all(item["sku"] in received() for item in listings), DELIVERY_PATIENCE, "the check", failure=why_not
+    )
     got = received()
     expected = {
         "specversion": "1.0",
@@ -225,14 +219,14 @@ def routing(path: Path, topic: str) -> str:
         def placed() -> dict[str, str]:
             return {item.get("sku"): shelf for shelf, items in _get(buyer, "/shelves").items() for item in items}
 
-        try:
-            wait_until(lambda: len(placed()) >= len(sent), DELIVERY_PATIENCE, "the check")
-        except LabEnvError:
+        def unplaced() -> str:
             missing = [f"{c} at {p}" for sku, (c, p, _) in sent.items() if sku not in placed()]
-            raise AssertionError(
+            return (
                 f"no shelf received: {', '.join(missing)}; see the sidecar log for the rule "
                 "(a rule must compile, and the default route must exist)"
-            ) from None
+            )
+
+        wait_until(lambda: len(placed()) >= len(sent), DELIVERY_PATIENCE, "the check", failure=unplaced)
         got = placed()
     for sku, (category, price, shelf) in sent.items():
         assert got[sku] == shelf, (
@@ -274,10 +268,11 @@ def idempotent(module: Path) -> str:
             ours = [d for d in report["deliveries"] if str(d["order_id"]).startswith(sku)]
             return len(ours) >= 2 * len(quantities) or len(report["dead_letters"]) > 0
 
-        _wait(
+        wait_until(
             settled,
             DELIVERY_PATIENCE,
-            f"the 3 orders were not delivered twice each within {DELIVERY_PATIENCE:.0f}s; see the app log",
+            "the check",
+            failure=f"the 3 orders were not delivered twice each within {DELIVERY_PATIENCE:.0f}s; see the app log",
         )
         report = _get(desk, "/report")
     dead = [d["order_id"] for d in report["dead_letters"]]
@@ -315,10 +310,12 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
     with _app_with(retargeted, "orders", path.parent, "dlq", env) as desk:
         for order in (poison, refused):
             _publish(desk, my_orders, order)
-        _wait(
+        wait_until(
             lambda: len(_get(desk, "/report")["dead_letters"]) >= 2,
             DELIVERY_PATIENCE,
-            f"the malformed and the refused order did not reach the dead-letter topic within {DELIVERY_PATIENCE:.0f}s",
+            "the check",
+            failure="the malformed and the refused order did not reach the dead-letter topic "
+            f"within {DELIVERY_PATIENCE:.0f}s",
         )
         report = _get(desk, "/report")
     count = {
@@ -381,10 +378,12 @@ def agent_api(registry: DaprApp) -> str:
     def delivered() -> set:
         return {m.get("correlation_id") for m in _call(registry, "GET", path).json()}
 
-    _wait(
+    wait_until(
         lambda: {f"corr-{tag}", generated} <= delivered(),
         DELIVERY_PATIENCE,
-        "the messages were accepted but never reached the mailbox: publish them to MESSAGES through the sidecar",
+        "the check",
+        failure="the messages were accepted but never reached the mailbox: "
+        "publish them to MESSAGES through the sidecar",
     )
     return "registered, discovered by capability, 2 messages delivered with their correlation ids"
 
@@ -480,13 +479,15 @@ def marketplace(registry: DaprApp, subscribe_buyer: Callable[[str, list[str], st
             def received() -> set:
                 return {i.get("category") for items in _get(shopper, "/shelves").values() for i in items}
 
-            try:
-                wait_until(lambda: set(sold) <= received(), DELIVERY_PATIENCE, "the check")
-            except LabEnvError:
-                raise AssertionError(
+            wait_until(
+                lambda: set(sold) <= received(),
+                DELIVERY_PATIENCE,
+                "the check",
+                failure=lambda: (
                     f"the buyer received {len(received() & set(sold))} of the 2 wanted categories that "
                     f"have a seller within {DELIVERY_PATIENCE:.0f}s; see the sidecar log for the rules"
-                ) from None
+                ),
+            )
             got = received()
     assert unwanted not in got, "the buyer received a category it did not ask for"
     assert unsold not in got, "the buyer received a category nobody sells"

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab_env.core.probes import wait_until
 from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.agents import supply_chain
 from lab_env.runtime import kafka
 from lab_env.runtime.apps import DaprApp, unique_name
-from lab_env.runtime.workers import python_command, start_worker, stop_worker, wait_for
+from lab_env.runtime.workers import python_command, start_worker, stop_worker
 
 # Safety nets against a wrong answer that never finishes; a right answer
 # returns in well under a second (function calls) or a few seconds (groups).
@@ -76,7 +77,8 @@ def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
         assert r.key == r.value.get("sku"), f"order {r.value.get('order')} has key {r.key!r}; the key must be its sku"
         want = kafka.murmur2_partition(r.key.encode(), n)
         assert r.partition == want, (
-            f"key {r.key!r} is in partition {r.partition}, but Java clients put it in {want}: use the murmur2 partitioner"
+            f"key {r.key!r} is in partition {r.partition}, but Java clients put it in {want}: "
+            "use the murmur2 partitioner"
         )
     per_key: dict[str, list[int]] = defaultdict(list)
     for r in records:  # partition, then offset order
@@ -104,7 +106,9 @@ def assignment(learner_assignment: Callable[[str], dict[str, list[int]]]) -> str
                     ready=r"assigned \[\d",
                 )
             )
-        wait_for(lambda: _stable_two(group), GROUP_PATIENCE, "a group of two members with 2 partitions each", members)
+        wait_until(
+            lambda: _stable_two(group), GROUP_PATIENCE, "a group of two members with 2 partitions each", watch=members
+        )
         truth = kafka.describe_group(group).members
         got = call_learner(learner_assignment, group, timeout=CALL_PATIENCE, what="assignment")
         assert isinstance(got, dict), (
@@ -137,7 +141,7 @@ def consumer_lag(learner_lag: Callable[[str, str], dict[int, int]]) -> str:
     try:
         producer = Producer(kafka.config())
         for partition, count in enumerate((10, 20, 30)):
-            for i in range(count):
+            for _ in range(count):
                 producer.produce(topic, value=b"x", partition=partition)
         producer.flush(30)
         consumer = Consumer(kafka.config(group_id=group, enable_auto_commit=False))

@@ -92,7 +92,8 @@ def crash_resume(app: DaprApp) -> str:
     )
     runs = Counter(_started(ledger, instance))
     assert runs["validate"] == runs["reserve"] == 1, (
-        f"steps 1-2 ran {runs['validate']} and {runs['reserve']} times: they finished before the crash and must not run again"
+        f"steps 1-2 ran {runs['validate']} and {runs['reserve']} times: "
+        "they finished before the crash and must not run again"
     )
     assert runs["pack"] == 2, f"step 3 ran {runs['pack']} times; it was cut off by the crash, so it runs again once"
     effects = Counter(row.step for row in ledger.rows(instance) if row.event == "effect")
@@ -209,7 +210,8 @@ def fan_out(app: DaprApp) -> str:
     analyses = RESEARCH_ANALYSES
     instance, result = _run(app, "research", "check-product", "research")
     assert isinstance(result, dict) and result.get("from") == list(analyses), (
-        f"the synthesis saw {result.get('from') if isinstance(result, dict) else result!r}, expected every analysis {analyses}"
+        f"the synthesis saw {result.get('from') if isinstance(result, dict) else result!r}, "
+        f"expected every analysis {analyses}"
     )
     events = workflows.history(app, instance)
     kinds = [e.kind for e in events]
@@ -273,7 +275,9 @@ def _negotiate(app: DaprApp, buyer: tuple[float, float], seller: tuple[float, fl
 
 
 def _monotonic(values: list[float], rising: bool) -> bool:
-    return all((b >= a) if rising else (b <= a) for a, b in zip(values, values[1:]))
+    return all(
+        (b >= a) if rising else (b <= a) for a, b in zip(values, values[1:], strict=False)
+    )  # pairs of neighbours
 
 
 @check(

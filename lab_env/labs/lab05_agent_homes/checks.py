@@ -14,26 +14,17 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.ports import free_ports
-from lab_env.errors import LabEnvError
 from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.homes import kube, native, security
-from lab_env.marketplace.homes.spec import HomeSpec, isolated, load
+from lab_env.marketplace.homes.spec import isolated, load
 from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
-
-
-def _spec(raw: Any) -> HomeSpec:
-    try:
-        return load(raw)
-    except LabEnvError as err:
-        raise AssertionError(str(err)) from None
 
 
 @check(
@@ -43,7 +34,7 @@ def _spec(raw: Any) -> HomeSpec:
     "scale {min: 1, max: 4, cpu_percent: 60}; and add sellers to pubsub's scopes",
 )
 def sellers_agent(raw: dict) -> str:
-    spec = _spec(raw)
+    spec = load(raw)
     ids = [a.app_id for a in spec.agents]
     assert "sellers" in ids, f"the spec's agents are {ids}: there is no sellers agent yet"
     sellers = spec.agent("sellers")
@@ -85,7 +76,7 @@ def sellers_agent(raw: dict) -> str:
 
 @check("access policy", hint="in the products agent: callers: {mediator: [Stock, Reserve, Release], buyers: [Stock]}")
 def access_policy(raw: dict) -> str:
-    spec = _spec(raw)
+    spec = load(raw)
     ids = [a.app_id for a in spec.agents]
     assert {"products", "mediator", "buyers"} <= set(ids), (
         f"the spec's agents are {ids}: keep products, buyers and mediator"
@@ -145,7 +136,8 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
             continue
         assert isinstance(got, dict), f"autoscaler({case['app_id']}) returned {type(got).__name__}, not a manifest"
         assert (got.get("apiVersion"), got.get("kind")) == ("autoscaling/v2", "HorizontalPodAutoscaler"), (
-            f"autoscaler({case['app_id']}) is a {got.get('apiVersion')}/{got.get('kind')}, not autoscaling/v2 HorizontalPodAutoscaler"
+            f"autoscaler({case['app_id']}) is a {got.get('apiVersion')}/{got.get('kind')}, "
+            "not autoscaling/v2 HorizontalPodAutoscaler"
         )
         try:
             accepted = NativeCluster(cluster).apply(got, dry_run=True)
@@ -171,7 +163,7 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
 
 @check("kubernetes home", hint="apply home_manifests(SPEC) with CLUSTER.apply(...), then wait for the Deployments")
 def kube_home(cluster: str, raw: dict) -> str:
-    spec = _spec(raw)
+    spec = load(raw)
     c = NativeCluster(cluster)
     dead = c.exited()
     assert c.running(), (

@@ -18,7 +18,6 @@ import httpx
 import yaml
 
 from lab_env.core.probes import wait_until
-from lab_env.errors import LabEnvError
 from lab_env.labs.checks import check
 from lab_env.marketplace.agents.auctioneer import CLOSE, valuation
 from lab_env.marketplace.agents.contractor import read_inbox_of, start_sellers
@@ -115,7 +114,8 @@ def _saved_policy(path: Path, peer: str) -> dict:
     breaker = policies["circuitBreakers"][target["circuitBreaker"]]
     seconds = _seconds(str(breaker.get("timeout", "")))
     assert seconds is not None and 0 < seconds <= BREAKER_TIMEOUT_MAX_S, (
-        f"the circuit breaker's timeout is {breaker.get('timeout')!r}; give it one of at most {BREAKER_TIMEOUT_MAX_S}s, "
+        f"the circuit breaker's timeout is {breaker.get('timeout')!r}; "
+        f"give it one of at most {BREAKER_TIMEOUT_MAX_S}s, "
         "so a peer that is back is tried again soon"
     )
     assert "consecutiveFailures" in str(breaker.get("trip", "")), "trip the breaker on consecutiveFailures, e.g. >= 3"
@@ -291,13 +291,13 @@ def auction_deadline(app: DaprApp) -> str:
     )
     app.crash()  # the host dies before the deadline; only the state store and the scheduler remember the auction
     workflows.restart(app)
-    try:
-        wait_until(lambda: invoke(app, auctioneer_t, auction, "Outcome") is not None, PATIENCE, "the auction's close")
-    except LabEnvError:
-        raise AssertionError(
-            "the auction never closed after its host crashed: its deadline must outlive the "
-            "process (a reminder), and receive_reminder must close it"
-        ) from None
+    wait_until(
+        lambda: invoke(app, auctioneer_t, auction, "Outcome") is not None,
+        PATIENCE,
+        "the auction's close",
+        failure="the auction never closed after its host crashed: its deadline must outlive the "
+        "process (a reminder), and receive_reminder must close it",
+    )
     outcome = invoke(app, auctioneer_t, auction, "Outcome")
     values = sorted(((valuation(b, auction), b) for b in bidders), reverse=True)
     assert outcome.get("bids") == len(bidders), (

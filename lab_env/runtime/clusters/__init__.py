@@ -1,1 +1,4 @@
-"""The Kubernetes clusters lab 05 runs agent homes on, one module per kind of cluster: `kind` (a Docker engine) and `native` (a control plane built here, kwok's nodes)."""
+"""The Kubernetes clusters lab 05 runs agent homes on, one module per kind of cluster.
+
+`kind` needs a Docker engine; `native` is a control plane built here with kwok's nodes.
+"""

@@ -147,7 +147,7 @@ def _config(cluster: NativeCluster, ports: list[int]) -> dict[str, Any]:
         "metricsServerManifests": [str(metrics_manifests)],
         "enableMetricsServer": True,
         "cacheDir": str(cluster.workdir / "cache"),
-        **dict(zip(_PORT_FIELDS, ports)),
+        **dict(zip(_PORT_FIELDS, ports, strict=True)),
     }
     # One controller manager and one scheduler need no leader election; with it,
     # a control plane stalled past the renew deadline (a busy machine) makes both
