@@ -134,11 +134,15 @@ class DaprApp:
         """Point the Dapr SDK in this Python process at this sidecar."""
         from dapr.conf import settings
 
-        settings.DAPR_RUNTIME_HOST = "127.0.0.1"
-        settings.DAPR_HTTP_PORT = self.http_port
-        settings.DAPR_GRPC_PORT = self.grpc_port
-        settings.DAPR_HTTP_ENDPOINT = None
-        settings.DAPR_GRPC_ENDPOINT = None
+        # The SDK's Settings fills its attributes from the environment at run time, so they are untyped.
+        for key, value in {
+            "DAPR_RUNTIME_HOST": "127.0.0.1",
+            "DAPR_HTTP_PORT": self.http_port,
+            "DAPR_GRPC_PORT": self.grpc_port,
+            "DAPR_HTTP_ENDPOINT": None,
+            "DAPR_GRPC_ENDPOINT": None,
+        }.items():
+            setattr(settings, key, value)
 
     def logs(self, which: str = "daprd", lines: int = 40) -> str:
         return procs.tail(self.sidecar_log if which == "daprd" else self.app_log, lines)
@@ -384,7 +388,7 @@ def start_apps(apps: Mapping[str, Mapping[str, object]]) -> dict[str, DaprApp]:
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(apps)))) as pool:
         futures = {app_id: pool.submit(start_app, app_id, **kwargs) for app_id, kwargs in apps.items()}  # type: ignore[arg-type]
-        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        errors = [e for f in futures.values() if (e := f.exception()) is not None]
         started = {app_id: f.result() for app_id, f in futures.items() if f.exception() is None}
     if errors:
         for app in started.values():

@@ -191,8 +191,8 @@ def read_topic(topic: str, isolation: str = "read_committed", timeout: float = 6
                     "an open transaction holds back read_committed readers: stop or kill its producer",
                 )
             for msg in consumer.consume(500, 0.05):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                if error := msg.error():
+                    if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())
                         continue
                     raise LabEnvError(f"reading {topic}: {msg.error()}", "run `lab-env status`")

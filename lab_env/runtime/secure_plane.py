@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -143,11 +144,15 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
         return check
 
     health = {"placement": p_health, "scheduler": s_health}
+
+    def _healthy(port: int) -> Callable[[], bool]:
+        return lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200
+
     try:
         wait_all(
             {
                 f"mTLS {part}": Waiting(
-                    lambda port=port: http_status(f"http://127.0.0.1:{port}/healthz") == 200,
+                    _healthy(port),
                     failed=died(part),
                     fix=f"see {workdir / (part + '.log')}",
                 )

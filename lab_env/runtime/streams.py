@@ -111,7 +111,8 @@ def run(proc: Processor, on_batch: Callable[[int], None] = lambda n: None) -> No
                         producer.produce(proc.changelog, key=key, value=json.dumps(proc.state[key]))
                 nexts: dict[tuple[str, int], int] = {}
                 for msg in msgs:
-                    nexts[(msg.topic(), msg.partition())] = msg.offset() + 1
+                    # a consumed message always has its topic, partition and offset
+                    nexts[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
                 offsets = [TopicPartition(t, p, o) for (t, p), o in nexts.items()]
                 producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
                 producer.commit_transaction(30)

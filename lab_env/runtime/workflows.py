@@ -29,6 +29,7 @@ from pathlib import Path
 from lab_env.core.probes import Waiting, http_status, wait_all
 from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import DaprApp, start_app, uvicorn_command
+from lab_env.stack.components import CONFIG_FILE
 
 HOST_MODULE = "lab_env.runtime.workflow_host"
 TERMINAL = ("COMPLETED", "FAILED", "TERMINATED")
@@ -86,7 +87,7 @@ def start_workflow_app(
         detach=detach,
         sidecar_env=sidecar_env,
         sidecar_args=sidecar_args,
-        **({"config": config} if config else {}),
+        config=config or CONFIG_FILE,
     )
     wait_ready(app, timeout)
     return app
@@ -152,13 +153,14 @@ def client(app: DaprApp):
     sink = logging.NullHandler()
     # The client reads the token from the SDK's settings when it is built: set it for this one.
     with _TOKEN_LOCK:
-        before, settings.DAPR_API_TOKEN = settings.DAPR_API_TOKEN, app.api_token
+        before = getattr(settings, "DAPR_API_TOKEN", None)  # Settings is untyped: filled from the environment
+        settings.DAPR_API_TOKEN = app.api_token  # type: ignore[attr-defined]  # the SDK leaves Settings untyped
         try:
             wf_client = DaprWorkflowClient(
                 host="127.0.0.1", port=str(app.grpc_port), logger_options=LoggerOptions(log_handler=sink)
             )
         finally:
-            settings.DAPR_API_TOKEN = before
+            settings.DAPR_API_TOKEN = before  # type: ignore[attr-defined]
             logging.getLogger("durabletask-client").removeHandler(sink)
     return wf_client
 
@@ -365,7 +367,7 @@ def history(app: DaprApp, instance_id: str) -> list[HistoryEvent]:
         kind = event.WhichOneof("eventType") or "unknown"
         body = getattr(event, kind) if kind != "unknown" else None
         name = getattr(body, "name", "") if body is not None else ""
-        if kind == "taskCompleted" or kind == "taskFailed":
+        if body is not None and kind in ("taskCompleted", "taskFailed"):
             name = f"for task {body.taskScheduledId}"
         events.append(
             HistoryEvent(event.eventId, kind[0].upper() + kind[1:], name, event.timestamp.ToDatetime(tzinfo=UTC))

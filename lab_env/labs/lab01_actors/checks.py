@@ -149,7 +149,7 @@ def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
     product, pid = actor_type("ProductActor"), _fresh_id("ticker")
 
     def ticks() -> dict:
-        return invoke(app, product, pid, "Ticks")  # type: ignore[return-value]
+        return invoke(app, product, pid, "Ticks")
 
     invoke(app, product, pid, "StartTicking", 1)
     wait_until(

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -131,7 +132,7 @@ def programmatic_subscription(inbox: DaprApp) -> str:
 )
 def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[dict], None]) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
-    listings = [
+    listings: list[dict[str, Any]] = [
         {"sku": f"chk-{_token()}", "title": "check listing", "category": "books", "price": price}
         for price in (9.5, 11.0)
     ]

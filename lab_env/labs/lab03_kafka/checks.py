@@ -75,14 +75,14 @@ def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
     assert not twice, f"{len(twice)} orders are in the topic more than once (e.g. {twice[0]})"
     for r in records:
         assert r.key == r.value.get("sku"), f"order {r.value.get('order')} has key {r.key!r}; the key must be its sku"
-        want = kafka.murmur2_partition(r.key.encode(), n)
+        want = kafka.murmur2_partition((r.key or "").encode(), n)
         assert r.partition == want, (
             f"key {r.key!r} is in partition {r.partition}, but Java clients put it in {want}: "
             "use the murmur2 partitioner"
         )
     per_key: dict[str, list[int]] = defaultdict(list)
     for r in records:  # partition, then offset order
-        per_key[r.key].append(r.value["seq"])
+        per_key[r.key or ""].append(r.value["seq"])
     for key, seqs in per_key.items():
         assert seqs == sorted(seqs), f"orders of {key} are out of order in their partition: produce them in sequence"
     return f"{len(records)} orders, {len(per_key)} keys, each key in one partition and in order"
@@ -248,7 +248,7 @@ def partition_key(topic: str, watcher: DaprApp) -> str:
         assert r.key == data["sku"], (
             f"a record of {data['sku']} has Kafka key {r.key!r}: set metadata.partitionKey to the sku"
         )
-        partition_of[r.key].add(r.partition)
+        partition_of[r.key or ""].add(r.partition)
     received = httpx.get(f"{watcher.app_url}/events", timeout=10).json()
     per_sku: dict[str, list[int]] = defaultdict(list)
     for event in received:

@@ -144,7 +144,7 @@ def retries(app: DaprApp) -> str:
 
 
 def _stock(app: DaprApp, product: str) -> int:
-    return int(invoke(app, actor_type_in(app, "ProductActor"), product, "Stock"))  # type: ignore[arg-type]
+    return int(invoke(app, actor_type_in(app, "ProductActor"), product, "Stock"))
 
 
 @check(

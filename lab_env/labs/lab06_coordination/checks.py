@@ -165,9 +165,12 @@ def circuit_breaker(path: Path, peer: str) -> str:
             "check the trip rule and that the target is the peer's app id"
         )
         target.restart()
-        closed = []
+
+        def answered() -> bool:
+            return call(caller, target.app_id, "quote", {"task": "back"}).ok
+
         wait_until(
-            lambda: closed.append(call(caller, target.app_id, "quote", {"task": "back"})) or closed[-1].ok,
+            answered,
             PATIENCE,
             "the breaker to close again once the peer was back",
         )
@@ -321,7 +324,7 @@ def auction_deadline(app: DaprApp) -> str:
 def scale(samples: Sequence[dict]) -> str:
     rows = list(samples or [])
     assert rows, "no samples recorded: run the scale cell"
-    sizes = [row.get("bidders") for row in rows]
+    sizes = [int(row.get("bidders") or 0) for row in rows]
     assert max(sizes) >= 1000, f"the largest auction had {max(sizes)} bidders; go to 1,000"
     for row in rows:
         assert row.get("bids") == row.get("bidders"), f"{row.get('bids')} bids counted of {row.get('bidders')} bidders"
