@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from lab_env import stop_app  # noqa: E402
 from lab_env.core.profile import current  # noqa: E402
 from lab_env.core.versions import pins  # noqa: E402
-from lab_env.runtime import scale
+from lab_env.runtime import scale  # noqa: E402
 from lab_env.runtime.actors import actor_type_in  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -275,10 +275,12 @@ def render(data: dict) -> str:
         "| measure | per s | vs best activations/s |",
         "| --- | ---: | ---: |",
         f"| lab 01's httpx loop, activations ({extra['activations_compared']:,}, 1 host) | "
-        f"{extra['httpx_activations_per_s']:.0f} | {extra['httpx_activations_per_s'] / best['activations_per_s']:.2f}x |",
+        f"{extra['httpx_activations_per_s']:.0f} | "
+        f"{extra['httpx_activations_per_s'] / best['activations_per_s']:.2f}x |",
         f"| raw asyncio client, the same activations | {extra['raw_activations_per_s']:.0f} | "
         f"{extra['raw_activations_per_s'] / best['activations_per_s']:.2f}x |",
-        f"| sidecar invoke of a no-op endpoint (p50 {extra['noop_p50_ms']:.0f} ms, p99 {extra['noop_p99_ms']:.0f} ms) | "
+        f"| sidecar invoke of a no-op endpoint (p50 {extra['noop_p50_ms']:.0f} ms, "
+        f"p99 {extra['noop_p99_ms']:.0f} ms) | "
         f"{extra['noop_invoke_per_s']:.0f} | {extra['noop_invoke_per_s'] / best['activations_per_s']:.2f}x |",
     ]
     for r in rows.values():
@@ -293,9 +295,12 @@ def render(data: dict) -> str:
             f"{extra['redis_get_per_s'] / best['activations_per_s']:.1f}x |"
         )
     return (
-        f"# 100,000 actors on one machine\n\n`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
-        f"--in-flight {args['in_flight']}` ({env}). Actor: the reference ProductActor (lab_env.marketplace.agents.product_host), "
-        f"method `Stock`. Load: lab_env.runtime.scale's raw asyncio client, {args['in_flight']} calls in flight spread over the "
+        f"# 100,000 actors on one machine\n\n"
+        f"`python bench/actors_bench.py --actors {args['actors']} --calls {args['calls']} "
+        f"--in-flight {args['in_flight']}` ({env}). "
+        f"Actor: the reference ProductActor (lab_env.marketplace.agents.product_host), "
+        f"method `Stock`. Load: lab_env.runtime.scale's raw asyncio client, "
+        f"{args['in_flight']} calls in flight spread over the "
         f"hosts' sidecars. The reference is the first row. Activation p99 is given over all activations and "
         f"for the worst slice of 5,000.\n\n"
         + "\n".join(lines)
@@ -330,7 +335,10 @@ def main() -> None:
             )
             RESULTS.mkdir(parents=True, exist_ok=True)  # partial results survive a failure in a later configuration
             (RESULTS / "actors.partial.json").write_text(json.dumps(rows, indent=1, default=str))
-        env = f"daprd {pins().dapr_runtime}, Python SDK {pins().dapr_python_sdk}, Python {platform.python_version()}, 2 cores"
+        env = (
+            f"daprd {pins().dapr_runtime}, Python SDK {pins().dapr_python_sdk}, "
+            f"Python {platform.python_version()}, 2 cores"
+        )
         data = {"args": vars(args), "env": env, "rows": rows, "floors": floors(args.in_flight, args.calls)}
         (RESULTS / "actors.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
         (RESULTS / "actors.partial.json").unlink(missing_ok=True)

@@ -34,10 +34,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.core.probes import wait_until
-from lab_env.marketplace.homes import kube
-from lab_env.marketplace.homes.spec import load
-from lab_env.runtime.clusters import native as native_cluster
+from lab_env.core.probes import wait_until  # noqa: E402
+from lab_env.marketplace.homes import kube  # noqa: E402
+from lab_env.marketplace.homes.spec import load  # noqa: E402
+from lab_env.runtime.clusters import native as native_cluster  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 NAME = f"bench-{os.getpid()}"
@@ -76,7 +76,7 @@ def warm_up_and_down(runs: int) -> dict[str, object]:
             cluster.apply(kube.manifests(spec, secret_values={name: "bench" for name in spec.secrets}))
             want = sum(a.replicas for a in spec.agents)
             wait_until(
-                lambda: (
+                lambda cluster=cluster, want=want: (
                     sum(
                         p["status"].get("phase") == "Running" for p in cluster.get("pods", namespace=spec.home)["items"]
                     )
@@ -124,7 +124,8 @@ def render(data: dict) -> str:
         )
     lines += [
         f"| `cluster up`, binaries built (median of {len(w['up_s'])}) | {med['up_s']:.1f} | {med['up_s'] / ref:.1f}x |",
-        f"| marketplace home applied, {w['pods']} pods Running | {med['rollout_s']:.1f} | {med['rollout_s'] / ref:.1f}x |",
+        f"| marketplace home applied, {w['pods']} pods Running | {med['rollout_s']:.1f} | "
+        f"{med['rollout_s'] / ref:.1f}x |",
         f"| `cluster down`, every process exited | {med['down_s']:.1f} | {med['down_s'] / ref:.1f}x |",
         f"| reference: `lab-env up` (Redis, Kafka, placement, scheduler) | {ref:.1f} | 1.0x |",
         "",

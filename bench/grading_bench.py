@@ -26,8 +26,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.grading import grade_folder
-from lab_env.grading.spec import load_spec
+from lab_env.grading import grade_folder  # noqa: E402
+from lab_env.grading.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -45,7 +45,10 @@ def _profile(log: Path) -> str:
     rows = "".join(
         f"| {what} | {sec:.2f} | {100 * sec / total:.0f}% |\n" for sec, what in sorted(steps, reverse=True)[:8]
     )
-    return f"| step (one notebook, --jobs 1) | seconds | share |\n| --- | ---: | ---: |\n{rows}| all steps | {total:.2f} | 100% |\n"
+    return (
+        "| step (one notebook, --jobs 1) | seconds | share |\n| --- | ---: | ---: |\n"
+        f"{rows}| all steps | {total:.2f} | 100% |\n"
+    )
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from lab_env import unique_name  # noqa: E402
 from lab_env.errors import LabEnvError  # noqa: E402
-from lab_env.runtime import kafka, streams
+from lab_env.runtime import kafka, streams  # noqa: E402
 from lab_env.runtime.workers import Worker, python_command, start_worker, stop_worker, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -360,7 +360,7 @@ def java_consume(topic: str, n: int, run: int) -> dict[str, float]:
     wall = time.perf_counter() - start
     lines = [line for line in out.splitlines() if line.strip()]
     header = [h.strip() for h in lines[-2].split(",")]
-    values = dict(zip(header, (v.strip() for v in lines[-1].split(","))))
+    values = dict(zip(header, (v.strip() for v in lines[-1].split(",")), strict=True))
     if int(values["data.consumed.in.nMsg"]) != n:
         raise LabEnvError(f"consumer-perf-test read {values['data.consumed.in.nMsg']} of {n}", "read its output")
     return {
@@ -441,7 +441,7 @@ def pipeline_run(mode: str, source: str, n: int, batch: int) -> dict[str, float]
             f"{mode} pipeline (batch {batch}): {len(committed)} output records, {len(ids)} ids, expected {n}",
             f"read its log: {worker.log}",
         )
-    gaps = [b - a for (_, a), (_, b) in zip(done, done[1:])]
+    gaps = [b - a for (_, a), (_, b) in zip(done, done[1:], strict=False)]
     slow = [g for g in gaps if g >= SLOW_GAP_S]
     return {
         "mode": mode,
@@ -497,7 +497,10 @@ def drill(mode: str, source: str, n: int, kills: int, batch: int, delay_ms: floa
             # Each kill waits for a share of what is left, so the last kill still comes mid-stream.
             target = last + max(1, (n - last) // (kills - k + 3))
             wait_for(
-                lambda: processed(group, source) >= target, 60, f"{mode} drill: progress before kill {k}", [worker]
+                lambda target=target: processed(group, source) >= target,
+                60,
+                f"{mode} drill: progress before kill {k}",
+                [worker],
             )
             time.sleep(rng.uniform(0, 0.1))  # land anywhere in a transaction
             at = processed(group, source)
@@ -705,7 +708,7 @@ def tables(r: dict) -> str:
         "| kill | exactly-once: input committed | aborted | restart s | at-least-once: input committed | "
         "duplicates | restart s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
-    for ke, ka in zip(e["per_kill"], a["per_kill"]):
+    for ke, ka in zip(e["per_kill"], a["per_kill"], strict=True):
         out += (
             f"| {ke['kill']} | {ke['input_committed']} | {ke['aborted']} | {ke['restart_s']:.2f} | "
             f"{ka['input_committed']} | {ka['duplicates']} | {ka['restart_s']:.2f} |\n"
@@ -787,8 +790,10 @@ def main() -> None:
     (RESULTS / "kafka.md").write_text(
         f"# Kafka benchmark\n\nMachine: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB; the stack's single "
         f"Kafka {m['kafka']} KRaft broker on the same machine; {m['java']}; Python {m['python']}, confluent-kafka "
-        f"{m['confluent_kafka']} (librdkafka {m['librdkafka']}). Command: `{' '.join(['python bench/kafka_bench.py', *sys.argv[1:]])}`, "
-        f"{result['runtime_s']:.0f} s in all (1-minute load average at the start {load['start']:.2f}, highest after a phase "
+        f"{m['confluent_kafka']} (librdkafka {m['librdkafka']}). "
+        f"Command: `{' '.join(['python bench/kafka_bench.py', *sys.argv[1:]])}`, "
+        f"{result['runtime_s']:.0f} s in all (1-minute load average at the start {load['start']:.2f}, "
+        f"highest after a phase "
         f"{max(load.values()):.2f}). Ratios are against the reference row of the same run (the Python "
         f"client; the at-least-once loop).\n\n{table}"
     )

@@ -31,15 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from dapr.actor import ActorId, ActorProxy
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
 
-from counter_interface import CounterInterface
-from dapr.actor import ActorId, ActorProxy
+from counter_interface import CounterInterface  # noqa: E402  (tests/apps, on sys.path above)
 
-from lab_env import dapr_app, unique_name, uvicorn_command
-from lab_env.stack import down, services, up
+from lab_env import dapr_app, unique_name, uvicorn_command  # noqa: E402
+from lab_env.stack import down, services, up  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

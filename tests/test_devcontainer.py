@@ -147,7 +147,10 @@ def docker_engine_answers() -> bool:
 
 
 def test_jsonc_stripping_keeps_strings_and_drops_comments():
-    text = '{\n  // line comment\n  "url": "https://example.org/a//b", /* block\n comment */\n  "glob": "/*x*/",\n  "list": [1, 2,],\n}\n'
+    text = (
+        '{\n  // line comment\n  "url": "https://example.org/a//b", /* block\n comment */\n'
+        '  "glob": "/*x*/",\n  "list": [1, 2,],\n}\n'
+    )
     import json
 
     assert json.loads(strip_jsonc(text)) == {"url": "https://example.org/a//b", "glob": "/*x*/", "list": [1, 2]}
@@ -537,7 +540,7 @@ def test_cluster_mirror_manifest_points_services_at_the_stack():
         ("Service", "kafka"),
         ("EndpointSlice", "kafka-lab-env"),
     ]
-    for service, slice_ in zip(manifest["items"][1::2], manifest["items"][2::2]):
+    for service, slice_ in zip(manifest["items"][1::2], manifest["items"][2::2], strict=True):
         assert "selector" not in service["spec"]
         assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == service["metadata"]["name"]
         assert slice_["ports"][0]["name"] == service["spec"]["ports"][0]["name"]

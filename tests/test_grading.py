@@ -129,7 +129,8 @@ def test_feedback_says_what_failed_and_how_to_fix_it(graded):
     # Interrupted, it either stops (the run goes on) or takes the kernel with it (the answer is stubbed and
     # the notebook re-run): the same score either way, and the note names the cell.
     assert re.search(
-        r"- the cell starting 'warehouse = start_app\(unique_name\(\"warehouse\"\), uv' (was stopped after 120 s|stopped the notebook's kernel)",
+        r"- the cell starting 'warehouse = start_app\(unique_name\(\"warehouse\"\), uv' "
+        r"(was stopped after 120 s|stopped the notebook's kernel)",
         loop,
     )
     assert "**Not graded:** corrupt notebook: not valid JSON" in (out / "feedback" / "ed.md").read_text()

@@ -100,10 +100,12 @@ def test_fan_out_rejects_analyses_run_one_after_another(start):
         _mutated(
             "market_research.py",
             (
-                '    tasks = [ctx.call_activity(analyse, input={"product": product, "analysis": a}) for a in ANALYSES]\n'
+                '    tasks = [ctx.call_activity(analyse, input={"product": product, "analysis": a})'
+                " for a in ANALYSES]\n"
                 "    findings = yield wf.when_all(tasks)\n",
                 "    findings = []\n    for a in ANALYSES:\n"
-                '        findings.append((yield ctx.call_activity(analyse, input={"product": product, "analysis": a})))\n',
+                "        findings.append("
+                '(yield ctx.call_activity(analyse, input={"product": product, "analysis": a})))\n',
             ),
         ),
     )

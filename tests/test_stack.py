@@ -80,7 +80,10 @@ def test_pubsub_round_trip(apps_dir, pubsub):
         for event in sent:
             r = httpx.post(f"{pub.sidecar_url}/v1.0/publish/{pubsub}/{topic}", json=event, timeout=10)
             assert r.status_code == 204, r.text
-        received = lambda: httpx.get(f"{sub.app_url}/received", timeout=5).json()
+
+        def received() -> list:
+            return httpx.get(f"{sub.app_url}/received", timeout=5).json()
+
         wait_until(lambda: len(received()) >= 3, timeout=60, what=f"3 events over {pubsub}")
         assert sorted(received(), key=lambda e: e["order"]) == sent
 
@@ -120,7 +123,10 @@ def test_two_activity_workflow_completes(apps_dir):
     ) as app:
         instance = unique_name("wf") + secrets.token_hex(3)
         assert httpx.post(f"{app.app_url}/start/{instance}", params={"n": 20}, timeout=30).status_code == 200
-        result = lambda: httpx.get(f"{app.app_url}/result/{instance}", timeout=10).json()
+
+        def result() -> dict:
+            return httpx.get(f"{app.app_url}/result/{instance}", timeout=10).json()
+
         wait_until(
             lambda: result()["status"] in ("COMPLETED", "FAILED", "TERMINATED"), timeout=60, what="workflow finished"
         )

@@ -249,8 +249,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
             scale.plot(samples, scale.placement_spread(hosts, actor_type), args.plot)
             print(f"plot saved to {args.plot}")
     finally:
-        for host in hosts:
-            stop_app(host)
+        for app in hosts:
+            stop_app(app)
     return 0
 
 

@@ -20,12 +20,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers"
     )
     print(
-        f"  carrier app {market.carrier.app_id}; both sidecars on the market's own mTLS control plane, "
+        f"  carrier app {market.running_carrier().app_id}; both sidecars on the market's own mTLS control plane, "
         "calls between them under an access policy"
     )
     print(f"  live view: {market.view_url}")
     print(
-        f"place orders: lab-env market orders --name {market.name} --count 100;  stop: lab-env market down --name {market.name}"
+        f"place orders: lab-env market orders --name {market.name} --count 100;  "
+        f"stop: lab-env market down --name {market.name}"
     )
     return 0
 
@@ -52,8 +53,9 @@ def cmd_orders(args: argparse.Namespace) -> int:
     sheet = control.balance_sheet(market, control.outcomes(market, control.orders_placed(market)))
     print(", ".join(f"{n} {status}" for status, n in sorted(sheet["statuses"].items())))
     print(
-        f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, completed but unpaid {len(sheet['unpaid'])}, "
-        f"failed but not refunded {len(sheet['unrefunded'])}, shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
+        f"lost {len(sheet['lost'])}, charged twice {len(sheet['double'])}, "
+        f"completed but unpaid {len(sheet['unpaid'])}, failed but not refunded {len(sheet['unrefunded'])}, "
+        f"shipped wrongly {len(sheet['misshipped'])}; stock balances: {sheet['stock_balances']}, "
         f"money balances: {sheet['money_balances']}"
     )
     return 0 if sheet["balanced"] else 1

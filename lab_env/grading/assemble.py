@@ -210,7 +210,7 @@ def _screened(lines: list[Line], segments: list[Segment], label: str) -> tuple[l
         if origin not in flagged:
             out.append((text, origin))
         elif isinstance(origin, int) and not any(o == origin for _, o in out):
-            out += [(ln, origin) for ln in stubs[origin].lines()]  # type: ignore[union-attr]
+            out += [(ln, origin) for ln in stubs[origin].lines()]
     notes = [
         f"{label}: an answer {reason}, which graded code may not do; it was graded as not done"
         for reason in dict.fromkeys(flagged.values())

@@ -98,15 +98,16 @@ def grade_folder(
     work = Path(tempfile.mkdtemp(prefix=f"lab-env-grade-{spec.number}-"))
 
     prepared = {sub.learner: _prepare(sub, spec, specs) for sub in submissions}
+    # The submissions that assembled (the others are a reason, a str, not graded).
+    assemblies = {learner: item for learner, item in prepared.items() if isinstance(item, Assembly)}
     runs: dict[str, list[str]] = {}  # the graded notebook's digest -> its learners, the first one runs it
-    for learner, item in prepared.items():
-        if isinstance(item, Assembly):
-            key = learner if regrade_identical else _digest(item)
-            runs.setdefault(key, []).append(learner)
+    for learner, assembly in assemblies.items():
+        key = learner if regrade_identical else _digest(assembly)
+        runs.setdefault(key, []).append(learner)
 
     def grade_one(learner: str) -> Graded:
         try:
-            return grade_assembly(learner, prepared[learner], spec, work / learner, cell_timeout, timeout)
+            return grade_assembly(learner, assemblies[learner], spec, work / learner, cell_timeout, timeout)
         except Exception as err:  # one broken submission must not stop the batch
             return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
 
@@ -122,6 +123,7 @@ def grade_folder(
                     unit="notebook",
                     disable=not progress,
                 ),
+                strict=True,
             )
         )
         # A run that did not end well (a crash, a kill, a failure of the grader) is nobody's
@@ -130,7 +132,7 @@ def grade_folder(
         for key in [k for k, learners in runs.items() if not graded[learners[0]].finished]:
             runs.update({other: [other] for other in runs[key][1:]})
             runs[key] = runs[key][:1]
-        graded.update(zip(again, pool.map(grade_one, again)))
+        graded.update(zip(again, pool.map(grade_one, again), strict=True))
     results = []
     for sub in submissions:
         item = prepared[sub.learner]
@@ -139,7 +141,7 @@ def grade_folder(
             continue
         first = next(learners[0] for learners in runs.values() if sub.learner in learners)
         results.append(
-            graded[first] if first == sub.learner else _shared(graded[first], prepared[first], sub.learner, item)
+            graded[first] if first == sub.learner else _shared(graded[first], assemblies[first], sub.learner, item)
         )
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(results, spec, out / "gradebook.csv")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 
@@ -26,7 +27,7 @@ def execute(
         resources={"metadata": {"path": str(path.parent)}},
     )
     # The kernel runs the interpreter of this venv, whatever kernels Jupyter knows of.
-    client.kernel_manager_class = "jupyter_client.manager.KernelManager"
+    client.kernel_manager_class = KernelManager
     client.extra_arguments = []
     _use_this_python(client)
     client.execute()

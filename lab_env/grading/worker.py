@@ -239,7 +239,7 @@ class Grader:
     def _resolve(self, kernel: GradingKernel, source: str) -> tuple[str, list[Any]]:
         """The check function's name and its arguments, resolved against the stack."""
         call = _check_call(source)
-        args = []
+        args: list[Any] = []
         for node in call.args:
             if isinstance(node, ast.Constant):
                 args.append(node.value)

@@ -84,7 +84,9 @@ def _kafka(p: Profile, host: str) -> Service:
         probe=probes.kafka_metadata(p.kafka_bootstrap),
         summary="Apache Kafka broker+controller (KRaft)",
     )
-    props = lambda: svc.data_dir / "server.properties"
+
+    def props() -> Path:
+        return svc.data_dir / "server.properties"
 
     def prepare() -> None:
         logs = svc.data_dir / "logs"

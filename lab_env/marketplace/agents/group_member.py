@@ -54,12 +54,13 @@ def main() -> None:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            if msg.partition() not in started:  # where this run resumed in the partition
-                started.add(msg.partition())
-                print(f"partition {msg.partition()} starts at offset {msg.offset()}", flush=True)
+            partition = msg.partition()  # None only on an error event, skipped above
+            if partition is not None and partition not in started:  # where this run resumed in the partition
+                started.add(partition)
+                print(f"partition {partition} starts at offset {msg.offset()}", flush=True)
             if args.delay:
                 time.sleep(args.delay)
-            consumer.commit(msg, asynchronous=True)
+            consumer.commit(message=msg, asynchronous=True)
     finally:
         consumer.close()
 

@@ -18,23 +18,30 @@ with ``actor_type("ProductActor")`` and friends.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from dapr.actor import Actor, ActorInterface, actormethod
 
 
 class ProductInterface(ActorInterface):
     @actormethod(name="Stock")
+    @abstractmethod
     async def stock(self) -> int: ...
 
     @actormethod(name="Restock")
+    @abstractmethod
     async def restock(self, quantity: int) -> int: ...
 
     @actormethod(name="Reserve")
+    @abstractmethod
     async def reserve(self, request: dict) -> dict: ...
 
     @actormethod(name="Release")
+    @abstractmethod
     async def release(self, order_id: str) -> dict: ...
 
     @actormethod(name="Deliver")
+    @abstractmethod
     async def deliver(self, delivery: dict) -> int: ...
 
 
@@ -104,22 +111,34 @@ class ProductActor(Actor, ProductInterface):
 
 class NegotiatorInterface(ActorInterface):
     @actormethod(name="Setup")
+    @abstractmethod
     async def setup(self, terms: dict) -> None: ...
 
     @actormethod(name="Offer")
+    @abstractmethod
     async def offer(self, round_no: int) -> float: ...
 
     @actormethod(name="History")
+    @abstractmethod
     async def history(self) -> list: ...
 
     @actormethod(name="Terms")
+    @abstractmethod
     async def terms(self) -> dict: ...
 
     @actormethod(name="Record")
+    @abstractmethod
     async def record(self, offer: dict) -> float: ...
 
 
 class _Negotiator(Actor, NegotiatorInterface):
+    async def _offers(self) -> dict:
+        """The offers made so far, by round (as a string); Setup starts them."""
+        _, offers = await self._state_manager.try_get_state("offers")
+        if offers is None:
+            raise ValueError(f"{self.id.id} has no terms: call Setup first")
+        return offers
+
     async def setup(self, terms: dict) -> None:
         """terms: limit (private), opening and rounds."""
         await self._state_manager.set_state("terms", {k: terms[k] for k in ("limit", "opening", "rounds")})
@@ -130,7 +149,7 @@ class _Negotiator(Actor, NegotiatorInterface):
         _, terms = await self._state_manager.try_get_state("terms")
         if not terms:
             raise ValueError(f"{self.id.id} has no terms: call Setup first")
-        _, offers = await self._state_manager.try_get_state("offers")
+        offers = await self._offers()
         key = str(round_no)
         if key in offers:  # asked again for the same round (a retried activity)
             return offers[key]
@@ -143,7 +162,8 @@ class _Negotiator(Actor, NegotiatorInterface):
 
     async def history(self) -> list:
         _, offers = await self._state_manager.try_get_state("offers")
-        return [offers[k] for k in sorted(offers or {}, key=int)]
+        offers = offers or {}
+        return [offers[k] for k in sorted(offers, key=int)]
 
     async def terms(self) -> dict:
         """The private terms and the offers made so far (for a policy deciding the next one)."""
@@ -156,7 +176,7 @@ class _Negotiator(Actor, NegotiatorInterface):
     async def record(self, offer: dict) -> float:
         """Keep an offer decided elsewhere (the capstone's policies) for its round; the
         first one recorded stands, so a re-run activity cannot change an offer made."""
-        _, offers = await self._state_manager.try_get_state("offers")
+        offers = await self._offers()
         key = str(offer["round"])
         if key not in offers:
             offers[key] = round(float(offer["price"]), 2)

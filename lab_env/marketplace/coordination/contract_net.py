@@ -13,10 +13,10 @@ rejected at first may still get the task when the winner fails.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     ANNOUNCED = "announced"
     AWARDED = "awarded"
     DONE = "done"

@@ -27,12 +27,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lab_env.core import procs
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
-from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all
+from lab_env.core.probes import Probe, Waiting, http_status, tcp_open, wait_all
 from lab_env.core.profile import current
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import kube
@@ -112,7 +113,8 @@ def daprd_wrapper(folder: Path, sentry=None) -> Path:
     extra = _sidecar_flags(sentry)
     exports = ""
     if sentry is not None:
-        exports = f'DAPR_TRUST_ANCHORS="$(cat {shlex.quote(str(sentry.credentials / "ca.crt"))})"\nexport DAPR_TRUST_ANCHORS\n'
+        anchors = shlex.quote(str(sentry.credentials / "ca.crt"))
+        exports = f'DAPR_TRUST_ANCHORS="$(cat {anchors})"\nexport DAPR_TRUST_ANCHORS\n'
     runtime = folder / "runtime"
     script = runtime / ".dapr" / "bin" / "daprd"
     script.parent.mkdir(parents=True, exist_ok=True)
@@ -241,12 +243,12 @@ def start(
     waiting = {}
     for agent in spec.agents:
         waiting[f"{agent.app_id} app"] = Waiting(
-            lambda port=agent.port: tcp_open("127.0.0.1", port),
+            partial(tcp_open, "127.0.0.1", agent.port),
             failed=_cli_died(home),
             fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs",
         )
         waiting[f"{agent.app_id} sidecar"] = Waiting(
-            lambda url=home.sidecars[agent.app_id]: http_status(f"{url}/v1.0/healthz") == 204,
+            _sidecar_healthy(home.sidecars[agent.app_id]),
             failed=_cli_died(home),
             fix=f"see {folder / 'apps' / agent.app_id}/.dapr/logs",
         )
@@ -256,6 +258,11 @@ def start(
         stop(home)
         raise
     return home
+
+
+def _sidecar_healthy(url: str) -> Probe:
+    """The sidecar at ``url`` answers its health check with 204."""
+    return lambda: http_status(f"{url}/v1.0/healthz") == 204
 
 
 def _cli_died(home: RunningHome):

@@ -21,8 +21,10 @@ import json
 import secrets
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import psutil
@@ -34,6 +36,13 @@ from lab_env.marketplace.homes.spec import HomeSpec
 from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
 
 TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
+
+
+class _Certified(TypedDict, total=False):
+    """start_app's keyword arguments that give a sidecar its certificate from sentry."""
+
+    sidecar_args: Sequence[str]
+    sidecar_env: Mapping[str, str]
 
 
 @dataclass
@@ -230,7 +239,9 @@ def mtls(protect: bool = True) -> Drill:
     calls: list[tuple[str, str]] = []
     apps: list[DaprApp] = []
     authority = ca.start_sentry() if protect else None
-    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()} if authority else {}
+    extra: _Certified = (
+        {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()} if authority else {}
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="mtls-drill-") as tmp:
             apps.append(_static_app(callee_id, Path(tmp), {"hello": "hello"}, components=[], **extra))
@@ -287,7 +298,7 @@ def access_matrix(
     codes: dict[tuple[str, str], int] = {}
     apps: list[DaprApp] = []
     authority = ca.start_sentry()
-    extra = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()}
+    extra: _Certified = {"sidecar_args": authority.sidecar_args(), "sidecar_env": authority.sidecar_env()}
     try:
         with tempfile.TemporaryDirectory(prefix="acl-drill-") as tmp:
             config_file = Path(tmp) / "callee-config.yaml"

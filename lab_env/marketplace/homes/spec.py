@@ -311,7 +311,7 @@ def isolated(spec: HomeSpec, suffix: str, ports: list[int]) -> HomeSpec:
 
     agents = tuple(
         replace(a, app_id=rename(a.app_id), port=port, callers={rename(c): m for c, m in a.callers.items()})
-        for a, port in zip(spec.agents, ports)
+        for a, port in zip(spec.agents, ports, strict=False)  # ports may hold more than the agents need
     )
     components = {n: replace(c, scopes=tuple(rename(s) for s in c.scopes)) for n, c in spec.components.items()}
     return replace(spec, home=f"{spec.home}-{suffix}", agents=agents, components=components)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from lab_env.errors import LabEnvError
+
 if TYPE_CHECKING:
     from lab_env.marketplace.market.control import Market
 
@@ -66,7 +68,7 @@ def drill(market: Market) -> list[dict]:
     from lab_env.runtime.apps import start_app, stop_app, unique_name
     from lab_env.runtime.secure_plane import load_plane
 
-    carrier = market.carrier.app_id
+    carrier = market.running_carrier().app_id
     parcel = {"order": f"{market.name}-drill", "product": market.product(0), "quantity": 1}
     rows: list[dict] = []
 
@@ -89,6 +91,11 @@ def drill(market: Market) -> list[dict]:
     call("market", market.app, "POST", carrier, "/ship", {**parcel, "refuse": True})
     call("market", market.app, "GET", carrier, f"/shipments/{parcel['order']}")
     plane = load_plane(plane_name(market.name))
+    if plane is None:
+        raise LabEnvError(
+            f"market {market.name!r} has no control plane running",
+            "stop it with `lab-env market down` and start it again with `lab-env market up`",
+        )
     stranger = start_app(
         unique_name("stranger"), components=[], sidecar_args=plane.sidecar_args(), sidecar_env=plane.sidecar_env()
     )

@@ -61,6 +61,15 @@ class Market:
     view_port: int | None = None
     carrier: DaprApp | None = None
 
+    def running_carrier(self) -> DaprApp:
+        """The carrier app (None in ``carrier`` when the market was attached while it was down)."""
+        if self.carrier is None:
+            raise LabEnvError(
+                f"market {self.name!r} has no carrier app running",
+                "stop it with `lab-env market down` and start it again with `lab-env market up`",
+            )
+        return self.carrier
+
     @property
     def view_url(self) -> str | None:
         return f"http://127.0.0.1:{self.view_port}/" if self.view_port else None
@@ -128,7 +137,7 @@ def up(
     try:
         # Its own control plane with mTLS, so each sidecar knows its caller and the access policies hold.
         plane = secure_plane.start_plane(access.plane_name(name), detach=detach)
-        mtls = {"sidecar_args": plane.sidecar_args(), "detach": detach}
+        mtls_args = plane.sidecar_args()
         carrier_id = access.carrier_id(name)
         carrier = start_app(
             carrier_id,
@@ -137,7 +146,8 @@ def up(
             config=access.configuration(folder, "carrier", name),
             env={"DAPR_API_TOKEN": token},
             sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()},
-            **mtls,
+            sidecar_args=mtls_args,
+            detach=detach,
         )
         app = workflows.start_agents_app(
             name,
@@ -157,7 +167,8 @@ def up(
                 **plane.sidecar_env(),
                 **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()},
             },
-            **mtls,
+            sidecar_args=mtls_args,
+            detach=detach,
         )
     except BaseException:
         if carrier is not None:
@@ -438,11 +449,13 @@ def outcomes(market: Market, ids: list[str]) -> dict[str, dict | None]:
     return {i: invoke(market.app, market.actor("OrderActor"), i, "Outcome") for i in ids}
 
 
-def wait_orders(market: Market, ids: list[str], timeout: float = 600.0, progress: str | None = None) -> dict[str, dict]:
+def wait_orders(
+    market: Market, ids: list[str], timeout: float = 600.0, progress: str | None = None
+) -> dict[str, dict | None]:
     """Each order's outcome as its OrderActor settled it (a bar described by ``progress``, if given)."""
     from tqdm.auto import tqdm
 
-    outcomes = {}
+    outcomes: dict[str, dict | None] = {}
     hidden = progress is None or os.environ.get("LAB_ENV_PROGRESS") == "0"
     with tqdm(total=len(ids), desc=progress, unit="order", disable=hidden) as bar:
         for instance in ids:
@@ -457,11 +470,11 @@ def audit(market: Market, timeout: float = 600.0) -> dict:
     return balance_sheet(market, wait_orders(market, orders_placed(market), timeout))
 
 
-def balance_sheet(market: Market, outcomes: dict[str, dict]) -> dict:
+def balance_sheet(market: Market, outcomes: dict[str, dict | None]) -> dict:
     """Stock and money, from the actors' own state, against what the market started with."""
     cat = market.catalog
     statuses = Counter((o or {}).get("status", "unsettled") for o in outcomes.values())
-    sold = Counter()
+    sold: Counter[str] = Counter()
     for o in outcomes.values():
         if o and o["status"] == "completed":
             sold[o["product"]] += o["quantity"]
@@ -506,7 +519,7 @@ def shipments(market: Market, ids: list[str]) -> dict[str, dict | None]:
     """The carrier's shipment of each order (None: nothing shipped), read from its own state store."""
     import httpx
 
-    carrier = market.carrier
+    carrier = market.running_carrier()
     reply = httpx.post(
         f"{carrier.sidecar_url}/v1.0/state/statestore/bulk",
         headers=carrier.api_headers(),

@@ -178,7 +178,7 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
                 "rejected": [r for r in (bid.get("rejected"), ask.get("rejected")) if r],
             }
         )
-        ctx.set_custom_status({"stage": "negotiating", "rounds": rounds})
+        ctx.set_custom_status(json.dumps({"stage": "negotiating", "rounds": rounds}))
         if bid["price"] >= ask["price"]:
             return {"agreed": True, "price": round((bid["price"] + ask["price"]) / 2, 2), "rounds": rounds}
     return {"agreed": False, "rounds": rounds}
@@ -303,22 +303,22 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
         "seller": order["seller_wallet"],
     }
     try:
-        ctx.set_custom_status({"stage": "reserve"})
+        ctx.set_custom_status(json.dumps({"stage": "reserve"}))
         held = yield ctx.call_activity(reserve, input=order, retry_policy=RETRY)
         if not held["ok"]:
             return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": "out of stock"}))
         undo.append(release)
-        ctx.set_custom_status({"stage": "debit"})
+        ctx.set_custom_status(json.dumps({"stage": "debit"}))
         paid = yield ctx.call_activity(debit, input=order, retry_policy=RETRY)
         if not paid["ok"]:
             raise _Refused("not enough money")
         undo.append(refund)
-        ctx.set_custom_status({"stage": "ship"})
+        ctx.set_custom_status(json.dumps({"stage": "ship"}))
         shipped = yield ctx.call_activity(ship, input=order, retry_policy=RETRY)
         if not shipped["ok"]:
             raise _Refused(shipped["reason"])
     except (wf.TaskFailedError, _Refused) as err:
-        ctx.set_custom_status({"stage": "compensating"})
+        ctx.set_custom_status(json.dumps({"stage": "compensating"}))
         for step in reversed(undo):
             yield ctx.call_activity(step, input=order, retry_policy=RETRY)
         return (yield _settle(ctx, {**outcome, "status": "compensated", "reason": str(err)[:200]}))
@@ -334,11 +334,13 @@ def purchase(ctx: wf.DaprWorkflowContext, order: dict):
     """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at.
     The seller's wallet is the contract net's winner."""
     outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
-    ctx.set_custom_status({"stage": "allocating"})
+    ctx.set_custom_status(json.dumps({"stage": "allocating"}))
     awarded = yield ctx.call_activity(allocate, input=order, retry_policy=RETRY)
     if awarded["seller"] is None:
         return (yield _settle(ctx, {**outcome, "status": "rejected", "reason": f"no seller lists {order['product']}"}))
-    ctx.set_custom_status({"stage": "negotiating", "seller": awarded["seller"], "rejected": awarded["rejected"]})
+    ctx.set_custom_status(
+        json.dumps({"stage": "negotiating", "seller": awarded["seller"], "rejected": awarded["rejected"]})
+    )
     deal = yield ctx.call_child_workflow(
         negotiate,
         instance_id=f"{ctx.instance_id}-deal",

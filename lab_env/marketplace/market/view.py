@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from typing import TypedDict
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -31,7 +32,15 @@ from lab_env.runtime.actors import invoke
 app = FastAPI(title="marketplace live view")
 RECENT = 24
 _settled: dict[str, dict] = {}
-_events = {"count": 0, "by_status": Counter(), "samples": deque(maxlen=30)}  # samples: (time, count)
+
+
+class _Events(TypedDict):
+    count: int
+    by_status: Counter[str]
+    samples: deque[tuple[float, int]]  # (time, count)
+
+
+_events: _Events = {"count": 0, "by_status": Counter(), "samples": deque(maxlen=30)}
 _lock = threading.Lock()
 
 
@@ -160,15 +169,18 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Marketplace</title>
 <style>
  body{font-family:system-ui,sans-serif;margin:1.2rem;color:#222} h1{font-size:1.3rem;margin:0 0 .6rem}
- .tiles{display:flex;gap:.8rem;flex-wrap:wrap} .tile{border:1px solid #ddd;border-radius:6px;padding:.5rem .8rem;min-width:8rem}
+ .tiles{display:flex;gap:.8rem;flex-wrap:wrap}
+ .tile{border:1px solid #ddd;border-radius:6px;padding:.5rem .8rem;min-width:8rem}
  .tile b{display:block;font-size:1.4rem} .cols{display:flex;gap:1.5rem;flex-wrap:wrap;margin-top:1rem}
- table{border-collapse:collapse;font-size:.85rem} td,th{padding:.15rem .5rem;text-align:left;border-bottom:1px solid #eee}
+ table{border-collapse:collapse;font-size:.85rem}
+ td,th{padding:.15rem .5rem;text-align:left;border-bottom:1px solid #eee}
  .completed{color:#1a7f37} .compensated{color:#b35900} .rejected,.no\\ deal{color:#888} svg{border:1px solid #eee}
 </style></head><body>
 <h1>Marketplace <span id="name"></span></h1>
 <div class="tiles" id="tiles"></div>
 <div class="cols">
- <div><h3>Orders (latest)</h3><table id="orders"><tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr></table></div>
+ <div><h3>Orders (latest)</h3>
+  <table id="orders"><tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr></table></div>
  <div><h3>Open negotiations</h3><div id="curves"></div></div>
 </div>
 <script>
@@ -179,17 +191,22 @@ function curve(n) {
   const ys = v => h - 10 - (v - lo) * (h - 20) / Math.max(1, hi - lo);
   const line = k => r.map((x, i) => `${xs(i)},${ys(x[k])}`).join(" ");
   return `<div>${n.id}</div><svg width="${w}" height="${h}">` +
-    ["bid", "ask"].map(k => `<polyline fill="none" stroke="${colors[k]}" stroke-width="2" points="${line(k)}"/>`).join("") + "</svg>";
+    ["bid", "ask"].map(k => `<polyline fill="none" stroke="${colors[k]}" stroke-width="2" points="${line(k)}"/>`)
+      .join("") + "</svg>";
 }
 async function refresh() {
   const s = await (await fetch("api/state")).json();
   document.getElementById("name").textContent = s.market;
-  const tiles = {"orders placed": s.placed, completed: s.outcomes.completed || 0, compensated: s.outcomes.compensated || 0,
-    "no deal": s.outcomes["no deal"] || 0, "events/s": s.events.per_second, "events seen": s.events.count,
-    "Kafka lag": s.kafka_lag ?? "-", "units in stock": s.agents.in_stock, "agents": s.agents.buyers + s.agents.sellers + s.agents.products + s.agents.negotiators};
-  document.getElementById("tiles").innerHTML = Object.entries(tiles).map(([k, v]) => `<div class="tile" data-tile="${k}"><b>${v}</b>${k}</div>`).join("");
+  const tiles = {"orders placed": s.placed, completed: s.outcomes.completed || 0,
+    compensated: s.outcomes.compensated || 0, "no deal": s.outcomes["no deal"] || 0,
+    "events/s": s.events.per_second, "events seen": s.events.count, "Kafka lag": s.kafka_lag ?? "-",
+    "units in stock": s.agents.in_stock,
+    "agents": s.agents.buyers + s.agents.sellers + s.agents.products + s.agents.negotiators};
+  document.getElementById("tiles").innerHTML = Object.entries(tiles)
+    .map(([k, v]) => `<div class="tile" data-tile="${k}"><b>${v}</b>${k}</div>`).join("");
   document.getElementById("orders").innerHTML = "<tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr>" +
-    s.orders.map(o => `<tr><td>${o.id}</td><td>${o.seller ?? ""}</td><td class="${o.stage}">${o.stage}</td><td>${o.total ?? ""}</td></tr>`).join("");
+    s.orders.map(o => `<tr><td>${o.id}</td><td>${o.seller ?? ""}</td>` +
+      `<td class="${o.stage}">${o.stage}</td><td>${o.total ?? ""}</td></tr>`).join("");
   document.getElementById("curves").innerHTML = s.negotiations.map(curve).join("") || "<i>none right now</i>";
 }
 refresh(); setInterval(refresh, 1000);
