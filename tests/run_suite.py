@@ -12,6 +12,10 @@ they stop, restart or load the shared stack. Both phases run even if the
 first fails, so the stack is stopped at the end either way; the exit code is
 the first failure's. The stack is kept between the phases and stopped at the
 end if this run started it (LAB_ENV_KEEP_STACK=1 keeps it).
+
+Before any test (every tier) the gate runs: `ruff format --check`, `ruff check`
+and `mypy`, as pyproject.toml configures them; the first that fails stops the
+run with one line naming the command to run.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
 NO_TESTS = 5  # pytest's exit code when a selection is empty
+GATE_FAILED = 1
+BIN = Path(sys.executable).parent  # the venv's ruff and mypy (the test group) sit next to its python
 
 # Where each lab's evidence lives: its solution notebook, its checks' tests, the
 # helpers it teaches with, and its grading test (parametrized by lab number).
@@ -82,6 +89,33 @@ LAB_EVIDENCE = {
 }
 
 
+def _shown(tool: str) -> str:
+    """How to type ``tool`` from the repository's root: .venv/bin/ruff, say."""
+    path = BIN / tool
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+# Each step of the gate, cheapest first: its command and, when it fails, what to run.
+GATE = [
+    (["ruff", "format", "--check"], "format check failed: run `{ruff} format`"),
+    (["ruff", "check"], "lint failed: run `{ruff} check --fix`, then fix what it still lists"),
+    (["mypy"], "type check failed: run `{mypy}` and fix what it lists"),
+]
+
+
+def gate(root: Path = ROOT) -> str | None:
+    """Run the gate's steps in ``root``, as its pyproject.toml configures them. None when
+    all pass; else the first failure's one line (its tool's output is printed before)."""
+    for (tool, *rest), fix in GATE:
+        if not (BIN / tool).exists():
+            return f"{tool} is missing from {BIN}: run `.tools/bin/uv sync --frozen --inexact --group test`"
+        done = subprocess.run([str(BIN / tool), *rest], cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            print((done.stdout + done.stderr).rstrip()[-8000:], file=sys.stderr, flush=True)
+            return fix.format(ruff=_shown("ruff"), mypy=_shown("mypy"))
+    return None
+
+
 def _pytest(args: list[str], env: dict[str, str]) -> int:
     print(f"\n$ pytest {' '.join(args)}", flush=True)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
@@ -101,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(a == "-m" or a.startswith("-m") and not a.startswith("--") for a in args.pytest_args):
         parser.error("each phase sets its own -m (serial or not): select with -k or paths instead")
+
+    start = time.perf_counter()
+    failed = gate()
+    if failed:
+        print(failed, file=sys.stderr, flush=True)
+        return GATE_FAILED
+    print(f"gate: {', '.join(' '.join(cmd) for cmd, _ in GATE)} passed in {time.perf_counter() - start:.0f} s")
 
     paths = LAB_EVIDENCE[args.lab] if args.lab else []
     marks = "not stack and not serial and not slow" if args.quick else None
