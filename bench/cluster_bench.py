@@ -65,7 +65,7 @@ def cold_build() -> float:
 
 
 def warm_up_and_down(runs: int) -> dict[str, object]:
-    spec = load(ROOT / "lab_env" / "homes" / "marketplace.yaml")
+    spec = load(ROOT / "lab_env" / "marketplace" / "homes" / "marketplace.yaml")
     ups, rollouts, downs, rss = [], [], [], {}
     for run in range(runs):
         start = time.perf_counter()

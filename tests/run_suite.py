@@ -33,60 +33,12 @@ NO_TESTS = 5  # pytest's exit code when a selection is empty
 GATE_FAILED = 1
 BIN = Path(sys.executable).parent  # the venv's ruff and mypy (the test group) sit next to its python
 
-# Where each lab's evidence lives: its solution notebook, its checks' tests, the
-# helpers it teaches with, and its grading test (parametrized by lab number).
-LAB_EVIDENCE = {
-    "01": [
-        "solutions/01_actors.ipynb",
-        "tests/test_actor_errors.py",
-        "tests/test_scale.py",
-        "tests/test_grading.py",
-        "tests/test_grading_assembly.py",
-    ],
-    "02": ["solutions/02_pubsub.ipynb", "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]"],
-    "03": [
-        "solutions/03_kafka.ipynb",
-        "tests/test_lab03_checks.py",
-        "tests/test_kafka_helpers.py",
-        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
-    ],
-    "04": [
-        "solutions/04_workflows.ipynb",
-        "tests/test_lab04_checks.py",
-        "tests/test_workflows_helpers.py",
-        "tests/test_check_stderr.py",
-        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
-    ],
-    "05": [
-        "solutions/05_agent_homes.ipynb",
-        "tests/test_homes.py",
-        "tests/test_home_security.py",
-        "tests/test_native_home.py",
-        "tests/test_container_home.py",
-        "tests/test_secure_plane.py",
-        "tests/test_native_cluster.py",
-        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
-    ],
-    "06": [
-        "solutions/06_coordination.ipynb",
-        "tests/test_lab06_checks.py",
-        "tests/test_coordination.py",
-        "tests/test_coordination_agents.py",
-        "tests/test_auctioneer.py",
-        "tests/test_ballot.py",
-        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]",
-    ],
-    "07": [
-        "solutions/07_capstone.ipynb",
-        "tests/test_lab07_checks.py",
-        "tests/test_market.py",
-        "tests/test_market_actors.py",
-        "tests/test_market_allocation.py",
-        "tests/test_market_view.py",
-        "tests/test_offer_policy.py",
-        "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]",
-    ],
-}
+
+def lab_evidence() -> dict[str, list[str]]:
+    """Each lab's evidence: its solution notebook and the tests course.LABS lists for it (`lab-env map NN`)."""
+    from lab_env.labs.course import LABS
+
+    return {lab.number: [f"solutions/{lab.notebook}", *lab.tests] for lab in LABS}
 
 
 def _shown(tool: str) -> str:
@@ -130,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     tier = parser.add_mutually_exclusive_group()
     tier.add_argument("--quick", action="store_true", help="tests that need no stack (under 3 minutes)")
-    tier.add_argument("--lab", choices=sorted(LAB_EVIDENCE), help="one lab's notebook and tests")
+    tier.add_argument("--lab", choices=sorted(lab_evidence()), help="one lab's notebook and tests")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
     if any(a == "-m" or a.startswith("-m") and not a.startswith("--") for a in args.pytest_args):
@@ -143,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return GATE_FAILED
     print(f"gate: {', '.join(' '.join(cmd) for cmd, _ in GATE)} passed in {time.perf_counter() - start:.0f} s")
 
-    paths = LAB_EVIDENCE[args.lab] if args.lab else []
+    paths = lab_evidence()[args.lab] if args.lab else []
     marks = "not stack and not serial and not slow" if args.quick else None
     env = dict(os.environ)
     if args.quick:

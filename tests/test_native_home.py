@@ -21,7 +21,7 @@ from lab_env.runtime.apps import run_token
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO / "lab_env" / "homes" / "marketplace.yaml"
+SPEC = REPO / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -128,13 +128,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_progress(args: argparse.Namespace) -> int:
-    from lab_env.labs.course import progress_table
-
-    print(progress_table())
-    return 0
-
-
 def cmd_build_labs(args: argparse.Namespace) -> int:
     from lab_env.grading.generate import build_labs
 
@@ -307,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=None)
     s.set_defaults(fn=cmd_lab)
 
-    sub.add_parser("progress", help="which checks passed in your last run of each lab").set_defaults(fn=cmd_progress)
+    from lab_env.cli.course import register as register_course
+
+    register_course(sub)
 
     s = sub.add_parser("grade", help="grade a folder of learners' notebooks (gradebook, JUnit, feedback)")
     s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")

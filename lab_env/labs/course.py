@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import html
 import importlib
+import importlib.util
 import json
 import os
 import time
@@ -20,14 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab_env.core.paths import REPO_ROOT, state_dir
+from lab_env.errors import LabEnvError
 
 
 @dataclass(frozen=True)
 class Lab:
-    number: str  # "01"; also the check module's suffix (lab_env.labs.lab01_actors.checks)
+    number: str  # "01"
     title: str
     builds: str  # what this lab adds to the marketplace
-    notebook: str  # file name in labs/
+    notebook: str  # file name in labs/ and solutions/
+    tests: tuple[str, ...] = ()  # pytest paths that are this lab's evidence (`make test LAB=NN` runs them)
+    bench: tuple[str, ...] = ()  # scripts under bench/ that measure what it teaches
 
     @property
     def package(self) -> str:
@@ -64,18 +68,33 @@ LABS: tuple[Lab, ...] = (
         "Agents as virtual actors",
         "products and agents with identity, state and one call at a time; 100,000 of them on one machine",
         "01_actors.ipynb",
+        tests=(
+            "tests/test_actor_errors.py",
+            "tests/test_scale.py",
+            "tests/test_grading.py",
+            "tests/test_grading_assembly.py",
+        ),
+        bench=("bench/actors_bench.py",),
     ),
     Lab(
         "02",
         "Event-driven agents with Dapr pub/sub",
         "listings and orders as events; inboxes, routing, retries and dead letters; a registry of sellers",
         "02_pubsub.ipynb",
+        tests=("tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]",),
+        bench=(),
     ),
     Lab(
         "03",
         "Event streams with Apache Kafka",
         "the order log: partitions, consumer groups, exactly-once stock updates, a supply chain",
         "03_kafka.ipynb",
+        tests=(
+            "tests/test_lab03_checks.py",
+            "tests/test_kafka_helpers.py",
+            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
+        ),
+        bench=("bench/kafka_bench.py",),
     ),
     Lab(
         "04",
@@ -83,21 +102,135 @@ LABS: tuple[Lab, ...] = (
         "orders as sagas that survive crashes, approvals, fan-out research, "
         "a mediator negotiating between buyer and seller",
         "04_workflows.ipynb",
+        tests=(
+            "tests/test_lab04_checks.py",
+            "tests/test_workflows_helpers.py",
+            "tests/test_check_stderr.py",
+            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
+        ),
+        bench=("bench/workflow_drill.py",),
     ),
     Lab(
         "05",
         "Agent homes",
         "one spec for the agents, rendered to dapr run -f, containers and Kubernetes, with access control",
         "05_agent_homes.ipynb",
+        tests=(
+            "tests/test_homes.py",
+            "tests/test_home_security.py",
+            "tests/test_native_home.py",
+            "tests/test_container_home.py",
+            "tests/test_secure_plane.py",
+            "tests/test_native_cluster.py",
+            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
+        ),
+        bench=("bench/cluster_bench.py",),
     ),
     Lab(
         "06",
         "How agents coordinate",
         "hierarchies, contract nets, auctions and votes between the marketplace's agents",
         "06_coordination.ipynb",
+        tests=(
+            "tests/test_lab06_checks.py",
+            "tests/test_coordination.py",
+            "tests/test_coordination_agents.py",
+            "tests/test_auctioneer.py",
+            "tests/test_ballot.py",
+            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]",
+        ),
+        bench=(),
     ),
-    Lab("07", "Capstone: the marketplace", "the whole society end to end, surviving crashes", "07_capstone.ipynb"),
+    Lab(
+        "07",
+        "Capstone: the marketplace",
+        "the whole society end to end, surviving crashes",
+        "07_capstone.ipynb",
+        tests=(
+            "tests/test_lab07_checks.py",
+            "tests/test_market.py",
+            "tests/test_market_actors.py",
+            "tests/test_market_allocation.py",
+            "tests/test_market_view.py",
+            "tests/test_offer_policy.py",
+            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]",
+        ),
+        bench=("bench/market_scale.py", "bench/market_drill.py"),
+    ),
 )
+
+
+def lab_named(number: str) -> Lab:
+    """The lab numbered ``number`` ("4", "04" or "04_workflows")."""
+    wanted = number[:2].zfill(2) if number[:2].isdigit() else number.zfill(2)
+    for lab in LABS:
+        if lab.number == wanted:
+            return lab
+    raise LabEnvError(f"no lab {number!r}", f"choose one of {', '.join(lab.number for lab in LABS)}")
+
+
+def helpers_of(lab: Lab) -> list[str]:
+    """The lab_env modules its solution imports (in the kernel and in its app files), besides its checks."""
+    import ast
+
+    import nbformat
+
+    found: set[str] = set()
+    for cell in nbformat.read(REPO_ROOT / "solutions" / lab.notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lab_env"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if _is_module(full) else _home_of(node.module or "", alias.name))
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("lab_env")}
+    return sorted(m for m in found if m not in ("lab_env", lab.checks_module))
+
+
+def _home_of(module: str, name: str) -> str:
+    """The module that defines ``name`` (``lab_env``'s face re-exports, e.g. start_app from runtime.apps)."""
+    defined_in = getattr(getattr(importlib.import_module(module), name, None), "__module__", None)
+    return defined_in if isinstance(defined_in, str) and defined_in.startswith("lab_env") else module
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def module_path(module: str) -> str:
+    """``lab_env.runtime.kafka`` -> ``lab_env/runtime/kafka.py`` (or its package folder)."""
+    base = REPO_ROOT / Path(*module.split("."))
+    return str((base if base.is_dir() else base.with_suffix(".py")).relative_to(REPO_ROOT))
+
+
+def lab_map(lab: Lab) -> dict[str, list[str]]:
+    """Where everything of one lab lives: the one-minute map `lab-env map NN` prints."""
+    return {
+        "solution": [f"solutions/{lab.notebook}"],
+        "student notebook": [f"labs/{lab.notebook} (generated: lab-env build-labs)"],
+        "checks": [module_path(lab.checks_module)],
+        "helpers": [module_path(m) for m in helpers_of(lab)],
+        "tests": list(lab.tests),
+        "bench": list(lab.bench),
+    }
+
+
+def map_text(lab: Lab) -> str:
+    rows = [f"lab {lab.number}: {lab.title}"]
+    for part, paths in lab_map(lab).items():
+        rows.append(f"  {part + ':':<18}{paths[0] if paths else '-'}")
+        rows += [f"  {'':<18}{path}" for path in paths[1:]]
+    return "\n".join(rows)
 
 
 def record_path() -> Path:
