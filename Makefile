@@ -33,8 +33,8 @@ lab: setup
 
 # shellcheck lints the devcontainer scripts in the test suite; chromium and
 # playwright (the browser group) run the learner's path in JupyterLab
-# (tests/test_browser.py). Debian's chromium: no browser is ever downloaded.
-# setup --cluster builds lab 05's Kubernetes control plane (tests/test_native_cluster.py) and
+# (tests/browser/test_browser.py). Debian's chromium: no browser is ever downloaded.
+# setup --cluster builds lab 05's Kubernetes control plane (tests/runtime/test_native_cluster.py) and
 # --cli the Dapr CLI it runs homes with, so no test waits for a build mid-cell.
 test-tools: $(VENV)/.synced
 	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \

@@ -81,19 +81,19 @@ def work_unit(nodeid: str) -> str:
 
 
 # Each test grades one lab on its own.
-SIDE_BY_SIDE = ("tests/test_grading_labs.py",)
+SIDE_BY_SIDE = ("tests/grading/test_grading_labs.py",)
 # The files that take minutes go first, so the two workers end together rather than
 # one of them starting a long file at the end (bench/results/suite.md has the costs).
 LONG_FIRST = (
-    "tests/test_browser.py",
-    "tests/test_grading.py",
-    "tests/test_grading_labs.py",
+    "tests/browser/test_browser.py",
+    "tests/grading/test_grading.py",
+    "tests/grading/test_grading_labs.py",
     "solutions/03_kafka.ipynb",
     "solutions/06_coordination.ipynb",
-    "tests/test_native_cluster.py",
+    "tests/runtime/test_native_cluster.py",
     "solutions/04_workflows.ipynb",
-    "tests/test_market.py",
-    "tests/test_lab06_checks.py",
+    "tests/marketplace/test_market.py",
+    "tests/labs/lab06_coordination/test_lab06_checks.py",
 )
 
 

@@ -20,7 +20,7 @@ def apps_dir() -> Path:
 
 @pytest.fixture
 def start(tmp_path):
-    """start(module, source): a check test's wrong answer (tests/solution_mutations.py)
+    """start(module, source): a check test's wrong answer (tests/grading/solution_mutations.py)
     run as the lab runs it, its workflows and ACTORS in an app; stopped after the test."""
     started = []
 

@@ -16,9 +16,9 @@ from tests.run_suite import gate
 def test_a_file_is_one_unit_of_work_unless_its_tests_run_side_by_side(request):
     work_unit = request.config.pluginmanager.get_plugin(str(REPO_ROOT / "conftest.py")).work_unit
     assert work_unit("solutions/01_actors.ipynb::Cell 3") == "solutions/01_actors.ipynb"
-    assert work_unit("tests/test_grading.py::test_gradebook_rows") == "tests/test_grading.py"
-    assert work_unit("tests/test_browser.py::test_walk[01]") == "tests/test_browser.py"
-    side = "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]"
+    assert work_unit("tests/grading/test_grading.py::test_gradebook_rows") == "tests/grading/test_grading.py"
+    assert work_unit("tests/browser/test_browser.py::test_walk[01]") == "tests/browser/test_browser.py"
+    side = "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]"
     assert work_unit(side) == side
 
 
@@ -34,7 +34,7 @@ def test_a_serial_test_refuses_to_run_on_a_worker():
             "-p",
             "no:cacheprovider",
             "-q",
-            "tests/test_lifecycle.py::test_missing_daprd_gives_one_line",
+            "tests/stack/test_lifecycle.py::test_missing_daprd_gives_one_line",
         ],
         cwd=REPO_ROOT,
         capture_output=True,

@@ -69,10 +69,10 @@ LABS: tuple[Lab, ...] = (
         "products and agents with identity, state and one call at a time; 100,000 of them on one machine",
         "01_actors.ipynb",
         tests=(
-            "tests/test_actor_errors.py",
-            "tests/test_scale.py",
-            "tests/test_grading.py",
-            "tests/test_grading_assembly.py",
+            "tests/runtime/test_actor_errors.py",
+            "tests/runtime/test_scale.py",
+            "tests/grading/test_grading.py",
+            "tests/grading/test_grading_assembly.py",
         ),
         bench=("bench/actors_bench.py",),
     ),
@@ -81,7 +81,7 @@ LABS: tuple[Lab, ...] = (
         "Event-driven agents with Dapr pub/sub",
         "listings and orders as events; inboxes, routing, retries and dead letters; a registry of sellers",
         "02_pubsub.ipynb",
-        tests=("tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]",),
+        tests=("tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[02]",),
         bench=(),
     ),
     Lab(
@@ -90,9 +90,9 @@ LABS: tuple[Lab, ...] = (
         "the order log: partitions, consumer groups, exactly-once stock updates, a supply chain",
         "03_kafka.ipynb",
         tests=(
-            "tests/test_lab03_checks.py",
-            "tests/test_kafka_helpers.py",
-            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
+            "tests/labs/lab03_kafka/test_lab03_checks.py",
+            "tests/runtime/test_kafka_helpers.py",
+            "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
         ),
         bench=("bench/kafka_bench.py",),
     ),
@@ -103,10 +103,10 @@ LABS: tuple[Lab, ...] = (
         "a mediator negotiating between buyer and seller",
         "04_workflows.ipynb",
         tests=(
-            "tests/test_lab04_checks.py",
-            "tests/test_workflows_helpers.py",
-            "tests/test_check_stderr.py",
-            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
+            "tests/labs/lab04_workflows/test_lab04_checks.py",
+            "tests/runtime/test_workflows_helpers.py",
+            "tests/labs/test_check_stderr.py",
+            "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
         ),
         bench=("bench/workflow_drill.py",),
     ),
@@ -116,13 +116,13 @@ LABS: tuple[Lab, ...] = (
         "one spec for the agents, rendered to dapr run -f, containers and Kubernetes, with access control",
         "05_agent_homes.ipynb",
         tests=(
-            "tests/test_homes.py",
-            "tests/test_home_security.py",
-            "tests/test_native_home.py",
-            "tests/test_container_home.py",
-            "tests/test_secure_plane.py",
-            "tests/test_native_cluster.py",
-            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
+            "tests/marketplace/test_homes.py",
+            "tests/marketplace/test_home_security.py",
+            "tests/marketplace/test_native_home.py",
+            "tests/marketplace/test_container_home.py",
+            "tests/runtime/test_secure_plane.py",
+            "tests/runtime/test_native_cluster.py",
+            "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
         ),
         bench=("bench/cluster_bench.py",),
     ),
@@ -132,12 +132,12 @@ LABS: tuple[Lab, ...] = (
         "hierarchies, contract nets, auctions and votes between the marketplace's agents",
         "06_coordination.ipynb",
         tests=(
-            "tests/test_lab06_checks.py",
-            "tests/test_coordination.py",
-            "tests/test_coordination_agents.py",
-            "tests/test_auctioneer.py",
-            "tests/test_ballot.py",
-            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]",
+            "tests/labs/lab06_coordination/test_lab06_checks.py",
+            "tests/marketplace/test_coordination.py",
+            "tests/marketplace/test_coordination_agents.py",
+            "tests/marketplace/test_auctioneer.py",
+            "tests/marketplace/test_ballot.py",
+            "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[06]",
         ),
         bench=(),
     ),
@@ -147,13 +147,13 @@ LABS: tuple[Lab, ...] = (
         "the whole society end to end, surviving crashes",
         "07_capstone.ipynb",
         tests=(
-            "tests/test_lab07_checks.py",
-            "tests/test_market.py",
-            "tests/test_market_actors.py",
-            "tests/test_market_allocation.py",
-            "tests/test_market_view.py",
-            "tests/test_offer_policy.py",
-            "tests/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]",
+            "tests/labs/lab07_capstone/test_lab07_checks.py",
+            "tests/marketplace/test_market.py",
+            "tests/marketplace/test_market_actors.py",
+            "tests/marketplace/test_market_allocation.py",
+            "tests/marketplace/test_market_view.py",
+            "tests/marketplace/test_offer_policy.py",
+            "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[07]",
         ),
         bench=("bench/market_scale.py", "bench/market_drill.py"),
     ),
@@ -231,6 +231,14 @@ def map_text(lab: Lab) -> str:
         rows.append(f"  {part + ':':<18}{paths[0] if paths else '-'}")
         rows += [f"  {'':<18}{path}" for path in paths[1:]]
     return "\n".join(rows)
+
+
+def package_docstring(lab: Lab) -> str:
+    """The docstring of the lab's package: its one-minute map (tests/labs/test_course.py keeps them equal)."""
+    import textwrap
+
+    builds = textwrap.fill(f"It builds {lab.builds}.", width=100)
+    return f"Lab {lab.number}: {lab.title}.\n\n{builds}\n\n" + map_text(lab) + "\n"
 
 
 def record_path() -> Path:

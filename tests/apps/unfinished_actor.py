@@ -1,5 +1,5 @@
 """An actor app with one unfinished method, as a learner's app is before an
-exercise is done (tests/test_notebook_errors.py)."""
+exercise is done (tests/notebooks/test_notebook_errors.py)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from lab_env.marketplace.homes import kube, native
 from lab_env.marketplace.homes.spec import load
 from lab_env.stack.components import load_resource
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
 
 
 @pytest.fixture
@@ -103,7 +103,8 @@ def test_access_control_denies_all_but_the_named_callers_and_methods():
     spec = load(EXAMPLE)
     config = kube.configuration(spec.agent("products"), spec)["spec"]
     assert config["mtls"]["enabled"] is True
-    # Required by the CRD whenever mtls is set (tests/test_native_cluster.py: the API server refuses it otherwise).
+    # Required by the CRD whenever mtls is set (tests/runtime/test_native_cluster.py: the API server
+    # refuses it otherwise).
     assert {"controlPlaneTrustDomain", "sentryAddress"} <= set(config["mtls"])
     assert config["accessControl"]["defaultAction"] == "deny"
     (policy,) = config["accessControl"]["policies"]

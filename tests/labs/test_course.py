@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 
 import pytest
 
+from lab_env.core.paths import REPO_ROOT
 from lab_env.labs import course
 from lab_env.labs.checks import CheckFailed, check, verdict
+from lab_env.labs.course import LABS, lab_map, package_docstring
 
 
 @pytest.fixture
@@ -80,3 +83,28 @@ def test_lab_env_progress_prints_the_table(record):
         [sys.executable, "-m", "lab_env.cli.main", "progress"], capture_output=True, text=True, check=True
     ).stdout
     assert "01" in out and f"1/{len(course.LABS[0].checks())}" in out and str(record) in out
+
+
+def test_every_labs_map_points_at_files_that_exist():
+    for lab in LABS:
+        for part, paths in lab_map(lab).items():
+            assert paths or part == "bench", f"lab {lab.number} has no {part}"
+            for path in paths:
+                file = REPO_ROOT / path.split("::")[0].split(" (")[0]
+                assert file.exists(), f"lab {lab.number}'s {part} names {path}, which is not there"
+
+
+def test_each_lab_packages_docstring_is_its_map():
+    for lab in LABS:
+        doc = importlib.import_module(lab.package).__doc__
+        assert doc == package_docstring(lab), (
+            f"{lab.package}'s docstring is not its map: write course.package_docstring(LABS[{int(lab.number) - 1}])"
+        )
+
+
+def test_lab_env_map_prints_one_lab():
+    out = subprocess.run(
+        [sys.executable, "-m", "lab_env.cli", "map", "03"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("lab 03: Event streams with Apache Kafka\n")
+    assert "lab_env/labs/lab03_kafka/checks.py" in out and "tests/labs/lab03_kafka/test_lab03_checks.py" in out

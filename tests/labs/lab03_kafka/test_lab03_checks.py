@@ -1,6 +1,6 @@
 """Lab 03's checks fail on wrong answers, each with its own message, against
 the real broker. (The right answers pass in the solution notebook, under
-nbval; the unsolved stubs fail in tests/test_labs.py.)"""
+nbval; the unsolved stubs fail in tests/labs/test_labs.py.)"""
 
 from __future__ import annotations
 

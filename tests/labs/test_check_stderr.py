@@ -149,7 +149,7 @@ def test_the_monitor_check_writes_nothing_to_stderr(start, capfd, sdk_records):
     instance that continues as new every 0.2 s, the window of daprd's torn reads."""
     from lab_env.labs.checks import verdict
     from lab_env.labs.lab04_workflows import checks as lab04
-    from tests.solution_mutations import mutated
+    from tests.grading.solution_mutations import mutated
 
     app = start("stock_monitor", mutated(SOLUTIONS_DIR / "04_workflows.ipynb", "stock_monitor.py"))
     capfd.readouterr()  # the app's start is a cell of its own in the lab

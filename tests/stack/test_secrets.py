@@ -1,6 +1,6 @@
 """No secret in what the course ships or prints: the notebooks' saved outputs
 (solutions/, labs/) and the docs hold no API key. The market's model path is
-checked against its own logs and events in tests/test_market.py, lab 05's
+checked against its own logs and events in tests/marketplace/test_market.py, lab 05's
 homes by lab_env.marketplace.homes.security.secret_isolation."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # An OpenAI-style key, or a key assigned in text (KEY=..., "api_key": "...").
 KEY_SHAPES = [
     re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),

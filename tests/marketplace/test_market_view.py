@@ -9,7 +9,7 @@ import pytest
 
 from lab_env import unique_name
 from lab_env.marketplace.market import control
-from tests.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_FLAGS
+from tests.browser.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_FLAGS
 
 pytestmark = pytest.mark.stack
 

@@ -3,7 +3,7 @@ against the real stack: a negotiator that never concedes, a market that runs
 without the learner's negotiator, and books that count a redelivered event
 twice. The wrong negotiator is the solution's own my_offers.py with one
 mistake put in. (The right answers pass in solutions/07_capstone.ipynb under
-nbval; the unsolved stubs fail in tests/test_labs.py.)"""
+nbval; the unsolved stubs fail in tests/labs/test_labs.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab07_capstone import checks as lab07
 from lab_env.marketplace.market import control
-from tests.solution_mutations import mutated
+from tests.grading.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "07_capstone.ipynb"

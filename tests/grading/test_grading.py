@@ -10,7 +10,7 @@ cheats the grader undoes): the batch runs 10 notebooks for the 24 it grades
 (it ran all 24 before).
 
 The unsolved lab's checks must each fail with their own message, as those of
-labs 02 on do in tests/test_grading_labs.py.
+labs 02 on do in tests/grading/test_grading_labs.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import xml.etree.ElementTree as ET
 
 import nbformat
 import pytest
-from grading_fixtures import (
+
+from lab_env.grading import grade_folder
+from lab_env.grading.batch import SHARED_RUN
+from tests.grading.grading_fixtures import (
     CHEATS,
     SPEC,
     cheat_notebook,
@@ -34,9 +37,6 @@ from grading_fixtures import (
     tampered,
     unsolved,
 )
-
-from lab_env.grading import grade_folder
-from lab_env.grading.batch import SHARED_RUN
 
 pytestmark = pytest.mark.stack
 # A safety net for the one endless loop here; every correct cell ends in a few seconds.

@@ -12,7 +12,7 @@ import pytest
 from lab_env.grading.execute import execute
 from lab_env.stack import status, up
 
-APPS = Path(__file__).parent / "apps"
+APPS = Path(__file__).parents[1] / "apps"
 pytestmark = pytest.mark.stack
 
 SETUP = f"""%load_ext lab_env.notebooks.magics

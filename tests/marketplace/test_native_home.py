@@ -20,7 +20,7 @@ from lab_env.runtime.apps import run_token
 
 pytestmark = pytest.mark.stack
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "lab_env" / "marketplace" / "homes" / "marketplace.yaml"
 
 

@@ -3,7 +3,7 @@
 The solutions themselves run under nbval (see pyproject.toml). Each unsolved
 lab runs once against the live stack, in its grading test, which asserts
 that every check fails with its own message rather than crash: lab 01 in
-tests/test_grading.py, labs 02 on in tests/test_grading_labs.py.
+tests/grading/test_grading.py, labs 02 on in tests/grading/test_grading_labs.py.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import sys
 
 import nbformat
 import pytest
-from grading_fixtures import SPEC, solution
 
 from lab_env.grading import grade_folder
+from tests.grading.grading_fixtures import SPEC, solution
 
 # serial: its busy loops take both cores, and the load beside it would be more than it says.
 pytestmark = [pytest.mark.stack, pytest.mark.serial]

@@ -18,7 +18,7 @@ def test_a_drifted_sdk_pin_is_reported():
 
 
 def test_a_drifted_runtime_is_reported():
-    gomod = (Path(__file__).parents[1] / "lab_env/stack/provision/dapr_build/go.mod").read_text()
+    gomod = (Path(__file__).parents[2] / "lab_env/stack/provision/dapr_build/go.mod").read_text()
     wrong = gomod.replace(f"dapr/dapr v{pins().dapr_runtime}", "dapr/dapr v1.17.0")
     assert drift(gomod=wrong) == [f"dapr_build/go.mod does not require github.com/dapr/dapr v{pins().dapr_runtime}"]
 

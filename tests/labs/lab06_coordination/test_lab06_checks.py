@@ -4,7 +4,7 @@ solutions/06_coordination.ipynb) with one mistake put in: a category manager
 that gives up at the first failure, a contract net that awards the highest
 price or never re-awards, an auction deadline kept in the process's memory,
 a policy with no circuit breaker. (The right answers pass in the solution
-notebook under nbval; the unsolved stubs fail in tests/test_labs.py.)"""
+notebook under nbval; the unsolved stubs fail in tests/labs/test_labs.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab06_coordination import checks as lab06
-from tests.solution_mutations import mutated
+from tests.grading.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "06_coordination.ipynb"

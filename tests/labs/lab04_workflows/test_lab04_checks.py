@@ -4,7 +4,7 @@ the real Dapr runtime. The wrong answers are the solution's own modules
 that is not idempotent, the clock read in a workflow, compensations in the
 wrong order, analyses one after another, and so on. (The right answers pass
 in the solution notebook under nbval; the unsolved stubs fail in
-tests/test_labs.py.)"""
+tests/labs/test_labs.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab04_workflows import checks as lab04
-from tests.solution_mutations import mutated
+from tests.grading.solution_mutations import mutated
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"

@@ -1,5 +1,5 @@
 """Wrong answers for the check tests: a solution's app module with one mistake
-put in (tests/test_lab04_checks.py, test_lab06_checks.py; the ``start``
+put in (tests/labs/lab04_workflows/test_lab04_checks.py, test_lab06_checks.py; the ``start``
 fixture in tests/conftest.py runs it as the lab does)."""
 
 from __future__ import annotations

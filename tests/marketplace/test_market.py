@@ -19,7 +19,7 @@ from lab_env.marketplace.market import access, control
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
-from tests.test_offer_policy import ScriptedModel
+from tests.marketplace.test_offer_policy import ScriptedModel
 
 pytestmark = pytest.mark.stack
 _numbers = itertools.count()

@@ -1,5 +1,5 @@
 """Allocation's pure rules (lab_env.marketplace.market.allocation): which sellers list a
-product, and the contract net's award over their cards. tests/test_market.py
+product, and the contract net's award over their cards. tests/marketplace/test_market.py
 runs the same through the market's directory and workflows on the live stack."""
 
 from __future__ import annotations
