@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from lab_env.errors import LabEnvError
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
@@ -20,6 +23,45 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from lab_env.notebooks.jupyterlab import lab_command
+    from lab_env.stack import up
+
+    up()
+    argv, env = lab_command(port=args.port)
+    os.execve(argv[0], argv, env)
+    return 0
+
+
+def cmd_build_labs(args: argparse.Namespace) -> int:
+    from lab_env.grading.generate import build_labs
+
+    paths = build_labs(check=args.check)
+    if args.check:
+        if paths:
+            raise LabEnvError(
+                f"labs/ is out of sync with solutions/: {', '.join(p.name for p in paths)}",
+                "run `lab-env build-labs` and commit labs/",
+            )
+        print("labs/ is in sync with solutions/")
+    else:
+        print(f"wrote {', '.join(str(p.relative_to(p.parents[1])) for p in paths)}")
+    return 0
+
+
+def cmd_run_solutions(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab_env.grading.execute import execute
+    from lab_env.grading.generate import SOLUTIONS_DIR
+
+    paths = [Path(p) for p in args.notebooks] or sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    for path in paths:
+        execute(path, write=True)
+        print(f"executed {path.name}; outputs saved")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub.add_parser("progress", help="which checks passed in your last run of each lab").set_defaults(fn=cmd_progress)
     s = sub.add_parser(
@@ -29,3 +71,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument("lab", nargs="?", help="lab number, e.g. 04 (default: every lab)")
     s.set_defaults(fn=cmd_map)
+
+    s = sub.add_parser("lab", help="start the stack and open JupyterLab")
+    s.add_argument("--port", type=int, default=None)
+    s.set_defaults(fn=cmd_lab)
+
+    s = sub.add_parser("build-labs", help="generate labs/ from solutions/ (student versions)")
+    s.add_argument("--check", action="store_true", help="fail if labs/ is out of sync instead of writing")
+    s.set_defaults(fn=cmd_build_labs)
+
+    s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
+    s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
+    s.set_defaults(fn=cmd_run_solutions)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lab_env.cli import cluster as cluster_cli
 from lab_env.cli.main import build_parser
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.profile import CONTAINER, NATIVE
@@ -491,10 +492,10 @@ def test_kind_config_parses():
 def test_cluster_register_adds_the_subcommand():
     parser = argparse.ArgumentParser(prog="lab-env")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    cluster.register(sub)
+    cluster_cli.register(sub)
     for action in ("up", "status", "down"):
         args = parser.parse_args(["cluster", action])
-        assert args.fn is cluster.cmd_cluster and args.action == action and args.runtime == "auto"
+        assert args.fn is cluster_cli.cmd_cluster and args.action == action and args.runtime == "auto"
     assert parser.parse_args(["cluster", "up", "--runtime", "native"]).runtime == "native"
     args = parser.parse_args(["cluster", "up", "--namespace", "agents", "--timeout", "5m"])
     assert (args.namespace, args.timeout) == ("agents", "5m")
@@ -517,7 +518,7 @@ def test_cluster_fails_in_one_line_without_a_docker_engine():
     message = str(err.value)
     assert "\n" not in message and "docker" in message.lower()
     parser = argparse.ArgumentParser(prog="lab-env")
-    cluster.register(parser.add_subparsers(dest="cmd", required=True))
+    cluster_cli.register(parser.add_subparsers(dest="cmd", required=True))
     for action in ("up", "down"):
         args = parser.parse_args(["cluster", action, "--runtime", "kind"])  # auto would pick the native cluster
         with pytest.raises(LabEnvError) as err:

@@ -31,7 +31,6 @@ start, before anything is changed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -296,63 +295,7 @@ def choose_runtime(wanted: str) -> str:
     return "kind" if docker_usable() else "native"
 
 
-def cmd_cluster(args: argparse.Namespace) -> int:
-    runtime = choose_runtime(args.runtime)
-    if runtime == "native":
-        from lab_env.runtime.clusters import native as native_cluster
-
-        if args.action == "up":
-            cluster = native_cluster.up()
-            print(
-                f"native Kubernetes {pins().kubernetes['version']} cluster {cluster.name} is up "
-                f"(kwok simulates its {native_cluster.NODES} nodes: pods are scheduled and marked Running, "
-                f"their containers do not run)"
-            )
-            print(f"kubectl: export KUBECONFIG={cluster.kubeconfig}")
-        elif args.action == "status":
-            for line in native_cluster.status():
-                print(line)
-        else:
-            name = native_cluster.DEFAULT_NAME
-            print(f"deleted native cluster {name}" if native_cluster.down() else f"no native cluster named {name}")
-        return 0
-    if args.action == "up":
-        for line in up(namespace=args.namespace, timeout=args.timeout):
-            print(line)
-    elif args.action == "status":
-        kind = require_tool("kind")
-        name = cluster_name()
-        present = name in _run([kind, "get", "clusters"], "listing kind clusters").split()
-        print(f"kind cluster {name} {'exists' if present else 'does not exist'}")
-    else:
-        name = cluster_name()
-        print(f"deleted kind cluster {name}" if down() else f"no kind cluster named {name}")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `cluster up | down` to lab-env's subcommands; returns the new parser."""
-    parser = subparsers.add_parser(
-        "cluster",
-        help="Kubernetes cluster for the agent-homes lab (up | status | down)",
-        description="With Docker (the devcontainer): up creates the kind cluster of devcontainer/kind-config.yaml, "
-        "installs Dapr with Helm at the pinned version and exposes the compose stack's Redis and Kafka "
-        "to its pods. Without Docker: up starts a real Kubernetes control plane as local processes "
-        "(built from Go modules on first use, about 10 minutes) with kwok simulating the nodes, and "
-        "installs Dapr's CRDs. down deletes the cluster.",
-    )
-    parser.add_argument("action", choices=("up", "status", "down"))
-    parser.add_argument(
-        "--runtime",
-        choices=("auto", "kind", "native"),
-        default="auto",
-        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs",
-    )
-    parser.add_argument(
-        "--namespace",
-        default="default",
-        help="up: the namespace whose pods get the redis and kafka Services (default: default)",
-    )
-    parser.add_argument("--timeout", default="10m", help="up: how long Helm waits for Dapr to be ready (default: 10m)")
-    parser.set_defaults(fn=cmd_cluster)
-    return parser
+def exists() -> bool:
+    """Whether the kind cluster of devcontainer/kind-config.yaml exists."""
+    kind = require_tool("kind")
+    return cluster_name() in _run([kind, "get", "clusters"], "listing kind clusters").split()

@@ -1,0 +1,55 @@
+"""`lab-env grade`: grade a folder of learners' notebooks."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab_env.errors import LabEnvError
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab_env.grading import grade_folder
+    from lab_env.grading.report import summary_table
+    from lab_env.grading.spec import load_spec
+
+    lab = args.lab or _guess_lab(Path(args.submissions))
+    results, out = grade_folder(
+        Path(args.submissions),
+        lab,
+        Path(args.out) if args.out else None,
+        jobs=args.jobs,
+        cell_timeout=args.cell_timeout,
+        timeout=args.timeout,
+        regrade_identical=args.regrade_identical,
+    )
+    print(summary_table(results, load_spec(lab)))
+    print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
+    return 0
+
+
+def _guess_lab(folder) -> str:
+    import re
+
+    match = re.search(r"(\d\d)", folder.resolve().name)
+    if not match:
+        raise LabEnvError(f"cannot tell which lab {folder} holds", "pass --lab NN")
+    return match[1]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("grade", help="grade a folder of learners' notebooks (gradebook, JUnit, feedback)")
+    s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")
+    s.add_argument("--lab", help="lab number, e.g. 01 (default: from the folder name)")
+    s.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    # Safety nets against endless loops, never what decides a right answer.
+    s.add_argument("--timeout", type=int, default=1800, help="seconds per notebook (a safety net)")
+    s.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (a safety net)")
+    s.add_argument("--out", help="output folder (default: grades-<lab> next to the submissions)")
+    s.add_argument(
+        "--regrade-identical",
+        action="store_true",
+        help="run every submission, even where the graded notebook is identical to another's",
+    )
+    s.set_defaults(fn=cmd_grade)
