@@ -234,11 +234,13 @@ def map_text(lab: Lab) -> str:
 
 
 def package_docstring(lab: Lab) -> str:
-    """The docstring of the lab's package: its one-minute map (tests/labs/test_course.py keeps them equal)."""
+    """The docstring of the lab's package: its one-minute map as a paragraph (tests/labs/test_course.py keeps
+    them equal; `lab-env map NN` prints the same as a table)."""
     import textwrap
 
-    builds = textwrap.fill(f"It builds {lab.builds}.", width=100)
-    return f"Lab {lab.number}: {lab.title}.\n\n{builds}\n\n" + map_text(lab) + "\n"
+    parts = "; ".join(f"{part}: {', '.join(paths) or 'none'}" for part, paths in lab_map(lab).items())
+    body = textwrap.fill(f"It builds {lab.builds}. Its map: {parts}.", width=100, break_on_hyphens=False)
+    return f"Lab {lab.number}: {lab.title}.\n\n{body}\n"
 
 
 def record_path() -> Path:

@@ -140,6 +140,16 @@ def _kafka_properties(p: Profile, host: str, logs: Path) -> str:
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
+def _control_plane_flags(host: str, ports: dict[str, int], server_id: str) -> list[str]:
+    """The flags placement and scheduler share: every listener on ``host``, their ports, their id."""
+    return [
+        *("--listen-address", host, "--port", str(ports["grpc"])),
+        *("--healthz-listen-address", host, "--healthz-port", str(ports["healthz"])),
+        *("--metrics-listen-address", host, "--metrics-port", str(ports["metrics"])),
+        *("--id", server_id, "--log-level", "info"),
+    ]
+
+
 def _placement(p: Profile, host: str) -> Service:
     ports = {"grpc": p.placement_port, "healthz": 58080, "metrics": 59090, "raft": 58201}
     return Service(
@@ -147,24 +157,8 @@ def _placement(p: Profile, host: str) -> Service:
         ports=ports,
         argv=lambda: [
             str(dapr_bin("placement")),
-            "--listen-address",
-            host,
-            "--port",
-            str(ports["grpc"]),
-            "--healthz-listen-address",
-            host,
-            "--healthz-port",
-            str(ports["healthz"]),
-            "--metrics-listen-address",
-            host,
-            "--metrics-port",
-            str(ports["metrics"]),
-            "--id",
-            "dapr-placement-0",
-            "--initial-cluster",
-            f"dapr-placement-0={host}:{ports['raft']}",
-            "--log-level",
-            "info",
+            *_control_plane_flags(host, ports, "dapr-placement-0"),
+            *("--initial-cluster", f"dapr-placement-0={host}:{ports['raft']}"),
         ],
         probe=probes.http_ok(f"http://{p.placement_host}:{ports['healthz']}/healthz"),
         env={HEALTHZ_HOST_VAR: host},
@@ -184,32 +178,11 @@ def _scheduler(p: Profile, host: str) -> Service:
     )
     svc.argv = lambda: [
         str(dapr_bin("scheduler")),
-        "--listen-address",
-        host,
-        "--port",
-        str(ports["grpc"]),
-        "--override-broadcast-host-port",
-        f"{host}:{ports['grpc']}",
-        "--healthz-listen-address",
-        host,
-        "--healthz-port",
-        str(ports["healthz"]),
-        "--metrics-listen-address",
-        host,
-        "--metrics-port",
-        str(ports["metrics"]),
-        "--id",
-        "dapr-scheduler-server-0",
-        "--etcd-data-dir",
-        str(svc.data_dir),
-        "--etcd-client-listen-address",
-        host,
-        "--etcd-client-port",
-        str(ports["etcd-client"]),
-        "--etcd-initial-cluster",
-        f"dapr-scheduler-server-0=http://{host}:{ports['etcd-peer']}",
-        "--log-level",
-        "info",
+        *_control_plane_flags(host, ports, "dapr-scheduler-server-0"),
+        *("--override-broadcast-host-port", f"{host}:{ports['grpc']}"),
+        *("--etcd-data-dir", str(svc.data_dir)),
+        *("--etcd-client-listen-address", host, "--etcd-client-port", str(ports["etcd-client"])),
+        *("--etcd-initial-cluster", f"dapr-scheduler-server-0=http://{host}:{ports['etcd-peer']}"),
     ]
     svc.prepare = lambda: svc.data_dir.mkdir(parents=True, exist_ok=True)
     return svc

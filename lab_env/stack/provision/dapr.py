@@ -10,7 +10,6 @@ them records which recipe made them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from pathlib import Path
 from lab_env.core.paths import cache_dir, dapr_bin, dapr_home
 from lab_env.core.versions import pins
 from lab_env.errors import LabEnvError
-from lab_env.stack.provision.gobuild import go_build, go_env
+from lab_env.stack.provision.gobuild import download_module, go_build, go_env
 from lab_env.stack.provision.prereqs import require_go
 
 BUILD_MODULE = Path(__file__).parent / "dapr_build"
@@ -97,20 +96,7 @@ def build(go: str, version: str) -> Path:
 
     # A writable copy of dapr's source with the panicking file swapped out,
     # wired in with a local replace directive.
-    info = subprocess.run(
-        [go, "mod", "download", "-json", f"github.com/dapr/dapr@v{version}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if info.returncode != 0:
-        raise LabEnvError(
-            f"could not download dapr v{version} from the Go module proxy: {info.stdout[-300:]}",
-            "check network access to the Go module proxy",
-        )
-    src = Path(json.loads(info.stdout)["Dir"])
+    src = download_module(go, "github.com/dapr/dapr", f"v{version}", work)
     local = work / "dapr-src"
     shutil.copytree(src, local)
     for path in [local, *local.rglob("*")]:

@@ -6,6 +6,7 @@ prints one line per package it compiles.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -19,6 +20,24 @@ def go_env() -> dict[str, str]:
     # The build module's go.sum is the checksum authority (some modules are
     # absent from the public checksum database); never fetch a toolchain.
     return {"GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+
+
+def download_module(go: str, module: str, version: str, cwd: Path) -> Path:
+    """Where the Go module cache holds ``module@version`` (``version`` with its "v"), downloaded if needed."""
+    info = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        env={**os.environ, **go_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if info.returncode != 0:
+        raise LabEnvError(
+            f"could not download {module}@{version} from the Go module proxy: {info.stdout[-300:]}",
+            "check network access to the Go module proxy",
+        )
+    return Path(json.loads(info.stdout)["Dir"])
 
 
 def go_build(go: str, work: Path, packages: list[str], output: str, ldflags: str, what: str, log_name: str) -> None:

@@ -14,15 +14,13 @@ built at; a later call with the same pins returns at once.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from lab_env.core.paths import cache_dir
 from lab_env.core.versions import pins
 from lab_env.errors import LabEnvError
-from lab_env.stack.provision.gobuild import go_build, go_env
+from lab_env.stack.provision.gobuild import download_module, go_build
 from lab_env.stack.provision.prereqs import require_go
 
 BUILD_MODULE = Path(__file__).parent / "kube_build"
@@ -117,20 +115,7 @@ def module_dir(module: str, version: str) -> Path:
     The Dapr CRDs and metrics-server's manifests ship inside their modules.
     """
     go = require_go()
-    info = subprocess.run(
-        [go, "mod", "download", "-json", f"{module}@{version}"],
-        cwd=BUILD_MODULE,
-        env={**os.environ, **go_env()},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if info.returncode != 0:
-        raise LabEnvError(
-            f"could not download {module}@{version} from the Go module proxy",
-            "check network access to the Go module proxy",
-        )
-    return Path(json.loads(info.stdout)["Dir"])
+    return download_module(go, module, version, BUILD_MODULE)
 
 
 def _check_module_versions(work: Path) -> None:
