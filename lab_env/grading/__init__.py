@@ -1,4 +1,4 @@
-"""`lab-env grade`: run learners' notebooks against the live stack and score them.
+"""The instructor's side: `lab-env grade` scores learners' notebooks on the live stack; `build-labs` writes labs/.
 
 spec.py      what a lab's checks are worth (read from the solution notebook)
 assemble.py  the notebook actually run: the instructor's solution with the
@@ -9,6 +9,8 @@ worker.py    one submission: drives its kernel (kernel.py) cell by cell and
 run.py       starts the worker, reads its signed verdicts
 report.py    gradebook CSV, JUnit XML, per-learner feedback
 batch.py     a folder of submissions, in parallel
+generate.py  labs/ from solutions/ (the student notebooks; `lab-env build-labs`)
+execute.py   run a notebook top to bottom (`lab-env run-solutions`)
 
 The threat model is in docs/grading.md.
 """

@@ -1,1 +1,1 @@
-"""Notebook tooling: generating labs/ from solutions/, and the lab magics."""
+"""The kernel side of the labs: magics, the workspace, one-line tracebacks, widgets, JupyterLab settings."""

@@ -1,4 +1,4 @@
-"""The lab stack: Redis, Kafka, Dapr placement and scheduler."""
+"""The shared services (Redis, Kafka, Dapr placement and scheduler): provisioning, lifecycle, components, doctor."""
 
 from lab_env.stack.lifecycle import down, is_up, status, up
 from lab_env.stack.services import Service, services

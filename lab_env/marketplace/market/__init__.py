@@ -14,4 +14,5 @@ access.py    who may call whom (the apps' access policies, deny by
              default) and a drill of the calls they must refuse
 control.py   one command: up, down, status, orders, and the balance sheet
              that proves nothing was lost, doubled or shipped wrongly
+view.py      the live view of the market (a web page)
 """
