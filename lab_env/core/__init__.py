@@ -1,4 +1,5 @@
 """The ground floor, with no Dapr and no labs in it.
 
-Paths, versions, the profile, ports, processes, probes and the one wait.
+Paths, versions, the profile, ports, processes and their registry, probes
+and the one wait.
 """

@@ -29,6 +29,42 @@ def spawn(
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` detached in a new session, stdout and stderr to ``log_path``."""
+    return _popen(argv, log_path, env, cwd, subprocess.DEVNULL)
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    *,
+    stdin: bytes,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Run ``argv`` like ``spawn`` to its end, ``stdin`` written to its input; its exit code.
+
+    Input goes through a pipe, not the environment, so a secret in it is not
+    readable from /proc. After ``timeout`` its whole group is killed (exit code -9).
+    """
+    proc = _popen(argv, log_path, env, cwd, subprocess.PIPE)
+    try:
+        proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill(proc.pid)
+        return -signal.SIGKILL  # kill reaped it: wait() could no longer tell
+    except BaseException:  # an interrupt: nothing of it stays running
+        kill(proc.pid)
+        raise
+    return proc.wait()
+
+
+def _popen(
+    argv: Sequence[str | os.PathLike[str]],
+    log_path: Path,
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    stdin: int,
+) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
     with open(log_path, "ab") as log:
@@ -37,7 +73,7 @@ def spawn(
                 [str(a) for a in argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from lab_env.core import procs
 from lab_env.grading.assemble import Assembly
 from lab_env.grading.signing import verify
 from lab_env.grading.spec import LabSpec
@@ -68,8 +67,7 @@ def grade_assembly(
     nbformat.write(assembly.notebook, workdir / "graded.ipynb")
     token = secrets.token_hex(3)  # the kernel's unique_name() suffix: its apps, actor types, topics
     key = secrets.token_bytes(32)  # known to this process and the worker only (never in an environment)
-    env = {
-        **os.environ,
+    env = {  # added to this process's environment
         "LAB_RUN_TOKEN": token,
         "LAB_ENV_PROGRESS": "0",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")])),
@@ -82,24 +80,22 @@ def grade_assembly(
         "timeout": timeout,
         "key": key.hex(),
     }
-    with open(workdir / "worker.log", "w") as log:
-        proc = subprocess.Popen(
+    log = workdir / "worker.log"
+    log.unlink(missing_ok=True)  # this run's log only
+    try:
+        # The job (with the key) goes through the worker's stdin. The worker keeps its own
+        # deadline; killing its group after timeout + 120 s is the last resort.
+        code = procs.run(
             [sys.executable, "-m", "lab_env.grading.worker"],
-            cwd=workdir,
+            log,
+            stdin=(json.dumps(job) + "\n").encode(),
+            timeout=timeout + 120,
             env=env,
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cwd=workdir,
         )
-        try:
-            proc.communicate((json.dumps(job) + "\n").encode(), timeout=timeout + 120)
-        except subprocess.TimeoutExpired:  # the worker keeps its own deadline; this is the last resort
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        finally:
-            kill_run(token)  # the last resort, if the worker itself was killed
-    result = _result(learner, spec, workdir, key, assembly.notes, proc.returncode)
+    finally:
+        kill_run(token)  # the last resort, if the worker itself was killed
+    result = _result(learner, spec, workdir, key, assembly.notes, code)
     result.run_token = token
     return result
 

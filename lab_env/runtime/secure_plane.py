@@ -18,16 +18,15 @@ so `lab-env down` and a grader's clean-up stop it too.
 from __future__ import annotations
 
 import atexit
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab_env.core import procs
+from lab_env.core import registry
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
-from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.core.probes import http_status
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import sentry as ca
 from lab_env.runtime.apps import apps_dir, run_token
@@ -59,10 +58,6 @@ class SecurePlane:
 
     def sidecar_env(self) -> dict[str, str]:
         return {"DAPR_TRUST_ANCHORS": Path(self.trust_anchors_file).read_text()}
-
-
-def _record(name: str) -> Path:
-    return apps_dir() / f"{name}.json"
 
 
 def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> SecurePlane:
@@ -128,40 +123,19 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
     from lab_env.stack.services import HEALTHZ_HOST_VAR
 
     env = {HEALTHZ_HOST_VAR: "127.0.0.1", "LAB_RUN_TOKEN": run_token()}
-    started = {part: procs.spawn(argv, workdir / f"{part}.log", env=env) for part, argv in argvs.items()}
-    _record(name).write_text(
-        json.dumps({"app_id": name, "pids": [p.pid for p in started.values()], "plane": asdict(plane)})
-    )
-    if not detach:
-        atexit.register(stop_plane, name)
-
-    def died(part: str):
-        def check() -> str | None:
-            if started[part].poll() is None:
-                return None
-            return f"{part} exited: {procs.tail(workdir / f'{part}.log', 2).strip()[-300:]}"
-
-        return check
-
     health = {"placement": p_health, "scheduler": s_health}
 
     def _healthy(port: int) -> Callable[[], bool]:
         return lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200
 
+    parts = {
+        f"mTLS {part}": registry.Managed(part, argv, workdir / f"{part}.log", env=env, ready=_healthy(health[part]))
+        for part, argv in argvs.items()
+    }
+    if not detach:
+        atexit.register(stop_plane, name)
     try:
-        wait_all(
-            {
-                f"mTLS {part}": Waiting(
-                    _healthy(port),
-                    failed=died(part),
-                    fix=f"see {workdir / (part + '.log')}",
-                )
-                for part, port in health.items()
-            },
-            timeout,
-            name,
-            progress=False,
-        )
+        registry.launch(registry.Record(name, token=run_token(), extra={"plane": asdict(plane)}), parts, timeout, name)
     except BaseException:
         stop_plane(name)
         raise
@@ -170,20 +144,17 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
 
 def load_plane(name: str) -> SecurePlane | None:
     """The plane ``name`` as its record has it (started by any process), or None."""
+    record = registry.load(name)
     try:
-        return SecurePlane(**json.loads(_record(name).read_text())["plane"])
-    except (FileNotFoundError, KeyError, ValueError):
+        return SecurePlane(**record.extra["plane"]) if record else None
+    except (KeyError, TypeError):
         return None
 
 
 def stop_plane(name: str) -> None:
     """Stop placement, scheduler and sentry, and delete the plane's files. Safe to call twice."""
-    record = _record(name)
     plane = load_plane(name)
-    if record.exists():
-        for pid in json.loads(record.read_text()).get("pids", []):
-            procs.stop(pid, timeout=10)
-        record.unlink(missing_ok=True)
+    registry.stop(name, timeout=10)
     sentry_name = plane.sentry_name if plane else f"sentry-{name}"
     ca.stop_sentry_named(sentry_name)
     shutil.rmtree(apps_dir() / name, ignore_errors=True)

@@ -7,7 +7,7 @@ apps: logs, readiness, clean stop, and a real crash on demand.
     member.restart()   # same command, same name, waits until ready again
     stop_worker(member)
 
-Workers share the app registry (`apps.apps_dir()`), so `lab-env down`,
+Workers share the apps' process registry (lab_env.core.registry), so `lab-env down`,
 `lab-env status` and the grader's sweep see them like apps. Their names
 take a run token (`unique_name`) so two runs never share one.
 """
@@ -15,7 +15,6 @@ take a run token (`unique_name`) so two runs never share one.
 from __future__ import annotations
 
 import atexit
-import json
 import re
 import shutil
 import sys
@@ -23,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_env.core import procs
-from lab_env.core.probes import Waiting, wait_all, wait_until
+from lab_env.core import procs, registry
+from lab_env.core.probes import wait_all, wait_until
 from lab_env.core.profile import current
 from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
 
@@ -52,6 +51,7 @@ class Worker:
     ready: Ready = None
     pid: int = 0
     starts: int = 0  # how many times it was started (a restart after a kill counts)
+    started: float | None = None  # its process start time: the pid-reuse guard
 
     @property
     def log(self) -> Path:
@@ -74,11 +74,11 @@ class Worker:
         return [line for line in text.splitlines() if rx.search(line)]
 
     def alive(self) -> bool:
-        return bool(self.pid) and procs.alive(self.pid)
+        return bool(self.pid) and registry.is_ours(self.pid, self.started)
 
     def kill(self) -> None:
         """SIGKILL it (and anything it forked): it gets no chance to clean up."""
-        if self.pid:
+        if self.pid and not registry.reused(self.pid, self.started):
             procs.kill(self.pid)
         self.pid = 0
         self._save()
@@ -90,17 +90,14 @@ class Worker:
         _launch(self, timeout)
 
     def _save(self) -> None:
-        record = {
-            "app_id": self.name,
-            "pids": [self.pid] if self.pid else [],
-            "worker": True,
-            "argv": self.argv,
-            "log": str(self.log),
-        }
-        path = apps_dir() / f"{self.name}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        tmp.replace(path)
+        record = registry.Record(
+            self.name,
+            token=self.env.get("LAB_RUN_TOKEN"),
+            extra={"worker": True, "argv": self.argv, "log": str(self.log)},
+        )
+        if self.pid:
+            record.add(self.pid, self.started)
+        registry.save(record)
 
 
 def start_worker(
@@ -140,20 +137,14 @@ def start_worker(
 
 def _launch(worker: Worker, timeout: float) -> None:
     offset = worker.log.stat().st_size if worker.log.exists() else 0
+    process = registry.Managed(
+        "it", worker.argv, worker.log, env=worker.env, cwd=worker.cwd, ready=_ready_probe(worker, offset)
+    )
     try:
-        worker.pid = procs.spawn(worker.argv, worker.log, env=worker.env, cwd=worker.cwd).pid
+        worker.pid, worker.started = process.spawn(), process.started
         worker.starts += 1
         worker._save()
-        wait_all(
-            {
-                worker.name: Waiting(
-                    _ready_probe(worker, offset), failed=lambda: _exited(worker), fix=f"see its log: {worker.log}"
-                )
-            },
-            timeout,
-            worker.name,
-            progress=False,
-        )
+        wait_all({worker.name: process.waiting(f"see its log: {worker.log}")}, timeout, worker.name, progress=False)
     except BaseException:
         stop_worker(worker)
         raise
@@ -178,18 +169,17 @@ def _ready_probe(worker: Worker, offset: int) -> Callable[[], bool]:
 
 
 def _exited(worker: Worker) -> str | None:
-    if worker.pid and not procs.alive(worker.pid):
-        lines = [line for line in worker.logs(30).splitlines() if line.strip()]
-        return f"it exited: {lines[-1][:300] if lines else 'no output'}"
+    if worker.pid and not worker.alive():
+        return f"it exited: {registry.last_line(worker.logs(30))}"
     return None
 
 
 def stop_worker(worker: Worker) -> None:
     """SIGTERM it (a consumer closes and leaves its group), then forget it. Safe twice."""
-    if worker.pid:
+    if worker.pid and not registry.reused(worker.pid, worker.started):
         procs.stop(worker.pid, timeout=10)
     worker.pid = 0
-    (apps_dir() / f"{worker.name}.json").unlink(missing_ok=True)
+    registry.forget(worker.name)
     if _started_here.get(worker.name) is worker:
         del _started_here[worker.name]
 

@@ -1,22 +1,20 @@
 """`lab-env up | down | status`: start, stop and inspect the native stack.
 
-Each running service has a pid file in the state dir. `up` starts only what
-is not running, all at once, then waits on readiness probes; if anything
-fails it stops what that call started, so nothing is left half-up.
+Each running service has a process record (lab_env.core.registry) in the
+state dir's pids folder. `up` starts only what is not running, all at once,
+then waits on readiness probes; if anything fails it stops what that call
+started, so nothing is left half-up.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
-from lab_env.core import procs
+from lab_env.core import procs, registry
 from lab_env.core.paths import state_dir
 from lab_env.core.probes import Waiting, wait_all
 from lab_env.core.profile import Profile, current
@@ -32,28 +30,23 @@ def pid_dir() -> Path:
     return state_dir() / "pids"
 
 
-def _pid_file(name: str) -> Path:
-    return pid_dir() / f"{name}.json"
-
-
 def _read_pid(name: str) -> int | None:
-    """Pid of the service if its pid file names a live process we started."""
-    path = _pid_file(name)
-    try:
-        record = json.loads(path.read_text())
-        proc = psutil.Process(record["pid"])
-        if proc.create_time() != record["create_time"] or proc.status() == psutil.STATUS_ZOMBIE:
-            raise psutil.NoSuchProcess(record["pid"])
-        return record["pid"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, psutil.Error):
-        path.unlink(missing_ok=True)  # stale: the process is gone or the pid was reused
+    """Pid of the service if its record names a live process we started."""
+    record = registry.load(name, pid_dir())
+    live = registry.live_pids(record) if record else []
+    if not live:
+        registry.forget(name, pid_dir())  # stale: the process is gone or the pid was reused
         return None
+    return live[0]
 
 
 def _write_pid(name: str, pid: int) -> None:
-    pid_dir().mkdir(parents=True, exist_ok=True)
-    record = {"pid": pid, "create_time": psutil.Process(pid).create_time()}
-    _pid_file(name).write_text(json.dumps(record))
+    record = registry.Record(name)
+    record.add(pid)
+    # "pid" and "create_time": the pid file as lab-env read it before the registry, for a
+    # process still running that code (a test run started earlier) when the stack restarts.
+    record.extra = {"pid": pid, "create_time": record.start_times[pid]}
+    registry.save(record, pid_dir())
 
 
 @dataclass
@@ -142,8 +135,7 @@ def _stop_service(name: str) -> bool:
     pid = _read_pid(name)
     if pid is None:
         return False
-    procs.stop(pid)
-    _pid_file(name).unlink(missing_ok=True)
+    registry.stop(name, where=pid_dir())
     return True
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import json
 import shutil
 import socket
 import ssl
@@ -31,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab_env.core import procs
+from lab_env.core import registry
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
-from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.core.probes import http_status
 from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import apps_dir, run_token, unique_name
 
@@ -122,16 +121,6 @@ def _env() -> dict[str, str]:
     return {HEALTHZ_HOST_VAR: "127.0.0.1", "LAB_RUN_TOKEN": run_token()}
 
 
-def _died(s: Sentry):
-    def check() -> str | None:
-        if procs.alive(s.pid):
-            return None
-        lines = procs.tail(s.log, 3).strip().splitlines() if s.log.exists() else []
-        return f"sentry exited: {lines[-1][:300]}" if lines else "sentry exited with no output"
-
-    return check
-
-
 def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = False) -> Sentry:
     """Start a sentry on free loopback ports with fresh credentials; wait until it serves.
     ``detach``: it outlives this process (stop it with stop_sentry_named or `lab-env down`)."""
@@ -144,30 +133,22 @@ def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = 
         shutil.rmtree(s.workdir)
     s.credentials.mkdir(parents=True)
     (s.workdir / "sentry.yaml").write_text(_CONFIG)
-    record = apps_dir() / f"{name}.json"
     if not detach:
         atexit.register(stop_sentry, s)
+    phases = {
+        "makes its root and issuer": lambda: all(
+            (s.credentials / f).exists() and (s.credentials / f).stat().st_size for f in CREDENTIALS
+        ),
+        "serves": lambda: http_status(f"http://127.0.0.1:{s.healthz_port}/healthz") == 200,
+    }
     try:
-        for phase in ("makes its root and issuer", "serves"):
-            s.pid = procs.spawn(_argv(s), s.log, env=_env()).pid
-            record.write_text(json.dumps({"app_id": name, "pids": [s.pid]}))  # `lab-env down` stops it
+        for phase, ready in phases.items():
+            process = registry.Managed("sentry", _argv(s), s.log, env=_env(), ready=ready)
+            # A record for each run: `lab-env down` and a grader's clean-up find it.
+            registry.launch(registry.Record(name, token=run_token()), {f"sentry {phase}": process}, timeout, name)
+            s.pid = process.pid
             if phase == "makes its root and issuer":
-                ready = Waiting(
-                    lambda: all(
-                        (s.credentials / f).exists() and (s.credentials / f).stat().st_size for f in CREDENTIALS
-                    ),
-                    failed=_died(s),
-                    fix=f"see {s.log}",
-                )
-            else:
-                ready = Waiting(
-                    lambda: http_status(f"http://127.0.0.1:{s.healthz_port}/healthz") == 200,
-                    failed=_died(s),
-                    fix=f"see {s.log}",
-                )
-            wait_all({f"sentry {phase}": ready}, timeout, name, progress=False)
-            if phase == "makes its root and issuer":
-                procs.stop(s.pid, timeout=10)
+                registry.stop(name, timeout=10)
     except BaseException:
         stop_sentry(s)
         raise
@@ -175,23 +156,14 @@ def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = 
 
 
 def stop_sentry(s: Sentry) -> None:
-    if s.pid:
-        procs.stop(s.pid, timeout=10)
-        s.pid = 0
-    (apps_dir() / f"{s.name}.json").unlink(missing_ok=True)
+    registry.stop(s.name, timeout=10)  # its record holds its pid and start time
+    s.pid = 0
     shutil.rmtree(s.workdir, ignore_errors=True)
 
 
 def stop_sentry_named(name: str) -> None:
     """stop_sentry for a sentry started by any process, found by its registry record."""
-    record = apps_dir() / f"{name}.json"
-    try:
-        pids = json.loads(record.read_text()).get("pids", [])
-    except (FileNotFoundError, ValueError):
-        pids = []
-    for pid in pids:
-        procs.stop(pid, timeout=10)
-    record.unlink(missing_ok=True)
+    registry.stop(name, timeout=10)
     shutil.rmtree(apps_dir() / name, ignore_errors=True)
 
 
