@@ -89,14 +89,13 @@ def _short_type(actor_type: str) -> str:
 
 def _app_hosting(actor_type: str) -> str | None:
     """Which running lab app registered ``actor_type`` (asks each sidecar's metadata)."""
-    import httpx
-
+    from lab_env.runtime import sidecar
     from lab_env.runtime.apps import load_app, running_apps
 
     for app_id in running_apps():
         try:
             app = load_app(app_id)
-            meta = httpx.get(f"{app.sidecar_url}/v1.0/metadata", timeout=1).json()
+            meta = sidecar.get(app, sidecar.METADATA, timeout=1).json()
         except Exception:  # a dying app: not the one to name
             continue
         actors = meta.get("actors") or meta.get("actorRuntime", {}).get("activeActors", [])

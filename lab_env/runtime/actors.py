@@ -16,6 +16,7 @@ from dapr.actor import Actor, Remindable
 from fastapi import APIRouter
 
 from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, run_token, unique_name
 
 A = TypeVar("A", bound=type[Actor])
@@ -54,19 +55,6 @@ class LifecycleLog:
 
 
 lifecycle_log = LifecycleLog()
-
-
-_client = None
-
-
-def _http():  # -> httpx.Client
-    """One keep-alive client for every invoke() of this process (httpx.Client is thread-safe)."""
-    global _client
-    if _client is None:
-        import httpx
-
-        _client = httpx.Client()
-    return _client
 
 
 class ActorCallFailed(LabEnvError):
@@ -114,8 +102,8 @@ def invoke(
     Raises ActorCallFailed (a RuntimeError) with the app's own error when the
     call fails, for example when the method raised in the app.
     """
-    url = f"{app.sidecar_url}/v1.0/actors/{actor_type_name}/{actor_id}/method/{method}"
-    resp = _http().put(url, json=data, timeout=timeout, headers=app.api_headers())
+    path = sidecar.actor_method_path(actor_type_name, actor_id, method)
+    resp = sidecar.put(app, path, json=data, timeout=timeout)
     if resp.status_code >= 400:
         raise ActorCallFailed(actor_type_name, actor_id, method, resp.status_code, resp.text)
     return resp.json() if resp.content else None

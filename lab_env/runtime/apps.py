@@ -12,7 +12,6 @@ it ended normally, by an exception, or by a notebook interrupt.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import re
 import secrets
@@ -22,13 +21,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from lab_env.core import procs
-from lab_env.core.paths import dapr_bin, state_dir
+from lab_env.core import procs, registry
+from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
 from lab_env.core.profile import current
 from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
 from lab_env.stack.components import CONFIG_FILE, render_components
 
 _RUN_TOKEN = secrets.token_hex(3)
@@ -53,7 +54,8 @@ def unique_name(prefix: str) -> str:
 
 
 def apps_dir() -> Path:
-    return state_dir() / "apps"
+    """The process registry's folder: each app's record and its files (lab_env.core.registry)."""
+    return registry.directory()
 
 
 def uvicorn_command(target: str) -> list[str]:
@@ -94,6 +96,7 @@ class DaprApp:
     sidecar_argv: list[str] = field(default_factory=list)
     sidecar_env: dict[str, str] = field(default_factory=dict)
     internal_port: int = 0  # sidecar-to-sidecar gRPC (mTLS when sentry is in use)
+    started: dict[int, float] = field(default_factory=dict)  # pid -> its process start time (the pid-reuse guard)
 
     @property
     def sidecar_url(self) -> str:
@@ -106,7 +109,7 @@ class DaprApp:
 
     def api_headers(self) -> dict[str, str]:
         """What a caller of this sidecar's API sends: the token, when the sidecar requires one."""
-        return {"dapr-api-token": self.api_token} if self.api_token else {}
+        return sidecar.headers(self)
 
     @property
     def app_url(self) -> str:
@@ -149,7 +152,7 @@ class DaprApp:
 
     def alive(self) -> bool:
         self._sync()
-        return procs.alive(self.sidecar_pid) and (self.app_pid is None or procs.alive(self.app_pid))
+        return self._ours(self.sidecar_pid) and (self.app_pid is None or self._ours(self.app_pid))
 
     @property
     def name(self) -> str:
@@ -164,7 +167,7 @@ class DaprApp:
         as when a machine or pod fails. Their state stays in the stack."""
         self._sync()
         for pid in (self.app_pid, self.sidecar_pid):
-            if pid:
+            if pid and self._may_stop(pid):
                 procs.kill(pid)
         self.app_pid, self.sidecar_pid = None, 0
         self._save()
@@ -173,42 +176,50 @@ class DaprApp:
         """Start the app and its sidecar again on the same ports; wait until healthy."""
         self._sync()
         for pid in (self.app_pid, self.sidecar_pid):
-            if pid:
+            if pid and self._may_stop(pid):
                 procs.stop(pid, timeout=5)
         _launch(self, timeout, progress=False)
+
+    def _ours(self, pid: int) -> bool:
+        """``pid`` is this app's process, still running (not a pid the kernel gave to another since)."""
+        return pid > 0 and registry.is_ours(pid, self.started.get(pid))
+
+    def _may_stop(self, pid: int) -> bool:
+        """``pid`` is no other process's: this app's, running or gone (what it forked may be left)."""
+        return pid > 0 and not registry.reused(pid, self.started.get(pid))
 
     def _save(self) -> None:
         # The whole launch spec is kept, so another process (the grader) can
         # rebuild this handle with load_app and crash or restart the app.
-        record = {
-            "app_id": self.app_id,
-            "pids": [p for p in (self.sidecar_pid, self.app_pid) if p],
-            "http_port": self.http_port,
-            "grpc_port": self.grpc_port,
-            "app_port": self.app_port,
-            "workdir": str(self.workdir),
-            "sidecar_pid": self.sidecar_pid,
-            "app_pid": self.app_pid,
-            "command": self.command,
-            "cwd": str(self.cwd) if self.cwd else None,
-            "env": self.env,
-            "sidecar_argv": self.sidecar_argv,
-            "sidecar_env": self.sidecar_env,
-            "internal_port": self.internal_port,
-        }
-        path = apps_dir() / f"{self.app_id}.json"
-        tmp = path.with_suffix(".tmp")
-        # The sidecar's environment can hold a secret (the capstone's model key): owner-only.
-        tmp.touch(mode=0o600)
-        tmp.chmod(0o600)
-        tmp.write_text(json.dumps(record))
-        tmp.replace(path)
+        record = registry.Record(
+            self.app_id,
+            [p for p in (self.sidecar_pid, self.app_pid) if p],
+            dict(self.started),
+            self.sidecar_env.get("LAB_RUN_TOKEN"),
+            {
+                "http_port": self.http_port,
+                "grpc_port": self.grpc_port,
+                "app_port": self.app_port,
+                "workdir": str(self.workdir),
+                "sidecar_pid": self.sidecar_pid,
+                "app_pid": self.app_pid,
+                "command": self.command,
+                "cwd": str(self.cwd) if self.cwd else None,
+                "env": self.env,
+                "sidecar_argv": self.sidecar_argv,
+                "sidecar_env": self.sidecar_env,
+                "internal_port": self.internal_port,
+            },
+        )
+        registry.save(record)  # mode 0600: the sidecar's environment can hold a secret (the capstone's model key)
+        self.started = record.start_times  # with any start time save had to read itself
 
     def _sync(self) -> None:
         """Take the pids from the registry: another process may have restarted this app."""
-        record = _read_record(self.app_id)
-        if record and "sidecar_pid" in record:
-            self.sidecar_pid, self.app_pid = record["sidecar_pid"], record["app_pid"]
+        record = registry.load(self.app_id)
+        if record and "sidecar_pid" in record.extra:
+            self.sidecar_pid, self.app_pid = record.extra["sidecar_pid"], record.extra["app_pid"]
+            self.started = record.start_times
 
 
 def _validate_app_id(app_id: str) -> None:
@@ -271,43 +282,9 @@ def _sidecar_argv(
 
 
 @contextmanager
-def dapr_app(
-    app_id: str,
-    command: Sequence[str] | None = None,
-    *,
-    cwd: Path | str | None = None,
-    components: Iterable[str] | None = None,
-    resources: Iterable[Path] = (),
-    config: Path = CONFIG_FILE,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
-    log_level: str = "info",
-    progress: bool = False,
-    sidecar_args: Sequence[str] = (),
-    sidecar_env: Mapping[str, str] | None = None,
-) -> Iterator[DaprApp]:
-    """Start ``command`` (if any) and a daprd sidecar for it; stop both on exit.
-
-    ``command`` may contain ``{app_port}``, replaced by the port the app must
-    listen on (also in the APP_PORT variable). ``components`` limits the
-    sidecar to the named components (default: all in components/);
-    ``resources`` adds files such as declarative subscriptions. ``sidecar_args``
-    and ``sidecar_env`` go to daprd only (mTLS flags and trust anchors, say).
-    """
-    app = start_app(
-        app_id,
-        command,
-        cwd=cwd,
-        components=components,
-        resources=resources,
-        config=config,
-        env=env,
-        timeout=timeout,
-        log_level=log_level,
-        progress=progress,
-        sidecar_args=sidecar_args,
-        sidecar_env=sidecar_env,
-    )
+def dapr_app(app_id: str, command: Sequence[str] | None = None, **options: Any) -> Iterator[DaprApp]:
+    """``start_app(app_id, command, **options)`` as a context manager: both stop on exit."""
+    app = start_app(app_id, command, **options)
     try:
         yield app
     finally:
@@ -330,7 +307,13 @@ def start_app(
     sidecar_env: Mapping[str, str] | None = None,
     detach: bool = False,
 ) -> DaprApp:
-    """Start an app and its sidecar and wait until both are healthy. See dapr_app.
+    """Start ``command`` (if any) and a daprd sidecar for it, and wait until both are healthy.
+
+    ``command`` may contain ``{app_port}``, replaced by the port the app must
+    listen on (also in the APP_PORT variable). ``components`` limits the
+    sidecar to the named components (default: all in components/);
+    ``resources`` adds files such as declarative subscriptions. ``sidecar_args``
+    and ``sidecar_env`` go to daprd only (mTLS flags and trust anchors, say).
 
     ``detach``: the app outlives this process (a CLI command started it);
     stop_app, from any process, or `lab-env down` stops it."""
@@ -340,8 +323,8 @@ def start_app(
     if app_id in _started_here:
         # Re-running a notebook's start cell replaces the app it started before.
         stop_app(_started_here.pop(app_id))
-    record = apps_dir() / f"{app_id}.json"
-    if record.exists() and _live_pids(record):
+    running = registry.load(app_id)
+    if running and registry.live_pids(running):
         raise LabEnvError(
             f"an app with id {app_id!r} is already running (started elsewhere)",
             "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id",
@@ -412,19 +395,19 @@ def _launch(app: DaprApp, timeout: float, progress: bool) -> None:
     On any failure both are stopped again, so nothing is left half-started."""
     try:
         if app.command:
-            app.app_pid = procs.spawn(app.command, app.app_log, env=app.env, cwd=app.cwd).pid
+            app.app_pid = _spawn(app, app.command, app.app_log, app.env, app.cwd)
             app._save()
-        app.sidecar_pid = procs.spawn(app.sidecar_argv, app.sidecar_log, env=app.sidecar_env).pid
+        app.sidecar_pid = _spawn(app, app.sidecar_argv, app.sidecar_log, app.sidecar_env)
         app._save()
         waiting = {}
         if app.command:
             waiting[f"{app.app_id} app"] = Waiting(
                 lambda: tcp_open("127.0.0.1", app.app_port or 0), failed=_died(app, "app"), fix=f"see {app.app_log}"
             )
-        # /v1.0/healthz answers 204 once the sidecar has loaded its components
+        # The sidecar's health check answers 204 once it has loaded its components
         # and, when there is an app, reached it.
         waiting[f"{app.app_id} sidecar"] = Waiting(
-            lambda: http_status(f"{app.sidecar_url}/v1.0/healthz") == 204,
+            lambda: http_status(sidecar.health_url(app.sidecar_url)) == 204,
             failed=_died(app, "daprd"),
             fix=f"see {app.sidecar_log}",
         )
@@ -434,10 +417,17 @@ def _launch(app: DaprApp, timeout: float, progress: bool) -> None:
         raise
 
 
+def _spawn(app: DaprApp, argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> int:
+    """Start one of the app's processes and note its start time (a pid seen before may come back)."""
+    pid = procs.spawn(argv, log, env=env, cwd=cwd).pid
+    app.started[pid] = registry.start_time(pid)
+    return pid
+
+
 def _died(app: DaprApp, which: str):
     def check() -> str | None:
         pid = app.sidecar_pid if which == "daprd" else app.app_pid
-        if pid and not procs.alive(pid):
+        if pid and not app._ours(pid):
             return f"{which} exited: {_last_error(app.logs(which, 30))}"
         return None
 
@@ -460,55 +450,47 @@ def stop_app(app: DaprApp) -> None:
     """Stop the sidecar, then the app, and forget them. Safe to call twice."""
     app._sync()
     for pid in (app.sidecar_pid, app.app_pid):
-        if pid:
+        if pid and app._may_stop(pid):
             procs.stop(pid, timeout=8)
     app.sidecar_pid, app.app_pid = 0, None
-    (apps_dir() / f"{app.app_id}.json").unlink(missing_ok=True)
+    registry.forget(app.app_id)
     if _started_here.get(app.app_id) is app:
         del _started_here[app.app_id]
 
 
 def _read_record(app_id: str) -> dict | None:
-    try:
-        return json.loads((apps_dir() / f"{app_id}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    """The app's record as plain fields (its launch spec, "app_id", "pids"), or None."""
+    record = registry.load(app_id)
+    return {**record.extra, "app_id": record.name, "pids": record.pids} if record else None
 
 
 def load_app(app_id: str) -> DaprApp:
     """The handle of a running app from its registry record (started by any process)."""
-    record = _read_record(app_id)
-    if not record or "http_port" not in record:
+    record = registry.load(app_id)
+    if not record or "http_port" not in record.extra:
         raise LabEnvError(f"no app {app_id!r} is running", "start it with start_app first")
+    spec = record.extra
     return DaprApp(
-        record["app_id"],
-        record["http_port"],
-        record["grpc_port"],
-        record["app_port"],
-        Path(record["workdir"]),
-        sidecar_pid=record["sidecar_pid"],
-        app_pid=record["app_pid"],
-        command=list(record["command"]),
-        cwd=Path(record["cwd"]) if record["cwd"] else None,
-        env=dict(record["env"]),
-        sidecar_argv=list(record["sidecar_argv"]),
-        sidecar_env=dict(record["sidecar_env"]),
-        internal_port=record.get("internal_port", 0),
+        record.name,
+        spec["http_port"],
+        spec["grpc_port"],
+        spec["app_port"],
+        Path(spec["workdir"]),
+        sidecar_pid=spec["sidecar_pid"],
+        app_pid=spec["app_pid"],
+        command=list(spec["command"]),
+        cwd=Path(spec["cwd"]) if spec["cwd"] else None,
+        env=dict(spec["env"]),
+        sidecar_argv=list(spec["sidecar_argv"]),
+        sidecar_env=dict(spec["sidecar_env"]),
+        internal_port=spec.get("internal_port", 0),
+        started=record.start_times,
     )
 
 
-def _live_pids(record: Path) -> list[int]:
-    try:
-        pids = json.loads(record.read_text())["pids"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [p for p in pids if procs.alive(p)]
-
-
 def running_apps() -> list[str]:
-    if not apps_dir().exists():
-        return []
-    return sorted(r.stem for r in apps_dir().glob("*.json") if _live_pids(r))
+    """Every registered name (apps, workers, planes, views) with a process still running."""
+    return [name for name in registry.names() if (r := registry.load(name)) and registry.live_pids(r)]
 
 
 def stop_all_apps(token: str | None = None) -> list[str]:
@@ -517,18 +499,18 @@ def stop_all_apps(token: str | None = None) -> list[str]:
     With ``token``, only the apps of the process whose run token it is.
     """
     stopped: list[str] = []
-    if not apps_dir().exists():
-        return stopped
-    for record in apps_dir().glob("*.json"):
-        if token is not None and not record.stem.endswith(f"-{token}"):
+    for name in registry.names():
+        if token is not None and not _of_run(name, token):
             continue
-        pids = _live_pids(record)
-        for pid in pids:
-            procs.stop(pid, timeout=5)
-        record.unlink(missing_ok=True)
-        if pids:
-            stopped.append(record.stem)
+        if registry.stop(name, timeout=5):
+            stopped.append(name)
     return stopped
+
+
+def _of_run(name: str, token: str) -> bool:
+    """The record was made by the run ``token``: it says so, or (older records) its name ends in the token."""
+    record = registry.load(name)
+    return name.endswith(f"-{token}") or (record is not None and record.token == token)
 
 
 def kill_run(token: str) -> None:

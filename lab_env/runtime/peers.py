@@ -12,8 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
-
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp
 
 BREAKER_OPEN = "circuit breaker is open"
@@ -38,21 +37,11 @@ class Reply:
         return "ok" if self.ok else "breaker open" if self.breaker_open else "failed"
 
 
-_client: httpx.Client | None = None
-
-
-def _http() -> httpx.Client:
-    # One keep-alive client: a new one per call costs tens of milliseconds,
-    # which would hide the difference between a call and a refusal.
-    global _client
-    if _client is None:
-        _client = httpx.Client()
-    return _client
-
-
 def call(caller: DaprApp, peer: str, method: str, body: object = None, timeout: float = 60.0) -> Reply:
     started = time.perf_counter()
-    response = _http().post(f"{caller.sidecar_url}/v1.0/invoke/{peer}/method/{method}", json=body, timeout=timeout)
+    # The process's one keep-alive client (sidecar.client): a new one per call costs tens of ms,
+    # which would hide the difference between a call and a refusal.
+    response = sidecar.post(caller, sidecar.invoke_path(peer, method), json=body, timeout=timeout)
     ms = (time.perf_counter() - started) * 1000
     try:
         answer = response.json()
@@ -66,5 +55,5 @@ def call(caller: DaprApp, peer: str, method: str, body: object = None, timeout: 
 def publish(app: DaprApp, topic: str, data: object, pubsub: str = "pubsub") -> float:
     """Publish ``data`` on ``topic`` through ``app``'s sidecar; the ms it took to be accepted."""
     started = time.perf_counter()
-    _http().post(f"{app.sidecar_url}/v1.0/publish/{pubsub}/{topic}", json=data, timeout=30).raise_for_status()
+    sidecar.post(app, sidecar.publish_path(pubsub, topic), json=data, timeout=30).raise_for_status()
     return (time.perf_counter() - started) * 1000

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import psutil
 
 from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp
 
 
@@ -52,18 +53,18 @@ class Sample:
 
 
 class _Connection:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, token: str | None = None) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        # The headers every call repeats, formatted once; the sidecar's API token when it requires one.
+        auth = f"{sidecar.TOKEN_HEADER}: {token}\r\n" if token else ""
+        self._fixed = f"Host: {host}:{port}\r\n{auth}Content-Type: application/json\r\n"
 
     async def call(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode()
+        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}Content-Length: {len(body)}\r\n\r\n".encode()
         self.writer.write(head + body)
         assert self.reader is not None
         status_line = await self.reader.readline()
@@ -104,14 +105,15 @@ class _Connection:
 
 
 async def drive(
-    targets: Sequence[tuple[str, int]],
+    targets: Sequence[tuple[str, int, str | None]],
     calls: Iterator[tuple[str, str, bytes]],
     in_flight: int,
     latencies: list[float],
     errors: list[str] | None = None,
 ) -> int:
     """Make every call of ``calls`` (method, path, body) with ``in_flight``
-    keep-alive connections spread over ``targets``; append each latency (ms).
+    keep-alive connections spread over ``targets`` (host, port, API token or
+    None); append each latency (ms).
     Returns the number of calls made. A failed call (status >= 400) raises,
     or, when ``errors`` is a list, is appended to it and the run goes on."""
     count = 0
@@ -168,8 +170,8 @@ def start_hosts(
     return hosts
 
 
-def _targets(hosts: Sequence[DaprApp]) -> list[tuple[str, int]]:
-    return [("127.0.0.1", host.http_port) for host in hosts]
+def _targets(hosts: Sequence[DaprApp]) -> list[tuple[str, int, str | None]]:
+    return [("127.0.0.1", host.http_port, host.api_token) for host in hosts]
 
 
 def _processes(hosts: Sequence[DaprApp]) -> dict[str, psutil.Process]:
@@ -290,7 +292,7 @@ def _run_loop(coro) -> None:
 def actor_calls(
     actor_type: str, ids: Sequence[str] | range, method: str, body: bytes = b"", prefix: str = "agent-"
 ) -> list[tuple[str, str, bytes]]:
-    return [("PUT", f"/v1.0/actors/{actor_type}/{prefix}{i}/method/{method}", body) for i in ids]
+    return [("PUT", sidecar.actor_method_path(actor_type, f"{prefix}{i}", method), body) for i in ids]
 
 
 def activate(
@@ -320,11 +322,9 @@ def activate(
 def placement_spread(hosts: Sequence[DaprApp], actor_type: str) -> dict[str, int]:
     """How many active actors of ``actor_type`` each host runs, from each
     sidecar's metadata API (placement decided it)."""
-    import httpx
-
     spread = {}
     for host in hosts:
-        meta = httpx.get(f"{host.sidecar_url}/v1.0/metadata", timeout=30).json()
+        meta = sidecar.get(host, sidecar.METADATA, timeout=30).json()
         counts = {
             a.get("type"): a.get("count", 0)
             for a in meta.get("actors", meta.get("actorRuntime", {}).get("activeActors", []))
@@ -335,6 +335,7 @@ def placement_spread(hosts: Sequence[DaprApp], actor_type: str) -> dict[str, int
 
 # wrk (C, one thread) calling random already-active actors: a load generator
 # that is certainly not the bottleneck, to check the Python client against.
+# Lua builds each path itself, as sidecar.actor_method_path does (for plain ids).
 _WRK_SCRIPT = """
 local n, kind = tonumber(os.getenv("ACTORS")), os.getenv("ACTOR_TYPE")
 local method, prefix = os.getenv("METHOD"), os.getenv("PREFIX")

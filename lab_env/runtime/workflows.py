@@ -28,6 +28,7 @@ from pathlib import Path
 
 from lab_env.core.probes import Waiting, http_status, wait_all
 from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, start_app, uvicorn_command
 from lab_env.stack.components import CONFIG_FILE
 
@@ -105,9 +106,7 @@ def wait_ready(app: DaprApp, timeout: float = 90.0) -> None:
     def ready() -> bool:
         status = http_status(f"{app.app_url}/workflows/ready")
         if status == 500:
-            import httpx
-
-            reason = httpx.get(f"{app.app_url}/workflows/ready", timeout=5).text
+            reason = sidecar.client().get(f"{app.app_url}/workflows/ready", timeout=5).text  # the app's own route
             raise LabEnvError(f"{app.app_id}: the workflow worker did not start: {reason}", f"see {app.app_log}")
         return status == 204
 

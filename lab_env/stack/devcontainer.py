@@ -41,7 +41,7 @@ SERVICE_IMAGES = {
 
 _HEADER = (
     "# Generated from lab_env/versions.toml by `python -m lab_env.stack.devcontainer --write`.\n"
-    "# Do not edit by hand: tests/test_devcontainer.py fails when this file differs\n"
+    "# Do not edit by hand: tests/stack/test_devcontainer.py fails when this file differs\n"
     "# from the render. Compose reads it for the image tags and build args.\n"
 )
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -84,23 +82,15 @@ def check_components() -> str:
 
 
 def check_round_trip() -> str:
+    from lab_env.runtime import sidecar
     from lab_env.runtime.apps import dapr_app, unique_name
 
     with dapr_app(unique_name("doctor"), components=["statestore"], timeout=45) as app:
         key = unique_name("doctor-key")
-        body = json.dumps([{"key": key, "value": {"ok": True}}]).encode()
-        req = urllib.request.Request(
-            f"{app.sidecar_url}/v1.0/state/statestore",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(req, timeout=5).close()
-        with urllib.request.urlopen(f"{app.sidecar_url}/v1.0/state/statestore/{key}", timeout=5) as resp:
-            got = json.loads(resp.read())
-        urllib.request.urlopen(
-            urllib.request.Request(f"{app.sidecar_url}/v1.0/state/statestore/{key}", method="DELETE"), timeout=5
-        ).close()
+        store, item = sidecar.state_path("statestore"), sidecar.state_path("statestore", key)
+        sidecar.post(app, store, json=[{"key": key, "value": {"ok": True}}], timeout=5).raise_for_status()
+        got = sidecar.get(app, item, timeout=5).raise_for_status().json()
+        sidecar.delete(app, item, timeout=5).raise_for_status()
     if got != {"ok": True}:
         raise LabEnvError(f"state round trip returned {got!r}", "see the sidecar log under the state dir")
     return "saved and read back a key through a daprd sidecar into Redis"

@@ -4,8 +4,11 @@ fixture in tests/conftest.py runs it as the lab does)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from lab_env.labs.checks import verdict
 from lab_env.notebooks.workspace import app_file_source
 
 
@@ -16,3 +19,14 @@ def mutated(solution: Path, name: str, *edits: tuple[str, str]) -> str:
         assert old in source, f"{name} no longer contains {old!r}: update this test"
         source = source.replace(old, new)
     return source
+
+
+def rejected(check: Callable[..., None], *args: object, because: str) -> None:
+    """``check`` fails on a wrong answer and its message says ``because``."""
+    result = verdict(check, *args)
+    assert not result.passed and because in result.message, result.message
+
+
+def start_wrong(start: Callable[[str, str], Any], solution: Path, module: str, *edits: tuple[str, str]) -> Any:
+    """The solution's %%app_file ``<module>.py`` with ``edits`` made, started by the ``start`` fixture."""
+    return start(module, mutated(solution, f"{module}.py", *edits))

@@ -11,6 +11,7 @@ import httpx
 from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.labs.checks import call_learner, check
+from lab_env.runtime import sidecar
 from lab_env.runtime.actors import actor_type, invoke
 from lab_env.runtime.apps import DaprApp, load_app, run_token, running_apps
 
@@ -24,7 +25,7 @@ _GO_DURATION = re.compile(r"^(\d+)h(\d+)m(\d+)s")
 
 def _idle_timeout_seconds(app: DaprApp) -> float | None:
     """The actor idle timeout the app gives its sidecar (GET /dapr/config), in seconds."""
-    config = httpx.get(f"{app.app_url}/dapr/config", timeout=10).json()
+    config = sidecar.client().get(f"{app.app_url}/dapr/config", timeout=10).json()
     match = _GO_DURATION.match(str(config.get("actorIdleTimeout", "")))
     return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3]) if match else None
 
@@ -40,7 +41,7 @@ def activated_ids(prefix: str) -> set[str]:
             continue
         try:
             app = load_app(app_id)
-            events = httpx.get(f"{app.app_url}/lifecycle", timeout=30).json()
+            events = sidecar.client().get(f"{app.app_url}/lifecycle", timeout=30).json()
         except (LabEnvError, httpx.HTTPError, ValueError):
             continue  # an app without a lifecycle log hosts none of them
         found |= {
@@ -106,7 +107,8 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     invoke(app, product, pid, "Stock")
 
     def events() -> list[str]:
-        return [e["event"] for e in httpx.get(f"{app.app_url}/lifecycle", timeout=10).json() if e["actor_id"] == pid]
+        logged = sidecar.client().get(f"{app.app_url}/lifecycle", timeout=10).json()
+        return [e["event"] for e in logged if e["actor_id"] == pid]
 
     assert events()[:1] == ["activated"], "the first call did not activate the actor (no 'activated' event)"
     limit = idle + patience  # a safety net: a deactivation normally comes within idle + one scan

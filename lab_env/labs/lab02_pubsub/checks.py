@@ -20,6 +20,7 @@ import yaml
 from lab_env.core.probes import wait_until
 from lab_env.labs.checks import call_learner, check
 from lab_env.notebooks.workspace import workspace
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, dapr_app, unique_name, uvicorn_command
 from lab_env.stack.components import load_resource
 
@@ -41,12 +42,12 @@ def _raise_if_not_done(app: DaprApp) -> None:
 
 
 def _publish(app: DaprApp, topic: str, data: dict) -> None:
-    resp = httpx.post(f"{app.sidecar_url}/v1.0/publish/{PUBSUB}/{topic}", json=data, timeout=10)
+    resp = sidecar.post(app, sidecar.publish_path(PUBSUB, topic), json=data, timeout=10)
     assert resp.status_code < 300, f"publishing to {topic} failed ({resp.status_code}): {resp.text[:200]}"
 
 
 def _get(app: DaprApp, path: str):  # -> parsed JSON
-    resp = httpx.get(f"{app.app_url}{path}", timeout=10)
+    resp = sidecar.client().get(f"{app.app_url}{path}", timeout=10)
     if resp.status_code >= 500:
         _raise_if_not_done(app)
     assert resp.status_code < 300, f"GET {path} answered {resp.status_code}: {resp.text[:200]}"
@@ -54,7 +55,7 @@ def _get(app: DaprApp, path: str):  # -> parsed JSON
 
 
 def _sidecar_subscriptions(app: DaprApp) -> list[dict]:
-    meta = httpx.get(f"{app.sidecar_url}/v1.0/metadata", timeout=5).json()
+    meta = sidecar.get(app, sidecar.METADATA, timeout=5).json()
     return meta.get("subscriptions") or []
 
 
@@ -105,7 +106,7 @@ def _app_with(doc: dict, module: str, workdir: Path, kind: str, env: dict[str, s
 )
 def programmatic_subscription(inbox: DaprApp) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
-    resp = httpx.get(f"{inbox.app_url}/dapr/subscribe", timeout=5)
+    resp = sidecar.client().get(f"{inbox.app_url}/dapr/subscribe", timeout=5)
     if resp.status_code >= 500:
         _raise_if_not_done(inbox)
     assert resp.status_code == 200, f"GET /dapr/subscribe answered {resp.status_code}; see inbox.logs('app')"
@@ -335,7 +336,7 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
 
 
 def _call(registry: DaprApp, method: str, path: str, body: object = None) -> httpx.Response:
-    resp = httpx.request(method, f"{registry.app_url}{path}", json=body, timeout=10)
+    resp = sidecar.client().request(method, f"{registry.app_url}{path}", json=body, timeout=10)
     if resp.status_code >= 500:
         _raise_if_not_done(registry)
         raise AssertionError(f"{method} {path} answered {resp.status_code} (a crash); see registry.logs('app')")

@@ -20,7 +20,7 @@ from typing import Any
 from lab_env.core.probes import wait_until
 from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.agents import supply_chain
-from lab_env.runtime import kafka
+from lab_env.runtime import kafka, sidecar
 from lab_env.runtime.apps import DaprApp, unique_name
 from lab_env.runtime.workers import python_command, start_worker, stop_worker
 
@@ -235,8 +235,6 @@ def exactly_once(orders_topic: str, invoices_topic: str) -> str:
 
 @check("partition key", hint="POST to the sidecar's /v1.0/publish/kafka-pubsub/<topic>?metadata.partitionKey=<sku>")
 def partition_key(topic: str, watcher: DaprApp) -> str:
-    import httpx
-
     records = kafka.read_topic(topic)
     assert records, f"no stock updates in {topic} yet"
     partition_of: dict[str, set[int]] = defaultdict(set)
@@ -249,7 +247,7 @@ def partition_key(topic: str, watcher: DaprApp) -> str:
             f"a record of {data['sku']} has Kafka key {r.key!r}: set metadata.partitionKey to the sku"
         )
         partition_of[r.key or ""].add(r.partition)
-    received = httpx.get(f"{watcher.app_url}/events", timeout=10).json()
+    received = sidecar.client().get(f"{watcher.app_url}/events", timeout=10).json()
     per_sku: dict[str, list[int]] = defaultdict(list)
     for event in received:
         per_sku[event["sku"]].append(event["seq"])

@@ -15,13 +15,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.ports import free_ports
 from lab_env.labs.checks import call_learner, check
 from lab_env.marketplace.homes import kube, native, security
 from lab_env.marketplace.homes.spec import isolated, load
+from lab_env.runtime import sidecar
 from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
@@ -62,10 +61,10 @@ def sellers_agent(raw: dict) -> str:
         ) as home,
     ):
         url = home.sidecars[f"sellers-{suffix}"]
-        loaded = sorted(c["name"] for c in httpx.get(f"{url}/v1.0/metadata", timeout=30).json()["components"])
+        loaded = sorted(c["name"] for c in sidecar.get(url, sidecar.METADATA, timeout=30).json()["components"])
         # The mediator reaches the sellers' Offer through the sellers' sidecar.
-        offer = httpx.get(
-            f"{home.sidecars[f'mediator-{suffix}']}/v1.0/invoke/sellers-{suffix}/method/Offer", timeout=30
+        offer = sidecar.get(
+            home.sidecars[f"mediator-{suffix}"], sidecar.invoke_path(f"sellers-{suffix}", "Offer"), timeout=30
         )
     assert loaded == sorted(["pubsub", native.SECRET_STORE]), f"the sellers sidecar loaded {loaded}"
     assert offer.status_code == 200, (

@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import yaml
 
 from lab_env.core.probes import wait_until
@@ -22,7 +21,7 @@ from lab_env.labs.checks import check
 from lab_env.marketplace.agents.auctioneer import CLOSE, valuation
 from lab_env.marketplace.agents.contractor import read_inbox_of, start_sellers
 from lab_env.marketplace.coordination.contract_net import Proposal, rank
-from lab_env.runtime import workflows
+from lab_env.runtime import sidecar, workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp, start_app, stop_app, stop_apps, unique_name
 from lab_env.runtime.peers import call
@@ -287,7 +286,7 @@ def auction_deadline(app: DaprApp) -> str:
         assert invoke(app, bidder_t, bidder, "Bid", auction) is True, f"{bidder}'s bid was not accepted"
     retried = invoke(app, bidder_t, bidders[0], "Bid", auction)
     assert retried is False, "a bidder's retried bid (the same bid id) was accepted again"
-    reminder = httpx.get(f"{app.sidecar_url}/v1.0/actors/{auctioneer_t}/{auction}/reminders/{CLOSE}", timeout=10)
+    reminder = sidecar.get(app, sidecar.actor_reminder_path(auctioneer_t, auction, CLOSE), timeout=10)
     assert reminder.status_code == 200, (
         f"after Open, the auction has no reminder named {CLOSE!r}: schedule_close must register one (a timer or an "
         "asyncio task dies with the process)"

@@ -19,7 +19,6 @@ receive_reminder itself; this module's versions are the reference.
 from __future__ import annotations
 
 import hashlib
-from abc import abstractmethod
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -35,15 +34,12 @@ CLOSE = "close"
 
 class AuctioneerInterface(ActorInterface):
     @actormethod(name="Open")
-    @abstractmethod
     async def open(self, terms: dict) -> dict: ...
 
     @actormethod(name="Bid")
-    @abstractmethod
     async def bid(self, bid: dict) -> bool: ...
 
     @actormethod(name="Outcome")
-    @abstractmethod
     async def outcome(self) -> dict | None: ...
 
 
@@ -112,7 +108,6 @@ class AuctioneerActor(Actor, AuctioneerInterface, Remindable):
 
 class BidderInterface(ActorInterface):
     @actormethod(name="Bid")
-    @abstractmethod
     async def bid(self, auction: str) -> bool: ...
 
 

@@ -10,7 +10,6 @@ The rules are lab_env.marketplace.coordination.voting's.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -26,15 +25,12 @@ CLOSE = "close"
 
 class BallotInterface(ActorInterface):
     @actormethod(name="Open")
-    @abstractmethod
     async def open(self, terms: dict) -> dict: ...
 
     @actormethod(name="Vote")
-    @abstractmethod
     async def vote(self, vote: dict) -> bool: ...
 
     @actormethod(name="Result")
-    @abstractmethod
     async def result(self) -> dict: ...
 
 

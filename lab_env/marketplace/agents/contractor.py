@@ -164,7 +164,9 @@ def read_inbox_of(seller) -> list[dict] | None:
     """A seller app's messages in order of arrival, or None when its process is gone."""
     import httpx
 
+    from lab_env.runtime.sidecar import client  # the app's own route, on the process's keep-alive client
+
     try:
-        return httpx.get(f"{seller.app_url}/inbox", timeout=10).raise_for_status().json()
+        return client().get(f"{seller.app_url}/inbox", timeout=10).raise_for_status().json()
     except httpx.TransportError:
         return None

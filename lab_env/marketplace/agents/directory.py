@@ -8,22 +8,17 @@ Registering twice changes nothing; a card's latest version wins.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 from dapr.actor import Actor, ActorInterface, actormethod
 
 
 class DirectoryInterface(ActorInterface):
     @actormethod(name="Register")
-    @abstractmethod
     async def register(self, card: dict) -> bool: ...
 
     @actormethod(name="Withdraw")
-    @abstractmethod
     async def withdraw(self, agent: str) -> bool: ...
 
     @actormethod(name="Find")
-    @abstractmethod
     async def find(self) -> list[dict]: ...
 
 

@@ -18,30 +18,23 @@ with ``actor_type("ProductActor")`` and friends.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 from dapr.actor import Actor, ActorInterface, actormethod
 
 
 class ProductInterface(ActorInterface):
     @actormethod(name="Stock")
-    @abstractmethod
     async def stock(self) -> int: ...
 
     @actormethod(name="Restock")
-    @abstractmethod
     async def restock(self, quantity: int) -> int: ...
 
     @actormethod(name="Reserve")
-    @abstractmethod
     async def reserve(self, request: dict) -> dict: ...
 
     @actormethod(name="Release")
-    @abstractmethod
     async def release(self, order_id: str) -> dict: ...
 
     @actormethod(name="Deliver")
-    @abstractmethod
     async def deliver(self, delivery: dict) -> int: ...
 
 
@@ -111,23 +104,18 @@ class ProductActor(Actor, ProductInterface):
 
 class NegotiatorInterface(ActorInterface):
     @actormethod(name="Setup")
-    @abstractmethod
     async def setup(self, terms: dict) -> None: ...
 
     @actormethod(name="Offer")
-    @abstractmethod
     async def offer(self, round_no: int) -> float: ...
 
     @actormethod(name="History")
-    @abstractmethod
     async def history(self) -> list: ...
 
     @actormethod(name="Terms")
-    @abstractmethod
     async def terms(self) -> dict: ...
 
     @actormethod(name="Record")
-    @abstractmethod
     async def record(self, offer: dict) -> float: ...
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import psutil
+
+from lab_env.runtime.sidecar import actor_method_path, put
 
 
 def rss(pids: list[int]) -> int:
@@ -41,12 +42,10 @@ class Density:
         return int(self.available / self.per_process)
 
 
-def _activate(
-    client: httpx.Client, pool: ThreadPoolExecutor, sidecar: str, actor_type: str, ids: list[str], method: str
-) -> None:
+def _activate(pool: ThreadPoolExecutor, sidecar: str, actor_type: str, ids: list[str], method: str) -> None:
     # Threads, not asyncio: a notebook's kernel already runs an event loop.
     def one(actor_id: str) -> None:
-        reply = client.put(f"{sidecar}/v1.0/actors/{actor_type}/{actor_id}/method/{method}")
+        reply = put(sidecar, actor_method_path(actor_type, actor_id, method), timeout=60)
         if reply.status_code != 200:
             raise RuntimeError(f"actor {actor_id}: HTTP {reply.status_code} {reply.text[:200]}")
 
@@ -72,21 +71,18 @@ def measure(
     tries = iter(range(10**6))
     wait_until(
         lambda: (
-            httpx.put(
-                f"{sidecar}/v1.0/actors/{actor_type}/warmup-{next(tries)}/method/{method}", timeout=10
-            ).status_code
-            == 200
+            put(sidecar, actor_method_path(actor_type, f"warmup-{next(tries)}", method), timeout=10).status_code == 200
         ),
         60,
         "the actor host",
     )
     idle = before = rss(host_pids)
     step = max(1, count // 10)
-    limits = httpx.Limits(max_connections=concurrency)
-    with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+    # The process's keep-alive client (lab_env.runtime.sidecar), shared by the pool's threads.
+    with ThreadPoolExecutor(concurrency) as pool:
         for start in range(0, count, step):
             ids = [f"density-{n}" for n in range(start, min(count, start + step))]
-            _activate(client, pool, sidecar, actor_type, ids, method)
+            _activate(pool, sidecar, actor_type, ids, method)
             if progress is not None:
                 progress.update(len(ids))
     added = rss(host_pids) - before

@@ -39,6 +39,7 @@ from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import kube
 from lab_env.marketplace.homes.spec import HomeSpec
 from lab_env.runtime.apps import run_token
+from lab_env.runtime.sidecar import health_url
 
 SECRET_STORE = kube.SECRET_STORE
 
@@ -262,7 +263,7 @@ def start(
 
 def _sidecar_healthy(url: str) -> Probe:
     """The sidecar at ``url`` answers its health check with 204."""
-    return lambda: http_status(f"{url}/v1.0/healthz") == 204
+    return lambda: http_status(health_url(url)) == 204
 
 
 def _cli_died(home: RunningHome):

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
-import httpx
 import psutil
 import yaml
 
 from lab_env.core.profile import current
 from lab_env.marketplace.homes import sentry as ca
 from lab_env.marketplace.homes.spec import HomeSpec
+from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
 
 TIMEOUT_S = 30.0  # a safety net for one HTTP call on a busy machine
@@ -61,10 +61,11 @@ def api_token(protect: bool = True) -> Drill:
     token = secrets.token_urlsafe(24)
     app = start_app(unique_name("token-drill"), components=[], env={"DAPR_API_TOKEN": token} if protect else {})
     try:
-        url = f"{app.sidecar_url}/v1.0/metadata"
-        without = httpx.get(url, timeout=TIMEOUT_S).status_code
-        wrong = httpx.get(url, headers={"dapr-api-token": "guess"}, timeout=TIMEOUT_S).status_code
-        right = httpx.get(url, headers={"dapr-api-token": token}, timeout=TIMEOUT_S).status_code
+        # The drill chooses the token itself (none, a wrong one, the right one), so not the app's.
+        without, wrong, right = (
+            sidecar.get(sidecar.Sidecar(app.sidecar_url, sent), sidecar.METADATA, timeout=TIMEOUT_S).status_code
+            for sent in (None, "guess", token)
+        )
     finally:
         stop_app(app)
     return Drill(
@@ -104,10 +105,8 @@ def component_scopes(protect: bool = True) -> Drill:
                 apps.append(start_app(app_id, components=[store], resources=[path]))
             results = []
             for app in apps:
-                response = httpx.post(
-                    f"{app.sidecar_url}/v1.0/state/{store}",
-                    json=[{"key": "drill", "value": app.app_id}],
-                    timeout=TIMEOUT_S,
+                response = sidecar.post(
+                    app, sidecar.state_path(store), json=[{"key": "drill", "value": app.app_id}], timeout=TIMEOUT_S
                 )
                 results.append(response.status_code)
         finally:
@@ -161,7 +160,7 @@ def secret_isolation(protect: bool = True) -> Drill:
             env=env,
         )
         try:
-            fetched = httpx.get(f"{app.sidecar_url}/v1.0/secrets/{store}/openai-api-key", timeout=TIMEOUT_S)
+            fetched = sidecar.get(app, sidecar.secret_path(store, "openai-api-key"), timeout=TIMEOUT_S)
             from_store = fetched.status_code == 200 and fetched.json().get("openai-api-key") == key
             leaks = []
             for role, pid in (("app", app.app_pid), ("sidecar", app.sidecar_pid)):
@@ -170,7 +169,7 @@ def secret_isolation(protect: bool = True) -> Drill:
             for role in ("app", "daprd"):
                 if key in app.logs(role, 10_000):
                     leaks.append(f"{role} log")
-            if key in httpx.get(f"{app.sidecar_url}/v1.0/metadata", timeout=TIMEOUT_S).text:
+            if key in sidecar.get(app, sidecar.METADATA, timeout=TIMEOUT_S).text:
                 leaks.append("metadata API")
         finally:
             stop_app(app)
@@ -247,7 +246,7 @@ def mtls(protect: bool = True) -> Drill:
             apps.append(_static_app(callee_id, Path(tmp), {"hello": "hello"}, components=[], **extra))
             apps.append(start_app(caller_id, components=[], **extra))
             callee = apps[0]
-            through = httpx.get(f"{apps[1].sidecar_url}/v1.0/invoke/{callee_id}/method/hello", timeout=TIMEOUT_S)
+            through = sidecar.get(apps[1], sidecar.invoke_path(callee_id, "hello"), timeout=TIMEOUT_S)
             calls.append((f"{caller_id} calls {callee_id} through its sidecar", f"HTTP {through.status_code}"))
             cert = ca.peer_certificate(callee.internal_port)
             want = f"spiffe://public/ns/default/{callee_id}"
@@ -312,9 +311,7 @@ def access_matrix(
                 callers[caller] = start_app(name[caller], components=[], **extra)
                 apps.append(callers[caller])
             for caller, method in calls:
-                response = httpx.get(
-                    f"{callers[caller].sidecar_url}/v1.0/invoke/{name[callee]}/method/{method}", timeout=TIMEOUT_S
-                )
+                response = sidecar.get(callers[caller], sidecar.invoke_path(name[callee], method), timeout=TIMEOUT_S)
                 codes[(caller, method)] = response.status_code
     finally:
         for app in apps:

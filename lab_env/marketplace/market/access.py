@@ -15,9 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
 
 if TYPE_CHECKING:
     from lab_env.marketplace.market.control import Market
@@ -73,13 +72,7 @@ def drill(market: Market) -> list[dict]:
     rows: list[dict] = []
 
     def call(who: str, app, method: str, callee: str, path: str, body: dict | None = None) -> None:
-        reply = httpx.request(
-            method,
-            f"{app.sidecar_url}/v1.0/invoke/{callee}/method{path}",
-            json=body,
-            headers=app.api_headers(),
-            timeout=30,
-        )
+        reply = sidecar.request(method, app, sidecar.invoke_path(callee, path), json=body, timeout=30)
         rows.append(
             {
                 "caller": who,

@@ -24,7 +24,7 @@ from lab_env.core.paths import state_dir
 from lab_env.core.ports import free_ports
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.market import access, allocation
-from lab_env.runtime import kafka, secure_plane, workflows
+from lab_env.runtime import kafka, secure_plane, sidecar, workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp, load_app, running_apps, start_app, stop_app, unique_name, uvicorn_command
 
@@ -224,21 +224,15 @@ def _save(market: Market) -> None:
     )
 
 
-def _view_record(name: str) -> Path:
-    from lab_env.runtime.apps import apps_dir
-
-    # Named like an app, ending in the market's (run token) suffix, so a grader's clean-up finds it too.
-    return apps_dir() / f"view-{name}.json"
+def _view_name(name: str) -> str:
+    # Its registry record is named like an app, ending in the market's (run token) suffix.
+    return f"view-{name}"
 
 
 def _stop_view(name: str) -> None:
-    from lab_env.core import procs
+    from lab_env.core import registry
 
-    record = _view_record(name)
-    if record.exists():
-        for pid in json.loads(record.read_text()).get("pids", []):
-            procs.stop(pid, timeout=5)
-        record.unlink(missing_ok=True)
+    registry.stop(_view_name(name), timeout=5)
 
 
 def _start_view(market: Market, detach: bool) -> int:
@@ -247,12 +241,13 @@ def _start_view(market: Market, detach: bool) -> int:
     import atexit
     import sys
 
-    from lab_env.core import procs
-    from lab_env.core.probes import http_status, wait_until
+    from lab_env.core import registry
+    from lab_env.core.probes import http_status
+    from lab_env.runtime.apps import run_token
 
     (port,) = free_ports(1)
-    log = state_dir() / "markets" / market.name / "view.log"
-    proc = procs.spawn(
+    view = registry.Managed(
+        "the live view",
         [
             sys.executable,
             "-m",
@@ -265,26 +260,15 @@ def _start_view(market: Market, detach: bool) -> int:
             "--log-level",
             "warning",
         ],
-        log,
-        env={**os.environ, "MARKET_NAME": market.name},
+        state_dir() / "markets" / market.name / "view.log",
+        env={"MARKET_NAME": market.name},
+        ready=lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 204,
     )
-    _view_record(market.name).write_text(json.dumps({"app_id": f"view-{market.name}", "pids": [proc.pid]}))
     if not detach:
         atexit.register(_stop_view, market.name)
-    wait_until(
-        lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 204 or _view_died(proc, log),
-        60,
-        "the market's live view",
-    )
+    record = registry.Record(_view_name(market.name), token=run_token())  # a grader's clean-up finds it by its token
+    registry.launch(record, {"the market's live view": view}, 60, market.name)
     return port
-
-
-def _view_died(proc, log: Path) -> bool:
-    from lab_env.core import procs
-
-    if proc.poll() is not None:
-        raise LabEnvError(f"the live view exited: {procs.tail(log, 3).strip()[-300:]}", f"see {log}")
-    return False
 
 
 def seller_cards(market: Market, n: int) -> list[dict]:
@@ -316,13 +300,11 @@ def _stock(market: Market) -> None:
 
 
 def _publish(market: Market, topic: str, key: str, event: dict) -> None:
-    import httpx
-
-    httpx.post(
-        f"{market.app.sidecar_url}/v1.0/publish/kafka-pubsub/{topic}",
+    sidecar.post(
+        market.app,
+        sidecar.publish_path("kafka-pubsub", topic),
         params={"metadata.partitionKey": key},
         json=event,
-        headers=market.app.api_headers(),
         timeout=30,
     ).raise_for_status()
 
@@ -517,12 +499,10 @@ def balance_sheet(market: Market, outcomes: dict[str, dict | None]) -> dict:
 
 def shipments(market: Market, ids: list[str]) -> dict[str, dict | None]:
     """The carrier's shipment of each order (None: nothing shipped), read from its own state store."""
-    import httpx
-
     carrier = market.running_carrier()
-    reply = httpx.post(
-        f"{carrier.sidecar_url}/v1.0/state/statestore/bulk",
-        headers=carrier.api_headers(),
+    reply = sidecar.post(
+        carrier,
+        sidecar.state_bulk_path("statestore"),
         timeout=60,
         json={"keys": [f"shipment-{i}" for i in ids], "parallelism": 8},
     )

@@ -7,34 +7,26 @@ order, and an actor applies a given order's change once, whatever arrives.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 from dapr.actor import Actor, ActorInterface, actormethod
 
 
 class WalletInterface(ActorInterface):
     @actormethod(name="Fund")
-    @abstractmethod
     async def fund(self, amount: float) -> float: ...
 
     @actormethod(name="Balance")
-    @abstractmethod
     async def balance(self) -> float: ...
 
     @actormethod(name="Debit")
-    @abstractmethod
     async def debit(self, entry: dict) -> dict: ...
 
     @actormethod(name="Credit")
-    @abstractmethod
     async def credit(self, entry: dict) -> dict: ...
 
     @actormethod(name="Refund")
-    @abstractmethod
     async def refund(self, order_id: str) -> dict: ...
 
     @actormethod(name="Entries")
-    @abstractmethod
     async def entries(self) -> dict: ...
 
 
@@ -97,15 +89,12 @@ class WalletActor(Actor, WalletInterface):
 
 class OrderInterface(ActorInterface):
     @actormethod(name="Settle")
-    @abstractmethod
     async def settle(self, outcome: dict) -> dict: ...
 
     @actormethod(name="Outcome")
-    @abstractmethod
     async def outcome(self) -> dict | None: ...
 
     @actormethod(name="Announced")
-    @abstractmethod
     async def announced(self) -> None: ...
 
 

@@ -54,13 +54,13 @@ from lab_env.marketplace.agents.offer_policy import (
 )
 from lab_env.marketplace.market import allocation
 from lab_env.marketplace.market.ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
+from lab_env.runtime import sidecar
 from lab_env.runtime.actors import actor_type
 
 wfr = wf.WorkflowRuntime()
 ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
-SIDECAR = f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
-# The market's sidecar requires its API token (control.up sets it for both): sent on every call.
-API_HEADERS = {"dapr-api-token": os.environ["DAPR_API_TOKEN"]} if os.environ.get("DAPR_API_TOKEN") else {}
+# The market's own sidecar; it requires its API token (control.up sets it for both): sent on every call.
+SIDECAR = sidecar.Sidecar.from_env()
 PUBSUB = "kafka-pubsub"
 # The market's Kafka topics (control.up sets them): order outcomes, and stock reserved and released.
 ORDERS_TOPIC = os.environ.get("MARKET_TOPIC")
@@ -85,9 +85,8 @@ ANNOUNCE_RETRY = wf.RetryPolicy(
     max_retry_interval=timedelta(seconds=5),
 )
 log = logging.getLogger("market")
-# One keep-alive client for the sidecar calls of every activity: a new httpx client costs about 50 ms of
-# CPU here (it loads the CA bundle), which made the market app's CPU the bottleneck. Thread-safe.
-_HTTP = httpx.Client(timeout=30)
+# The sync sidecar calls of every activity share the process's one keep-alive client (sidecar.client): a new
+# httpx client costs about 50 ms of CPU here (it loads the CA bundle), which made the market app's CPU the bottleneck.
 _SSL = ssl.create_default_context()  # for the per-call async clients: no CA bundle load per call
 
 
@@ -119,7 +118,7 @@ def policy() -> OfferPolicy:
     if _policy is None:
         key = None
         try:
-            reply = httpx.get(f"{SIDECAR}/v1.0/secrets/{SECRET_STORE}/{KEY_NAME}", timeout=10, headers=API_HEADERS)
+            reply = sidecar.get(SIDECAR, sidecar.secret_path(SECRET_STORE, KEY_NAME), timeout=10)
             key = reply.json().get(KEY_NAME) if reply.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             key = None  # no secret store: offline
@@ -245,8 +244,12 @@ async def ship(ctx, order: dict) -> dict:
         "quantity": order["quantity"],
         "refuse": order.get("fail_at") == "ship",
     }  # a drill's planned failure: the carrier refuses it
+    # Awaited, so an async client of its own per call (one belongs to one event loop); the path and token are
+    # the sidecar module's as for every other call.
     async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
-        reply = await client.post(f"{SIDECAR}/v1.0/invoke/{CARRIER}/method/ship", json=parcel, headers=API_HEADERS)
+        reply = await client.post(
+            sidecar.url(SIDECAR, sidecar.invoke_path(CARRIER, "ship")), json=parcel, headers=sidecar.headers(SIDECAR)
+        )
     if reply.status_code == 422:
         return {"ok": False, "reason": reply.json().get("detail", reply.text)[:200]}
     if reply.status_code == 403:  # the carrier's access policy: retrying cannot help, and must not ship
@@ -277,11 +280,13 @@ def _publish(topic: str | None, key: str, event: dict) -> None:
     """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``."""
     if not topic:
         return
-    reply = _HTTP.post(
-        f"{SIDECAR}/v1.0/publish/{PUBSUB}/{topic}",
+    reply = sidecar.post(
+        SIDECAR,
+        sidecar.publish_path(PUBSUB, topic),
         params={"metadata.partitionKey": key},
         content=json.dumps(event),
-        headers={"content-type": "application/json", **API_HEADERS},
+        headers={"content-type": "application/json"},
+        timeout=30,
     )
     reply.raise_for_status()
 

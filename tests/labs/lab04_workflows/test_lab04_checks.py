@@ -13,113 +13,97 @@ import pytest
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab04_workflows import checks as lab04
-from tests.grading.solution_mutations import mutated
+from tests.grading.solution_mutations import rejected
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"
 
 
-def _mutated(name: str, *edits: tuple[str, str]) -> str:
-    return mutated(SOLUTION, name, *edits)
+def _wrong(start, module: str, *edits: tuple[str, str]):
+    """This lab's solution module with ``edits`` made, started as the lab starts it."""
+    return _wrong(start, module, *edits)
 
 
 def test_order_checks_reject_a_doubled_effect_the_clock_and_an_extra_attempt(start):
-    app = start(
+    app = _wrong(
+        start,
         "order_workflow",
-        _mutated(
-            "order_workflow.py",
-            ("    LEDGER.effect_once(key, step)", '    LEDGER.append(key, step, "effect")'),
-            (
-                "ref = f\"{order['id']}@{ctx.current_utc_datetime:%H:%M:%S.%f}\"",
-                "ref = f\"{order['id']}@{__import__('time').time_ns()}\"",
-            ),
-            ('max_number_of_attempts=request["max_attempts"]', 'max_number_of_attempts=request["max_attempts"] + 1'),
+        ("    LEDGER.effect_once(key, step)", '    LEDGER.append(key, step, "effect")'),
+        (
+            "ref = f\"{order['id']}@{ctx.current_utc_datetime:%H:%M:%S.%f}\"",
+            "ref = f\"{order['id']}@{__import__('time').time_ns()}\"",
         ),
+        ('max_number_of_attempts=request["max_attempts"]', 'max_number_of_attempts=request["max_attempts"] + 1'),
     )
     assert verdict(lab04.order_workflow, app).passed  # the mistakes are elsewhere
-    result = verdict(lab04.crash_resume, app)
-    assert not result.passed and "the effect of ['pack'] was applied twice" in result.message, result.message
-    result = verdict(lab04.deterministic, app)
-    assert not result.passed and "different references" in result.message, result.message
-    result = verdict(lab04.retries, app)
-    assert not result.passed and "ran 3 times with max_number_of_attempts=2" in result.message, result.message
+    rejected(lab04.crash_resume, app, because="the effect of ['pack'] was applied twice")
+    rejected(lab04.deterministic, app, because="different references")
+    rejected(lab04.retries, app, because="ran 3 times with max_number_of_attempts=2")
 
 
 def test_saga_and_approval_reject_forward_compensation_and_a_swapped_winner(start):
-    app = start(
+    app = _wrong(
+        start,
         "order_saga",
-        _mutated(
-            "order_saga.py",
-            ("for undo_step in reversed(undo):", "for undo_step in undo:"),
-            ("if winner == timeout:", "if winner != timeout:"),
-        ),
+        ("for undo_step in reversed(undo):", "for undo_step in undo:"),
+        ("if winner == timeout:", "if winner != timeout:"),
     )
-    result = verdict(lab04.saga, app)
-    assert not result.passed and "compensations in reverse order" in result.message, result.message
-    result = verdict(lab04.approval, app)
-    assert not result.passed and "after a 'decision' event approving it" in result.message, result.message
+    rejected(lab04.saga, app, because="compensations in reverse order")
+    rejected(lab04.approval, app, because="after a 'decision' event approving it")
 
 
 def test_monitor_rejects_a_loop_that_grows_one_history(start):
-    app = start(
+    app = _wrong(
+        start,
         "stock_monitor",
-        _mutated(
-            "stock_monitor.py",
-            (
-                '    stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
-                '    while True:\n        stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
-            ),
-            (
-                '    reorders = watch["reorders"]\n    if stock',
-                '        reorders = watch["reorders"]\n        if stock',
-            ),
-            ("        yield ctx.call_child_workflow(", "            yield ctx.call_child_workflow("),
-            (
-                "                                      instance_id=",
-                "                                          instance_id=",
-            ),
-            (
-                "        reorders += 1\n    ctx.set_custom_status",
-                "            reorders += 1\n        ctx.set_custom_status",
-            ),
-            (
-                '    yield ctx.create_timer(timedelta(seconds=watch["every_s"]))\n',
-                '        yield ctx.create_timer(timedelta(seconds=watch["every_s"]))\n'
-                '        watch = {**watch, "checks": watch["checks"] + 1, "reorders": reorders}\n',
-            ),
-            ('    ctx.continue_as_new({**watch, "checks": watch["checks"] + 1, "reorders": reorders})\n', ""),
+        (
+            '    stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
+            '    while True:\n        stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
         ),
+        (
+            '    reorders = watch["reorders"]\n    if stock',
+            '        reorders = watch["reorders"]\n        if stock',
+        ),
+        ("        yield ctx.call_child_workflow(", "            yield ctx.call_child_workflow("),
+        (
+            "                                      instance_id=",
+            "                                          instance_id=",
+        ),
+        (
+            "        reorders += 1\n    ctx.set_custom_status",
+            "            reorders += 1\n        ctx.set_custom_status",
+        ),
+        (
+            '    yield ctx.create_timer(timedelta(seconds=watch["every_s"]))\n',
+            '        yield ctx.create_timer(timedelta(seconds=watch["every_s"]))\n'
+            '        watch = {**watch, "checks": watch["checks"] + 1, "reorders": reorders}\n',
+        ),
+        ('    ctx.continue_as_new({**watch, "checks": watch["checks"] + 1, "reorders": reorders})\n', ""),
     )
-    result = verdict(lab04.monitor, app)
-    assert not result.passed and "continue_as_new should start it afresh" in result.message, result.message
+    rejected(lab04.monitor, app, because="continue_as_new should start it afresh")
 
 
 def test_fan_out_rejects_analyses_run_one_after_another(start):
-    app = start(
+    app = _wrong(
+        start,
         "market_research",
-        _mutated(
-            "market_research.py",
-            (
-                '    tasks = [ctx.call_activity(analyse, input={"product": product, "analysis": a})'
-                " for a in ANALYSES]\n"
-                "    findings = yield wf.when_all(tasks)\n",
-                "    findings = []\n    for a in ANALYSES:\n"
-                "        findings.append("
-                '(yield ctx.call_activity(analyse, input={"product": product, "analysis": a})))\n',
-            ),
+        (
+            '    tasks = [ctx.call_activity(analyse, input={"product": product, "analysis": a})'
+            " for a in ANALYSES]\n"
+            "    findings = yield wf.when_all(tasks)\n",
+            "    findings = []\n    for a in ANALYSES:\n"
+            "        findings.append("
+            '(yield ctx.call_activity(analyse, input={"product": product, "analysis": a})))\n',
         ),
     )
-    result = verdict(lab04.fan_out, app)
-    assert not result.passed and "one after another" in result.message, result.message
+    rejected(lab04.fan_out, app, because="one after another")
 
 
 def test_negotiation_rejects_agreeing_before_the_offers_meet(start):
-    app = start(
+    app = _wrong(
+        start,
         "negotiation",
-        _mutated(
-            "negotiation.py",
-            ("price = agreed_price(bid_price, ask_price)", "price = agreed_price(bid_price * 1.2, ask_price)"),
-        ),
+        ("price = agreed_price(bid_price, ask_price)", "price = agreed_price(bid_price * 1.2, ask_price)"),
     )
     result = verdict(lab04.negotiation, app)
     assert not result.passed and ("outside both limits" in result.message or "not later" in result.message), (

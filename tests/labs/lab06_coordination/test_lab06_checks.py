@@ -14,58 +14,48 @@ import yaml
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab06_coordination import checks as lab06
-from tests.grading.solution_mutations import mutated
+from tests.grading.solution_mutations import rejected
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "06_coordination.ipynb"
 
 
-def _mutated(name: str, *edits: tuple[str, str]) -> str:
-    return mutated(SOLUTION, name, *edits)
+def _wrong(start, module: str, *edits: tuple[str, str]):
+    """This lab's solution module with ``edits`` made, started as the lab starts it."""
+    return _wrong(start, module, *edits)
 
 
 def test_hierarchy_rejects_a_manager_that_escalates_the_first_failure(start):
-    app = start("hierarchy", _mutated("hierarchy.py", ("                continue\n", "                break\n")))
-    result = verdict(lab06.hierarchy, app)
-    assert not result.passed and "try its sellers in order and succeed with the third" in result.message, result.message
+    app = _wrong(start, "hierarchy", ("                continue\n", "                break\n"))
+    rejected(lab06.hierarchy, app, because="try its sellers in order and succeed with the third")
 
 
 def test_contract_net_rejects_the_highest_price_and_a_missing_re_award(start):
-    app = start(
-        "contract_net",
-        _mutated("contract_net.py", ("awardee = task.report(awardee, ok)", "awardee = task.report(awardee, True)")),
-    )
-    result = verdict(lab06.contract_net, app)
-    assert not result.passed and "awards went to ['crasher']" in result.message, result.message
+    app = _wrong(start, "contract_net", ("awardee = task.report(awardee, ok)", "awardee = task.report(awardee, True)"))
+    rejected(lab06.contract_net, app, because="awards went to ['crasher']")
 
-    app = start(
+    app = _wrong(
+        start,
         "contract_net",
-        _mutated(
-            "contract_net.py",
-            (
-                'task.propose(seller, answer["price"], answer["days"])',
-                'task.propose(seller, -answer["price"], answer["days"])',
-            ),
+        (
+            'task.propose(seller, answer["price"], answer["days"])',
+            'task.propose(seller, -answer["price"], answer["days"])',
         ),
     )
-    result = verdict(lab06.contract_net, app)
-    assert not result.passed and "crashes on its award is still running" in result.message, result.message
+    rejected(lab06.contract_net, app, because="crashes on its award is still running")
 
 
 def test_auction_deadline_rejects_a_close_kept_in_memory(start):
-    app = start(
+    app = _wrong(
+        start,
         "auction_house",
-        _mutated(
-            "auction_house.py",
-            (
-                '        await self.register_reminder(CLOSE, b"", timedelta(seconds=seconds), timedelta(0))\n',
-                "        __import__('asyncio').get_running_loop().call_later(\n"
-                "            seconds, lambda: __import__('asyncio').ensure_future(self.close_auction()))\n",
-            ),
+        (
+            '        await self.register_reminder(CLOSE, b"", timedelta(seconds=seconds), timedelta(0))\n',
+            "        __import__('asyncio').get_running_loop().call_later(\n"
+            "            seconds, lambda: __import__('asyncio').ensure_future(self.close_auction()))\n",
         ),
     )
-    result = verdict(lab06.auction_deadline, app)
-    assert not result.passed and "has no reminder named 'close'" in result.message, result.message
+    rejected(lab06.auction_deadline, app, because="has no reminder named 'close'")
 
 
 def test_circuit_breaker_rejects_a_policy_without_one_and_one_for_another_app(tmp_path):
@@ -83,22 +73,18 @@ def test_circuit_breaker_rejects_a_policy_without_one_and_one_for_another_app(tm
     }
     path = tmp_path / "peer-resiliency.yaml"
     path.write_text(yaml.safe_dump(policy))
-    result = verdict(lab06.circuit_breaker, path, "nova")
-    assert not result.passed and "names no circuitBreaker" in result.message, result.message
-    result = verdict(lab06.circuit_breaker, path, "bolt")
-    assert not result.passed and "no entry for the peer 'bolt'" in result.message, result.message
+    rejected(lab06.circuit_breaker, path, "nova", because="names no circuitBreaker")
+    rejected(lab06.circuit_breaker, path, "bolt", because="no entry for the peer 'bolt'")
     # A breaker that never trips within the check's calls.
     policy["spec"]["policies"]["circuitBreakers"] = {
         "b": {"maxRequests": 1, "timeout": "3s", "trip": "consecutiveFailures >= 1000"}
     }
     policy["spec"]["targets"]["apps"]["nova"]["circuitBreaker"] = "b"
     path.write_text(yaml.safe_dump(policy))
-    result = verdict(lab06.circuit_breaker, path, "nova")
-    assert not result.passed and "never met an open circuit breaker" in result.message, result.message
+    rejected(lab06.circuit_breaker, path, "nova", because="never met an open circuit breaker")
 
 
 def test_scale_rejects_missing_and_miscounted_samples():
     assert "no samples recorded" in verdict(lab06.scale, []).message
     rows = [{"bidders": 1000, "bids": 999, "winner": "b-1"}]
-    result = verdict(lab06.scale, rows)
-    assert not result.passed and "999 bids counted of 1000" in result.message, result.message
+    rejected(lab06.scale, rows, because="999 bids counted of 1000")

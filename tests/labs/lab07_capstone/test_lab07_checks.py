@@ -13,10 +13,9 @@ import pytest
 
 from lab_env import unique_name
 from lab_env.grading.generate import SOLUTIONS_DIR
-from lab_env.labs.checks import verdict
 from lab_env.labs.lab07_capstone import checks as lab07
 from lab_env.marketplace.market import control
-from tests.grading.solution_mutations import mutated
+from tests.grading.solution_mutations import mutated, rejected
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "07_capstone.ipynb"
@@ -46,14 +45,12 @@ def market(tmp_path):
 def test_negotiator_rejects_one_that_never_concedes(market):
     stubborn = mutated(SOLUTION, "my_offers.py", ("progress = s.round / (s.rounds - 1)", "progress = 0.0"))
     m = market(stubborn)
-    result = verdict(lab07.negotiator, m.app)
-    assert not result.passed and "could agree ended without a deal" in result.message, result.message
+    rejected(lab07.negotiator, m.app, because="could agree ended without a deal")
 
 
 def test_negotiator_rejects_a_market_without_the_learners_negotiator_and_books_that_count_repeats(market):
     m = market()  # the reference rule decides
-    result = verdict(lab07.negotiator, m.app)
-    assert not result.passed and "not by your negotiator" in result.message, result.message
+    rejected(lab07.negotiator, m.app, because="not by your negotiator")
 
     def naive(events):  # adds up every event it reads, repeats included
         totals = {}
@@ -62,8 +59,7 @@ def test_negotiator_rejects_a_market_without_the_learners_negotiator_and_books_t
                 totals[e["product"]] = totals.get(e["product"], 0) + e["total"]
         return totals
 
-    result = verdict(lab07.books_from_events, naive, m.app)
-    assert not result.passed and "an order counted twice?" in result.message, result.message
+    rejected(lab07.books_from_events, naive, m.app, because="an order counted twice?")
 
 
 def test_a_policy_file_that_does_not_load_is_one_line_before_the_market_starts(tmp_path):
