@@ -61,6 +61,7 @@ MOVED: dict[str, str] = {
     "lab_env.agents": "lab_env.marketplace.agents",
     "lab_env.coordination": "lab_env.marketplace.coordination",
     "lab_env.homes": "lab_env.marketplace.homes",
+    "lab_env.homes.sentry": "lab_env.runtime.sentry",
     "lab_env.market": "lab_env.marketplace.market",
     "lab_env.course": "lab_env.labs.course",
     "lab_env.checks": "lab_env.labs.checks",

@@ -98,6 +98,7 @@ def wait_all(
     timeout: float,
     what: str = "services",
     progress: bool = True,
+    interval: float = POLL_INTERVAL_S,
 ) -> None:
     """Poll until every probe passes. Raises LabEnvError naming what is not ready.
 
@@ -127,7 +128,7 @@ def wait_all(
                     late() if late else f"{', '.join(sorted(pending))} not ready after {timeout:.0f}s",
                     late_fix if (late_fix := pending[first].fix) is not None else f"see `lab-env logs {first}`",
                 )
-            time.sleep(POLL_INTERVAL_S)
+            time.sleep(interval)
     finally:
         if bar is not None:
             bar.close()
@@ -141,6 +142,7 @@ def wait_until(
     watch: Sequence[Watched] = (),
     fix: str | None = None,
     failure: str | Callable[[], str] | None = None,
+    interval: float = POLL_INTERVAL_S,
 ) -> None:
     """The one wait: poll ``predicate`` until it is true.
 
@@ -157,7 +159,7 @@ def wait_until(
     late = failure if callable(failure) or failure is None else (lambda: failure)
     fix = fix if fix is not None else ("" if failure is not None else _FIX)
     item = Waiting(predicate, failed=exited, fix=fix, died=f"waiting for {what}: {{reason}}", timed_out=late)
-    wait_all({what: item}, timeout, what, progress=False)
+    wait_all({what: item}, timeout, what, progress=False, interval=interval)
 
 
 _FIX = "it may still be on its way: wait a little and run the cell again, or read the app's log"

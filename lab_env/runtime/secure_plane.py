@@ -28,7 +28,7 @@ from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import http_status
 from lab_env.errors import LabEnvError
-from lab_env.marketplace.homes import sentry as ca
+from lab_env.runtime import sentry as ca
 from lab_env.runtime.apps import apps_dir, run_token
 
 
@@ -44,17 +44,11 @@ class SecurePlane:
 
     def sidecar_args(self) -> list[str]:
         """daprd flags: mTLS from this plane's sentry, actors and workflows on its placement and scheduler."""
-        return [
-            "--enable-mtls",
-            "--sentry-address",
+        return ca.mtls_args(
             self.sentry_address,
-            "--control-plane-trust-domain",
-            ca.CONTROL_PLANE_TRUST_DOMAIN,
-            "--placement-host-address",
-            f"127.0.0.1:{self.placement_port}",
-            "--scheduler-host-address",
-            f"127.0.0.1:{self.scheduler_port}",
-        ]
+            placement=f"127.0.0.1:{self.placement_port}",
+            scheduler=f"127.0.0.1:{self.scheduler_port}",
+        )
 
     def sidecar_env(self) -> dict[str, str]:
         return {"DAPR_TRUST_ANCHORS": Path(self.trust_anchors_file).read_text()}

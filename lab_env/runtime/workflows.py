@@ -16,6 +16,7 @@ of the app, so a notebook can prove which steps ran and how often.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lab_env.core.probes import Waiting, http_status, wait_all
+from lab_env.core.probes import Waiting, http_status, wait_all, wait_until
 from lab_env.errors import LabEnvError
 from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, start_app, uvicorn_command
@@ -558,8 +559,8 @@ class Ledger:
         tells the notebook that something is waiting there."""
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO held (gate) VALUES (?)", (gate,))
-        while not self.gate_open(gate):
-            time.sleep(poll)
+        # No deadline: the gate stays shut until the notebook opens it (or the host is killed).
+        wait_until(lambda: self.gate_open(gate), math.inf, f"gate {gate}", interval=poll)
 
     def held(self, gate: str) -> bool:
         """True once an activity has reached ``gate`` (it may still be waiting)."""

@@ -37,7 +37,7 @@ def test_a_sentry_leaves_nothing_behind_and_serves_on_loopback_only():
     import psutil
 
     from lab_env.core import procs
-    from lab_env.marketplace.homes.sentry import peer_certificate, start_sentry, stop_sentry
+    from lab_env.runtime.sentry import peer_certificate, start_sentry, stop_sentry
 
     s = start_sentry()
     pid = s.pid

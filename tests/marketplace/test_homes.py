@@ -160,7 +160,7 @@ def test_the_native_home_scripts_pass_shellcheck(tmp_path):
     import shutil
     import subprocess
 
-    from lab_env.marketplace.homes.sentry import Sentry
+    from lab_env.runtime.sentry import Sentry
 
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")

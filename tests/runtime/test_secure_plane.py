@@ -10,9 +10,9 @@ import pytest
 
 from lab_env import unique_name
 from lab_env.core import procs
-from lab_env.marketplace.homes.sentry import peer_certificate
 from lab_env.runtime import secure_plane
 from lab_env.runtime.apps import apps_dir
+from lab_env.runtime.sentry import peer_certificate
 
 pytestmark = pytest.mark.stack
 

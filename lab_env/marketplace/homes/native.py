@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from lab_env.core import procs
+from lab_env.core import procs, registry
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Probe, Waiting, http_status, tcp_open, wait_all
@@ -110,7 +110,7 @@ def configurations(spec: HomeSpec, mtls: bool = True) -> dict[str, dict]:
 
 def daprd_wrapper(folder: Path, sentry=None) -> Path:
     """The `runtimePath` the run file names: a daprd that is the real one with
-    our flags added. ``sentry`` (a homes.sentry.Sentry) turns mTLS on."""
+    our flags added. ``sentry`` (a runtime.sentry.Sentry) turns mTLS on."""
     extra = _sidecar_flags(sentry)
     exports = ""
     if sentry is not None:
@@ -131,7 +131,7 @@ def daprd_wrapper(folder: Path, sentry=None) -> Path:
 def _sidecar_flags(sentry) -> list[str]:
     flags = ["--dapr-internal-grpc-listen-address", "127.0.0.1", "--metrics-listen-address", "127.0.0.1"]
     # The CLI passes its own placement address; mTLS sidecars go without
-    # placement and scheduler here (see homes/sentry.py), so ours come last and win.
+    # placement and scheduler here (see runtime/sentry.py), so ours come last and win.
     return flags + (sentry.sidecar_args() if sentry is not None else [])
 
 
@@ -213,6 +213,7 @@ class RunningHome:
     run_file: Path
     pid: int  # the CLI; its apps and sidecars run in its process group
     sidecars: dict[str, str]  # app id -> sidecar URL
+    record: str = ""  # its process registry record: `lab-env down` stops a home its notebook left
 
 
 def start(
@@ -240,7 +241,11 @@ def start(
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
     env = {**current().dapr_cli_env(), **{_env_var(k): v for k, v in (secrets or {}).items()}}
     cli = procs.spawn([dapr_bin("dapr"), "run", "-f", str(path)], folder / "dapr-run.log", env=env, cwd=folder)
-    home = RunningHome(path, cli.pid, {a: f"http://127.0.0.1:{p[0]}" for a, p in sidecar_ports.items()})
+    record = registry.Record(f"home-{spec.home}", token=run_token())
+    record.add(cli.pid, registry.start_time(cli.pid))
+    registry.save(record)
+    sidecars = {a: f"http://127.0.0.1:{p[0]}" for a, p in sidecar_ports.items()}
+    home = RunningHome(path, cli.pid, sidecars, record.name)
     waiting = {}
     for agent in spec.agents:
         waiting[f"{agent.app_id} app"] = Waiting(
@@ -296,6 +301,8 @@ def stop(home: RunningHome) -> None:
     for proc in left:
         proc.kill()
     psutil.wait_procs(left, timeout=5)
+    if home.record:
+        registry.forget(home.record)
 
 
 @contextmanager

@@ -30,8 +30,8 @@ import psutil
 import yaml
 
 from lab_env.core.profile import current
-from lab_env.marketplace.homes import sentry as ca
 from lab_env.marketplace.homes.spec import HomeSpec
+from lab_env.runtime import sentry as ca
 from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, start_app, stop_app, unique_name
 

@@ -77,21 +77,21 @@ class Sentry:
         return (self.credentials / "ca.crt").read_text()
 
     def sidecar_args(self) -> list[str]:
-        return [
-            "--enable-mtls",
-            "--sentry-address",
-            self.address,
-            "--control-plane-trust-domain",
-            CONTROL_PLANE_TRUST_DOMAIN,
-            # placement and scheduler of the lab stack speak plain gRPC (see the module doc)
-            "--placement-host-address",
-            "",
-            "--scheduler-host-address",
-            "",
-        ]
+        # placement and scheduler of the lab stack speak plain gRPC (see the module doc): none here
+        return mtls_args(self.address, placement="", scheduler="")
 
     def sidecar_env(self) -> dict[str, str]:
         return {"DAPR_TRUST_ANCHORS": self.trust_anchors()}
+
+
+def mtls_args(sentry_address: str, *, placement: str, scheduler: str) -> list[str]:
+    """daprd flags: workload certificates from the sentry at ``sentry_address``, and the
+    placement and scheduler to use (empty: none)."""
+    return [
+        *("--enable-mtls", "--sentry-address", sentry_address),
+        *("--control-plane-trust-domain", CONTROL_PLANE_TRUST_DOMAIN),
+        *("--placement-host-address", placement, "--scheduler-host-address", scheduler),
+    ]
 
 
 def _argv(s: Sentry) -> list[str]:
