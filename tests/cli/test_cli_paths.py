@@ -19,6 +19,7 @@ from lab_env.core.probes import http_status, wait_until
 from lab_env.core.procs import stop
 from lab_env.core.profile import current
 from lab_env.runtime.apps import load_app, running_apps, stop_app, unique_name
+from lab_env.runtime.sidecar import health_url
 from lab_env.stack.provision import install_dapr_cli
 
 pytestmark = pytest.mark.stack
@@ -41,24 +42,10 @@ def _read_line(proc: subprocess.Popen, pattern: str, timeout: float = 60) -> re.
 def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inherited):
     # Started from a shell or a runner that ignores SIGINT, Ctrl-C must still stop it.
     app_id = unique_name("cli-run")
+    lab_env_run = [sys.executable, "-m", "lab_env.cli", "run", "--app-id", app_id, "--components", "statestore"]
+    subscriber = [sys.executable, "-m", "uvicorn", "subscriber:app", "--port", "{app_port}"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lab_env.cli.main",
-            "run",
-            "--app-id",
-            app_id,
-            "--components",
-            "statestore",
-            "--",
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "subscriber:app",
-            "--port",
-            "{app_port}",
-        ],
+        [*lab_env_run, "--", *subscriber],
         cwd=apps_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -69,7 +56,7 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inhe
     try:
         ports = _read_line(proc, r"sidecar http (\d+), grpc \d+, app (\d+)")
         http_port, app_port = int(ports[1]), int(ports[2])
-        assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") == 204
+        assert http_status(health_url(f"http://127.0.0.1:{http_port}")) == 204
         assert httpx.get(f"http://127.0.0.1:{app_port}/received").json() == []
         assert app_id in running_apps()
     finally:
@@ -83,7 +70,7 @@ def test_lab_env_run_starts_app_and_sidecar_and_ctrl_c_stops_both(apps_dir, inhe
             raise AssertionError("lab-env run did not stop on Ctrl-C") from None
     assert proc.returncode == 0
     assert app_id not in running_apps()
-    assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") is None
+    assert http_status(health_url(f"http://127.0.0.1:{http_port}")) is None
 
 
 def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
@@ -91,21 +78,10 @@ def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
     app_id = unique_name("dapr-cli")
     http_port, grpc_port = free_ports(2)
     env = {**os.environ, **current().dapr_cli_env()}
+    dapr_run = [str(dapr_bin("dapr")), "run", "--app-id", app_id]
+    ports = ["--dapr-http-port", str(http_port), "--dapr-grpc-port", str(grpc_port)]
     proc = subprocess.Popen(
-        [
-            str(dapr_bin("dapr")),
-            "run",
-            "--app-id",
-            app_id,
-            "--dapr-http-port",
-            str(http_port),
-            "--dapr-grpc-port",
-            str(grpc_port),
-            "--",
-            sys.executable,
-            "-c",
-            "import time; time.sleep(120)",
-        ],
+        [*dapr_run, *ports, "--", sys.executable, "-c", "import time; time.sleep(120)"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -113,7 +89,7 @@ def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
         start_new_session=True,
     )
     try:
-        wait_until(lambda: http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") == 204, 60, "dapr run's sidecar")
+        wait_until(lambda: http_status(health_url(f"http://127.0.0.1:{http_port}")) == 204, 60, "dapr run's sidecar")
         # A job is stored by the scheduler: this fails when daprd runs without one.
         job = httpx.post(
             f"http://127.0.0.1:{http_port}/v1.0-alpha1/jobs/{app_id}-job",
@@ -125,4 +101,4 @@ def test_stock_dapr_cli_runs_a_sidecar_with_the_scheduler(tmp_path):
     finally:
         subprocess.run([str(dapr_bin("dapr")), "stop", "--app-id", app_id], capture_output=True, env=env, check=False)
         stop(proc.pid, timeout=10)  # the CLI, its app and its daprd share a process group
-    assert http_status(f"http://127.0.0.1:{http_port}/v1.0/healthz") is None
+    assert http_status(health_url(f"http://127.0.0.1:{http_port}")) is None

@@ -129,6 +129,14 @@ def test_read_topic_skips_aborted_records_only_when_read_committed(topics):
 # --- workers ----------------------------------------------------------------
 
 
+# The workers' scripts.
+SLEEPER = 'import time\nprint("ready", flush=True)\ntime.sleep(300)\n'
+CRASH = (
+    'import subprocess\nsubprocess.Popen(["sleep", "300"])  # a child that must not outlive the failed start\n1 / 0\n'
+)
+SHORT = 'import sys, time\nprint("ready", flush=True)\ntime.sleep(1)\nsys.exit("gave up: no input")\n'
+
+
 def _script(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
@@ -148,15 +156,7 @@ def _running_with(name: str) -> list[int]:
 
 
 def test_worker_kill_restart_and_stop(tmp_path):
-    script = _script(
-        tmp_path,
-        "sleeper.py",
-        """
-        import time
-        print("ready", flush=True)
-        time.sleep(300)
-    """,
-    )
+    script = _script(tmp_path, "sleeper.py", SLEEPER)
     name = _name("kh-sleeper")
     record = apps_dir() / f"{name}.json"
     worker = start_worker(name, python_command(script), ready=r"ready", timeout=30)
@@ -180,15 +180,7 @@ def test_worker_kill_restart_and_stop(tmp_path):
 
 
 def test_worker_that_crashes_at_once_is_an_error_quoting_its_log(tmp_path):
-    script = _script(
-        tmp_path,
-        "crash.py",
-        """
-        import subprocess
-        subprocess.Popen(["sleep", "300"])  # a child that must not outlive the failed start
-        1 / 0
-    """,
-    )
+    script = _script(tmp_path, "crash.py", CRASH)
     name = _name("kh-crash")
     started = time.monotonic()
     with pytest.raises(LabEnvError) as err:
@@ -201,16 +193,7 @@ def test_worker_that_crashes_at_once_is_an_error_quoting_its_log(tmp_path):
 
 
 def test_wait_for_fails_fast_when_a_worker_exits(tmp_path):
-    script = _script(
-        tmp_path,
-        "short.py",
-        """
-        import sys, time
-        print("ready", flush=True)
-        time.sleep(1)
-        sys.exit("gave up: no input")
-    """,
-    )
+    script = _script(tmp_path, "short.py", SHORT)
     worker = start_worker(_name("kh-short"), python_command(script), ready=r"ready", timeout=30)
     try:
         started = time.monotonic()

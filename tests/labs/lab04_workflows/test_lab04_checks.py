@@ -13,49 +13,27 @@ import pytest
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab04_workflows import checks as lab04
-from tests.grading.solution_mutations import rejected
+from tests.grading.solution_mutations import rejected, start_wrong
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"
 
 
-def _wrong(start, module: str, *edits: tuple[str, str]):
-    """This lab's solution module with ``edits`` made, started as the lab starts it."""
-    return _wrong(start, module, *edits)
-
-
-def test_order_checks_reject_a_doubled_effect_the_clock_and_an_extra_attempt(start):
-    app = _wrong(
-        start,
-        "order_workflow",
+# Each wrong answer: a solution module and the (old, new) edits that put one mistake in it.
+WRONG: dict[str, list[tuple[str, str]]] = {
+    "order_workflow": [
         ("    LEDGER.effect_once(key, step)", '    LEDGER.append(key, step, "effect")'),
         (
             "ref = f\"{order['id']}@{ctx.current_utc_datetime:%H:%M:%S.%f}\"",
             "ref = f\"{order['id']}@{__import__('time').time_ns()}\"",
         ),
         ('max_number_of_attempts=request["max_attempts"]', 'max_number_of_attempts=request["max_attempts"] + 1'),
-    )
-    assert verdict(lab04.order_workflow, app).passed  # the mistakes are elsewhere
-    rejected(lab04.crash_resume, app, because="the effect of ['pack'] was applied twice")
-    rejected(lab04.deterministic, app, because="different references")
-    rejected(lab04.retries, app, because="ran 3 times with max_number_of_attempts=2")
-
-
-def test_saga_and_approval_reject_forward_compensation_and_a_swapped_winner(start):
-    app = _wrong(
-        start,
-        "order_saga",
+    ],
+    "order_saga": [
         ("for undo_step in reversed(undo):", "for undo_step in undo:"),
         ("if winner == timeout:", "if winner != timeout:"),
-    )
-    rejected(lab04.saga, app, because="compensations in reverse order")
-    rejected(lab04.approval, app, because="after a 'decision' event approving it")
-
-
-def test_monitor_rejects_a_loop_that_grows_one_history(start):
-    app = _wrong(
-        start,
-        "stock_monitor",
+    ],
+    "stock_monitor": [
         (
             '    stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
             '    while True:\n        stock = yield ctx.call_activity(stock_level, input=watch["product"])\n',
@@ -79,14 +57,8 @@ def test_monitor_rejects_a_loop_that_grows_one_history(start):
             '        watch = {**watch, "checks": watch["checks"] + 1, "reorders": reorders}\n',
         ),
         ('    ctx.continue_as_new({**watch, "checks": watch["checks"] + 1, "reorders": reorders})\n', ""),
-    )
-    rejected(lab04.monitor, app, because="continue_as_new should start it afresh")
-
-
-def test_fan_out_rejects_analyses_run_one_after_another(start):
-    app = _wrong(
-        start,
-        "market_research",
+    ],
+    "market_research": [
         (
             '    tasks = [ctx.call_activity(analyse, input={"product": product, "analysis": a})'
             " for a in ANALYSES]\n"
@@ -95,16 +67,46 @@ def test_fan_out_rejects_analyses_run_one_after_another(start):
             "        findings.append("
             '(yield ctx.call_activity(analyse, input={"product": product, "analysis": a})))\n',
         ),
-    )
-    rejected(lab04.fan_out, app, because="one after another")
+    ],
+    "negotiation": [
+        ("price = agreed_price(bid_price, ask_price)", "price = agreed_price(bid_price * 1.2, ask_price)"),
+    ],
+}
+
+
+def _wrong(start, name: str):
+    """The wrong answer ``name`` (in WRONG), started as the lab starts its module."""
+    return start_wrong(start, SOLUTION, name.split("#")[0], *WRONG[name])
+
+
+def test_order_checks_reject_a_doubled_effect_the_clock_and_an_extra_attempt(start):
+    app = _wrong(start, "order_workflow")
+    assert verdict(lab04.order_workflow, app).passed  # the mistakes are elsewhere
+    rejected(lab04.crash_resume, app, because="the effect of ['pack'] was applied twice")
+    rejected(lab04.deterministic, app, because="different references")
+    rejected(lab04.retries, app, because="ran 3 times with max_number_of_attempts=2")
+
+
+def test_saga_and_approval_reject_forward_compensation_and_a_swapped_winner(start):
+    app = _wrong(start, "order_saga")
+    rejected(lab04.saga, app, because="compensations in reverse order")
+    rejected(lab04.approval, app, because="after a 'decision' event approving it")
+
+
+@pytest.mark.parametrize(
+    "wrong, check, because",
+    [
+        ("stock_monitor", lab04.monitor, "continue_as_new should start it afresh"),  # one history that grows
+        ("market_research", lab04.fan_out, "one after another"),  # analyses not fanned out
+    ],
+    ids=["monitor-loop-in-one-history", "fan-out-one-after-another"],
+)
+def test_a_wrong_answer_is_rejected_with_its_reason(start, wrong, check, because):
+    rejected(check, _wrong(start, wrong), because=because)
 
 
 def test_negotiation_rejects_agreeing_before_the_offers_meet(start):
-    app = _wrong(
-        start,
-        "negotiation",
-        ("price = agreed_price(bid_price, ask_price)", "price = agreed_price(bid_price * 1.2, ask_price)"),
-    )
+    app = _wrong(start, "negotiation")
     result = verdict(lab04.negotiation, app)
     assert not result.passed and ("outside both limits" in result.message or "not later" in result.message), (
         result.message

@@ -14,48 +14,59 @@ import yaml
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab06_coordination import checks as lab06
-from tests.grading.solution_mutations import rejected
+from tests.grading.solution_mutations import rejected, start_wrong
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "06_coordination.ipynb"
 
 
-def _wrong(start, module: str, *edits: tuple[str, str]):
-    """This lab's solution module with ``edits`` made, started as the lab starts it."""
-    return _wrong(start, module, *edits)
-
-
-def test_hierarchy_rejects_a_manager_that_escalates_the_first_failure(start):
-    app = _wrong(start, "hierarchy", ("                continue\n", "                break\n"))
-    rejected(lab06.hierarchy, app, because="try its sellers in order and succeed with the third")
-
-
-def test_contract_net_rejects_the_highest_price_and_a_missing_re_award(start):
-    app = _wrong(start, "contract_net", ("awardee = task.report(awardee, ok)", "awardee = task.report(awardee, True)"))
-    rejected(lab06.contract_net, app, because="awards went to ['crasher']")
-
-    app = _wrong(
-        start,
-        "contract_net",
+# Each wrong answer: a solution module and the (old, new) edits that put one mistake in it.
+WRONG: dict[str, list[tuple[str, str]]] = {
+    "hierarchy": [
+        ("                continue\n", "                break\n"),
+    ],
+    "contract_net": [
+        ("awardee = task.report(awardee, ok)", "awardee = task.report(awardee, True)"),
+    ],
+    "contract_net#2": [
         (
             'task.propose(seller, answer["price"], answer["days"])',
             'task.propose(seller, -answer["price"], answer["days"])',
         ),
-    )
-    rejected(lab06.contract_net, app, because="crashes on its award is still running")
-
-
-def test_auction_deadline_rejects_a_close_kept_in_memory(start):
-    app = _wrong(
-        start,
-        "auction_house",
+    ],
+    "auction_house": [
         (
             '        await self.register_reminder(CLOSE, b"", timedelta(seconds=seconds), timedelta(0))\n',
             "        __import__('asyncio').get_running_loop().call_later(\n"
             "            seconds, lambda: __import__('asyncio').ensure_future(self.close_auction()))\n",
         ),
-    )
-    rejected(lab06.auction_deadline, app, because="has no reminder named 'close'")
+    ],
+}
+
+
+def _wrong(start, name: str):
+    """The wrong answer ``name`` (in WRONG), started as the lab starts its module."""
+    return start_wrong(start, SOLUTION, name.split("#")[0], *WRONG[name])
+
+
+@pytest.mark.parametrize(
+    "wrong, check, because",
+    [
+        ("hierarchy", lab06.hierarchy, "try its sellers in order and succeed with the third"),  # escalates at once
+        ("auction_house", lab06.auction_deadline, "has no reminder named 'close'"),  # a close kept in memory
+    ],
+    ids=["hierarchy-escalates-the-first-failure", "auction-close-kept-in-memory"],
+)
+def test_a_wrong_answer_is_rejected_with_its_reason(start, wrong, check, because):
+    rejected(check, _wrong(start, wrong), because=because)
+
+
+def test_contract_net_rejects_the_highest_price_and_a_missing_re_award(start):
+    app = _wrong(start, "contract_net")
+    rejected(lab06.contract_net, app, because="awards went to ['crasher']")
+
+    app = _wrong(start, "contract_net#2")
+    rejected(lab06.contract_net, app, because="crashes on its award is still running")
 
 
 def test_circuit_breaker_rejects_a_policy_without_one_and_one_for_another_app(tmp_path):
