@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from lab_env import stop_app  # noqa: E402
 from lab_env.core.profile import current  # noqa: E402
 from lab_env.core.versions import pins  # noqa: E402
-from lab_env.runtime import scale  # noqa: E402
+from lab_env.runtime import scale, sidecar  # noqa: E402
 from lab_env.runtime.actors import actor_type_in  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -152,7 +152,7 @@ async def _httpx_loop(url: str, actor_type: str, ids: range, in_flight: int) -> 
 
         async def one(i: int) -> None:
             async with gate:
-                (await client.put(f"/v1.0/actors/{actor_type}/h-{i}/method/{METHOD}")).raise_for_status()
+                (await client.put(sidecar.actor_method_path(actor_type, f"h-{i}", METHOD))).raise_for_status()
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in ids))
@@ -170,7 +170,7 @@ def floors(in_flight: int, calls: int) -> dict:
         out["raw_activations_per_s"] = raw.rate
         out["activations_compared"] = n
         noop = scale.run(
-            hosts, [("GET", f"/v1.0/invoke/{hosts[0].app_id}/method/noop", b"")] * calls, in_flight=in_flight
+            hosts, [("GET", sidecar.invoke_path(hosts[0].app_id, "noop"), b"")] * calls, in_flight=in_flight
         )[0]
         out["noop_invoke_per_s"], out["noop_p50_ms"], out["noop_p99_ms"] = noop.rate, noop.p50_ms, noop.p99_ms
     if shutil.which("redis-benchmark"):

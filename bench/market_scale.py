@@ -26,12 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 from lab_env import unique_name
 from lab_env.core.versions import pins
 from lab_env.marketplace.market import control
+from lab_env.runtime import sidecar
 from lab_env.runtime.actors import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ CATALOG = control.Catalog(products=200, stock=100_000, buyers=2000, sellers=500,
 
 
 def active_actors(market: control.Market) -> dict[str, int]:
-    meta = httpx.get(f"{market.app.sidecar_url}/v1.0/metadata", timeout=30, headers=market.app.api_headers()).json()
+    meta = sidecar.get(market.app, sidecar.METADATA, timeout=30).json()
     counts = (meta.get("actorRuntime") or {}).get("activeActors") or meta.get("actors") or []
     # The sidecar omits the count of a type with none active; dapr.internal.* are workflow engine actors.
     return {
