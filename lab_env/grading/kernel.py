@@ -37,17 +37,26 @@ class CellRun:
 
 
 class GradingKernel:
+    # A kernel that dies before its first reply ran no learner code yet, so it is started again.
+    # Seen once in a full suite (issue 26: lab 03's graded solution, "Kernel died before replying
+    # to kernel_info"); likely cause: jupyter_client picks five free ports and another process
+    # binds one before the kernel does.
+    START_ATTEMPTS = 3
+
     def __init__(self, cwd: Path, env: dict[str, str], startup_timeout: float = 120) -> None:
-        self.km = KernelManager(kernel_name="python3")
-        self.km._kernel_spec = this_python_kernel_spec()
-        self.km.start_kernel(cwd=str(cwd), env=env)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        try:
-            self.kc.wait_for_ready(timeout=startup_timeout)
-        except RuntimeError as err:
-            self.shutdown()
-            raise KernelDied(f"the kernel did not start: {err}") from None
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            self.km = KernelManager(kernel_name="python3")
+            self.km._kernel_spec = this_python_kernel_spec()
+            self.km.start_kernel(cwd=str(cwd), env=env)
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            try:
+                self.kc.wait_for_ready(timeout=startup_timeout)
+                return
+            except RuntimeError as err:
+                self.shutdown()
+                if attempt == self.START_ATTEMPTS:
+                    raise KernelDied(f"the kernel did not start ({attempt} attempts): {err}") from None
 
     def run(self, code: str, timeout: float, user_expressions: dict[str, str] | None = None) -> CellRun:
         """Execute ``code``; on ``timeout`` interrupt it. Raises KernelDied."""
