@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ class CheckFailed(LabEnvError, AssertionError):
 
     def lines(self) -> list[str]:
         return [f"\u274c {self.check}: {self.problem}"] + ([f"   Hint: {self.hint}"] if self.hint else [])
+
+
+def fresh(prefix: str = "") -> str:
+    """A name no earlier run of a check used: ``prefix-3f9a1c`` (or the six hex digits alone)."""
+    token = secrets.token_hex(3)
+    return f"{prefix}-{token}" if prefix else token
 
 
 def _not_done(err: BaseException) -> bool:

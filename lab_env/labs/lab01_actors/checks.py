@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
 from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
-from lab_env.labs.checks import call_learner, check
+from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.runtime import sidecar
 from lab_env.runtime.actors import actor_type, invoke
 from lab_env.runtime.apps import DaprApp, load_app, run_token, running_apps
-
-
-def _fresh_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
 
 _GO_DURATION = re.compile(r"^(\d+)h(\d+)m(\d+)s")
 
@@ -56,7 +50,7 @@ def activated_ids(prefix: str) -> set[str]:
     "{'ok': False, 'error': ...}; count handled messages in actor state",
 )
 def base_agent(app: DaprApp) -> str:
-    agent, aid = actor_type("BaseAgent"), _fresh_id("agent")
+    agent, aid = actor_type("BaseAgent"), fresh("agent")
     reply = invoke(app, agent, aid, "Handle", {"type": "ping", "payload": {}})
     assert reply == {"ok": True, "reply": "pong"}, (
         f"Handle(ping) returned {reply!r}, expected {{'ok': True, 'reply': 'pong'}}"
@@ -77,7 +71,7 @@ def base_agent(app: DaprApp) -> str:
     "ProductActor stock", hint="keep the count in self._state_manager under 'stock' and save_state() after each change"
 )
 def product_stock(app: DaprApp) -> str:
-    product, pid = actor_type("ProductActor"), _fresh_id("sku")
+    product, pid = actor_type("ProductActor"), fresh("sku")
     assert invoke(app, product, pid, "Stock") == 0, "a new product must start with stock 0"
     got = invoke(app, product, pid, "Restock", 10)
     assert got == 10, f"Restock(10) on a new product returned {got!r}, expected 10"
@@ -95,7 +89,7 @@ def product_stock(app: DaprApp) -> str:
     "actor_scan_interval=timedelta(seconds=1) to ActorRuntimeConfig",
 )
 def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
-    product, pid = actor_type("ProductActor"), _fresh_id("idle")
+    product, pid = actor_type("ProductActor"), fresh("idle")
     idle = _idle_timeout_seconds(app)
     wanted = float(app.env.get("IDLE_SECONDS", "4"))
     # What the app told its sidecar decides at once whether deactivation can come soon.
@@ -127,7 +121,7 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     hint="create one Reserve(1) coroutine per call, then await them together with asyncio.gather(*coroutines)",
 )
 def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitable[list]], calls: int = 100) -> str:
-    product, pid = actor_type("ProductActor"), _fresh_id("rush")
+    product, pid = actor_type("ProductActor"), fresh("rush")
     invoke(app, product, pid, "Restock", calls)
     replies = call_learner(reserve_concurrently, pid, calls, timeout=300, what="reserve_concurrently")
     assert isinstance(replies, list) and len(replies) == calls, (
@@ -148,7 +142,7 @@ def turn_based(app: DaprApp, reserve_concurrently: Callable[[str, int], Awaitabl
     hint="in start_ticking call self.register_reminder(name, b'', period, period); receive_reminder counts the ticks",
 )
 def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
-    product, pid = actor_type("ProductActor"), _fresh_id("ticker")
+    product, pid = actor_type("ProductActor"), fresh("ticker")
 
     def ticks() -> dict:
         return invoke(app, product, pid, "Ticks")
@@ -179,7 +173,7 @@ def reminder_outlives_crash(app: DaprApp, timeout: float = 120.0) -> str:
 
 @check("capabilities and health", hint="ProductActor.CAPABILITIES lists what it can do; Health() reports 'healthy'")
 def capabilities(app: DaprApp) -> str:
-    product, pid = actor_type("ProductActor"), _fresh_id("caps")
+    product, pid = actor_type("ProductActor"), fresh("caps")
     caps = invoke(app, product, pid, "Capabilities")
     assert isinstance(caps, list) and {"reserve", "restock"} <= set(caps), f"Capabilities() returned {caps!r}"
     health = invoke(app, product, pid, "Health")

@@ -7,7 +7,6 @@ the notebook's apps have seen so far.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import httpx
 import yaml
 
 from lab_env.core.probes import wait_until
-from lab_env.labs.checks import call_learner, check
+from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.notebooks.workspace import workspace
 from lab_env.runtime import sidecar
 from lab_env.runtime.apps import DaprApp, dapr_app, unique_name, uvicorn_command
@@ -29,10 +28,6 @@ PUBSUB = "pubsub"
 # that never delivers, never what decides a right one (a passing check
 # returns as soon as the events are in, usually well under a second).
 DELIVERY_PATIENCE = 90.0
-
-
-def _token() -> str:
-    return secrets.token_hex(3)
 
 
 def _raise_if_not_done(app: DaprApp) -> None:
@@ -84,7 +79,7 @@ def _module(workdir: Path, name: str) -> None:
 @contextmanager
 def _app_with(doc: dict, module: str, workdir: Path, kind: str, env: dict[str, str] | None = None) -> Iterator[DaprApp]:
     """Start ``module`` (in the workspace) with the Subscription ``doc``; stop it afterwards."""
-    app_id = unique_name(f"chk-{kind}-{secrets.token_hex(2)}")
+    app_id = unique_name(fresh(f"chk-{kind}"))
     doc = {**doc, "metadata": {"name": app_id}}
     doc.pop("scopes", None)
     with tempfile.TemporaryDirectory(prefix="lab02-check-") as tmp:
@@ -134,7 +129,7 @@ def programmatic_subscription(inbox: DaprApp) -> str:
 def cloudevent(inbox: DaprApp, storefront: DaprApp, publish_listing: Callable[[dict], None]) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
     listings: list[dict[str, Any]] = [
-        {"sku": f"chk-{_token()}", "title": "check listing", "category": "books", "price": price}
+        {"sku": f"chk-{fresh()}", "title": "check listing", "category": "books", "price": price}
         for price in (9.5, 11.0)
     ]
     for listing in listings:
@@ -210,11 +205,11 @@ def routing(path: Path, topic: str) -> str:
     )
     assert routes.get("default"), f"{path.name} needs spec.routes.default for the listings no rule matches"
     _module(path.parent, "buyer.py")
-    check_topic = unique_name(f"chk-listings-{_token()}")
+    check_topic = unique_name(f"chk-listings-{fresh()}")
     with _app_with({**doc, "spec": {**doc["spec"], "topic": check_topic}}, "buyer", path.parent, "routes") as buyer:
         sent = {}
         for category, price, shelf in _ROUTING_CASES:
-            sku = f"chk-{_token()}"
+            sku = f"chk-{fresh()}"
             sent[sku] = (category, price, shelf)
             _publish(buyer, check_topic, {"sku": sku, "title": "check", "category": category, "price": price})
 
@@ -246,7 +241,7 @@ def routing(path: Path, topic: str) -> str:
 )
 def idempotent(module: Path) -> str:
     _module(module.parent, module.name)
-    orders_topic, dead_topic = unique_name(f"chk-orders-{_token()}"), unique_name(f"chk-dead-{_token()}")
+    orders_topic, dead_topic = unique_name(f"chk-orders-{fresh()}"), unique_name(f"chk-dead-{fresh()}")
     doc = {
         "apiVersion": "dapr.io/v2alpha1",
         "kind": "Subscription",
@@ -258,7 +253,7 @@ def idempotent(module: Path) -> str:
             "deadLetterTopic": dead_topic,
         },
     }
-    sku, quantities = f"chk-{_token()}", [2, 3, 4]
+    sku, quantities = f"chk-{fresh()}", [2, 3, 4]
     env = {"DEAD_ORDERS_TOPIC": dead_topic, "LOSE_FIRST_ACK": "1"}
     with _app_with(doc, module.stem, module.parent, "orders", env) as desk:
         for n, quantity in enumerate(quantities):
@@ -303,10 +298,10 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
     route = (spec.get("routes") or {}).get("default")
     assert route == "/orders", f"spec.routes.default is {route!r}: every order must reach the app at /orders"
     _module(path.parent, "orders.py")
-    my_orders, my_dead = unique_name(f"chk-orders-{_token()}"), unique_name(f"chk-dead-{_token()}")
+    my_orders, my_dead = unique_name(f"chk-orders-{fresh()}"), unique_name(f"chk-dead-{fresh()}")
     retargeted = {**doc, "spec": {**spec, "topic": my_orders, "deadLetterTopic": my_dead}}
     env = {"DEAD_ORDERS_TOPIC": my_dead, "LOSE_FIRST_ACK": "0"}
-    tag = _token()
+    tag = fresh()
     poison = {"order_id": f"poison-{tag}", "sku": "chk", "quantity": "lots"}
     refused = {"order_id": f"refused-{tag}", "sku": "chk", "quantity": 1000}
     with _app_with(retargeted, "orders", path.parent, "dlq", env) as desk:
@@ -349,7 +344,7 @@ def _call(registry: DaprApp, method: str, path: str, body: object = None) -> htt
     "unknown agent, else publishes the message and returns a Receipt with the correlation id",
 )
 def agent_api(registry: DaprApp) -> str:
-    tag = _token()
+    tag = fresh()
     seller = {"id": f"chk-seller-{tag}", "name": "Check Seller", "capabilities": [f"sell:kites-{tag}", "chat"]}
     buyer = {"id": f"chk-buyer-{tag}", "name": "Check Buyer", "capabilities": [f"buy:kites-{tag}", "chat"]}
     for card in (seller, buyer):
@@ -412,7 +407,7 @@ _BAD_REQUESTS = [
 
 @check("agent API errors", hint="bad input must get a 422 naming the field, an unknown agent a 404; never a 500")
 def agent_api_errors(registry: DaprApp) -> str:
-    tag = _token()
+    tag = fresh()
     names = {"known": f"chk-known-{tag}", "unknown": f"chk-unknown-{tag}"}
     _call(registry, "POST", "/agents", {"id": names["known"], "name": "Known", "capabilities": ["chat"]})
     for method, path, body, status, field in _BAD_REQUESTS:
@@ -440,7 +435,7 @@ def agent_api_errors(registry: DaprApp) -> str:
     'then one rule per category that has a seller: event.data.category == "<category>" -> /listings/<category>',
 )
 def marketplace(registry: DaprApp, subscribe_buyer: Callable[[str, list[str], str], dict]) -> str:
-    tag = _token()
+    tag = fresh()
     sold, unsold, unwanted = [f"kites-{tag}", f"yoyos-{tag}"], f"maps-{tag}", f"books-{tag}"
     resp = _call(
         registry,
@@ -449,7 +444,7 @@ def marketplace(registry: DaprApp, subscribe_buyer: Callable[[str, list[str], st
         {"id": f"chk-toyshop-{tag}", "name": "Toy Shop", "capabilities": [f"sell:{c}" for c in (*sold, unwanted)]},
     )
     assert resp.status_code == 201, f"registering a seller answered {resp.status_code}"
-    app_id, topic = unique_name(f"chk-shopper-{secrets.token_hex(2)}"), unique_name(f"chk-market-{tag}")
+    app_id, topic = unique_name(fresh("chk-shopper")), unique_name(f"chk-market-{tag}")
     doc = call_learner(subscribe_buyer, app_id, [sold[0], unsold, sold[1]], topic, timeout=120, what="subscribe_buyer")
     assert isinstance(doc, dict) and doc.get("kind") == "Subscription", (
         f"subscribe_buyer must return a Subscription resource as a dict, got {type(doc).__name__}"

@@ -8,7 +8,6 @@ the grader runs the same checks from its own process.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_env.core.probes import wait_until
-from lab_env.labs.checks import call_learner, check
+from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.marketplace.agents import supply_chain
 from lab_env.runtime import kafka, sidecar
 from lab_env.runtime.apps import DaprApp, unique_name
@@ -30,17 +29,13 @@ CALL_PATIENCE = 60.0
 GROUP_PATIENCE = 90.0
 
 
-def _name(prefix: str) -> str:
-    return f"{unique_name(prefix)}-{secrets.token_hex(2)}"
-
-
 @check(
     "topics",
     hint="AdminClient(...).create_topics([NewTopic(name, num_partitions=..., replication_factor=1)]), "
     "then wait on the future; a TOPIC_ALREADY_EXISTS error is fine",
 )
 def create_topic(create: Callable[[str, int], None]) -> str:
-    topic = _name("chk-topic")
+    topic = fresh(unique_name("chk-topic"))
     try:
         call_learner(create, topic, 5, timeout=CALL_PATIENCE, what="create_topic")
         got = kafka.partition_count(topic)
@@ -94,14 +89,14 @@ def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
     "member.client_id -> sorted partitions of member.assignment.topic_partitions",
 )
 def assignment(learner_assignment: Callable[[str], dict[str, list[int]]]) -> str:
-    topic, group = _name("chk-assign"), _name("chk-group")
+    topic, group = fresh(unique_name("chk-assign")), fresh(unique_name("chk-group"))
     kafka.create_topics({topic: 4})
     members = []
     try:
         for label in ("m1", "m2"):
             members.append(
                 start_worker(
-                    _name(f"chk-{label}"),
+                    fresh(unique_name(f"chk-{label}")),
                     python_command("-m lab_env.marketplace.agents.group_member", "--group", group, "--topic", topic),
                     ready=r"assigned \[\d",
                 )
@@ -136,7 +131,11 @@ def _stable_two(group: str) -> bool:
 def consumer_lag(learner_lag: Callable[[str, str], dict[int, int]]) -> str:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    topic, group, idle = _name("chk-lag"), _name("chk-lag-group"), _name("chk-idle-group")
+    topic, group, idle = (
+        fresh(unique_name("chk-lag")),
+        fresh(unique_name("chk-lag-group")),
+        fresh(unique_name("chk-idle-group")),
+    )
     kafka.create_topics({topic: 3})
     try:
         producer = Producer(kafka.config())
@@ -157,11 +156,13 @@ def consumer_lag(learner_lag: Callable[[str, str], dict[int, int]]) -> str:
             f"with 10/20/30 records and commits at 4 and 20 (none on partition 2), "
             f"consumer_lag gave {got}, expected {expected}"
         )
-        fresh = {
+        never_committed = {
             int(k): int(v)
             for k, v in call_learner(learner_lag, idle, topic, timeout=CALL_PATIENCE, what="consumer_lag").items()
         }
-        assert fresh == {0: 10, 1: 20, 2: 30}, f"a group that never committed has the whole topic as lag, got {fresh}"
+        assert never_committed == {0: 10, 1: 20, 2: 30}, (
+            f"a group that never committed has the whole topic as lag, got {never_committed}"
+        )
     finally:
         kafka.delete_topics([topic])
     return "right per partition, also for a partition and a group that never committed"

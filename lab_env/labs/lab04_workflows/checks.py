@@ -9,10 +9,9 @@ runs the same checks from its own process with the app's handle.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 
-from lab_env.labs.checks import check
+from lab_env.labs.checks import check, fresh
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp
@@ -25,15 +24,11 @@ ORDER_STEPS = ["validate", "reserve", "pack", "charge", "ship"]
 RESEARCH_ANALYSES = ["demand", "competitor_prices", "reviews", "seasonality"]
 
 
-def _instance(kind: str) -> str:
-    return f"check-{kind}-{secrets.token_hex(3)}"
-
-
 def _run(app: DaprApp, workflow: str, data: object, kind: str):
     """Schedule ``workflow`` with ``data``, wait for it; return (instance id, output)."""
     wf_client = workflows.client(app)
     try:
-        instance = wf_client.schedule_new_workflow(workflow, input=data, instance_id=_instance(kind))
+        instance = wf_client.schedule_new_workflow(workflow, input=data, instance_id=fresh(f"check-{kind}"))
     finally:
         wf_client.close()
     return instance, output(workflows.wait(app, instance, PATIENCE))
@@ -49,7 +44,7 @@ def _started(ledger: Ledger, instance: str) -> list[str]:
     "result = yield ctx.call_activity(step, input=order); return the steps done",
 )
 def order_workflow(app: DaprApp) -> str:
-    instance, result = _run(app, "order_workflow", {"id": _instance("order"), "quantity": 1}, "order")
+    instance, result = _run(app, "order_workflow", {"id": fresh("check-order"), "quantity": 1}, "order")
     started = _started(workflows.ledger(app), instance)
     assert started == ORDER_STEPS, f"the activities ran as {started}, expected {ORDER_STEPS} once each, in order"
     assert isinstance(result, dict) and result.get("steps") == ORDER_STEPS, (
@@ -70,7 +65,7 @@ def order_workflow(app: DaprApp) -> str:
 def crash_resume(app: DaprApp) -> str:
     """Kill the whole host (app and sidecar) while step 3 runs, restart it, let it finish."""
     ledger = workflows.ledger(app)
-    order_id = _instance("crash")
+    order_id = fresh("check-crash")
     wf_client = workflows.client(app)
     try:
         instance = wf_client.schedule_new_workflow(
@@ -110,7 +105,7 @@ def crash_resume(app: DaprApp) -> str:
     "never datetime.now() inside a workflow",
 )
 def deterministic(app: DaprApp) -> str:
-    instance, result = _run(app, "stamped_order", {"id": _instance("stamp")}, "stamp")
+    instance, result = _run(app, "stamped_order", {"id": fresh("check-stamp")}, "stamp")
     noted = [row.detail for row in workflows.ledger(app).rows(instance) if row.step == "note_ref"]
     assert len(noted) == 2, f"note_ref ran {len(noted)} times, expected 2"
     assert noted[0] == noted[1], (
@@ -154,13 +149,13 @@ def _stock(app: DaprApp, product: str) -> int:
 )
 def saga(app: DaprApp) -> str:
     ledger = workflows.ledger(app)
-    product = _instance("kite")
+    product = fresh("check-kite")
     invoke(app, actor_type_in(app, "ProductActor"), product, "Restock", 10)
     order = {"product": product, "quantity": 3, "ship_to": "Lahore"}
-    instance, result = _run(app, "order_saga", {**order, "id": _instance("ok")}, "saga")
+    instance, result = _run(app, "order_saga", {**order, "id": fresh("check-ok")}, "saga")
     assert isinstance(result, dict) and result.get("status") == "completed", f"a good order returned {result!r}"
     assert _stock(app, product) == 7, f"after a completed order of 3, stock is {_stock(app, product)} (expected 7)"
-    instance, result = _run(app, "order_saga", {**order, "id": _instance("bad"), "ship_to": "nowhere"}, "saga")
+    instance, result = _run(app, "order_saga", {**order, "id": fresh("check-bad"), "ship_to": "nowhere"}, "saga")
     assert isinstance(result, dict) and result.get("status") == "compensated", (
         f"when shipping fails the saga returned {result!r}; expected status 'compensated'"
     )
@@ -168,7 +163,7 @@ def saga(app: DaprApp) -> str:
     started = _started(ledger, instance)
     assert started == expected, f"the steps ran as {started}; expected {expected} (compensations in reverse order)"
     assert _stock(app, product) == 7, f"after the compensated order the stock is {_stock(app, product)}, not back at 7"
-    instance, result = _run(app, "order_saga", {**order, "id": _instance("big"), "quantity": 99}, "saga")
+    instance, result = _run(app, "order_saga", {**order, "id": fresh("check-big"), "quantity": 99}, "saga")
     started = _started(ledger, instance)
     assert started == ["reserve_stock"], (
         f"an order the stock cannot cover ran {started}; nothing succeeded, so nothing is undone"
@@ -185,7 +180,7 @@ def approval(app: DaprApp) -> str:
     wf_client = workflows.client(app)
     try:
         instance = wf_client.schedule_new_workflow(
-            "approval", input={"timeout_s": 60}, instance_id=_instance("approve")
+            "approval", input={"timeout_s": 60}, instance_id=fresh("check-approve")
         )
         wf_client.raise_workflow_event(instance, "decision", data={"approve": True, "by": "check"})
     finally:
@@ -232,9 +227,9 @@ def fan_out(app: DaprApp) -> str:
     "'reorders': reorders}); the history starts afresh each time",
 )
 def monitor(app: DaprApp) -> str:
-    product = _instance("yoyo")
+    product = fresh("check-yoyo")
     wf_client = workflows.client(app)
-    instance = _instance("monitor")
+    instance = fresh("check-monitor")
     try:
         wf_client.schedule_new_workflow(
             "stock_monitor",
@@ -263,7 +258,7 @@ def monitor(app: DaprApp) -> str:
 
 
 def _negotiate(app: DaprApp, buyer: tuple[float, float], seller: tuple[float, float], rounds: int):
-    names = {"buyer": _instance("buyer"), "seller": _instance("seller")}
+    names = {"buyer": fresh("check-buyer"), "seller": fresh("check-seller")}
     for role, (opening, limit) in (("buyer", buyer), ("seller", seller)):
         kind = "BuyerAgent" if role == "buyer" else "SellerAgent"
         invoke(

@@ -10,14 +10,13 @@ notebook's variables, so the grader runs the same checks from its process.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.ports import free_ports
-from lab_env.labs.checks import call_learner, check
+from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.marketplace.homes import kube, native, security
 from lab_env.marketplace.homes.spec import isolated, load
 from lab_env.runtime import sidecar
@@ -52,7 +51,7 @@ def sellers_agent(raw: dict) -> str:
         f"sellers scales {sellers.scale}: from 1 to 4 replicas at 60% CPU"
     )
     # And the home runs: the whole spec, under private names, in the real `dapr run -f`.
-    suffix = secrets.token_hex(3)
+    suffix = fresh()
     private = isolated(spec, suffix, free_ports(len(spec.agents)))
     with (
         tempfile.TemporaryDirectory(prefix="check-home-") as tmp,

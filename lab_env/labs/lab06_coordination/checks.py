@@ -9,7 +9,6 @@ the notebook's variables, so the grader runs them with the same arguments.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from lab_env.core.probes import wait_until
-from lab_env.labs.checks import check
+from lab_env.labs.checks import check, fresh
 from lab_env.marketplace.agents.auctioneer import CLOSE, valuation
 from lab_env.marketplace.agents.contractor import read_inbox_of, start_sellers
 from lab_env.marketplace.coordination.contract_net import Proposal, rank
@@ -33,10 +32,6 @@ PATIENCE = 120.0
 BREAKER_TIMEOUT_MAX_S = 10  # longer would make the check wait that long for the breaker to close
 
 
-def _token() -> str:
-    return secrets.token_hex(3)
-
-
 # -- 1. hierarchy -----------------------------------------------------------------
 
 
@@ -48,7 +43,7 @@ def _token() -> str:
 )
 def hierarchy(app: DaprApp) -> str:
     seller_t, category_t, market_t = (actor_type_in(app, n) for n in ("SellerLeaf", "CategoryManager", "MarketManager"))
-    tag = _token()
+    tag = fresh()
     stock = {f"s1-{tag}": 0, f"s2-{tag}": 1, f"s3-{tag}": 5, f"s4-{tag}": 5, f"e1-{tag}": 0, f"e2-{tag}": 1}
     for seller, units in stock.items():
         invoke(app, seller_t, seller, "Setup", {"stock": units})
@@ -140,19 +135,19 @@ def _seconds(duration: str) -> float | None:
 )
 def circuit_breaker(path: Path, peer: str) -> str:
     doc = _saved_policy(path, peer)
-    sellers = start_sellers({"peer": (42.0, 1, "reliable")}, prefix=f"chk-{_token()}-")
+    sellers = start_sellers({"peer": (42.0, 1, "reliable")}, prefix=f"chk-{fresh()}-")
     target = sellers["peer"]
     spec = doc["spec"]
     mine = {
         **doc,
-        "metadata": {"name": f"chk-{_token()}"},
+        "metadata": {"name": f"chk-{fresh()}"},
         "spec": {**spec, "targets": {**spec["targets"], "apps": {target.app_id: spec["targets"]["apps"][peer]}}},
     }
     folder = Path(tempfile.mkdtemp(prefix="lab06-breaker-"))
     (folder / "resiliency.yaml").write_text(yaml.safe_dump(mine))
     caller = None
     try:
-        caller = start_app(unique_name(f"chk-caller-{_token()}"), components=[], resources=[folder / "resiliency.yaml"])
+        caller = start_app(unique_name(f"chk-caller-{fresh()}"), components=[], resources=[folder / "resiliency.yaml"])
         first = call(caller, target.app_id, "quote", {"task": "hello"})
         assert first.ok, f"a call to the running peer failed: {first.status} {first.body}"
         target.crash()  # the peer's app and sidecar die
@@ -204,7 +199,7 @@ def run_contract_net(
     try:
         instance = client.schedule_new_workflow(
             "contract_net",
-            instance_id=f"{task_id}-{_token()}",
+            instance_id=f"{task_id}-{fresh()}",
             input={
                 "task": task_id,
                 "sellers": [s.app_id for s in sellers.values()],
@@ -224,10 +219,10 @@ def run_contract_net(
     "task.timed_out(); a TaskFailedError or done False -> task.report(awardee, False)",
 )
 def contract_net(app: DaprApp) -> str:
-    sellers = start_sellers(CONTRACT_SELLERS, env={"CONTRACTOR_DELAY_S": str(LATE_BY_S)}, prefix=f"chk-{_token()}-")
+    sellers = start_sellers(CONTRACT_SELLERS, env={"CONTRACTOR_DELAY_S": str(LATE_BY_S)}, prefix=f"chk-{fresh()}-")
     by_id = {s.app_id: name for name, s in sellers.items()}
     try:
-        result = run_contract_net(app, sellers, f"task-{_token()}", PROPOSE_WITHIN_S, REPORT_WITHIN_S)
+        result = run_contract_net(app, sellers, f"task-{fresh()}", PROPOSE_WITHIN_S, REPORT_WITHIN_S)
         inboxes = {name: read_inbox_of(s) for name, s in sellers.items()}
     finally:
         for seller in sellers.values():
@@ -279,7 +274,7 @@ def contract_net(app: DaprApp) -> str:
 )
 def auction_deadline(app: DaprApp) -> str:
     auctioneer_t, bidder_t = actor_type_in(app, "AuctioneerActor"), actor_type_in(app, "BidderActor")
-    auction, bidders = f"vase-{_token()}", [f"bidder-{_token()}-{n}" for n in range(12)]
+    auction, bidders = f"vase-{fresh()}", [f"bidder-{fresh()}-{n}" for n in range(12)]
     opened = invoke(app, auctioneer_t, auction, "Open", {"kind": "vickrey", "item": "vase", "seconds": 4})
     assert opened == {"opened": True}, f"Open answered {opened!r}"
     for bidder in bidders:
