@@ -53,7 +53,7 @@ MOVED: dict[str, str] = {
     "lab_env.scale": "lab_env.runtime.scale",
     "lab_env.secure_plane": "lab_env.runtime.secure_plane",
     "lab_env.workflows": "lab_env.runtime.workflows",
-    "lab_env.workflow_host": "lab_env.runtime.workflow_host",
+    "lab_env.workflow_host": "lab_env.runtime.workflows.host",
     "lab_env.kafka": "lab_env.runtime.kafka",
     "lab_env.streams": "lab_env.runtime.streams",
     "lab_env.cluster": "lab_env.runtime.clusters.kind",

@@ -2,7 +2,7 @@
 buyer and seller negotiator actors and a workflow that haggles between them,
 one side at a time, round by round, until the bid meets the ask.
 
-    LAB_WORKFLOW_MODULE=lab_env.marketplace.agents.mediator uvicorn lab_env.runtime.workflow_host:app --port ...
+    LAB_WORKFLOW_MODULE=lab_env.marketplace.agents.mediator uvicorn lab_env.runtime.workflows.host:app --port ...
 
 Lab 04 builds the faster mediator (both offers of a round at once, and a
 deadline); this one is the plain reference the homes package and run.
