@@ -16,7 +16,7 @@ the stack is used, never stopped):
 2. Consumer throughput, the same N records read back by confluent-kafka's
    Consumer and by Kafka's ConsumerPerformance tool (a fresh group each run),
    counted from subscribe (group join included) and from assignment.
-3. The exactly-once consume-transform-produce loop (lab_env.runtime.streams.run in a
+3. The exactly-once consume-transform-produce loop (lab_env.runtime.kafka.streams.run in a
    worker process, this script with --pipeline) from a 3-partition input
    topic to a 3-partition output topic, at two batch sizes (one transaction
    per batch), next to the same loop at-least-once (produce, flush, then
@@ -58,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 from lab_env import unique_name  # noqa: E402
 from lab_env.errors import LabEnvError  # noqa: E402
-from lab_env.runtime import kafka, streams  # noqa: E402
+from lab_env.runtime import kafka  # noqa: E402
+from lab_env.runtime.kafka import streams  # noqa: E402
 from lab_env.runtime.workers import Worker, python_command, start_worker, stop_worker, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -104,7 +105,7 @@ def pipeline_main(args: argparse.Namespace) -> None:
 
     kafka.exit_on_sigterm()
     producer = Producer(kafka.config({"enable.idempotence": True, "partitioner": "murmur2_random", "linger.ms": 5}))
-    # The consumer settings of lab_env.runtime.streams.run, minus read_committed (the input has no transactions).
+    # The consumer settings of lab_env.runtime.kafka.streams.run, minus read_committed (the input has no transactions).
     consumer = Consumer(
         kafka.config(
             {
@@ -668,7 +669,7 @@ def tables(r: dict) -> str:
         "vs at-least-once, same batch |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
-    label = {"eos": "exactly-once (lab_env.runtime.streams.run)", "alo": "at-least-once (flush, then commit)"}
+    label = {"eos": "exactly-once (lab_env.runtime.kafka.streams.run)", "alo": "at-least-once (flush, then commit)"}
     for row in r["pipeline"]:
         out += (
             f"| {label[row['mode']]} | {row['batch']} | {row['commits']} | {row['records_per_commit']:.1f} | "

@@ -55,7 +55,7 @@ MOVED: dict[str, str] = {
     "lab_env.workflows": "lab_env.runtime.workflows",
     "lab_env.workflow_host": "lab_env.runtime.workflows.host",
     "lab_env.kafka": "lab_env.runtime.kafka",
-    "lab_env.streams": "lab_env.runtime.streams",
+    "lab_env.streams": "lab_env.runtime.kafka.streams",
     "lab_env.cluster": "lab_env.runtime.clusters.kind",
     "lab_env.native_cluster": "lab_env.runtime.clusters.native",
     "lab_env.agents": "lab_env.marketplace.agents",

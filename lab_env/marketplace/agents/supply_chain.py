@@ -11,7 +11,7 @@
     python -m lab_env.marketplace.agents.supply_chain supplier --chain '<json>' --lead-time 0.2
 
 The distributor and the supplier are exactly-once processors
-(lab_env.runtime.streams): kill either at any instant and restart it, and every
+(lab_env.runtime.kafka.streams): kill either at any instant and restart it, and every
 demand is still fulfilled or backordered once, every reorder shipped once.
 The distributor's restocking rule is a function ``plan(stock, on_order,
 qty) -> (shipped, backordered, reorder)`` named by --rules (module:function,
@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lab_env.runtime import kafka, streams
-from lab_env.runtime.streams import Emit
+from lab_env.runtime import kafka
+from lab_env.runtime.kafka import streams
+from lab_env.runtime.kafka.streams import Emit
 
 SKUS = ("kite", "yo-yo", "chess", "puzzle")
 INITIAL_STOCK = 30
