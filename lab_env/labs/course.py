@@ -390,3 +390,18 @@ def show_progress() -> None:
     from IPython.display import HTML, display
 
     display(HTML(overview_html()))
+
+
+def write_package_docstrings() -> list[Path]:
+    """Rewrite each lab package's __init__ with its map (after a move: `python -m lab_env.labs.course`)."""
+    written = []
+    for lab in LABS:
+        init = REPO_ROOT / Path(*lab.package.split(".")) / "__init__.py"
+        init.write_text('"""' + package_docstring(lab) + '"""\n')
+        written.append(init)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_package_docstrings():
+        print(f"wrote {path.relative_to(REPO_ROOT)}")

@@ -7,8 +7,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from lab_env.core.names import unique_name
 from lab_env.core.paths import state_dir
-from lab_env.runtime.apps import unique_name
 
 
 @cache

@@ -12,9 +12,7 @@ it ended normally, by an exception, or by a notebook interrupt.
 from __future__ import annotations
 
 import atexit
-import os
 import re
-import secrets
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lab_env.core import procs, registry
+from lab_env.core.names import run_token as run_token  # re-exported: notebooks import both from here
+from lab_env.core.names import unique_name as unique_name
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
@@ -32,25 +32,9 @@ from lab_env.errors import LabEnvError
 from lab_env.runtime import sidecar
 from lab_env.stack.components import CONFIG_FILE, render_components
 
-_RUN_TOKEN = secrets.token_hex(3)
 # Apps this Python process started and has not stopped, by id.
 _started_here: dict[str, DaprApp] = {}
 _APP_ID_OK = re.compile(r"^[a-z0-9]([a-z0-9-]{0,60}[a-z0-9])?$")
-
-
-def run_token() -> str:
-    """A short token fixed for this Python process (or inherited, in an app)."""
-    return os.environ.get("LAB_RUN_TOKEN", _RUN_TOKEN)
-
-
-def unique_name(prefix: str) -> str:
-    """``prefix`` plus a suffix fixed for this Python process and unique to it.
-
-    Use it for app ids, actor types and topics, so a lab can be re-run and
-    two graders can run the same lab at once without sharing state. Apps
-    started with dapr_app inherit the token, so they compute the same names.
-    """
-    return f"{prefix}-{run_token()}"
 
 
 def apps_dir() -> Path:

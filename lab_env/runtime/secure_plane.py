@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lab_env.core import registry
+from lab_env.core.names import run_token
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import http_status
 from lab_env.errors import LabEnvError
 from lab_env.runtime import sentry as ca
-from lab_env.runtime.apps import apps_dir, run_token
+from lab_env.runtime.apps import apps_dir
 
 
 @dataclass

@@ -98,7 +98,7 @@ def test_each_lab_packages_docstring_is_its_map():
     for lab in LABS:
         doc = importlib.import_module(lab.package).__doc__
         assert doc == package_docstring(lab), (
-            f"{lab.package}'s docstring is not its map: write course.package_docstring(LABS[{int(lab.number) - 1}])"
+            f"{lab.package}'s docstring is not its map: run `python -m lab_env.labs.course`"
         )
 
 

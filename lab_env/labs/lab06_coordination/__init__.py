@@ -3,7 +3,7 @@
 It builds hierarchies, contract nets, auctions and votes between the marketplace's agents. Its map:
 solution: solutions/06_coordination.ipynb; student notebook: labs/06_coordination.ipynb (generated:
 lab-env build-labs); checks: lab_env/labs/lab06_coordination/checks.py; helpers:
-lab_env/core/probes.py, lab_env/marketplace/agents/auctioneer.py,
+lab_env/core/names.py, lab_env/core/probes.py, lab_env/marketplace/agents/auctioneer.py,
 lab_env/marketplace/agents/ballot.py, lab_env/marketplace/agents/contractor.py,
 lab_env/marketplace/agents/directory.py, lab_env/marketplace/coordination/contract_net.py,
 lab_env/notebooks/widgets.py, lab_env/notebooks/workspace.py, lab_env/runtime/actors.py,

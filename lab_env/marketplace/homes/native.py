@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from lab_env.core import procs, registry
+from lab_env.core.names import run_token
 from lab_env.core.paths import dapr_bin
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import Probe, Waiting, http_status, tcp_open, wait_all
@@ -38,7 +39,6 @@ from lab_env.core.profile import current
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import kube
 from lab_env.marketplace.homes.spec import HomeSpec
-from lab_env.runtime.apps import run_token
 from lab_env.runtime.sidecar import health_url
 
 SECRET_STORE = kube.SECRET_STORE

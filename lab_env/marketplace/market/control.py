@@ -242,8 +242,8 @@ def _start_view(market: Market, detach: bool) -> int:
     import sys
 
     from lab_env.core import registry
+    from lab_env.core.names import run_token
     from lab_env.core.probes import http_status
-    from lab_env.runtime.apps import run_token
 
     (port,) = free_ports(1)
     view = registry.Managed(
