@@ -141,29 +141,36 @@ def url(target: Target, path: str) -> str:
 
 # -- the client -------------------------------------------------------------------------------
 
-_client: tuple[int, httpx.Client] | None = None  # (the pid that made it, the client)
+_clients: dict[bool, tuple[int, httpx.Client]] = {}  # keep_alive -> (the pid that made it, the client)
 _lock = threading.Lock()
 
 
-def client() -> httpx.Client:
-    """This process's keep-alive client, made on first use and then reused.
+def client(keep_alive: bool = True) -> httpx.Client:
+    """This process's client, made on first use and then reused.
 
     httpx.Client() costs about 50 ms of CPU (it loads the CA bundle), so never
     one per call. It is thread-safe. A forked child gets a client of its own:
     the parent's pooled sockets are shared with the parent after fork.
+
+    ``keep_alive=False``: a fresh connection per request, for a learner's app,
+    which checks stop and start again (often on the same port): a pooled
+    connection to a process that is gone fails with "Connection reset by peer"
+    (seen once in a full suite, on a lab 02 check).
     """
-    global _client
-    made = _client
+    made = _clients.get(keep_alive)
     if made is not None and made[0] == os.getpid():
         return made[1]
     import httpx
 
     with _lock:
-        if _client is None or _client[0] != os.getpid():
-            # Keep-alive for up to 64 idle connections: density's and the market's threads call at once.
-            limits = httpx.Limits(max_connections=100, max_keepalive_connections=64)
-            _client = (os.getpid(), httpx.Client(timeout=DEFAULT_TIMEOUT_S, limits=limits))
-        return _client[1]
+        made = _clients.get(keep_alive)
+        if made is None or made[0] != os.getpid():
+            # Up to 64 idle connections to sidecars: density's and the market's threads call at once.
+            # An idle one is dropped after 2 s, before a uvicorn app's 5 s keep-alive timeout closes it.
+            pooled = 64 if keep_alive else 0
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=pooled, keepalive_expiry=2.0)
+            made = _clients[keep_alive] = (os.getpid(), httpx.Client(timeout=DEFAULT_TIMEOUT_S, limits=limits))
+        return made[1]
 
 
 def _reset_lock_in_child() -> None:

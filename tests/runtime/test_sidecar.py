@@ -70,7 +70,9 @@ class _Recorder(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        self.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers["x-test-client-port"] = str(self.client_address[1])  # which connection carried it
+        self.seen.append((self.command, self.path, headers))
         body = json.dumps({"ok": True}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -184,3 +186,13 @@ def test_a_forked_child_gets_a_client_of_its_own():
     os.waitpid(pid, 0)
     assert answer == "True True", answer  # a new client in the child, then reused there
     assert sidecar.client() is parent  # and the parent keeps its own
+
+
+def test_a_learners_app_gets_a_fresh_connection_per_request_and_a_sidecar_a_pooled_one(server):
+    port, seen = server
+    url = f"http://127.0.0.1:{port}/events"
+    for keep_alive in (True, True, False, False):
+        sidecar.client(keep_alive=keep_alive).get(url).raise_for_status()
+    ports = [headers["x-test-client-port"] for _, _, headers in seen]
+    assert ports[0] == ports[1], "the sidecar client reuses its connection"
+    assert len({ports[2], ports[3]} - {ports[0]}) == 2, "each request to an app opens a connection of its own"

@@ -19,7 +19,7 @@ _GO_DURATION = re.compile(r"^(\d+)h(\d+)m(\d+)s")
 
 def _idle_timeout_seconds(app: DaprApp) -> float | None:
     """The actor idle timeout the app gives its sidecar (GET /dapr/config), in seconds."""
-    config = sidecar.client().get(f"{app.app_url}/dapr/config", timeout=10).json()
+    config = sidecar.client(keep_alive=False).get(f"{app.app_url}/dapr/config", timeout=10).json()
     match = _GO_DURATION.match(str(config.get("actorIdleTimeout", "")))
     return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3]) if match else None
 
@@ -35,7 +35,7 @@ def activated_ids(prefix: str) -> set[str]:
             continue
         try:
             app = load_app(app_id)
-            events = sidecar.client().get(f"{app.app_url}/lifecycle", timeout=30).json()
+            events = sidecar.client(keep_alive=False).get(f"{app.app_url}/lifecycle", timeout=30).json()
         except (LabEnvError, httpx.HTTPError, ValueError):
             continue  # an app without a lifecycle log hosts none of them
         found |= {
@@ -101,7 +101,7 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     invoke(app, product, pid, "Stock")
 
     def events() -> list[str]:
-        logged = sidecar.client().get(f"{app.app_url}/lifecycle", timeout=10).json()
+        logged = sidecar.client(keep_alive=False).get(f"{app.app_url}/lifecycle", timeout=10).json()
         return [e["event"] for e in logged if e["actor_id"] == pid]
 
     assert events()[:1] == ["activated"], "the first call did not activate the actor (no 'activated' event)"

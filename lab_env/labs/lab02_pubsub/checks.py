@@ -42,7 +42,7 @@ def _publish(app: DaprApp, topic: str, data: dict) -> None:
 
 
 def _get(app: DaprApp, path: str):  # -> parsed JSON
-    resp = sidecar.client().get(f"{app.app_url}{path}", timeout=10)
+    resp = sidecar.client(keep_alive=False).get(f"{app.app_url}{path}", timeout=10)
     if resp.status_code >= 500:
         _raise_if_not_done(app)
     assert resp.status_code < 300, f"GET {path} answered {resp.status_code}: {resp.text[:200]}"
@@ -101,7 +101,7 @@ def _app_with(doc: dict, module: str, workdir: Path, kind: str, env: dict[str, s
 )
 def programmatic_subscription(inbox: DaprApp) -> str:
     topic = inbox.env["LISTINGS_TOPIC"]
-    resp = sidecar.client().get(f"{inbox.app_url}/dapr/subscribe", timeout=5)
+    resp = sidecar.client(keep_alive=False).get(f"{inbox.app_url}/dapr/subscribe", timeout=5)
     if resp.status_code >= 500:
         _raise_if_not_done(inbox)
     assert resp.status_code == 200, f"GET /dapr/subscribe answered {resp.status_code}; see inbox.logs('app')"
@@ -331,7 +331,7 @@ def dead_letters(path: Path, orders_topic: str, dead_topic: str) -> str:
 
 
 def _call(registry: DaprApp, method: str, path: str, body: object = None) -> httpx.Response:
-    resp = sidecar.client().request(method, f"{registry.app_url}{path}", json=body, timeout=10)
+    resp = sidecar.client(keep_alive=False).request(method, f"{registry.app_url}{path}", json=body, timeout=10)
     if resp.status_code >= 500:
         _raise_if_not_done(registry)
         raise AssertionError(f"{method} {path} answered {resp.status_code} (a crash); see registry.logs('app')")

@@ -248,7 +248,7 @@ def partition_key(topic: str, watcher: DaprApp) -> str:
             f"a record of {data['sku']} has Kafka key {r.key!r}: set metadata.partitionKey to the sku"
         )
         partition_of[r.key or ""].add(r.partition)
-    received = sidecar.client().get(f"{watcher.app_url}/events", timeout=10).json()
+    received = sidecar.client(keep_alive=False).get(f"{watcher.app_url}/events", timeout=10).json()
     per_sku: dict[str, list[int]] = defaultdict(list)
     for event in received:
         per_sku[event["sku"]].append(event["seq"])

@@ -167,6 +167,6 @@ def read_inbox_of(seller) -> list[dict] | None:
     from lab_env.runtime.sidecar import client  # the app's own route, on the process's keep-alive client
 
     try:
-        return client().get(f"{seller.app_url}/inbox", timeout=10).raise_for_status().json()
+        return client(keep_alive=False).get(f"{seller.app_url}/inbox", timeout=10).raise_for_status().json()
     except httpx.TransportError:
         return None

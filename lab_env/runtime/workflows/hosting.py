@@ -73,7 +73,9 @@ def wait_ready(app: DaprApp, timeout: float = 90.0) -> None:
     def ready() -> bool:
         status = http_status(f"{app.app_url}/workflows/ready")
         if status == 500:
-            reason = sidecar.client().get(f"{app.app_url}/workflows/ready", timeout=5).text  # the app's own route
+            reason = (
+                sidecar.client(keep_alive=False).get(f"{app.app_url}/workflows/ready", timeout=5).text
+            )  # the app's own route
             raise LabEnvError(f"{app.app_id}: the workflow worker did not start: {reason}", f"see {app.app_log}")
         return status == 204
 
