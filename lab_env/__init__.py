@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
@@ -102,6 +103,9 @@ def new_name(old: str) -> str | None:
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module name to the already-importable new module."""
 
+    def __init__(self) -> None:
+        self._own_specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
@@ -112,15 +116,19 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             module = importlib.import_module(target_name)
         except ImportError:
             return None
-        return importlib.machinery.ModuleSpec(
-            fullname, self, is_package=hasattr(module, "__path__") or fullname in _WERE_PACKAGES
-        )
+        is_package = hasattr(module, "__path__") or fullname in _WERE_PACKAGES
+        # origin: `python -m <old name>` puts it in sys.argv[0], as for the new name.
+        origin = module.__spec__.origin if module.__spec__ is not None else None
+        return importlib.machinery.ModuleSpec(fullname, self, origin=origin, is_package=is_package)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         target_name = new_name(spec.name)
         assert target_name is not None
         module = importlib.import_module(target_name)
         if spec.name not in _WERE_PACKAGES:
+            # The import system sets __spec__ to the alias's after this; exec_module puts
+            # the module's own back, so importlib.reload and importlib.resources still work.
+            self._own_specs[spec.name] = module.__spec__
             return module
         # lab_env.checks was a package of lab modules and is now one module:
         # a face that lends its names and still finds lab_env.checks.labNN.
@@ -130,7 +138,21 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return face
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module ran under its new name already."""
+        """The module ran under its new name already: only its own spec goes back."""
+        own = self._own_specs.pop(getattr(module.__spec__, "name", ""), None)
+        if own is not None:
+            module.__spec__ = own
+
+    def get_code(self, fullname: str) -> CodeType | None:
+        """The new module's code, for `python -m <old name>` (saved lab 03 notebooks start workers so)."""
+        target = importlib.util.find_spec(new_name(fullname) or fullname)
+        loader = target.loader if target is not None else None
+        get_code = getattr(loader, "get_code", None)
+        return get_code(target.name) if target is not None and get_code is not None else None
+
+    def is_package(self, fullname: str) -> bool:
+        target = importlib.util.find_spec(new_name(fullname) or fullname)
+        return bool(target and target.submodule_search_locations is not None)
 
 
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):

@@ -45,3 +45,24 @@ def test_an_unknown_old_name_still_fails():
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("lab_env.agents.no_such_agent")
     assert lab_env.LabEnvError
+
+
+def test_python_dash_m_runs_an_old_module_name(tmp_path):
+    # Lab 03 notebooks saved before the move start workers as `python -m lab_env.agents.group_member`.
+    out = subprocess.run(
+        [sys.executable, "-m", "lab_env.agents.group_member", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0 and "--topic" in out.stdout, out.stderr[-500:]
+
+
+def test_an_old_name_leaves_the_modules_own_spec_so_reload_works():
+    code = (
+        "import importlib, lab_env.apps, lab_env.runtime.apps as apps\n"
+        "assert apps.__spec__.name == 'lab_env.runtime.apps', apps.__spec__\n"
+        "importlib.reload(apps)\n"
+        "assert apps.__name__ == 'lab_env.runtime.apps'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

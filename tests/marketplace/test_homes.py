@@ -4,6 +4,7 @@ renders (pure logic: lab 05 applies the rendered homes to real servers)."""
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "lab_env" / "marketplace" / "hom
 @pytest.fixture
 def raw() -> dict:
     return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_every_app_of_the_example_spec_is_importable():
+    # The spec checks only the module:attribute shape; a moved module would make its home crash-loop.
+    for agent in load(EXAMPLE).agents:
+        module, attribute = agent.app.split(":")
+        assert hasattr(importlib.import_module(module), attribute), agent.app
 
 
 def test_the_example_spec_loads():

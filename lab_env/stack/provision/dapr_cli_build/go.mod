@@ -1,7 +1,7 @@
 // Builds the Dapr CLI (`dapr`) for the native lab stack:
 //   go build -o <dir>/dapr github.com/dapr/cli
 // The cli version below must equal versions.toml [dapr] cli; see
-// lab_env/provision/dapr_cli.py. tools.go keeps the CLI's packages in this
+// lab_env/stack/provision/dapr_cli.py. tools.go keeps the CLI's packages in this
 // module's graph. The CLI's own go.mod carries replace directives, which Go
 // ignores in dependencies, so they are repeated at the end of this file.
 // go.sum here is the checksum authority (built with GOSUMDB=off).

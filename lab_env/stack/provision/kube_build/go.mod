@@ -2,7 +2,7 @@
 // kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl and
 // metrics-server, all against one set of k8s.io libraries so they share the
 // build cache. Versions must equal versions.toml [kubernetes]
-// (tests/test_versions.py checks it). k8s.io/kubernetes points its staging
+// (tests/core/test_versions.py checks it). k8s.io/kubernetes points its staging
 // modules at ./staging, which Go ignores in a dependency: each is replaced by
 // its published release here. etcd's own modules are pinned the same way.
 module labenv.local/kubebuild
