@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lab_env.cli import cluster, course, grade, market, stack, tools
+from lab_env.cli import cluster, course, engine, grade, market, stack, tools
 from lab_env.errors import LabEnvError
 
-GROUPS = (stack, course, grade, tools, cluster, market)
+GROUPS = (stack, course, grade, tools, cluster, market, engine)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,13 @@ def _print_status(rows) -> None:
 def cmd_setup(args: argparse.Namespace) -> int:
     from lab_env.stack.provision import setup
 
+    if args.containers:
+        from lab_env.stack.provision.containers import install_containers
+
+        try:
+            print(install_containers())
+        except LabEnvError as err:  # not root, no apt: say what to do, then set up the rest
+            print(f"containers: {err}")
     seconds = setup(force=args.force, cli=args.cli, cluster=args.cluster)
     print(
         "setup complete ("
@@ -138,6 +145,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--cluster",
         action="store_true",
         help="also build lab 05's native Kubernetes control plane (about 10 minutes the first time)",
+    )
+    s.add_argument(
+        "--containers",
+        action="store_true",
+        help="also install a Docker engine (Debian's docker.io, as root with apt; elsewhere it says what to do)",
     )
     s.set_defaults(fn=cmd_setup)
 

@@ -96,6 +96,17 @@ def check_round_trip() -> str:
     return "saved and read back a key through a daprd sidecar into Redis"
 
 
+def check_engine() -> str:
+    """Informational: a missing engine is not a failure (the native stack needs none)."""
+    from lab_env.stack import busybox, engine
+
+    found = engine.find()
+    if found is None:
+        return "none (optional: `lab-env setup --containers`, then `lab-env engine up`)"
+    image = busybox.REF if busybox.built(found) else None
+    return f"{engine.info(found, image).line()} on {found.host}"
+
+
 def run_doctor() -> list[Check]:
     checks = [
         _run("versions", check_versions),
@@ -106,4 +117,5 @@ def run_doctor() -> list[Check]:
         checks.append(_run("round trip", check_round_trip))
     else:
         checks.append(Check("round trip", False, "skipped: the checks above must pass first", "fix those first"))
+    checks.append(_run("engine", check_engine))
     return checks
