@@ -73,12 +73,18 @@ class Engine:
         """``docker(*args)``'s output; a LabEnvError quoting its last error line when it fails."""
         done = self.docker(*args, timeout=timeout, input=input)
         if done.returncode != 0:
-            raise LabEnvError(f"`docker {' '.join(args[:3])}` failed: {registry.last_line(done.stderr)}", self.fix)
+            raise LabEnvError(f"`docker {' '.join(args[:3])}` failed: {_why(done.stderr)}", self.fix)
         return done.stdout
 
     @property
     def fix(self) -> str:
         return f"see {log_path()}" if self.managed else "see your Docker engine's log"
+
+
+def _why(stderr: str) -> str:
+    """The docker CLI's error line ("docker: Error response ..."), not its closing usage hint."""
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Run 'docker")]
+    return registry.last_line("\n".join(lines))
 
 
 # --- where ours lives ---------------------------------------------------------------------

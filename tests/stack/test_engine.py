@@ -88,6 +88,7 @@ def test_a_privileged_container_runs_and_execs_through_the_wrapper(ours):
 
 def test_stop_leaves_no_process_mount_or_socket_and_keeps_the_images(ours):
     ref = busybox.ensure(ours)
+    ours.docker("rm", "-f", "lab-env-test-left")  # a failed run's
     ours.check("run", "-d", "--name", "lab-env-test-left", ref, "sleep", "600")  # stop must stop it too
     assert _ours()
     started = time.perf_counter()
