@@ -1,4 +1,4 @@
-"""`lab-env engine up | status | down`: the Docker engine lab-env uses (stack/engine)."""
+"""`lab-env engine up | status | down` and `lab-env images build | status`: the Docker engine and its images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
-    from lab_env.stack import busybox, engine
+    from lab_env.stack import engine
+    from lab_env.stack.images import busybox
 
     if args.action == "up":
         started = time.perf_counter()
@@ -43,3 +44,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument("action", choices=("up", "status", "down"))
     s.set_defaults(fn=cmd_engine)
+    register_images(sub)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from lab_env.stack import engine
+    from lab_env.stack.images import bakery
+
+    before = engine.find()
+    found = before or engine.start()
+    try:
+        if args.action == "build":
+            for done in bakery.build(found, args.names or None, force=args.force):
+                print(f"{done.action:5}  {done.ref:40} {done.seconds:6.1f} s")
+            return 0
+        print(f"{'image':9} {'reference':38} {'stands in for':38} {'size':>8} {'age':>7}  state")
+        for row in bakery.status(found):
+            state = "current" if row.current else ("stale: rebuild" if row.built else "not built")
+            size = f"{row.size_mb:.0f} MB" if row.built else "-"
+            print(f"{row.name:9} {row.ref:38} {row.upstream or '-':38} {size:>8} {row.age:>7}  {state}")
+        return 0
+    finally:
+        if before is None:  # started for this command: not left answering
+            engine.stop()
+
+
+def register_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "images",
+        help="the local images (build [NAME...] | status)",
+        description="build makes each image the project names from Debian packages and the project's own builds, "
+        "never pulling; an image whose recipe is unchanged is kept. status shows what is built, its size and age.",
+    )
+    s.add_argument("action", choices=("build", "status"))
+    s.add_argument("names", nargs="*", help="images to build (default: all), with the images they need")
+    s.add_argument("--force", action="store_true", help="rebuild even when the recipe is unchanged")
+    s.set_defaults(fn=cmd_images)

@@ -98,12 +98,15 @@ def check_round_trip() -> str:
 
 def check_engine() -> str:
     """Informational: a missing engine is not a failure (the native stack needs none)."""
-    from lab_env.stack import busybox, engine
+    from lab_env.stack import engine
+    from lab_env.stack.images import busybox
 
     found = engine.find()
     if found is None:
         return "none (optional: `lab-env setup --containers`, then `lab-env engine up`)"
-    image = busybox.REF if busybox.built(found) else None
+    # Whether privileged containers work is tried on lab-env's own engine only: never a
+    # container started on the user's engine by a read-only command.
+    image = busybox.REF if found.managed and busybox.built(found) else None
     return f"{engine.info(found, image).line()} on {found.host}"
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 
 from lab_env.core import procs, registry
-from lab_env.core.paths import cache_dir, logs_dir, state_dir
+from lab_env.core.paths import cache_dir, logs_dir
 from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.stack import runc_wrapper
@@ -59,6 +59,9 @@ class Engine:
         if not cli:
             raise LabEnvError("the docker CLI is not installed", INSTALL_FIX)
         env = {**os.environ, "DOCKER_HOST": self.host}
+        if self.managed:  # ours speaks plain unix socket: no TLS settings meant for another engine
+            for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+                env.pop(name, None)
         try:
             done = subprocess.run([cli, *args], env=env, input=input, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as err:
@@ -91,8 +94,9 @@ def _why(stderr: str) -> str:
 
 
 def engine_dir() -> Path:
-    """daemon.json, the runtime wrapper and the pid file."""
-    return state_dir() / "docker"
+    """daemon.json, the runtime wrapper and the pid file: in the root-owned run folder (mode 0700),
+    never under a home a user could write, since root runs the wrapper for every container."""
+    return run_dir() / "etc"
 
 
 def data_root() -> Path:
@@ -101,9 +105,9 @@ def data_root() -> Path:
 
 
 def run_dir() -> Path:
-    """Socket and exec-root: short (a unix socket path has at most 108 bytes, and a pytest
-    LAB_ENV_STATE is long) and one per state dir, so two checkouts do not share a daemon."""
-    digest = hashlib.sha1(str(state_dir()).encode()).hexdigest()[:8]
+    """Socket, exec-root and config: short (a unix socket path has at most 108 bytes, and a pytest
+    LAB_ENV_STATE is long) and one per data root, so no two daemons ever share one."""
+    digest = hashlib.sha1(str(data_root()).encode()).hexdigest()[:8]
     return Path("/run") / f"lab-env-{digest}"
 
 
@@ -133,6 +137,8 @@ def daemon_config() -> dict[str, object]:
         "runtimes": {RUNTIME: {"path": str(wrapper_path())}},
         "default-runtime": RUNTIME,
         "shutdown-timeout": 5,
+        # `-p 8080:80` publishes on loopback unless a compose file names another address.
+        "ip": "127.0.0.1",
     }
 
 
@@ -193,6 +199,10 @@ def _write_files() -> Path:
     engine_dir().mkdir(parents=True, exist_ok=True)
     source = Path(runc_wrapper.__file__).read_text()
     wrapper = wrapper_path()
+    runc = shutil.which("runc") or shutil.which("runc", path="/usr/sbin:/usr/bin")
+    if runc is None:
+        raise LabEnvError("runc is not installed (Docker needs it)", INSTALL_FIX)
+    source = source.replace(f'RUNC = "{runc_wrapper.RUNC}"', f'RUNC = "{runc}"', 1)
     wrapper.write_text("#!/usr/bin/python3 -I\n" + source)
     wrapper.chmod(0o755)
     config = engine_dir() / "daemon.json"
@@ -222,11 +232,16 @@ def start(timeout: float = START_TIMEOUT_S) -> Engine:
             f"lab-env's dockerd (pid {running_pid()}) runs but does not answer", "run `lab-env engine down`, then up"
         )
     _leftovers(kill=True)  # a crashed run's containerd would hold the exec-root
-    config = _write_files()
     run_dir().mkdir(mode=0o700, exist_ok=True)
+    run_dir().chmod(0o700)
+    config = _write_files()
     host = managed_host()
     part = registry.Managed(RECORD, ["dockerd", "--config-file", str(config)], log_path(), ready=lambda: answers(host))
-    registry.launch(registry.Record(RECORD), {RECORD: part}, timeout, "docker engine", where=pid_dir())
+    try:
+        registry.launch(registry.Record(RECORD), {RECORD: part}, timeout, "docker engine", where=pid_dir())
+    except BaseException:
+        stop()  # nothing half-started: no containerd, mount or socket folder left
+        raise
     return Engine(host, True)
 
 
@@ -235,14 +250,20 @@ def up(timeout: float = START_TIMEOUT_S) -> Engine:
     return find() or start(timeout)
 
 
+DAEMON_PROCESSES = {"dockerd", "containerd", "containerd-shim-runc-v2", "docker-proxy", "runc"}
+
+
 def _ours(proc: psutil.Process) -> bool:
-    """``proc`` belongs to our daemon: its command line names our exec-root or data root
-    (containerd --config under exec-root, containerd-shim-runc-v2 -address <exec-root>/...)."""
+    """``proc`` is one of our daemon's: a daemon process whose arguments name our run folder or
+    data root (dockerd --config-file, containerd --config, shims' -address, all under them)."""
     try:
-        line = " ".join(proc.cmdline())
+        if proc.name() not in DAEMON_PROCESSES:
+            return False
+        args = proc.cmdline()
     except psutil.Error:
         return False
-    return str(run_dir()) in line or str(data_root()) in line
+    roots = (str(run_dir()), str(data_root()))
+    return any(arg.startswith(roots) or arg.split("=", 1)[-1].startswith(roots) for arg in args)
 
 
 def _mounts() -> list[str]:
@@ -257,9 +278,12 @@ def _leftovers(kill: bool) -> list[str]:
     found = []
     for proc in psutil.process_iter():
         if proc.pid != os.getpid() and _ours(proc):
-            found.append(f"pid {proc.pid} ({proc.name()})")
-            if kill:
-                procs.kill(proc.pid)
+            try:
+                found.append(f"pid {proc.pid} ({proc.name()})")
+                if kill:
+                    proc.kill()  # this process only: a shim's group is not ours to signal
+            except psutil.Error:
+                pass  # gone meanwhile
     for point in _mounts():
         found.append(f"mount {point}")
         if kill:
@@ -275,7 +299,10 @@ def stop(timeout: float = STOP_TIMEOUT_S) -> list[str]:
     """
     pid = running_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         try:
             wait_until(lambda: not procs.alive(pid), timeout, "dockerd to stop", fix=f"see {log_path()}")
         except LabEnvError:

@@ -21,7 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab_env.stack import busybox, engine, runc_wrapper
+from lab_env.stack import engine, runc_wrapper
+from lab_env.stack.images import busybox
 
 pytestmark = pytest.mark.containers
 
@@ -38,6 +39,8 @@ def _ours() -> list[str]:
 
 @pytest.fixture(scope="module")
 def ours() -> Iterator[engine.Engine]:
+    if os.environ.get("LAB_ENV_CONTAINERS") != "1":  # a plain `pytest` must not start a daemon
+        pytest.skip("starts a real Docker engine: run with LAB_ENV_CONTAINERS=1")
     if os.geteuid() != 0 or not shutil.which("dockerd"):
         pytest.skip("lab-env starts its own engine only as root with dockerd installed (`lab-env setup --containers`)")
     other = engine.find()

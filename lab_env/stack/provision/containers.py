@@ -6,10 +6,11 @@ import os
 import shutil
 import subprocess
 
+from lab_env.core import registry
 from lab_env.errors import LabEnvError
 from lab_env.stack.provision.redis import _POLICY_RC
 
-PACKAGES = ["docker.io", "busybox-static"]
+PACKAGES = ["docker.io", "mmdebstrap"]
 ELSEWHERE = "install Docker (Docker Desktop, or your system's docker.io package), then re-run"
 
 
@@ -18,8 +19,8 @@ def install_containers() -> str:
 
     Not root or no apt: a LabEnvError naming what to install instead.
     """
-    if shutil.which("dockerd") and shutil.which("docker"):
-        return "docker.io already installed"
+    if all(shutil.which(tool) for tool in ("dockerd", "docker", "mmdebstrap")):
+        return "docker.io and mmdebstrap already installed"
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise LabEnvError("Docker is not installed and lab-env installs it only as root with apt", ELSEWHERE)
     print(f"Installing {', '.join(PACKAGES)} from Debian packages ...", flush=True)
@@ -34,7 +35,7 @@ def install_containers() -> str:
         for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *PACKAGES]):
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise LabEnvError(f"`{' '.join(cmd)}` failed: {done.stderr.strip().splitlines()[-1:]}", ELSEWHERE)
+                raise LabEnvError(f"`{' '.join(cmd)}` failed: {registry.last_line(done.stderr)}", ELSEWHERE)
     finally:
         if placed_policy:
             _POLICY_RC.unlink(missing_ok=True)

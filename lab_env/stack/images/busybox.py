@@ -17,8 +17,9 @@ from pathlib import Path
 from lab_env.core.paths import cache_dir
 from lab_env.errors import LabEnvError
 from lab_env.stack.engine import Engine
+from lab_env.stack.images import catalog
 
-REF = "localhost/lab-env/busybox:debian"
+REF = catalog.get("busybox").ref
 FIX = "install busybox-static's prerequisites: apt-get and dpkg (Debian or Ubuntu)"
 
 
@@ -56,7 +57,7 @@ def rootfs(folder: Path) -> Path:
     return root
 
 
-def ensure(engine: Engine, force: bool = False) -> str:
+def ensure(engine: Engine, force: bool = False, label: str = "") -> str:
     """Build and import the image unless ``engine`` has it; its reference."""
     if built(engine) and not force:
         return REF
@@ -64,5 +65,6 @@ def ensure(engine: Engine, force: bool = False) -> str:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(root, arcname=".")
-    engine.check("import", "--change", 'CMD ["/bin/sh"]', "-", REF, input=buf.getvalue(), timeout=120)
+    changes = ["--change", 'CMD ["/bin/sh"]'] + (["--change", f"LABEL {label}"] if label else [])
+    engine.check("import", *changes, "-", REF, input=buf.getvalue(), timeout=120)
     return REF

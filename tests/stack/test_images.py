@@ -1,0 +1,134 @@
+"""The image bakery, for real: images built here with no pull, kept when their recipe is unchanged,
+and Dapr's sidecar in its container saving state into Redis in its own, on a private network.
+
+Marked `containers`, like test_engine.py: run with LAB_ENV_CONTAINERS=1 (they start lab-env's
+own dockerd, as root). The first run builds every image (about 30 s with apt's cache warm);
+later runs keep them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lab_env.core.names import unique_name
+from lab_env.core.ports import free_ports
+from lab_env.core.probes import wait_until
+from lab_env.stack import engine
+from lab_env.stack.images import bakery, catalog, recipes
+
+pytestmark = pytest.mark.containers
+
+# Safety nets against a hang, never pass/fail criteria on a busy machine.
+READY_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def ours() -> Iterator[engine.Engine]:
+    if os.environ.get("LAB_ENV_CONTAINERS") != "1":
+        pytest.skip("starts a real Docker engine: run with LAB_ENV_CONTAINERS=1")
+    if os.geteuid() != 0 or not shutil.which("dockerd"):
+        pytest.skip("lab-env starts its own engine only as root with dockerd installed (`lab-env setup --containers`)")
+    other = engine.find()
+    if other is not None and not other.managed:
+        pytest.skip(f"another Docker engine answers on {other.host}")
+    found = engine.start()
+    try:
+        bakery.build(found)
+        yield found
+    finally:
+        engine.stop()
+
+
+def test_a_second_build_keeps_every_image_and_status_shows_them_current(ours):
+    again = bakery.build(ours)
+    assert [b.action for b in again] == ["kept"] * len(catalog.catalog())
+    rows = bakery.status(ours)
+    assert all(row.built and row.current for row in rows), rows
+    assert {row.name for row in rows} == set(catalog.catalog())
+
+
+def test_a_changed_recipe_shows_stale(ours, monkeypatch):
+    monkeypatch.setattr(recipes, "REDIS_ENTRYPOINT", recipes.REDIS_ENTRYPOINT + "# changed\n")
+    rows = {row.name: row for row in bakery.status(ours)}
+    assert rows["redis"].built and not rows["redis"].current
+    assert rows["dapr"].current
+
+
+def test_an_image_nobody_builds_fails_in_one_line_naming_the_build(ours):
+    with pytest.raises(Exception, match="nothing can be pulled"):
+        bakery.require(ours, "example.org/nobody/builds:this")
+    assert bakery.require(ours, catalog.get("redis").upstream or "") == catalog.get("redis").ref
+
+
+def test_redis_stand_in_follows_the_upstream_entrypoint_rules(ours):
+    ref = catalog.get("redis").ref
+    # Bare options go to redis-server.
+    assert "v=7.0" in ours.check("run", "--rm", ref, "--version")
+    # Other commands run as given, as root.
+    assert ours.check("run", "--rm", ref, "id", "-un") == "root\n"
+
+
+def test_daprd_in_its_container_saves_state_into_redis_in_another(ours, tmp_path):
+    name = unique_name("img")
+    network, redis, daprd = f"{name}-net", f"{name}-redis", f"{name}-daprd"
+    (port,) = free_ports(1)
+    components = tmp_path / "components"
+    components.mkdir()
+    (components / "statestore.yaml").write_text(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: statestore\nspec:\n"
+        "  type: state.redis\n  version: v1\n  metadata:\n"
+        f"    - name: redisHost\n      value: {redis}:6379\n"
+    )
+    components.chmod(0o755)
+    ours.check("network", "create", network)
+    try:
+        ours.check(
+            "run", "-d", "--name", redis, "--network", network, catalog.get("redis").ref,
+            "redis-server", "--appendonly", "yes", "--save", "",
+        )  # fmt: skip
+        wait_until(
+            lambda: ours.docker("exec", redis, "redis-cli", "ping").stdout.strip() == "PONG",
+            READY_S,
+            "redis in its container to answer",
+        )
+        ours.check(
+            "run", "-d", "--name", daprd, "--network", network, "-p", f"127.0.0.1:{port}:3500",
+            "-v", f"{components}:/components:ro", "--entrypoint", "./daprd", catalog.get("dapr").ref,
+            "--app-id", "probe", "--resources-path", "/components", "--dapr-http-port", "3500",
+            "--placement-host-address", "", "--scheduler-host-address", "", "--log-level", "info",
+        )  # fmt: skip
+        sidecar = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{sidecar}/v1.0/healthz/outbound", timeout=2).status_code == 204
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, READY_S, "daprd in its container to be healthy")
+        saved = httpx.post(f"{sidecar}/v1.0/state/statestore", json=[{"key": "k", "value": {"n": 1}}], timeout=30)
+        assert saved.status_code == 204, saved.text
+        assert httpx.get(f"{sidecar}/v1.0/state/statestore/k", timeout=30).json() == {"n": 1}
+        # The value is in the other container's Redis, under Dapr's app-id prefix.
+        stored = ours.check("exec", redis, "redis-cli", "hget", "probe||k", "data")
+        assert json.loads(stored) == {"n": 1}
+        # As upstream: daprd runs as distroless's nonroot user, redis-server as redis.
+        assert _users(ours, daprd) == {"daprd": str(recipes.NONROOT)}
+        # (uids: `docker top` names users as the host's /etc/passwd does)
+        assert _users(ours, redis) == {"redis-server": ours.check("exec", redis, "id", "-u", "redis").strip()}
+    finally:
+        for container in (daprd, redis):
+            ours.docker("rm", "-f", container)
+        ours.docker("network", "rm", network)
+
+
+def _users(ours: engine.Engine, container: str) -> dict[str, str]:
+    """Each process of ``container``: its command name and the uid it runs as."""
+    lines = ours.check("top", container, "-o", "pid,uid,comm").splitlines()[1:]
+    return {line.split()[2]: line.split()[1] for line in lines}
