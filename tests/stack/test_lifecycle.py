@@ -135,6 +135,7 @@ def test_doctor_is_green_on_the_live_stack_and_names_the_fix_when_not(tmp_path: 
         "components",
         "stack",
         "round",
+        "engine",  # optional: reported whether or not one answers
     ]
 
     broken = subprocess.run(
