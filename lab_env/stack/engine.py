@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,25 @@ class Engine:
         if done.returncode != 0:
             raise LabEnvError(f"`docker {' '.join(args[:3])}` failed: {_why(done.stderr)}", self.fix)
         return done.stdout
+
+    def compose(
+        self, file: Path, project: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 900.0
+    ) -> str:
+        """``docker compose -f file -p project *args`` against this engine (the compose plugin, else
+        Debian's docker-compose); its output, or a LabEnvError quoting its last error line."""
+        plugin = self.docker("compose", "version", timeout=ANSWER_TIMEOUT_S).returncode == 0
+        tool = [shutil.which("docker") or "docker", "compose"] if plugin else [shutil.which("docker-compose") or ""]
+        if not tool[0]:
+            raise LabEnvError("neither `docker compose` nor docker-compose is installed", INSTALL_FIX)
+        argv = [*tool, "-f", str(file), "-p", project, *args]
+        full = {**os.environ, **(env or {}), "DOCKER_HOST": self.host}
+        try:
+            done = subprocess.run(argv, env=full, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as err:
+            raise LabEnvError(f"`compose {' '.join(args[:2])}` took over {timeout:.0f} s", self.fix) from err
+        if done.returncode != 0:
+            raise LabEnvError(f"`compose {' '.join(args[:2])}` failed: {_why(done.stderr)}", self.fix)
+        return done.stdout + done.stderr
 
     @property
     def fix(self) -> str:

@@ -9,40 +9,29 @@ later runs keep them.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 
 from lab_env.core.names import unique_name
 from lab_env.core.ports import free_ports
 from lab_env.core.probes import wait_until
 from lab_env.stack import engine
+from lab_env.stack.devcontainer import COMPOSE_FILE
 from lab_env.stack.images import bakery, catalog, recipes
+from tests import own_engine
 
 pytestmark = pytest.mark.containers
+ours = own_engine.ours  # the fixture
 
 # Safety nets against a hang, never pass/fail criteria on a busy machine.
 READY_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def ours() -> Iterator[engine.Engine]:
-    if os.environ.get("LAB_ENV_CONTAINERS") != "1":
-        pytest.skip("starts a real Docker engine: run with LAB_ENV_CONTAINERS=1")
-    if os.geteuid() != 0 or not shutil.which("dockerd"):
-        pytest.skip("lab-env starts its own engine only as root with dockerd installed (`lab-env setup --containers`)")
-    other = engine.find()
-    if other is not None and not other.managed:
-        pytest.skip(f"another Docker engine answers on {other.host}")
-    found = engine.start()
-    try:
-        bakery.build(found)
-        yield found
-    finally:
-        engine.stop()
+@pytest.fixture(scope="module", autouse=True)
+def built(ours):
+    bakery.build(ours)
 
 
 def test_a_second_build_keeps_every_image_and_status_shows_them_current(ours):
@@ -132,3 +121,59 @@ def _users(ours: engine.Engine, container: str) -> dict[str, str]:
     """Each process of ``container``: its command name and the uid it runs as."""
     lines = ours.check("top", container, "-o", "pid,uid,comm").splitlines()[1:]
     return {line.split()[2]: line.split()[1] for line in lines}
+
+
+def test_kafka_stand_in_runs_the_compose_settings_and_keeps_a_topic_across_a_restart(ours):
+    """The kafka service of devcontainer/compose.yaml, with its environment as written there:
+    Kafka's own Docker wrapper turns it into server.properties and formats the volume once."""
+    service = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["kafka"]
+    name = unique_name("img")
+    network, kafka, volume = f"{name}-net", f"{name}-kafka", f"{name}-data"
+    env = [arg for key, value in service["environment"].items() for arg in ("-e", f"{key}={value}")]
+    ours.check("network", "create", network)
+    ours.check("volume", "create", volume)
+    healthcheck = service["healthcheck"]["test"][1]  # CMD-SHELL's command, as compose runs it
+
+    def start() -> None:
+        ours.check(
+            "run", "-d", "--name", kafka, "--network", network, "--network-alias", "kafka",
+            "-v", f"{volume}:/var/lib/kafka/data", *env, catalog.get("kafka").ref,
+        )  # fmt: skip
+        wait_until(
+            lambda: ours.docker("exec", kafka, "bash", "-c", healthcheck, timeout=120).returncode == 0,
+            READY_S,
+            "the kafka container's health check to pass",
+            failure=lambda: ours.docker("logs", "--tail", "5", kafka).stdout,
+        )
+
+    def tool(*argv: str) -> str:
+        return ours.check("exec", kafka, *argv, timeout=120)
+
+    try:
+        start()
+        tool(
+            "kafka-topics.sh", "--bootstrap-server", "kafka:9092", "--create", "--topic", "orders", "--partitions", "3"
+        )
+        done = ours.docker(
+            "exec", "-i", kafka, "kafka-console-producer.sh", "--bootstrap-server", "kafka:9092", "--topic", "orders",
+            input=b"order-1\n", timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        read = tool(
+            "kafka-console-consumer.sh", "--bootstrap-server", "kafka:9092", "--topic", "orders",
+            "--from-beginning", "--max-messages", "1", "--timeout-ms", "60000",
+        )  # fmt: skip
+        assert read.strip() == "order-1"
+        # The wrapper's server.properties has the compose file's settings.
+        props = tool("cat", "/opt/kafka/config/server.properties")
+        assert "advertised.listeners=PLAINTEXT://kafka:9092" in props and "num.partitions=3" in props
+        ours.check("rm", "-f", kafka)
+        start()  # the formatted volume is kept, not formatted again
+        assert "PartitionCount: 3" in tool(
+            "kafka-topics.sh", "--bootstrap-server", "kafka:9092", "--describe", "--topic", "orders"
+        )
+        assert _users(ours, kafka).get("java") == str(recipes.KAFKA_APPUSER)
+    finally:
+        ours.docker("rm", "-f", kafka)
+        ours.docker("volume", "rm", volume)
+        ours.docker("network", "rm", network)

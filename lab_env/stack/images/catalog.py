@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from lab_env.core.versions import pins
 
 LOCAL_REPO = "localhost/lab-env"
+# Which images compose files and rendered homes name: "upstream" (Codespaces, any machine that
+# pulls) or "local" (the bakery's stand-ins, where nothing can be pulled). The one switch.
+IMAGE_SET_VAR = "LAB_ENV_IMAGES"
 DEBIAN_SUITE = "bookworm"
 
 
@@ -32,6 +36,16 @@ def catalog() -> dict[str, Image]:
         Image("debian", DEBIAN_SUITE, None, what="Debian minbase root file system (mmdebstrap); base of the others"),
         Image("busybox", "debian", p.image("busybox"), what="Debian's busybox-static, one link per applet"),
         Image("redis", p.redis, p.image("redis"), ("debian",), "Debian's redis-server, upstream's entrypoint rules"),
+        Image(
+            "kafka", p.kafka, p.image("kafka"), ("debian",), "Debian's JRE 17, the pinned jars, Kafka's Docker wrapper"
+        ),
+        Image(
+            "agent-base",
+            "3.11-bookworm",
+            p.image("agent_base"),
+            ("debian",),
+            "Debian's Python 3.11 as a venv at /usr/local, the base lab 05's agent images build on",
+        ),
         Image("dapr", p.dapr_runtime, p.image("dapr"), (), "daprd, placement, scheduler, sentry from the Go build"),
     ]
     return {image.name: image for image in images}
@@ -49,3 +63,26 @@ def get(name: str) -> Image:
 def local_ref(upstream: str) -> str | None:
     """The bakery's stand-in for an upstream reference, or None when it builds none."""
     return next((i.ref for i in catalog().values() if i.upstream == upstream), None)
+
+
+def image_set() -> str:
+    chosen = os.environ.get(IMAGE_SET_VAR, "upstream")
+    if chosen not in ("upstream", "local"):
+        from lab_env.errors import LabEnvError
+
+        raise LabEnvError(f"{IMAGE_SET_VAR}={chosen!r} is not an image set", "set it to upstream or local")
+    return chosen
+
+
+def choose(upstream: str) -> str:
+    """``upstream``, or its stand-in when the local set is chosen (and the bakery builds one)."""
+    if image_set() == "local":
+        return local_ref(upstream) or upstream
+    return upstream
+
+
+def compose_env() -> dict[str, str]:
+    """The devcontainer's image variables (devcontainer/.env) pointed at the chosen set."""
+    from lab_env.stack.devcontainer import env_values
+
+    return {key: choose(value) for key, value in env_values().items() if key.endswith("_IMAGE")}

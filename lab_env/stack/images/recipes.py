@@ -70,6 +70,184 @@ WORKDIR /
 """
 
 
+KAFKA_DOCKERFILE = """\
+FROM {debian}
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && useradd --uid {appuser} --create-home --home-dir /home/appuser --shell /bin/bash appuser \\
+ && mkdir -p /var/lib/kafka/data /etc/kafka/secrets /mnt/shared/config /opt/kafka/config \\
+ && chown -R appuser:appuser /var/lib/kafka /etc/kafka /mnt/shared/config /opt/kafka/config
+COPY libs/ /opt/kafka/libs/
+COPY bin/ /opt/kafka/bin/
+COPY docker/ /etc/kafka/docker/
+ENV KAFKA_VERSION={version} PATH=/opt/kafka/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /opt/kafka
+USER appuser
+ENTRYPOINT ["/etc/kafka/docker/run"]
+"""
+# The upstream image runs as appuser, uid 1000.
+KAFKA_APPUSER = 1000
+
+# /opt/kafka/bin: the scripts compose and the labs call, each a main class of Kafka's jars.
+KAFKA_RUN_CLASS = """\
+#!/bin/bash
+# lab-env's stand-in for kafka-run-class.sh: java with Kafka's jars, the heap and options
+# the KAFKA_* variables give, and the tools' logging unless KAFKA_LOG4J_OPTS says otherwise.
+exec java ${KAFKA_HEAP_OPTS:--Xmx256m} ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseG1GC -Djava.awt.headless=true} \\
+  ${KAFKA_LOG4J_OPTS:--Dlog4j2.configurationFile=/etc/kafka/docker/tools-log4j2.yaml} $KAFKA_OPTS \\
+  -cp "/opt/kafka/libs/*" "$@"
+"""
+KAFKA_TOOLS = {
+    "kafka-server-start.sh": "kafka.Kafka",
+    "kafka-storage.sh": "kafka.tools.StorageTool",
+    "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
+    "kafka-broker-api-versions.sh": "org.apache.kafka.tools.BrokerApiVersionsCommand",
+    "kafka-console-producer.sh": "org.apache.kafka.tools.ConsoleProducer",
+    "kafka-console-consumer.sh": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "kafka-consumer-groups.sh": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+}
+# The broker logs with its own configuration, which the wrapper writes into /opt/kafka/config.
+KAFKA_SERVER_START = """\
+#!/bin/bash
+export KAFKA_LOG4J_OPTS="${KAFKA_LOG4J_OPTS:--Dlog4j2.configurationFile=/opt/kafka/config/log4j2.yaml}"
+export KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}"
+exec kafka-run-class.sh kafka.Kafka "$@"
+"""
+# The start script: Kafka's own Docker wrapper (kafka.docker.KafkaDockerWrapper, in its jars)
+# turns the KAFKA_* variables into server.properties, as the upstream image does, and
+# formats the log dirs with CLUSTER_ID the first time; then the broker starts.
+KAFKA_RUN = """\
+#!/bin/bash
+# lab-env's stand-in for the kafka image's start script.
+set -e
+# The wrapper writes the configs, then formats; on a restart the volume is formatted already
+# (it passes no --ignore-formatted), which is the one failure that is fine.
+if ! out=$(kafka-run-class.sh kafka.docker.KafkaDockerWrapper setup \\
+    --default-configs-dir /etc/kafka/docker \\
+    --mounted-configs-dir /mnt/shared/config \\
+    --final-configs-dir /opt/kafka/config 2>&1); then
+  case "$out" in
+    *"is already formatted"*) echo "log dirs already formatted: kept" ;;
+    *) printf '%s\\n' "$out" >&2; exit 1 ;;
+  esac
+else
+  printf '%s\\n' "$out"
+fi
+exec kafka-server-start.sh /opt/kafka/config/server.properties
+"""
+# The defaults the wrapper starts from when no KAFKA_* variable is set: one KRaft node.
+KAFKA_DEFAULT_SERVER = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+advertised.listeners=PLAINTEXT://localhost:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=/var/lib/kafka/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+"""
+KAFKA_LOG4J2 = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: state.change.logger
+        level: WARN
+"""
+KAFKA_TOOLS_LOG4J2 = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDERR
+      target: SYSTEM_ERR
+      PatternLayout:
+        pattern: "%p %m%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDERR
+"""
+
+
+def kafka(image: Image, context: Path) -> str:
+    """A JRE from Debian, the broker's jars as the native stack installs them, and the scripts above."""
+    from lab_env.stack.provision.kafka import kafka_installed, kafka_lib
+
+    if not kafka_installed():
+        raise LabEnvError(
+            "Kafka's jars are not installed", "run `lab-env setup` (it fetches them), then build the images"
+        )
+    dockerfile = KAFKA_DOCKERFILE.format(debian=_needed(image, "debian"), appuser=KAFKA_APPUSER, version=image.tag)
+    (context / "Dockerfile").write_text(dockerfile)
+    libs = context / "libs"
+    libs.mkdir()
+    jars = sorted(kafka_lib().glob("*.jar"))
+    for jar in jars:
+        _link(jar, libs / jar.name)
+    scripts = {"kafka-run-class.sh": KAFKA_RUN_CLASS, "kafka-server-start.sh": KAFKA_SERVER_START}
+    for name, main in KAFKA_TOOLS.items():
+        scripts.setdefault(name, f'#!/bin/bash\nexec kafka-run-class.sh {main} "$@"\n')
+    for folder, files in (
+        ("bin", scripts),
+        ("docker", {"run": KAFKA_RUN, "server.properties": KAFKA_DEFAULT_SERVER,
+                    "log4j2.yaml": KAFKA_LOG4J2, "tools-log4j2.yaml": KAFKA_TOOLS_LOG4J2}),
+    ):  # fmt: skip
+        (context / folder).mkdir()
+        for name, text in files.items():
+            path = context / folder / name
+            path.write_text(text)
+            path.chmod(0o755 if not name.endswith((".properties", ".yaml")) else 0o644)
+    texts = [dockerfile, *scripts.values(), KAFKA_RUN, KAFKA_DEFAULT_SERVER, KAFKA_LOG4J2, KAFKA_TOOLS_LOG4J2]
+    return "\n".join(texts + [f"{jar.name} {jar.stat().st_size}" for jar in jars])
+
+
+AGENT_BASE_DOCKERFILE = """\
+FROM {debian}
+# Debian's Python 3.11 with a virtual environment at /usr/local: python, python3 and pip
+# in /usr/local/bin and packages under /usr/local/lib/python3.11, where the upstream image has them.
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends python3 python3-venv \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && python3 -m venv /usr/local \\
+ && /usr/local/bin/python -m pip install -q --no-cache-dir --upgrade pip
+ENV LANG=C.UTF-8 PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+CMD ["python3"]
+"""
+
+
+def agent_base(image: Image, context: Path) -> str:
+    dockerfile = AGENT_BASE_DOCKERFILE.format(debian=_needed(image, "debian"))
+    (context / "Dockerfile").write_text(dockerfile)
+    return dockerfile
+
+
+def _link(source: Path, target: Path) -> None:
+    """``source`` at ``target``: a hard link when the cache shares the file system (no copy), else a copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def debian(image: Image, context: Path) -> str:
     """No Dockerfile: the bakery runs mmdebstrap (see bakery.build_debian); the recipe is its arguments."""
     return f"mmdebstrap minbase {DEBIAN_SUITE} ca-certificates\n{_sources()}"
@@ -103,12 +281,7 @@ def dapr(image: Image, context: Path) -> str:
         source = dapr_bin(name)
         if not source.exists():
             raise LabEnvError(f"{source} is missing", "run `lab-env setup` (it builds Dapr), then build the images")
-        target = context / name
-        target.unlink(missing_ok=True)
-        try:
-            os.link(source, target)  # no copy of 100 MB binaries when the cache shares the file system
-        except OSError:
-            shutil.copy2(source, target)
+        _link(source, context / name)
         stat = source.stat()
         identity.append(f"{name} {stat.st_size} {_sha256(source)}")
     etc = context / "etc"
@@ -145,4 +318,6 @@ RECIPES: dict[str, Callable[[Image, Path], str]] = {
     "busybox": busybox_recipe,
     "redis": redis,
     "dapr": dapr,
+    "kafka": kafka,
+    "agent-base": agent_base,
 }
