@@ -96,7 +96,7 @@ class Engine:
         except subprocess.TimeoutExpired as err:
             raise LabEnvError(f"`compose {' '.join(args[:2])}` took over {timeout:.0f} s", self.fix) from err
         if done.returncode != 0:
-            raise LabEnvError(f"`compose {' '.join(args[:2])}` failed: {_why(done.stderr)}", self.fix)
+            raise LabEnvError(f"`compose {' '.join(args[:2])}` failed: {_compose_why(done.stderr)}", self.fix)
         return done.stdout + done.stderr
 
     @property
@@ -108,6 +108,14 @@ def _why(stderr: str) -> str:
     """The docker CLI's error line ("docker: Error response ..."), not its closing usage hint."""
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Run 'docker")]
     return registry.last_line("\n".join(lines))
+
+
+def _compose_why(stderr: str) -> str:
+    """compose's reason: its ERROR line or the line saying what is invalid, else its last line
+    (after a reason, compose prints general advice)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    reasons = [line for line in lines if line.startswith("ERROR") or "invalid" in line or "Error response" in line]
+    return " ".join(reasons[:2]) if reasons else _why(stderr)
 
 
 # --- where ours lives ---------------------------------------------------------------------

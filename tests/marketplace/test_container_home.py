@@ -1,13 +1,14 @@
-"""The container home, checked statically: it runs in the devcontainer
-(Docker in Docker), and this machine has no Docker engine."""
+"""The container home, checked statically (test_container_home_live.py runs it under real compose)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
 
+from lab_env.core.paths import REPO_ROOT
 from lab_env.core.versions import pins
 from lab_env.marketplace.homes import container, native
 from lab_env.marketplace.homes.spec import load
@@ -18,10 +19,13 @@ SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"
 def test_every_agent_runs_next_to_its_own_sidecar_in_one_network_namespace():
     project = yaml.safe_load(yaml.safe_dump(container.compose(SPEC)))  # what compose would parse
     services = project["services"]
-    assert set(services) == {a.app_id for a in SPEC.agents} | {f"{a.app_id}-dapr" for a in SPEC.agents}
+    assert set(services) == {f"{a.app_id}{part}" for a in SPEC.agents for part in ("", "-dapr", "-pod")}
     for agent in SPEC.agents:
-        app, sidecar = services[agent.app_id], services[f"{agent.app_id}-dapr"]
-        assert sidecar["network_mode"] == f"service:{agent.app_id}"
+        app, sidecar, pod = (services[f"{agent.app_id}{part}"] for part in ("", "-dapr", "-pod"))
+        # Both join the pod's namespace: a restarted agent finds its sidecar still beside it.
+        assert app["network_mode"] == sidecar["network_mode"] == f"service:{agent.app_id}-pod"
+        assert pod["networks"] == ["lab"] and "networks" not in app
+        assert app["restart"] == sidecar["restart"] == pod["restart"] == "unless-stopped"
         assert sidecar["image"] == pins().image("dapr") and sidecar["image"].endswith(pins().dapr_runtime)
         command = sidecar["command"]
         assert command[command.index("--app-id") + 1] == agent.app_id
@@ -86,8 +90,20 @@ def test_each_dockerfile_rule_catches_its_mistake(broken, complaint):
 
 def test_write_lays_out_the_home(tmp_path):
     path = container.write(SPEC, tmp_path / SPEC.home)
-    assert path.name == "compose.yaml" and yaml.safe_load(path.read_text())["name"] == SPEC.home
+    # No top-level `name` (Debian's docker-compose 1.29 rejects it): the project is named after
+    # the folder, which is the home's name.
+    assert path.name == "compose.yaml" and "name" not in yaml.safe_load(path.read_text())
+    assert path.parent.name == SPEC.home
     for agent in SPEC.agents:
         assert (path.parent / f"Dockerfile.{agent.app_id}").exists()
         assert (path.parent / "config" / f"{agent.app_id}.yaml").exists()
     assert sorted(p.name for p in (path.parent / "resources").iterdir()) == sorted(native.resources(SPEC))
+    # Built from the repository, each by its own Dockerfile in the home: both absolute, so
+    # compose finds them wherever the home is written (a learner's workspace is not in the repo).
+    builds = [svc["build"] for svc in yaml.safe_load(path.read_text())["services"].values() if "build" in svc]
+    assert builds and all(b["context"] == str(REPO_ROOT) for b in builds)
+    assert all(Path(b["dockerfile"]).is_file() and Path(b["dockerfile"]).is_absolute() for b in builds)
+    # No `# syntax=` line: BuildKit would fetch that frontend from a registry.
+    assert not any(
+        line.startswith("# syntax") for line in (path.parent / "Dockerfile.products").read_text().splitlines()
+    )

@@ -1,17 +1,20 @@
 """The container home: a Dockerfile per agent, and a compose file that runs
 each agent next to its own daprd sidecar on the devcontainer's stack.
 
-It runs in the devcontainer (Docker in Docker). On a machine without Docker
-it is checked statically only: the compose file's structure and the
-Dockerfile rules in ``dockerfile_problems`` (Debian has no hadolint), never
-"it ran".
+It runs under real `docker compose` wherever a Docker engine answers: in the
+devcontainer, and here on lab-env's own engine with the bakery's images
+(tests/marketplace/test_container_home_live.py). The Dockerfile rules in
+``dockerfile_problems`` are also checked without Docker (Debian has no hadolint).
 
-The sidecar shares its agent's network namespace (``network_mode:
-service:<agent>``), as a pod's containers do, so the agent listens on
-127.0.0.1 only and daprd reaches it there. Components and configurations
-are the native home's files, mounted read-only; the model key reaches only
-the sidecar (its local.env secret store), from the environment of whoever
-runs compose.
+Each agent has a pod: a tiny container that only holds the network namespace,
+which the agent and its sidecar both join (``network_mode: service:<agent>-pod``),
+as a Kubernetes pod's pause container does. The agent listens on 127.0.0.1 only
+and daprd reaches it there. A namespace owned by the agent itself would die with
+it: after a restart its sidecar would be left in a namespace nobody else is in.
+Components and configurations are the native home's files, mounted read-only;
+the model key reaches only the sidecar (its local.env secret store), from the
+environment of whoever runs compose. Images come from the set
+``LAB_ENV_IMAGES`` chooses (lab_env/stack/images/catalog.py).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from lab_env.core.names import run_token
+from lab_env.core.paths import REPO_ROOT
 from lab_env.core.versions import pins
 from lab_env.marketplace.homes import native
 from lab_env.marketplace.homes.spec import Agent, HomeSpec
+from lab_env.stack.images.catalog import choose
 
 AGENT_UID = 10001
 SIDECAR_HTTP_PORT = 3500
@@ -29,16 +35,17 @@ SIDECAR_GRPC_PORT = 50001
 # The devcontainer's services, by their compose names (devcontainer/compose.yaml).
 PLACEMENT = "placement:50005"
 SCHEDULER = "scheduler:50006"
+# Restarted when it exits or is killed, not after `docker compose stop`.
+RESTART = "unless-stopped"
 
 
 def dockerfile(agent: Agent, spec: HomeSpec) -> str:
     """Multi-stage, pinned base, non-root, with a healthcheck on the agent's health route."""
-    base = pins().image("agent_base")
+    base = choose(pins().image("agent_base"))
     health = f"http://127.0.0.1:{agent.port}{agent.health}"
     probe = f"import urllib.request; urllib.request.urlopen({health!r}, timeout=2)"
     return "\n".join(
         [
-            "# syntax=docker/dockerfile:1",
             f"# Agent {agent.app_id} of the {spec.home} home, rendered by lab_env.marketplace.homes.container.",
             f"FROM {base} AS build",
             "WORKDIR /src",
@@ -75,11 +82,23 @@ def _memory(quantity: str) -> str:
 
 
 def compose(spec: HomeSpec) -> dict:
-    """The compose project: per agent, its service and its daprd sidecar."""
+    """The compose project: per agent, its pod, its service and its daprd sidecar."""
     services: dict[str, dict] = {}
     for agent in spec.agents:
+        pod = f"{agent.app_id}-pod"
+        services[pod] = {
+            "image": choose(pins().image("busybox")),
+            # Holds the namespace and nothing else; `sleep` as PID 1 would ignore SIGTERM.
+            "command": ["sleep", "2147483647"],
+            "init": True,
+            "read_only": True,
+            "cap_drop": ["ALL"],
+            "networks": ["lab"],
+            "restart": RESTART,
+        }
         service: dict = {
-            "build": {"context": "../..", "dockerfile": f"{spec.home}/Dockerfile.{agent.app_id}"},
+            # The repository: the image installs lab_env from it (pyproject.toml, uv.lock, lab_env/).
+            "build": {"context": str(REPO_ROOT), "dockerfile": f"{{HOME_DIR}}/Dockerfile.{agent.app_id}"},
             "image": f"{spec.image.rsplit(':', 1)[0]}-{agent.app_id}:{spec.image.rsplit(':', 1)[1]}",
             "user": f"{AGENT_UID}:{AGENT_UID}",
             "read_only": True,
@@ -88,10 +107,16 @@ def compose(spec: HomeSpec) -> dict:
             "environment": {
                 **agent.env,
                 "APP_ID": agent.app_id,
+                # Actor types carry the run's token: fixed here, so a restarted agent hosts the
+                # same types and finds its actors' state.
+                "LAB_RUN_TOKEN": run_token(),
                 "DAPR_HTTP_PORT": str(SIDECAR_HTTP_PORT),
                 "DAPR_GRPC_PORT": str(SIDECAR_GRPC_PORT),
             },
-            "networks": ["lab"],
+            "network_mode": f"service:{pod}",
+            "depends_on": [pod],
+            "tmpfs": ["/tmp"],
+            "restart": RESTART,
         }
         if agent.resources:
             limits = {}
@@ -101,7 +126,7 @@ def compose(spec: HomeSpec) -> dict:
                 limits["memory"] = _memory(agent.resources["memory"])
             service["deploy"] = {"resources": {"limits": limits}}
         sidecar: dict = {
-            "image": pins().image("dapr"),
+            "image": choose(pins().image("dapr")),
             "command": [
                 "./daprd",
                 "--app-id",
@@ -123,11 +148,12 @@ def compose(spec: HomeSpec) -> dict:
                 "--config",
                 f"/config/{agent.app_id}.yaml",
             ],
-            "network_mode": f"service:{agent.app_id}",
+            "network_mode": f"service:{pod}",
             "volumes": ["./resources:/resources:ro", "./config:/config:ro"],
-            "depends_on": [agent.app_id],
+            "depends_on": [pod, agent.app_id],
             "read_only": True,
             "cap_drop": ["ALL"],
+            "restart": RESTART,
         }
         needed = [
             name
@@ -144,7 +170,6 @@ def compose(spec: HomeSpec) -> dict:
         services[agent.app_id] = service
         services[f"{agent.app_id}-dapr"] = sidecar
     return {
-        "name": spec.home,
         "services": services,
         # The devcontainer's own network, where redis, kafka, placement and scheduler are.
         "networks": {"lab": {"external": True, "name": "${LAB_NETWORK:-devcontainer_default}"}},
@@ -177,8 +202,12 @@ def write(spec: HomeSpec, folder: Path) -> Path:
             (folder / sub / name).write_text(yaml.safe_dump(obj, sort_keys=False))
     for agent in spec.agents:
         (folder / f"Dockerfile.{agent.app_id}").write_text(dockerfile(agent, spec))
+    project = compose(spec)
+    for service in project["services"].values():
+        if "build" in service:  # Dockerfiles by absolute path: the build context is the repository
+            service["build"]["dockerfile"] = service["build"]["dockerfile"].replace("{HOME_DIR}", str(folder.resolve()))
     path = folder / "compose.yaml"
-    path.write_text(yaml.safe_dump(compose(spec), sort_keys=False))
+    path.write_text(yaml.safe_dump(project, sort_keys=False))
     return path
 
 

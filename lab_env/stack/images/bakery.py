@@ -115,12 +115,20 @@ def _build_debian(engine: Engine, image: Image, label: str) -> None:
     tarball = context_dir(image.name) / "rootfs.tar"
     # Packages' maintainer scripts must not start services while an image is built.
     policy = 'printf "#!/bin/sh\\nexit 101\\n" > "$1/usr/sbin/policy-rc.d" && chmod 755 "$1/usr/sbin/policy-rc.d"'
+    trust = []
+    if recipes.host_cas():  # the host's extra CAs, trusted inside as on the host
+        cas = " ".join(str(ca) for ca in recipes.host_cas())
+        trust = [
+            f"--customize-hook=copy-in {cas} /usr/local/share/ca-certificates/",
+            '--customize-hook=chroot "$1" update-ca-certificates',
+        ]
     run_with_progress(
         [
             "mmdebstrap",
             "--variant=minbase",
             "--include=ca-certificates",
             f"--customize-hook={policy}",
+            *trust,
             DEBIAN_SUITE,
             str(tarball),
             str(recipes.HOST_SOURCES),

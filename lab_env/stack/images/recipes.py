@@ -226,9 +226,10 @@ FROM {debian}
 RUN apt-get update -qq \\
  && apt-get install -y -qq --no-install-recommends python3 python3-venv \\
  && rm -rf /var/lib/apt/lists/* \\
- && python3 -m venv /usr/local \\
- && /usr/local/bin/python -m pip install -q --no-cache-dir --upgrade pip
-ENV LANG=C.UTF-8 PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+ && python3 -m venv /usr/local
+# pip trusts the system's certificates (Debian's plus the host's own CAs, see debian()), not only its own bundle.
+ENV LANG=C.UTF-8 PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 CMD ["python3"]
 """
 
@@ -248,9 +249,19 @@ def _link(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+# The host's own certificate authorities (a TLS-inspecting proxy's, a company's): images built
+# here trust them too, or nothing inside them reaches PyPI or Maven Central through that proxy.
+HOST_CAS = Path("/usr/local/share/ca-certificates")
+
+
+def host_cas() -> list[Path]:
+    return sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
+
+
 def debian(image: Image, context: Path) -> str:
     """No Dockerfile: the bakery runs mmdebstrap (see bakery.build_debian); the recipe is its arguments."""
-    return f"mmdebstrap minbase {DEBIAN_SUITE} ca-certificates\n{_sources()}"
+    cas = "".join(f"{ca.name} {_sha256(ca)}\n" for ca in host_cas())
+    return f"mmdebstrap minbase {DEBIAN_SUITE} ca-certificates\n{_sources()}\n{cas}"
 
 
 def _sources() -> str:
