@@ -25,7 +25,6 @@ from lab_env.core.probes import wait_until
 from lab_env.marketplace.homes import container
 from lab_env.marketplace.homes.spec import load
 from lab_env.stack import engine
-from lab_env.stack.devcontainer import COMPOSE_FILE
 from lab_env.stack.images import bakery, catalog
 from tests import own_engine
 
@@ -33,46 +32,25 @@ pytestmark = pytest.mark.containers
 ours = own_engine.ours  # the fixture
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
-# Safety nets against a hang, never pass/fail criteria on a busy machine.
-HEALTHY_S = 300.0
-BUILD_S = 1800.0
-STACK_SERVICES = ("redis", "kafka", "placement", "scheduler")
-
-
-def _health(ours: engine.Engine, name: str) -> str:
-    done = ours.docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", name)
-    return done.stdout.strip() if done.returncode == 0 else "missing"
-
-
-def _container(project: str, service: str) -> str:
-    """docker-compose v1's name for a service's first container (the plugin uses dashes)."""
-    return f"{project}_{service}_1"
-
-
-@pytest.fixture(scope="module")
-def stack(ours, monkeypatch_module):
-    """The devcontainer's services, from its compose file, on the local images."""
-    monkeypatch_module.setenv(catalog.IMAGE_SET_VAR, "local")
-    bakery.build(ours, ["redis", "kafka", "dapr", "busybox", "agent-base"])
-    project = f"labenv{secrets.token_hex(3)}"
-    env = catalog.compose_env()
-    try:
-        ours.compose(COMPOSE_FILE, project, "up", "-d", *STACK_SERVICES, env=env, timeout=BUILD_S)
-        for service in STACK_SERVICES:
-            wait_until(
-                lambda s=service: _health(ours, _container(project, s)) == "healthy",
-                HEALTHY_S,
-                f"the {service} container to be healthy",
-            )
-        yield project, f"{project}_default"
-    finally:
-        ours.compose(COMPOSE_FILE, project, "down", "-v", env=env, timeout=300)
+HOME_ENV = {"OPENAI_API_KEY": "not-used-by-this-test"}
 
 
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
         yield patch
+
+
+@pytest.fixture(scope="module")
+def network(ours, monkeypatch_module):
+    """The devcontainer's services, from its compose file, on the local images."""
+    monkeypatch_module.setenv(catalog.IMAGE_SET_VAR, "local")
+    bakery.build(ours, ["redis", "kafka", "dapr", "busybox", "agent-base"])
+    project = f"labenv{secrets.token_hex(3)}"
+    try:
+        yield container.stack_up(ours, project)
+    finally:
+        container.stack_down(ours, project)
 
 
 # Run by the agent's Python: the call goes where the agent's own calls go, its sidecar on loopback.
@@ -98,15 +76,12 @@ def _sidecar_call(ours: engine.Engine, agent: str, path: str, body: object | Non
     return done.stdout
 
 
-def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, stack, tmp_path: Path):
-    _, network = stack
+def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, network, tmp_path: Path):
     home = f"home{secrets.token_hex(3)}"
     compose_file = container.write(SPEC, tmp_path / SPEC.home)
-    env = {"LAB_NETWORK": network, "OPENAI_API_KEY": "not-used-by-this-test"}
     try:
-        ours.compose(compose_file, home, "up", "-d", "--build", env=env, timeout=BUILD_S)
-        products = _container(home, "products")
-        wait_until(lambda: _health(ours, products) == "healthy", HEALTHY_S, "the products agent to be healthy")
+        container.home_up(ours, compose_file, home, network, HOME_ENV)
+        products = container.compose_name(home, "products")
         # Hardened as rendered: read-only root, no capability, not root.
         config = json.loads(ours.check("inspect", products))[0]["HostConfig"]
         assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"]
@@ -115,7 +90,7 @@ def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, 
         actor = f"/v1.0/actors/ProductActor-{run_token()}/sku-1/method"
         wait_until(
             lambda: _sidecar(ours, products, f"{actor}/Stock").returncode == 0,
-            HEALTHY_S,
+            container.HEALTHY_S,
             "the products sidecar to place the ProductActor type",
         )
         assert _sidecar_call(ours, products, f"{actor}/Restock", 7) == "7"
@@ -126,15 +101,15 @@ def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, 
         os.kill(int(ours.check("inspect", "--format", "{{.State.Pid}}", products)), 9)
         wait_until(
             lambda: json.loads(ours.check("inspect", products))[0]["State"]["StartedAt"] != started,
-            HEALTHY_S,
+            container.HEALTHY_S,
             "the products agent to be restarted by its restart policy",
         )
-        wait_until(lambda: _health(ours, products) == "healthy", HEALTHY_S, "the restarted agent to be healthy")
+        container.wait_healthy(ours, products, "the restarted agent to be healthy")
         wait_until(
             lambda: _sidecar(ours, products, f"{actor}/Stock").stdout == "7",
-            HEALTHY_S,
+            container.HEALTHY_S,
             "the actor to answer again with its state",
         )
         assert _sidecar_call(ours, products, f"{actor}/Restock", 1) == "8"
     finally:
-        ours.compose(compose_file, home, "down", "-v", "--rmi", "local", env=env, timeout=300)
+        container.home_down(ours, compose_file, home, HOME_ENV)

@@ -20,13 +20,18 @@ environment of whoever runs compose. Images come from the set
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+
+import yaml
 
 from lab_env.core.names import run_token
 from lab_env.core.paths import REPO_ROOT
+from lab_env.core.probes import wait_until
 from lab_env.core.versions import pins
 from lab_env.marketplace.homes import native
 from lab_env.marketplace.homes.spec import Agent, HomeSpec
+from lab_env.stack.engine import Engine
 from lab_env.stack.images.catalog import choose
 
 AGENT_UID = 10001
@@ -193,8 +198,6 @@ def resources(spec: HomeSpec) -> dict[str, dict]:
 
 def write(spec: HomeSpec, folder: Path) -> Path:
     """Dockerfiles, compose.yaml and the sidecars' files into ``folder``; returns compose.yaml."""
-    import yaml
-
     folder.mkdir(parents=True, exist_ok=True)
     for sub, files in (("resources", resources(spec)), ("config", native.configurations(spec))):
         (folder / sub).mkdir(exist_ok=True)
@@ -257,3 +260,64 @@ def dockerfile_problems(text: str) -> list[str]:
         if not instr[index][1].startswith("["):
             problems.append(f'{instr[index][0]} is in shell form: use the exec form ["..."] so signals reach the app')
     return problems
+
+
+# --- running it ----------------------------------------------------------------------------
+
+STACK_SERVICES = ("redis", "kafka", "placement", "scheduler")
+# Safety nets against a hang, never pass/fail criteria on a busy machine.
+HEALTHY_S = 300.0
+BUILD_S = 1800.0
+
+
+def compose_name(project: str, service: str) -> str:
+    """docker-compose 1.x's name for a service's first container (the compose plugin uses dashes)."""
+    return f"{project}_{service}_1"
+
+
+def health(engine: Engine, container: str) -> str:
+    """A container's health: healthy, starting, unhealthy, "" (it has no check) or missing."""
+    done = engine.docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", container)
+    return done.stdout.strip() if done.returncode == 0 else "missing"
+
+
+def wait_healthy(engine: Engine, container: str, what: str) -> None:
+    wait_until(
+        lambda: health(engine, container) == "healthy",
+        HEALTHY_S,
+        what,
+        failure=lambda: engine.docker("logs", "--tail", "3", container).stderr.strip(),
+    )
+
+
+def stack_up(engine: Engine, project: str) -> str:
+    """The devcontainer's services (redis, kafka, placement, scheduler) from its compose file, in
+    the chosen image set, up to healthy; the network name a home joins (LAB_NETWORK)."""
+    from lab_env.stack.devcontainer import COMPOSE_FILE
+    from lab_env.stack.images.catalog import compose_env
+
+    engine.compose(COMPOSE_FILE, project, "up", "-d", *STACK_SERVICES, env=compose_env(), timeout=BUILD_S)
+    for service in STACK_SERVICES:
+        wait_healthy(engine, compose_name(project, service), f"the {service} container to be healthy")
+    return f"{project}_default"
+
+
+def stack_down(engine: Engine, project: str) -> None:
+    from lab_env.stack.devcontainer import COMPOSE_FILE
+    from lab_env.stack.images.catalog import compose_env
+
+    engine.compose(COMPOSE_FILE, project, "down", "-v", env=compose_env(), timeout=300)
+
+
+def home_up(engine: Engine, compose_file: Path, project: str, network: str, env: Mapping[str, str]) -> None:
+    """A written home, built and started on ``network``, each agent up to healthy."""
+    full = {"LAB_NETWORK": network, **env}
+    engine.compose(compose_file, project, "up", "-d", "--build", env=full, timeout=BUILD_S)
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    for name, service in services.items():
+        if "build" in service:
+            wait_healthy(engine, compose_name(project, name), f"the {name} agent to be healthy")
+
+
+def home_down(engine: Engine, compose_file: Path, project: str, env: Mapping[str, str]) -> None:
+    engine.compose(compose_file, project, "down", "-v", env={"LAB_NETWORK": "unused", **env}, timeout=300)
