@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,14 +87,16 @@ def recipe_digest(engine: Engine, image: Image) -> str:
     return hashlib.sha256("\n".join([text, *parents]).encode()).hexdigest()[:16]
 
 
-def build(engine: Engine, names: list[str] | None = None, force: bool = False) -> list[Built]:
-    """Build what ``names`` need; an image whose recipe digest is unchanged is kept unless ``force``."""
+def build(engine: Engine, names: list[str] | None = None, force: bool | Collection[str] = False) -> list[Built]:
+    """Build what ``names`` need; an image whose recipe digest is unchanged is kept unless ``force``
+    (True: every image, from scratch; a collection: the images it names)."""
     results = []
     for image in order(names):
         started = time.perf_counter()
         digest = recipe_digest(engine, image)
         label = f"{LABEL}={digest}"
-        if not force and _inspect(engine, image.ref, LABEL_FIELD) == digest:
+        forced = force is True or (not isinstance(force, bool) and image.name in force)
+        if not forced and _inspect(engine, image.ref, LABEL_FIELD) == digest:
             results.append(Built(image.name, image.ref, "kept", time.perf_counter() - started))
             continue
         if image.name == "debian":
@@ -101,7 +104,7 @@ def build(engine: Engine, names: list[str] | None = None, force: bool = False) -
         elif image.name == "busybox":
             busybox.ensure(engine, force=True, label=label)
         else:
-            _docker_build(engine, image, label)
+            _docker_build(engine, image, label, no_cache=forced)
         results.append(Built(image.name, image.ref, "built", time.perf_counter() - started))
     return results
 
@@ -144,11 +147,11 @@ def _build_debian(engine: Engine, image: Image, label: str) -> None:
     tarball.unlink()
 
 
-def _docker_build(engine: Engine, image: Image, label: str) -> None:
+def _docker_build(engine: Engine, image: Image, label: str, no_cache: bool = False) -> None:
     context = context_dir(image.name)
     steps = sum(1 for line in (context / "Dockerfile").read_text().splitlines() if line[:1].isalpha())
     run_with_progress(
-        ["docker", "build", "--label", label, "-t", image.ref, str(context)],
+        ["docker", "build", *(["--no-cache"] if no_cache else []), "--label", label, "-t", image.ref, str(context)],
         f"image {image.name}",
         log_path(image.name),
         total=steps,
