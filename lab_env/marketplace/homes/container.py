@@ -20,7 +20,7 @@ environment of whoever runs compose. Images come from the set
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
@@ -296,10 +296,22 @@ def stack_up(engine: Engine, project: str) -> str:
     from lab_env.stack.devcontainer import COMPOSE_FILE
     from lab_env.stack.images.catalog import compose_env
 
+    images = compose_env()
+    _require_images(engine, [images[key] for key in ("REDIS_IMAGE", "KAFKA_IMAGE", "DAPR_IMAGE", "BUSYBOX_IMAGE")])
     engine.compose(COMPOSE_FILE, project, "up", "-d", *STACK_SERVICES, env=compose_env(), timeout=BUILD_S)
     for service in STACK_SERVICES:
         wait_healthy(engine, compose_name(project, service), f"the {service} container to be healthy")
     return f"{project}_default"
+
+
+def _require_images(engine: Engine, refs: Iterable[str]) -> None:
+    """Where nothing can be pulled (the local set), each image must be built: one line naming the build."""
+    from lab_env.stack.images import bakery
+    from lab_env.stack.images.catalog import image_set
+
+    if image_set() == "local":
+        for ref in dict.fromkeys(refs):
+            bakery.require(engine, ref)
 
 
 def stack_down(engine: Engine, project: str) -> None:
@@ -312,8 +324,11 @@ def stack_down(engine: Engine, project: str) -> None:
 def home_up(engine: Engine, compose_file: Path, project: str, network: str, env: Mapping[str, str]) -> None:
     """A written home, built and started on ``network``, each agent up to healthy."""
     full = {"LAB_NETWORK": network, **env}
-    engine.compose(compose_file, project, "up", "-d", "--build", env=full, timeout=BUILD_S)
     services = yaml.safe_load(compose_file.read_text())["services"]
+    bases = [line.split()[1] for f in compose_file.parent.glob("Dockerfile.*") for line in f.read_text().splitlines()
+             if line.startswith("FROM ") and " AS " not in line]  # fmt: skip
+    _require_images(engine, [*(svc["image"] for svc in services.values() if "build" not in svc), *bases])
+    engine.compose(compose_file, project, "up", "-d", "--build", env=full, timeout=BUILD_S)
     for name, service in services.items():
         if "build" in service:
             wait_healthy(engine, compose_name(project, name), f"the {name} agent to be healthy")
