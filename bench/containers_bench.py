@@ -84,7 +84,7 @@ def container_rss(ours: engine.Engine, project: str, services: list[str]) -> dic
     file-backed pages such as the mapped binaries)."""
     found = {}
     for service in services:
-        lines = ours.check("top", container.compose_name(project, service), "-o", "pid").split()[1:]
+        lines = ours.check("top", container.compose_container(ours, project, service), "-o", "pid").split()[1:]
         found[service] = float(density.rss([int(pid) for pid in lines]))
     return found
 

@@ -11,7 +11,8 @@ and its socket and exec-root in a short folder under /run. It never listens on
 /var/run/docker.sock: tools that find an engine there (kind, `lab-env cluster
 --runtime auto`) must not find one lab-env left behind. Its default runtime is
 runc_wrapper, so `--privileged` works on machines whose capability bounding set
-lacks a capability. This is the one module that runs the docker CLI.
+lacks a capability. This module runs the docker CLI and compose; the bakery
+runs `docker build` itself, for its progress bar.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from lab_env.stack.lifecycle import pid_dir
 
 RECORD = "dockerd"
 RUNTIME = "lab-env-runc"
+# The system's Python runs the wrapper (not the venv's, which `rm -rf .venv` would break).
+WRAPPER_PYTHON = "/usr/bin/python3"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 ANSWER_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 60.0
@@ -227,11 +230,13 @@ def _write_files() -> Path:
     engine_dir().mkdir(parents=True, exist_ok=True)
     source = Path(runc_wrapper.__file__).read_text()
     wrapper = wrapper_path()
+    if not Path(WRAPPER_PYTHON).exists():
+        raise LabEnvError(f"{WRAPPER_PYTHON} is missing (it runs the runtime wrapper)", "install python3 (apt)")
     runc = shutil.which("runc") or shutil.which("runc", path="/usr/sbin:/usr/bin")
     if runc is None:
         raise LabEnvError("runc is not installed (Docker needs it)", INSTALL_FIX)
     source = source.replace(f'RUNC = "{runc_wrapper.RUNC}"', f'RUNC = "{runc}"', 1)
-    wrapper.write_text("#!/usr/bin/python3 -I\n" + source)
+    wrapper.write_text(f"#!{WRAPPER_PYTHON} -I\n" + source)
     wrapper.chmod(0o755)
     config = engine_dir() / "daemon.json"
     config.write_text(json.dumps(daemon_config(), indent=2) + "\n")

@@ -12,6 +12,14 @@ from lab_env.core.paths import REPO_ROOT
 from lab_env.core.versions import pins
 from lab_env.marketplace.homes import container, native
 from lab_env.marketplace.homes.spec import load
+from lab_env.stack.images import catalog
+
+
+@pytest.fixture(autouse=True)
+def upstream_images(monkeypatch):
+    """The default image set, whatever the shell exported (README: LAB_ENV_IMAGES=local)."""
+    monkeypatch.delenv(catalog.IMAGE_SET_VAR, raising=False)
+
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
 

@@ -28,7 +28,8 @@ from lab_env.stack import engine
 from lab_env.stack.images import bakery, catalog
 from tests import own_engine
 
-pytestmark = pytest.mark.containers
+# serial: the tests that start lab-env's own engine share it, so they never run side by side.
+pytestmark = [pytest.mark.containers, pytest.mark.serial]
 ours = own_engine.ours  # the fixture
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
@@ -81,7 +82,7 @@ def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, 
     compose_file = container.write(SPEC, tmp_path / SPEC.home)
     try:
         container.home_up(ours, compose_file, home, network, HOME_ENV)
-        products = container.compose_name(home, "products")
+        products = container.compose_container(ours, home, "products")
         # Hardened as rendered: read-only root, no capability, not root.
         config = json.loads(ours.check("inspect", products))[0]["HostConfig"]
         assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"]

@@ -24,7 +24,8 @@ import pytest
 from lab_env.stack import engine, runc_wrapper
 from lab_env.stack.images import busybox
 
-pytestmark = pytest.mark.containers
+# serial: the tests that start lab-env's own engine share it, so they never run side by side.
+pytestmark = [pytest.mark.containers, pytest.mark.serial]
 
 
 def _ours() -> list[str]:

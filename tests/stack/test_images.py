@@ -22,7 +22,8 @@ from lab_env.stack.devcontainer import COMPOSE_FILE
 from lab_env.stack.images import bakery, catalog, recipes
 from tests import own_engine
 
-pytestmark = pytest.mark.containers
+# serial: the tests that start lab-env's own engine share it, so they never run side by side.
+pytestmark = [pytest.mark.containers, pytest.mark.serial]
 ours = own_engine.ours  # the fixture
 
 # Safety nets against a hang, never pass/fail criteria on a busy machine.

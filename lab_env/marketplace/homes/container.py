@@ -20,7 +20,8 @@ environment of whoever runs compose. Images come from the set
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -270,9 +271,16 @@ HEALTHY_S = 300.0
 BUILD_S = 1800.0
 
 
-def compose_name(project: str, service: str) -> str:
-    """docker-compose 1.x's name for a service's first container (the compose plugin uses dashes)."""
-    return f"{project}_{service}_1"
+def compose_container(engine: Engine, project: str, service: str) -> str:
+    """The first container of a compose service, found by compose's labels (docker-compose 1.x
+    names it <project>_<service>_1, the compose plugin <project>-<service>-1); the 1.x name
+    while it does not exist yet."""
+    found = engine.docker(
+        "ps", "-aq",
+        "--filter", f"label=com.docker.compose.project={project}",
+        "--filter", f"label=com.docker.compose.service={service}",
+    ).stdout.split()  # fmt: skip
+    return found[0] if found else f"{project}_{service}_1"
 
 
 def health(engine: Engine, container: str) -> str:
@@ -281,12 +289,14 @@ def health(engine: Engine, container: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else "missing"
 
 
-def wait_healthy(engine: Engine, container: str, what: str) -> None:
+def wait_healthy(engine: Engine, container: str | Callable[[], str], what: str) -> None:
+    """Wait until ``container`` (a name or id, or a function giving one: it may not exist yet) is healthy."""
+    name = container if callable(container) else (lambda: container)
     wait_until(
-        lambda: health(engine, container) == "healthy",
+        lambda: health(engine, name()) == "healthy",
         HEALTHY_S,
         what,
-        failure=lambda: engine.docker("logs", "--tail", "3", container).stderr.strip(),
+        failure=lambda: engine.docker("logs", "--tail", "3", name()).stderr.strip(),
     )
 
 
@@ -300,7 +310,9 @@ def stack_up(engine: Engine, project: str) -> str:
     _require_images(engine, [images[key] for key in ("REDIS_IMAGE", "KAFKA_IMAGE", "DAPR_IMAGE", "BUSYBOX_IMAGE")])
     engine.compose(COMPOSE_FILE, project, "up", "-d", *STACK_SERVICES, env=compose_env(), timeout=BUILD_S)
     for service in STACK_SERVICES:
-        wait_healthy(engine, compose_name(project, service), f"the {service} container to be healthy")
+        wait_healthy(
+            engine, partial(compose_container, engine, project, service), f"the {service} container to be healthy"
+        )
     return f"{project}_default"
 
 
@@ -331,7 +343,7 @@ def home_up(engine: Engine, compose_file: Path, project: str, network: str, env:
     engine.compose(compose_file, project, "up", "-d", "--build", env=full, timeout=BUILD_S)
     for name, service in services.items():
         if "build" in service:
-            wait_healthy(engine, compose_name(project, name), f"the {name} agent to be healthy")
+            wait_healthy(engine, partial(compose_container, engine, project, name), f"the {name} agent to be healthy")
 
 
 def home_down(engine: Engine, compose_file: Path, project: str, env: Mapping[str, str]) -> None:

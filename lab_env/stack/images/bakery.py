@@ -23,7 +23,7 @@ from lab_env.core.progress_bar import run_with_progress
 from lab_env.errors import LabEnvError
 from lab_env.stack.engine import Engine
 from lab_env.stack.images import busybox, recipes
-from lab_env.stack.images.catalog import DEBIAN_SUITE, Image, catalog, get
+from lab_env.stack.images.catalog import Image, catalog, get
 
 LABEL = "org.lab-env.recipe"
 LABEL_FIELD = '{{index .Config.Labels "org.lab-env.recipe"}}'
@@ -116,26 +116,8 @@ def _build_debian(engine: Engine, image: Image, label: str) -> None:
     if os.geteuid() != 0:
         raise LabEnvError("the Debian base is made as root (mmdebstrap's root mode)", MMDEBSTRAP_FIX)
     tarball = context_dir(image.name) / "rootfs.tar"
-    # Packages' maintainer scripts must not start services while an image is built.
-    policy = 'printf "#!/bin/sh\\nexit 101\\n" > "$1/usr/sbin/policy-rc.d" && chmod 755 "$1/usr/sbin/policy-rc.d"'
-    trust = []
-    if recipes.host_cas():  # the host's extra CAs, trusted inside as on the host
-        cas = " ".join(str(ca) for ca in recipes.host_cas())
-        trust = [
-            f"--customize-hook=copy-in {cas} /usr/local/share/ca-certificates/",
-            '--customize-hook=chroot "$1" update-ca-certificates',
-        ]
     run_with_progress(
-        [
-            "mmdebstrap",
-            "--variant=minbase",
-            "--include=ca-certificates",
-            f"--customize-hook={policy}",
-            *trust,
-            DEBIAN_SUITE,
-            str(tarball),
-            str(recipes.HOST_SOURCES),
-        ],
+        recipes.mmdebstrap_argv(tarball),
         f"image {image.name}",
         log_path(image.name),
         counts=lambda line: line.startswith("I: "),
@@ -173,7 +155,10 @@ def status(engine: Engine) -> list[Row]:
         size, created, digest = (found.split(" ", 2) + ["", ""])[:3]
         when = datetime.fromisoformat(created[:19]).replace(tzinfo=UTC)
         age = datetime.now(UTC) - when
-        current = digest == recipe_digest(engine, image)
+        try:
+            current = digest == recipe_digest(engine, image)
+        except LabEnvError:  # an input is missing here (jars, binaries): the image is not current
+            current = False
         size_mb = int(size) / 1e6
         rows.append(Row(image.name, image.ref, image.upstream, True, current, size_mb, _age(age.total_seconds())))
     return rows

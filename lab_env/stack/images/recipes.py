@@ -258,10 +258,42 @@ def host_cas() -> list[Path]:
     return sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
 
 
+# Packages' maintainer scripts must not start services while an image is built.
+POLICY_HOOK = 'printf "#!/bin/sh\\nexit 101\\n" > "$1/usr/sbin/policy-rc.d" && chmod 755 "$1/usr/sbin/policy-rc.d"'
+
+
+def mmdebstrap_argv(tarball: Path) -> list[str]:
+    """The Debian base: minbase from the host's apt sources, trusting the host's own CAs."""
+    trust = []
+    if host_cas():
+        cas = " ".join(str(ca) for ca in host_cas())
+        trust = [
+            f"--customize-hook=copy-in {cas} /usr/local/share/ca-certificates/",
+            '--customize-hook=chroot "$1" update-ca-certificates',
+        ]
+    return [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--include=ca-certificates",
+        f"--customize-hook={POLICY_HOOK}",
+        *trust,
+        DEBIAN_SUITE,
+        str(tarball),
+        str(HOST_SOURCES),
+    ]
+
+
 def debian(image: Image, context: Path) -> str:
-    """No Dockerfile: the bakery runs mmdebstrap (see bakery.build_debian); the recipe is its arguments."""
+    """No Dockerfile: the bakery runs mmdebstrap; the recipe is its arguments, the sources and the CAs."""
+    sources = _sources()
+    suites = {word for line in sources.splitlines() if line.startswith("Suites:") for word in line.split()[1:]}
+    if DEBIAN_SUITE not in suites:
+        raise LabEnvError(
+            f"{HOST_SOURCES} has no {DEBIAN_SUITE} suite (it has {', '.join(sorted(suites)) or 'none'})",
+            f"build the images on Debian {DEBIAN_SUITE}, or in its devcontainer",
+        )
     cas = "".join(f"{ca.name} {_sha256(ca)}\n" for ca in host_cas())
-    return f"mmdebstrap minbase {DEBIAN_SUITE} ca-certificates\n{_sources()}\n{cas}"
+    return "\n".join([" ".join(mmdebstrap_argv(Path("rootfs.tar"))), sources, cas])
 
 
 def _sources() -> str:
@@ -271,7 +303,12 @@ def _sources() -> str:
 
 
 def busybox_recipe(image: Image, context: Path) -> str:
-    return f"busybox-static {busybox.REF}"
+    """Debian's busybox-static at the version apt would fetch now: a new package is a new image."""
+    import subprocess
+
+    policy = subprocess.run(["apt-cache", "policy", "busybox-static"], capture_output=True, text=True, check=False)
+    candidate = next((line.split()[-1] for line in policy.stdout.splitlines() if "Candidate:" in line), "unknown")
+    return f"busybox-static {candidate} {busybox.REF}"
 
 
 def redis(image: Image, context: Path) -> str:
@@ -306,6 +343,11 @@ def dapr(image: Image, context: Path) -> str:
     # The scheduler keeps etcd's data under /var/lock, where compose mounts a volume; a
     # volume takes the owner of the folder it covers, so the nonroot user can write it.
     (context / "var" / "lock" / "dapr").mkdir(parents=True, exist_ok=True)
+    identity += [
+        f"{path.relative_to(context)} {_sha256(path)}"
+        for path in sorted((context / "etc").rglob("*"))
+        if path.is_file()
+    ]
     return "\n".join(identity)
 
 
