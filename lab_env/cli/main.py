@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lab_env.cli import cluster, course, engine, grade, market, stack, tools
+from lab_env.cli import cluster, course, devcontainer, engine, grade, market, stack, tools
 from lab_env.errors import LabEnvError
 
-GROUPS = (stack, course, grade, tools, cluster, market, engine)
+GROUPS = (stack, course, grade, tools, cluster, market, engine, devcontainer)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,6 +66,9 @@ def env_values(p: Pins | None = None, go_mod: Path = GO_MOD) -> dict[str, str]:
         "ZIPKIN_IMAGE": p.image("zipkin"),
         "BUSYBOX_IMAGE": p.image("busybox"),
         "WORKSPACE_BASE_IMAGE": p.image("workspace"),
+        # Where devcontainer/k8s-tools.sh runs: upstream the workspace base, which downloads
+        # kubectl, kind and helm; here the bakery's image that holds them already.
+        "K8S_TOOLS_IMAGE": p.image("workspace"),
         "GO_IMAGE": f"golang:{go_version(go_mod)}",
         "KIND_VERSION": p.tools["kind"],
         "KUBECTL_VERSION": p.tools["kubectl"],

@@ -193,6 +193,46 @@ def test_remote_user_is_the_one_whose_home_holds_daprd():
     assert health[1] == f"/home/{user}/.dapr/bin/daprd"
 
 
+LOCAL_JSON = DC_DIR / "local" / "devcontainer.json"
+LOCAL_COMPOSE = DC_DIR / "local" / "compose.local.yaml"
+
+
+def test_local_devcontainer_differs_from_codespaces_only_where_a_registry_is_needed():
+    import json
+
+    from lab_env.stack.images import catalog
+
+    main = load_devcontainer()
+    local = json.loads(strip_jsonc(LOCAL_JSON.read_text()))
+    dropped = {"features", "hostRequirements", "customizations", "portsAttributes"}
+    changed = {"name", "dockerComposeFile", "runServices"}
+    assert {k: v for k, v in main.items() if k not in dropped | changed} == {
+        k: v for k, v in local.items() if k not in changed
+    }
+    files = [(LOCAL_JSON.parent / f).resolve() for f in local["dockerComposeFile"]]
+    assert files == [COMPOSE.resolve(), LOCAL_COMPOSE.resolve()]
+    # Every service runs whose image the bakery can stand in for; only those.
+    services = load_compose()["services"]
+    env = devcontainer.env_values()
+    without = {
+        name
+        for name, svc in services.items()
+        if "image" in svc and catalog.local_ref(devcontainer.interpolate(svc["image"], env)) is None
+    }
+    assert without == {"zipkin"}
+    assert set(local["runServices"]) == set(services) - without
+
+
+def test_local_compose_mounts_the_engine_socket_and_keeps_caches_in_external_volumes():
+    override = yaml.safe_load(LOCAL_COMPOSE.read_text())
+    mounts = override["services"]["workspace"]["volumes"]
+    assert any(m.endswith(":/var/run/docker.sock") and "LAB_ENV_DOCKER_SOCKET" in m for m in mounts)
+    from lab_env.stack.devcontainer_run import CACHE_VOLUMES
+
+    assert sorted(v["name"] for v in override["volumes"].values()) == sorted(CACHE_VOLUMES)
+    assert all(v.get("external") for v in override["volumes"].values()), "compose down -v must keep them"
+
+
 TOKEN_DISABLED = re.compile(
     r"""token\s*=\s*(''|"")|\.token\s*=\s*$|\.token=(\s|$)|password_required\s*=\s*False|disable_check_xsrf""",
     re.IGNORECASE,
@@ -456,11 +496,11 @@ def test_distroless_dapr_healthchecks_use_the_shared_busybox():
 def test_dockerfile_takes_every_version_from_build_args():
     text = DOCKERFILE.read_text()
     first_from = text.index("\nFROM ")
-    global_args = set(re.findall(r"^ARG ([A-Z_]+)\s*$", text[:first_from], re.MULTILINE))
-    args_without_default = set(re.findall(r"^ARG ([A-Z_]+)\s*$", text, re.MULTILINE)) - {"TARGETARCH"}
+    global_args = set(re.findall(r"^ARG ([A-Z0-9_]+)\s*$", text[:first_from], re.MULTILINE))
+    args_without_default = set(re.findall(r"^ARG ([A-Z0-9_]+)\s*$", text, re.MULTILINE)) - {"TARGETARCH"}
     stages: set[str] = set()
     for ref, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?\s*$", text, re.MULTILINE):
-        var = re.fullmatch(r"\$\{([A-Z_]+)\}", ref)
+        var = re.fullmatch(r"\$\{([A-Z0-9_]+)\}", ref)
         assert var and var[1] in global_args or ref in stages, f"FROM {ref} is not a pinned build arg"
         if stage:
             stages.add(stage)

@@ -133,7 +133,17 @@ def _docker_build(engine: Engine, image: Image, label: str, no_cache: bool = Fal
     context = context_dir(image.name)
     steps = sum(1 for line in (context / "Dockerfile").read_text().splitlines() if line[:1].isalpha())
     run_with_progress(
-        ["docker", "build", *(["--no-cache"] if no_cache else []), "--label", label, "-t", image.ref, str(context)],
+        [
+            "docker",
+            "build",
+            "--force-rm",
+            *(["--no-cache"] if no_cache else []),
+            "--label",
+            label,
+            "-t",
+            image.ref,
+            str(context),
+        ],
         f"image {image.name}",
         log_path(image.name),
         total=steps,

@@ -6,12 +6,15 @@ import os
 from dataclasses import dataclass
 
 from lab_env.core.versions import pins
+from lab_env.stack.devcontainer import go_version
 
 LOCAL_REPO = "localhost/lab-env"
 # Which images compose files and rendered homes name: "upstream" (Codespaces, any machine that
 # pulls) or "local" (the bakery's stand-ins, where nothing can be pulled). The one switch.
 IMAGE_SET_VAR = "LAB_ENV_IMAGES"
 DEBIAN_SUITE = "bookworm"
+# The tools image carries all three versions, so a new pin is a new image.
+K8S_TOOLS_TAG = "kind{kind}-kubectl{kubectl}-helm{helm}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,28 @@ def catalog() -> dict[str, Image]:
             "Debian's Python 3.11 as a venv at /usr/local, the base lab 05's agent images build on",
         ),
         Image("dapr", p.dapr_runtime, p.image("dapr"), (), "daprd, placement, scheduler, sentry from the Go build"),
+        # The devcontainer's workspace is built from these three (devcontainer/Dockerfile).
+        Image(
+            "golang",
+            go_version(),
+            f"golang:{go_version()}",
+            ("debian",),
+            "the Go toolchain the Go module proxy serves as golang.org/toolchain, at /usr/local/go",
+        ),
+        Image(
+            "k8s-tools",
+            K8S_TOOLS_TAG.format(**p.tools),
+            None,
+            ("debian",),
+            "kubectl, kind and helm at the pinned versions, built here from their Go modules",
+        ),
+        Image(
+            "workspace-base",
+            "3.11-bookworm",
+            p.image("workspace"),
+            ("debian",),
+            "Debian's Python 3.11, git, sudo and the user vscode (uid 1000), as the devcontainers base has them",
+        ),
     ]
     return {image.name: image for image in images}
 
@@ -85,4 +110,8 @@ def compose_env() -> dict[str, str]:
     """The devcontainer's image variables (devcontainer/.env) pointed at the chosen set."""
     from lab_env.stack.devcontainer import env_values
 
-    return {key: choose(value) for key, value in env_values().items() if key.endswith("_IMAGE")}
+    chosen = {key: choose(value) for key, value in env_values().items() if key.endswith("_IMAGE")}
+    if image_set() == "local":
+        # Upstream the workspace base downloads the tools (devcontainer/k8s-tools.sh); here they are built.
+        chosen["K8S_TOOLS_IMAGE"] = get("k8s-tools").ref
+    return chosen

@@ -240,6 +240,106 @@ def agent_base(image: Image, context: Path) -> str:
     return dockerfile
 
 
+GOLANG_DOCKERFILE = """\
+FROM {debian}
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends git gcc libc6-dev make \\
+ && rm -rf /var/lib/apt/lists/*
+COPY go/ /usr/local/go/
+# The upstream image's conventions: GOPATH /go, the toolchain and its binaries on PATH.
+ENV GOLANG_VERSION={version} GOPATH=/go GOTOOLCHAIN=local \\
+    PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The module zip keeps no modes: the commands are made executable, as `go` does when it unpacks one.
+RUN chmod 0755 /usr/local/go/bin/* /usr/local/go/pkg/tool/*/* \\
+ && mkdir -p /go/src /go/bin && chmod -R 1777 /go && go version
+WORKDIR /go
+"""
+
+
+def golang(image: Image, context: Path) -> str:
+    """The Go release the pin names, as the Go module proxy serves it (the module golang.org/toolchain)."""
+    import json
+    import platform
+    import subprocess
+
+    from lab_env.stack.provision.prereqs import require_go
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    version = f"v0.0.1-go{image.tag}.linux-{arch}"
+    # Checked against the public checksum database, as `go` does when it switches toolchains.
+    done = subprocess.run(
+        [require_go(), "mod", "download", "-json", f"golang.org/toolchain@{version}"],
+        cwd=context,
+        env={**os.environ, "GOFLAGS": "", "GOSUMDB": "sum.golang.org"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LabEnvError(
+            f"the Go module proxy did not serve golang.org/toolchain@{version}: {done.stdout[-200:]}",
+            "check network access to the Go module proxy and its checksum database",
+        )
+    tree = Path(json.loads(done.stdout)["Dir"])
+    dockerfile = GOLANG_DOCKERFILE.format(debian=_needed(image, "debian"), version=image.tag)
+    (context / "Dockerfile").write_text(dockerfile)
+    # Hard links: the module cache's files are read-only, and a copy would be 250 MB each time.
+    for source in tree.rglob("*"):
+        target = context / "go" / source.relative_to(tree)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link(source, target)
+    return "\n".join([dockerfile, f"golang.org/toolchain {version}"])
+
+
+K8S_TOOLS_DOCKERFILE = """\
+FROM {debian}
+COPY kubectl kind helm /opt/k8s-tools/
+"""
+
+
+def k8s_tools(image: Image, context: Path) -> str:
+    """kubectl, kind and helm built on this machine from the Go module proxy (see k8s_tools.py)."""
+    from lab_env.stack.images import k8s_tools as tools
+
+    built = tools.build()
+    dockerfile = K8S_TOOLS_DOCKERFILE.format(debian=_needed(image, "debian"))
+    (context / "Dockerfile").write_text(dockerfile)
+    identity = [dockerfile]
+    for name, path in built.items():
+        _link(path, context / name)
+        identity.append(f"{name} {_sha256(path)}")
+    return "\n".join(identity)
+
+
+WORKSPACE_BASE_DOCKERFILE = """\
+FROM {debian}
+# What the project's devcontainer relies on in the devcontainers Python base: Python 3.11 with
+# venv and pip, git, curl, sudo, and the user vscode (uid and gid 1000) who may sudo.
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends \\
+      python3 python3-venv python3-pip python3-dev git curl sudo procps less openssh-client build-essential \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && ln -s /usr/bin/python3 /usr/local/bin/python \\
+ && groupadd --gid 1000 vscode \\
+ && useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash vscode \\
+ && printf 'vscode ALL=(root) NOPASSWD:ALL\\n' > /etc/sudoers.d/vscode && chmod 0440 /etc/sudoers.d/vscode \\
+ && install -d -o vscode -g vscode /home/vscode/.cache /home/vscode/go
+# Tools that bring their own certificate bundle (pip, uv, requests) trust the system's instead,
+# which holds this machine's CAs (see debian()).
+ENV LANG=C.UTF-8 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \\
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+"""
+
+
+def workspace_base(image: Image, context: Path) -> str:
+    dockerfile = WORKSPACE_BASE_DOCKERFILE.format(debian=_needed(image, "debian"))
+    (context / "Dockerfile").write_text(dockerfile)
+    return dockerfile
+
+
 def _link(source: Path, target: Path) -> None:
     """``source`` at ``target``: a hard link when the cache shares the file system (no copy), else a copy."""
     target.unlink(missing_ok=True)
@@ -373,4 +473,7 @@ RECIPES: dict[str, Callable[[Image, Path], str]] = {
     "dapr": dapr,
     "kafka": kafka,
     "agent-base": agent_base,
+    "golang": golang,
+    "k8s-tools": k8s_tools,
+    "workspace-base": workspace_base,
 }

@@ -51,11 +51,9 @@ def setup(force: bool = False, cli: bool = False, cluster: bool = False) -> dict
     if native:
         require_tools()
         timed("redis", install_redis)
-    # In the container profile Redis and Kafka are compose services; the
-    # sidecars (daprd) still run in the workspace.
-    steps = {"dapr runtime": lambda: install_dapr(force=force)}
-    if native:
-        steps["kafka"] = lambda: install_kafka(force=force)
+    # In the container profile Redis and the broker are compose services; the
+    # sidecars (daprd) and Kafka's tools (the same jars) still run in the workspace.
+    steps = {"dapr runtime": lambda: install_dapr(force=force), "kafka": lambda: install_kafka(force=force)}
     with ThreadPoolExecutor(max_workers=len(steps)) as pool:
         futures = [pool.submit(timed, name, step) for name, step in steps.items()]
     for future in futures:

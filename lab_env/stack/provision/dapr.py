@@ -55,7 +55,21 @@ def installed_version(binary: Path) -> str | None:
     return match[0] if match else None
 
 
+def from_image() -> bool:
+    """In the container profile, the workspace image put the pinned Dapr image's binaries in place
+    (devcontainer/Dockerfile): they are the runtime there, and no build is needed."""
+    from lab_env.core.profile import current
+
+    return (
+        current().name == "container"
+        and installed_version(dapr_bin("daprd")) == pins().dapr_runtime
+        and all(dapr_bin(name).exists() for name in COMMANDS)
+    )
+
+
 def installed() -> bool:
+    if from_image():
+        return True
     stamp = dapr_home() / "bin" / STAMP
     return (
         stamp.exists()
