@@ -35,14 +35,16 @@ lab: setup
 # playwright (the browser group) run the learner's path in JupyterLab
 # (tests/browser/test_browser.py). Debian's chromium: no browser is ever downloaded.
 # setup --cluster builds lab 05's Kubernetes control plane (tests/runtime/test_native_cluster.py) and
-# --cli the Dapr CLI it runs homes with, so no test waits for a build mid-cell.
+# --cli the Dapr CLI it runs homes with, so no test waits for a build mid-cell;
+# --containers installs docker.io, docker-compose and mmdebstrap (as root, with apt;
+# elsewhere it says what to do and the tests marked `containers` skip).
 test-tools: $(VENV)/.synced
 	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck chromium fonts-noto-color-emoji >/dev/null) || \
 	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
 	$(UV) sync --frozen --inexact --group browser --group test --python $(PYTHON)
-	$(LAB_ENV) setup --cluster --cli
+	$(LAB_ENV) setup --cluster --cli --containers
 
 # Both cores, then the tests that must run alone (tests/run_suite.py).
 # LAB=03 runs one lab's evidence: its notebook, its checks' tests, its grading.

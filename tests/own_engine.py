@@ -1,7 +1,8 @@
 """The `ours` fixture: lab-env's own Docker engine for the tests marked `containers`.
 
 They start a real dockerd (as root, where `lab-env setup --containers` installed it)
-and run only with LAB_ENV_CONTAINERS=1: a plain `pytest` never starts a daemon.
+and run only with LAB_ENV_CONTAINERS=1, which tests/run_suite.py sets for the full
+tier (`make test`): a plain `pytest` never starts a daemon.
 Import the fixture into a test module: `from tests.own_engine import ours`.
 """
 
