@@ -37,7 +37,8 @@ lab: setup
 # setup --cluster builds lab 05's Kubernetes control plane (tests/runtime/test_native_cluster.py) and
 # --cli the Dapr CLI it runs homes with, so no test waits for a build mid-cell;
 # --containers installs docker.io, docker-compose and mmdebstrap (as root, with apt;
-# elsewhere it says what to do and the tests marked `containers` skip).
+# elsewhere it says what to do and the tests marked `containers` skip). `images build`
+# makes the local images ahead (minutes the first time), so no test or cell waits on it.
 test-tools: $(VENV)/.synced
 	@{ command -v shellcheck >/dev/null && command -v chromium >/dev/null; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -45,6 +46,8 @@ test-tools: $(VENV)/.synced
 	  echo "note: install shellcheck and chromium to lint the devcontainer scripts and run the browser test"; }
 	$(UV) sync --frozen --inexact --group browser --group test --python $(PYTHON)
 	$(LAB_ENV) setup --cluster --cli --containers
+	@if [ "$$(id -u)" = 0 ] && command -v dockerd >/dev/null; then $(LAB_ENV) images build; \
+	  else echo "note: no dockerd to build the local images with: the tests marked containers will skip"; fi
 
 # Both cores, then the tests that must run alone (tests/run_suite.py).
 # LAB=03 runs one lab's evidence: its notebook, its checks' tests, its grading.

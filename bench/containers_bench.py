@@ -8,6 +8,8 @@ In one run on this machine:
   (docker's layer cache off; the Debian base is a fresh mmdebstrap), and all of them;
 - the devcontainer's services (redis, kafka, placement, scheduler) from its compose file
   up to healthy, next to the native stack's `lab-env up` (the reference: ratio 1.00);
+- the whole devcontainer with the Dev Containers CLI, up to postStart's green `lab-env doctor`:
+  first with its cache volumes empty (onCreate downloads and builds), then again;
 - lab 05's marketplace home up to healthy (images built), and the memory of each agent
   as containers (agent + daprd sidecar + pod, from `docker stats`), next to one agent as
   an app and sidecar process pair and one agent as an actor (lab_env.marketplace.homes.density);
@@ -38,7 +40,7 @@ from lab_env import start_app, stop_app, unique_name, uvicorn_command  # noqa: E
 from lab_env.marketplace.homes import container, density  # noqa: E402
 from lab_env.marketplace.homes.spec import load  # noqa: E402
 from lab_env.runtime.actors import actor_type  # noqa: E402
-from lab_env.stack import engine  # noqa: E402
+from lab_env.stack import devcontainer_run, engine  # noqa: E402
 from lab_env.stack.images import bakery, catalog  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -122,6 +124,18 @@ def main() -> int:
         result["image_cold_s"] = cold
         result["images_cold_all_s"] = sum(cold.values())
         result["image_mb"] = {row.name: row.size_mb for row in bakery.status(ours)}
+
+        # The devcontainer, on a copy of this checkout: its workspace image is built (layer cache on).
+        with tempfile.TemporaryDirectory() as folder:
+            copy = devcontainer_run.copy_repo(ROOT, Path(folder) / "labs")
+            for volume in devcontainer_run.CACHE_VOLUMES:
+                ours.docker("volume", "rm", "-f", volume)
+            try:
+                result["devcontainer_cold_s"] = timed(lambda: devcontainer_run.up(ours, copy))
+                devcontainer_run.down(ours, copy)
+                result["devcontainer_warm_s"] = timed(lambda: devcontainer_run.up(ours, copy))
+            finally:
+                devcontainer_run.down(ours, copy)
 
         # The stack: native (reference) and as containers.
         lab_env("down")
@@ -209,8 +223,16 @@ def write(r: dict) -> None:
         f"| devcontainer services up to healthy (compose) | {r['compose_stack_up_s']:.1f} | "
         f"{r['compose_stack_up_s'] / ref:.2f} |",
         f"| lab 05's home up to healthy (3 agents, images built) | {r['home_up_s']:.1f} | {r['home_up_s'] / ref:.2f} |",
+        f"| devcontainer up to green doctor, caches empty (Dev Containers CLI) | {r['devcontainer_cold_s']:.1f} | "
+        f"{r['devcontainer_cold_s'] / ref:.2f} |",
+        f"| devcontainer up to green doctor, caches kept (a prebuild's case) | {r['devcontainer_warm_s']:.1f} | "
+        f"{r['devcontainer_warm_s'] / ref:.2f} |",
         "",
-        "Each image rebuilt alone (the Debian base is a fresh mmdebstrap; the others build on it):",
+        "The devcontainer rows start from the workspace image already built (docker's layer cache); "
+        "\"caches empty\" removes the volumes that keep onCreate's downloads and builds (uv, Go, lab-env's cache).",
+        "",
+        "Each image rebuilt alone (the Debian base is a fresh mmdebstrap; the others build on it; k8s-tools "
+        "rebuilds its image, while the Go builds of kubectl, kind and helm stay cached on the host):",
         "",
         "| image | seconds | size MB |",
         "| --- | ---: | ---: |",

@@ -58,6 +58,21 @@ def run(
     return proc.wait()
 
 
+def piped(argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with pipes to its input and from its output (stderr dropped): a relay,
+    such as a port forwarded through `docker exec`, that lives as long as its caller reads it."""
+    try:
+        return subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+    except FileNotFoundError as err:
+        raise LabEnvError(f"cannot start {argv[0]}: not found", "run `lab-env setup --containers`") from err
+
+
 def _popen(
     argv: Sequence[str | os.PathLike[str]],
     log_path: Path,

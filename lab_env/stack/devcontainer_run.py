@@ -17,14 +17,20 @@ the workspace's vscode, as a codespace's checkout is.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+from lab_env.core import procs
 from lab_env.core.paths import cache_dir, logs_dir
 from lab_env.core.versions import pins
 from lab_env.errors import LabEnvError
@@ -188,6 +194,80 @@ def exec_in(engine: Engine, ws: Workspace, argv: Sequence[str], timeout: float =
         timeout=timeout,
         check=False,
     )
+
+
+# Run by the workspace's python3 for each forwarded connection: stdin to the port, the port to stdout.
+_RELAY = """
+import socket, sys, threading
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def upstream():
+    while chunk := sys.stdin.buffer.read1(65536):
+        conn.sendall(chunk)
+    conn.shutdown(socket.SHUT_WR)
+threading.Thread(target=upstream, daemon=True).start()
+while chunk := conn.recv(65536):
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+"""
+
+
+@contextmanager
+def forwarded(engine: Engine, ws: Workspace, port: int) -> Iterator[str]:
+    """The workspace's 127.0.0.1:``port`` at a URL here, forwarded as an editor forwards a port:
+    each connection is piped through `docker exec` into the container, and nothing is published."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    stopping = threading.Event()
+    env = {**os.environ, "DOCKER_HOST": engine.host}
+    docker = shutil.which("docker") or "docker"
+
+    def pipe(read: Callable[[], bytes], write: Callable[[bytes], object], done: Callable[[], object]) -> None:
+        try:
+            while chunk := read():
+                write(chunk)
+        except OSError:
+            pass
+        finally:
+            with suppress(OSError):
+                done()
+
+    def serve(conn: socket.socket) -> None:
+        relay = procs.piped([docker, "exec", "-i", ws.container, "python3", "-c", _RELAY, str(port)], env)
+        assert relay.stdin and relay.stdout
+        # The pipe of a Popen with bufsize -1 is a BufferedReader: read1 returns what has arrived.
+        from_relay = cast(io.BufferedReader, relay.stdout)
+
+        def to_relay(chunk: bytes) -> None:
+            assert relay.stdin
+            relay.stdin.write(chunk)
+            relay.stdin.flush()
+
+        inbound = threading.Thread(target=pipe, args=(lambda: conn.recv(65536), to_relay, relay.stdin.close))
+        inbound.start()
+        pipe(lambda: from_relay.read1(65536), conn.sendall, lambda: conn.shutdown(socket.SHUT_WR))
+        inbound.join()
+        conn.close()
+        relay.wait()
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stopping.set()
+        acceptor.join()
+        server.close()
 
 
 def down(engine: Engine, folder: Path) -> None:

@@ -12,20 +12,17 @@ The first run builds the agent images (pip installs lab_env in them) and takes m
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lab_env.core.names import run_token
 from lab_env.core.probes import wait_until
-from lab_env.marketplace.homes import container
+from lab_env.errors import LabEnvError
+from lab_env.marketplace.homes import container, container_run
 from lab_env.marketplace.homes.spec import load
-from lab_env.stack import engine
-from lab_env.stack.images import bakery, catalog
+from lab_env.stack.images import catalog
 from tests import own_engine
 
 # serial: the tests that start lab-env's own engine share it, so they never run side by side.
@@ -36,81 +33,54 @@ SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"
 HOME_ENV = {"OPENAI_API_KEY": "not-used-by-this-test"}
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
-
-
-@pytest.fixture(scope="module")
-def network(ours, monkeypatch_module):
-    """The devcontainer's services, from its compose file, on the local images."""
-    monkeypatch_module.setenv(catalog.IMAGE_SET_VAR, "local")
-    bakery.build(ours, ["redis", "kafka", "dapr", "busybox", "agent-base"])
-    project = f"labenv{secrets.token_hex(3)}"
+@pytest.fixture
+def home(ours, tmp_path: Path, monkeypatch):
+    """The stack's services and the marketplace home on lab-env's engine, on the local images."""
+    monkeypatch.setenv(catalog.IMAGE_SET_VAR, "local")
+    started = container_run.start(SPEC, tmp_path / SPEC.home, HOME_ENV)
     try:
-        yield container.stack_up(ours, project)
+        yield started
     finally:
-        container.stack_down(ours, project)
+        started.stop()
+    assert not ours.check("ps", "-aq", "--filter", f"label=com.docker.compose.project={started.project}").split()
 
 
-# Run by the agent's Python: the call goes where the agent's own calls go, its sidecar on loopback.
-CALL = """
-import sys, urllib.request
-body = sys.argv[2].encode() if len(sys.argv) > 2 else None
-request = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type": "application/json"})
-sys.stdout.write(urllib.request.urlopen(request, timeout=30).read().decode())
-"""
+def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, home):
+    products = home.container("products")
+    # Hardened as rendered: read-only root, no capability, not root.
+    config = home.inspect("products")["HostConfig"]
+    assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"]
+    assert ours.check("exec", products, "id", "-u").strip() == str(container.AGENT_UID)
+    assert {"products", "products-dapr", "products-pod", "redis"} <= {
+        line.split()[0].split("_")[1] for line in home.ps().splitlines() if "_" in line.split()[0]
+    }
+
+    actor = f"/v1.0/actors/ProductActor-{run_token()}/sku-1/method"
+    wait_until(
+        lambda: home.try_call("products", f"{actor}/Stock").returncode == 0,
+        container.HEALTHY_S,
+        "the products sidecar to place the ProductActor type",
+    )
+    assert home.call("products", f"{actor}/Restock", 7) == "7"
+
+    # A crash, not a stop: SIGKILL to the agent's process from outside. Its restart
+    # policy starts it again, in the same pod, beside the same sidecar.
+    before = home.inspect("products")["State"]["StartedAt"]
+    home.crash("products")
+    home.wait_restarted("products", before)
+    wait_until(
+        lambda: home.try_call("products", f"{actor}/Stock").stdout == "7",
+        container.HEALTHY_S,
+        "the actor to answer again with its state",
+    )
+    assert home.call("products", f"{actor}/Restock", 1) == "8"
+    assert home.inspect("products")["RestartCount"] == 1
 
 
-def _sidecar(
-    ours: engine.Engine, agent: str, path: str, body: object | None = None
-) -> subprocess.CompletedProcess[str]:
-    """A call from inside ``agent`` to its sidecar at 127.0.0.1:3500."""
-    extra = [json.dumps(body)] if body is not None else []
-    return ours.docker("exec", agent, "python", "-c", CALL, f"http://127.0.0.1:3500{path}", *extra, timeout=120)
-
-
-def _sidecar_call(ours: engine.Engine, agent: str, path: str, body: object | None = None) -> str:
-    done = _sidecar(ours, agent, path, body)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def test_the_home_runs_and_a_killed_agent_comes_back_with_its_actor_state(ours, network, tmp_path: Path):
-    home = f"home{secrets.token_hex(3)}"
-    compose_file = container.write(SPEC, tmp_path / SPEC.home)
-    try:
-        container.home_up(ours, compose_file, home, network, HOME_ENV)
-        products = container.compose_container(ours, home, "products")
-        # Hardened as rendered: read-only root, no capability, not root.
-        config = json.loads(ours.check("inspect", products))[0]["HostConfig"]
-        assert config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"]
-        assert ours.check("exec", products, "id", "-u").strip() == str(container.AGENT_UID)
-
-        actor = f"/v1.0/actors/ProductActor-{run_token()}/sku-1/method"
-        wait_until(
-            lambda: _sidecar(ours, products, f"{actor}/Stock").returncode == 0,
-            container.HEALTHY_S,
-            "the products sidecar to place the ProductActor type",
-        )
-        assert _sidecar_call(ours, products, f"{actor}/Restock", 7) == "7"
-
-        # A crash, not a stop: SIGKILL to the agent's process from outside. Its restart
-        # policy starts it again, in the same pod, beside the same sidecar.
-        started = json.loads(ours.check("inspect", products))[0]["State"]["StartedAt"]
-        os.kill(int(ours.check("inspect", "--format", "{{.State.Pid}}", products)), 9)
-        wait_until(
-            lambda: json.loads(ours.check("inspect", products))[0]["State"]["StartedAt"] != started,
-            container.HEALTHY_S,
-            "the products agent to be restarted by its restart policy",
-        )
-        container.wait_healthy(ours, products, "the restarted agent to be healthy")
-        wait_until(
-            lambda: _sidecar(ours, products, f"{actor}/Stock").stdout == "7",
-            container.HEALTHY_S,
-            "the actor to answer again with its state",
-        )
-        assert _sidecar_call(ours, products, f"{actor}/Restock", 1) == "8"
-    finally:
-        container.home_down(ours, compose_file, home, HOME_ENV)
+def test_docker_kill_is_a_stop_the_restart_policy_respects(home):
+    home.kill("buyers")
+    inspected = home.inspect("buyers")
+    assert inspected["State"]["Status"] == "exited" and inspected["RestartCount"] == 0
+    # Nothing brings it back: unless-stopped leaves a container stopped that was stopped on purpose.
+    with pytest.raises(LabEnvError, match="restarted"):
+        wait_until(lambda: home.inspect("buyers")["State"]["Status"] == "running", 15, "buyers to be restarted")

@@ -601,5 +601,6 @@ def test_readme_has_the_badge_and_says_what_has_run_and_what_has_not():
     text = (DC_DIR / "README.md").read_text()
     assert "https://github.com/codespaces/badge.svg" in text and "https://codespaces.new/" in text
     status = text.split("\n## ", 1)[0]  # the status box above the first section
-    assert "run for real" in status and "have never run" in status
-    assert "estimate" in text.lower()
+    # What has run (the devcontainer, here, on stand-ins) and what has not (a codespace).
+    assert "started for real" in status and "never run" in status and "stand-in" in status
+    assert "Measured here" in text and "not a promise for a codespace" in text
