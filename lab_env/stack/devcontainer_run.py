@@ -1,7 +1,7 @@
 """Start the project's devcontainer for real, with the Dev Containers CLI, on this machine's engine.
 
     ws = up(engine, folder)          # devcontainer up: compose stack, workspace, onCreate, postStart
-    exec_in(ws, ["lab-env", "doctor"])
+    exec_in(engine, ws, [".venv/bin/lab-env", "doctor"])
     down(engine, folder)             # containers, network and volumes gone
 
 The CLI is `@devcontainers/cli` from npm at the version versions.toml pins,

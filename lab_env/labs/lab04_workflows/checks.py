@@ -237,12 +237,18 @@ def monitor(app: DaprApp) -> str:
             input={"product": product, "threshold": 5, "batch": 10, "every_s": 0.2, "checks": 0, "reorders": 0},
         )
 
+        # The status that showed 4 checks is the one judged: read again, it can fall in the moment
+        # the instance continues as new and has none (then the learner would be blamed for a None).
+        seen: dict = {}
+
         def progressed() -> bool:
-            seen = workflows.custom_status(app, instance) or {}
-            return isinstance(seen, dict) and seen.get("checks", 0) >= 4
+            nonlocal seen
+            status = workflows.custom_status(app, instance) or {}
+            if isinstance(status, dict) and status.get("checks", 0) >= 4:
+                seen = status
+            return bool(seen)
 
         workflows.wait_for(app, instance, progressed, "the monitor checked the stock 4 times", PATIENCE)
-        seen = workflows.custom_status(app, instance)
         events = workflows.history(app, instance)
     finally:
         wf_client.terminate_workflow(instance)
