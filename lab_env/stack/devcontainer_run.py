@@ -40,8 +40,8 @@ from lab_env.stack.images.catalog import IMAGE_SET_VAR, compose_env, get
 
 LOCAL_CONFIG = Path("devcontainer/local/devcontainer.json")
 LOCAL_COMPOSE_FILES = (Path("devcontainer/compose.yaml"), Path("devcontainer/local/compose.local.yaml"))
-# What the local run starts: every image of compose.yaml the bakery builds (zipkin has no stand-in).
-IMAGES = ("workspace-base", "golang", "k8s-tools", "dapr", "redis", "kafka", "busybox")
+# What the local run starts: every image compose.yaml names, each the bakery's stand-in.
+IMAGES = ("workspace-base", "golang", "k8s-tools", "dapr", "redis", "kafka", "busybox", "zipkin")
 WORKSPACE_UID = 1000
 # compose.local.yaml's cache volumes: they outlive every workspace, like a prebuild's snapshot.
 CACHE_VOLUMES = ("lab-env-devcontainer-cache", "lab-env-devcontainer-go")

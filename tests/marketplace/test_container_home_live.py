@@ -6,7 +6,7 @@ starts on their network: per agent a pod, the agent (read-only, every capability
 and its daprd sidecar. A product actor is called through its sidecar, the agent's process is
 SIGKILLed, its restart policy brings it back in the same pod, and the actor's state is there.
 
-Marked `containers`: run with LAB_ENV_CONTAINERS=1 (root; `lab-env setup --containers`).
+Marked `containers`: `make test` runs it (root; `lab-env setup --containers`); LAB_ENV_CONTAINERS=0 leaves it out.
 The first run builds the agent images (pip installs lab_env in them) and takes minutes.
 """
 

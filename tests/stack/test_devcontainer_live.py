@@ -79,6 +79,15 @@ def test_the_workspace_user_and_tools_are_where_the_devcontainer_expects(ours, w
         assert wanted in done.stdout, (wanted, done.stdout)
 
 
+def test_zipkin_answers_the_workspace_at_its_compose_name(ours, workspace):
+    # Nothing waits for zipkin (it is optional), so it may still be starting.
+    def up() -> bool:
+        done = devcontainer_run.exec_in(ours, workspace, ["curl", "-sf", "http://zipkin:9411/health"])
+        return done.returncode == 0 and '"UP"' in done.stdout
+
+    wait_until(up, 180.0, "zipkin to answer at zipkin:9411 from the workspace")
+
+
 def test_solution_notebooks_pass_nbval_in_the_workspace(ours, workspace):
     """Two at a time, as the native suite runs them (xdist from the test group, synced here)."""
     sync = [".tools/bin/uv", "sync", "--frozen", "--inexact", "--group", "test", "--python", "python3"]

@@ -2,9 +2,9 @@
 
 No mocks: these start Debian's dockerd (as root, where `lab-env setup --containers`
 installed it) through stack/engine, import a busybox image made from Debian's
-busybox-static package, and run containers. They are marked `containers` and
-tests/run_suite.py leaves them out of every phase unless LAB_ENV_CONTAINERS=1:
-the suite's time on main is unchanged until the team decides to run them there.
+busybox-static package, and run containers. They are marked `containers`:
+tests/run_suite.py runs them in the full tier's second phase (LAB_ENV_CONTAINERS=0
+leaves them out).
 They skip where lab-env may not start its own engine (not root, no dockerd) or
 where another engine already answers (two daemons would fight over docker0).
 Run them alone: `LAB_ENV_CONTAINERS=1 pytest -m containers tests/stack/test_engine.py`.

@@ -1,14 +1,15 @@
 """The image bakery, for real: images built here with no pull, kept when their recipe is unchanged,
 and Dapr's sidecar in its container saving state into Redis in its own, on a private network.
 
-Marked `containers`, like test_engine.py: run with LAB_ENV_CONTAINERS=1 (they start lab-env's
-own dockerd, as root). The first run builds every image (about 30 s with apt's cache warm);
-later runs keep them.
+Marked `containers`, like test_engine.py: `make test` runs them (they start lab-env's
+own dockerd, as root; LAB_ENV_CONTAINERS=0 leaves them out). The first run builds every
+image (about 30 s with apt's cache warm); later runs keep them.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from lab_env.core.probes import wait_until
 from lab_env.stack import engine
 from lab_env.stack.devcontainer import COMPOSE_FILE
 from lab_env.stack.images import bakery, catalog, recipes
+from lab_env.stack.images import zipkin as zipkin_image
 from tests import own_engine
 
 # serial: the tests that start lab-env's own engine share it, so they never run side by side.
@@ -178,3 +180,37 @@ def test_kafka_stand_in_runs_the_compose_settings_and_keeps_a_topic_across_a_res
         ours.docker("rm", "-f", kafka)
         ours.docker("volume", "rm", volume)
         ours.docker("network", "rm", network)
+
+
+def test_zipkin_stand_in_passes_the_compose_health_check_and_gives_back_a_span(ours):
+    """The zipkin service of devcontainer/compose.yaml, with its environment and health check as written there."""
+    service = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["zipkin"]
+    name = unique_name("img")
+    (port,) = free_ports(1)
+    env = [arg for key, value in service["environment"].items() for arg in ("-e", f"{key}={value}")]
+    healthcheck = service["healthcheck"]["test"][1:]  # CMD's argv, as compose runs it
+    try:
+        ours.check("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:9411", *env, catalog.get("zipkin").ref)
+        wait_until(
+            lambda: ours.docker("exec", name, *healthcheck, timeout=60).returncode == 0,
+            READY_S,
+            "the zipkin container's health check to pass",
+            failure=lambda: ours.docker("logs", "--tail", "5", name).stdout,
+        )
+        zipkin = f"http://127.0.0.1:{port}/api/v2"
+        trace = secrets.token_hex(8)
+        span = {"traceId": trace, "id": trace, "name": "reserve", "timestamp": 1_700_000_000_000_000,
+                "duration": 1500, "localEndpoint": {"serviceName": "products"}}  # fmt: skip
+        sent = httpx.post(f"{zipkin}/spans", json=[span], timeout=30)
+        assert sent.status_code == 202, sent.text
+        # Zipkin stores spans asynchronously: the trace answers 404 until the span is in.
+        wait_until(
+            lambda: httpx.get(f"{zipkin}/trace/{trace}", timeout=5).status_code == 200,
+            READY_S,
+            "zipkin to give the span back",
+        )
+        got = httpx.get(f"{zipkin}/trace/{trace}", timeout=5).json()
+        assert got[0]["name"] == "reserve" and got[0]["localEndpoint"]["serviceName"] == "products"
+        assert _users(ours, name).get("java") == str(zipkin_image.USER_ID)
+    finally:
+        ours.docker("rm", "-f", name)

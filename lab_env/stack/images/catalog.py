@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lab_env.core.versions import pins
 from lab_env.stack.devcontainer import go_version
+from lab_env.stack.images.zipkin import version_of as zipkin_version
 
 LOCAL_REPO = "localhost/lab-env"
 # Which images compose files and rendered homes name: "upstream" (Codespaces, any machine that
@@ -71,6 +72,13 @@ def catalog() -> dict[str, Image]:
             p.image("workspace"),
             ("debian",),
             "Debian's Python 3.11, git, sudo and the user vscode (uid 1000), as the devcontainers base has them",
+        ),
+        Image(
+            "zipkin",
+            zipkin_version(p.image("zipkin")),
+            p.image("zipkin"),
+            ("debian",),
+            "Zipkin's released server jar (Maven Central) on Debian's JRE 17, upstream's health check and user",
         ),
     ]
     return {image.name: image for image in images}

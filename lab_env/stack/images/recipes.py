@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lab_env.core.paths import dapr_bin
 from lab_env.errors import LabEnvError
-from lab_env.stack.images import busybox
+from lab_env.stack.images import busybox, zipkin
 from lab_env.stack.images.catalog import DEBIAN_SUITE, Image
 
 # Debian's apt sources on this machine: the same mirror (or snapshot) the host installs from.
@@ -340,6 +340,18 @@ def workspace_base(image: Image, context: Path) -> str:
     return dockerfile
 
 
+def zipkin_recipe(image: Image, context: Path) -> str:
+    """Zipkin's released server jar on Debian's JRE (see zipkin.py for what the stand-in reproduces)."""
+    server = zipkin.jar(image.tag)
+    dockerfile = zipkin.DOCKERFILE.format(debian=_needed(image, "debian"), uid=zipkin.USER_ID)
+    (context / "Dockerfile").write_text(dockerfile)
+    _link(server, context / "zipkin.jar")
+    for name, text in (("docker-healthcheck", zipkin.HEALTHCHECK), ("start-zipkin", zipkin.START)):
+        (context / name).write_text(text)
+        (context / name).chmod(0o755)
+    return "\n".join([dockerfile, zipkin.HEALTHCHECK, zipkin.START, f"{server.name} {_sha256(server)}"])
+
+
 def _link(source: Path, target: Path) -> None:
     """``source`` at ``target``: a hard link when the cache shares the file system (no copy), else a copy."""
     target.unlink(missing_ok=True)
@@ -476,4 +488,5 @@ RECIPES: dict[str, Callable[[Image, Path], str]] = {
     "golang": golang,
     "k8s-tools": k8s_tools,
     "workspace-base": workspace_base,
+    "zipkin": zipkin_recipe,
 }
