@@ -52,3 +52,21 @@ def test_a_sentry_leaves_nothing_behind_and_serves_on_loopback_only():
         stop_sentry(s)
     # Not running: an exited child this process has not reaped yet is a zombie, which pid_exists still counts.
     assert not procs.alive(pid) and not s.workdir.exists()
+
+
+def test_the_policy_refuses_service_invocation_yet_actor_calls_reach_the_products_actors():
+    """Lab 05's claim, on the real products agent: access-control policies cover service invocation only."""
+    import yaml
+
+    from lab_env.core.paths import REPO_ROOT
+
+    raw = yaml.safe_load((REPO_ROOT / "lab_env" / "marketplace" / "homes" / "marketplace.yaml").read_text())
+    products = next(agent for agent in raw["agents"] if agent["app_id"] == "products")
+    products["callers"] = {"mediator": ["Reserve"]}
+    calls = {(c.caller, c.how): c for c in security.actor_calls_past_policy(raw)}
+    assert calls[("buyers", "service invocation")].status == 403, calls
+    # Let through by the policy, but the app has no such route: Reserve is the actor's method.
+    assert calls[("mediator", "service invocation")].status == 404, calls
+    for caller in ("mediator", "buyers"):
+        reached = calls[(caller, "actor API")]
+        assert reached.status == 200 and '"ok": true' in reached.answer, calls

@@ -13,6 +13,13 @@ the drill tells the two apart: a drill that passes either way proves nothing.
                        sentry; a peer without a sentry certificate is refused
     access_control     the callee's Configuration (rendered from the spec)
                        denies every caller and method it does not name
+
+And one drill that shows a hole rather than a protection:
+
+    actor_calls_past_policy  the same Configuration on the real products agent:
+                       service invocation is refused, yet any sidecar on the
+                       control plane reaches the agent's actors through the
+                       actor API, which access-control policies do not cover
 """
 
 from __future__ import annotations
@@ -343,3 +350,82 @@ def access_control(protect: bool = True) -> Drill:
         holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403, ("stranger", "hello"): 403},
         calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()],
     )
+
+
+@dataclass
+class PolicyCall:
+    caller: str
+    how: str  # "service invocation" or "actor API"
+    method: str
+    status: int
+    answer: str
+
+    def __str__(self) -> str:
+        return f"{self.caller:>8} -> {self.method} by {self.how}: HTTP {self.status} {self.answer}".rstrip()
+
+
+PRODUCT_HOST = "lab_env.marketplace.agents.product_host:app"
+
+
+def actor_calls_past_policy(
+    raw: Mapping | HomeSpec, *, callee: str = "products", callers: Sequence[str] = ("mediator", "buyers")
+) -> list[PolicyCall]:
+    """The real products agent (its ProductActor host) behind the Configuration ``raw`` renders for it, on a
+    control plane with mTLS, and a sidecar per caller on the same plane. Each caller calls ``Reserve`` by
+    service invocation, which the policy governs, and through the actor API, which it does not."""
+    from lab_env.core.paths import REPO_ROOT
+    from lab_env.core.ports import free_ports
+    from lab_env.marketplace.homes.native import configurations
+    from lab_env.marketplace.homes.spec import isolated, load
+    from lab_env.runtime import secure_plane
+    from lab_env.runtime.actors import actor_type_in
+    from lab_env.runtime.apps import uvicorn_command
+
+    spec = raw if isinstance(raw, HomeSpec) else load(dict(raw))
+    suffix = unique_name("aclx").rsplit("-", 1)[-1] + secrets.token_hex(2)
+    private = isolated(spec, suffix, free_ports(len(spec.agents)))
+    name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
+    config = configurations(private)[f"{name[callee]}.yaml"]
+    plane_name = f"actor-acl-{suffix}"
+    apps: list[DaprApp] = []
+    calls: list[PolicyCall] = []
+    try:
+        plane = secure_plane.start_plane(plane_name)
+        certified: _Certified = {"sidecar_args": plane.sidecar_args(), "sidecar_env": plane.sidecar_env()}
+        with tempfile.TemporaryDirectory(prefix="actor-acl-") as tmp:
+            config_file = Path(tmp) / "products-config.yaml"
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            host = start_app(
+                name[callee], uvicorn_command(PRODUCT_HOST), cwd=REPO_ROOT, components=["statestore"],
+                config=config_file, **certified,
+            )  # fmt: skip
+            apps.append(host)
+            product = actor_type_in(host, "ProductActor")
+            for caller in callers:
+                apps.append(start_app(name[caller], components=[], **certified))
+                app, item = apps[-1], f"sku-{caller}"
+                order = {"order_id": f"drill-{caller}", "quantity": 1}
+                invoked = sidecar.post(app, sidecar.invoke_path(name[callee], "Reserve"), json=order, timeout=TIMEOUT_S)
+                calls.append(PolicyCall(caller, "service invocation", "Reserve", invoked.status_code, _brief(invoked)))
+                sidecar.put(app, sidecar.actor_method_path(product, item, "Restock"), json=3, timeout=TIMEOUT_S)
+                reserved = sidecar.put(
+                    app, sidecar.actor_method_path(product, item, "Reserve"), json=order, timeout=TIMEOUT_S
+                )
+                method = f"ProductActor {item} Reserve"
+                calls.append(PolicyCall(caller, "actor API", method, reserved.status_code, _brief(reserved)))
+    finally:
+        for app in apps:
+            stop_app(app)
+        secure_plane.stop_plane(plane_name)
+    return calls
+
+
+def _brief(response) -> str:
+    """The sidecar's answer in a few words: the app's JSON, or the error code Dapr gives."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:60]
+    if isinstance(body, dict) and "errorCode" in body:
+        return body["errorCode"]
+    return json.dumps(body)[:60]
