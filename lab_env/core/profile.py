@@ -31,6 +31,8 @@ class Profile:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     placement_port: int = 50005
+    # placement's health server, which also serves its table (/placement/state, --metadata-enabled)
+    placement_healthz_port: int = 58080
     scheduler_port: int = 50006
 
     @property
@@ -44,6 +46,10 @@ class Profile:
     @property
     def placement_address(self) -> str:
         return f"{self.placement_host}:{self.placement_port}"
+
+    @property
+    def placement_table_url(self) -> str:
+        return f"http://{self.placement_host}:{self.placement_healthz_port}/placement/state"
 
     @property
     def scheduler_address(self) -> str:

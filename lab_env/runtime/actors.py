@@ -57,6 +57,57 @@ class LifecycleLog:
 lifecycle_log = LifecycleLog()
 
 
+def activations(app: DaprApp, prefix: str = "") -> dict[str, float]:
+    """When ``app`` last activated each actor id starting with ``prefix`` (its /lifecycle log, a Unix time).
+    An app that does not answer (it crashed) has activated none."""
+    import httpx
+
+    try:
+        events = sidecar.client().get(f"{app.app_url}/lifecycle", timeout=30).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    if not isinstance(events, list):
+        return {}  # no /lifecycle route: an app that keeps no log
+    return {
+        str(e["actor_id"]): float(e["at"])
+        for e in events
+        if e.get("event") == "activated" and str(e.get("actor_id", "")).startswith(prefix)
+    }
+
+
+def where_activated(hosts: list[DaprApp], prefix: str = "") -> dict[str, str]:
+    """Actor id -> the app id of the host that activated it last: where placement put it most recently."""
+    latest: dict[str, tuple[float, str]] = {}
+    for host in hosts:
+        for actor_id, at in activations(host, prefix).items():
+            if actor_id not in latest or at > latest[actor_id][0]:
+                latest[actor_id] = (at, host.app_id)
+    return {actor_id: app_id for actor_id, (_, app_id) in sorted(latest.items())}
+
+
+def placement_table(run_only: bool = True) -> list[dict[str, Any]]:
+    """The actor hosts placement knows now, as placement serves its table: each host's app id, the address
+    of its sidecar's internal gRPC port and the actor types it hosts. ``run_only``: hosts of this run only."""
+    import httpx
+
+    from lab_env.core.profile import current
+
+    try:
+        tables = sidecar.client().get(current().placement_table_url, timeout=30).json().get("tables", {})
+    except (httpx.HTTPError, ValueError) as err:
+        raise LabEnvError(
+            f"placement's table is not reachable: {err}", "run `lab-env up` (or `lab-env doctor`)"
+        ) from None
+    rows = [
+        {"app_id": host["id"], "address": host["name"], "actor_types": sorted(host.get("entities") or [])}
+        for table in tables.values()
+        for host in table.get("hosts") or []
+    ]
+    if run_only:
+        rows = [row for row in rows if row["app_id"].endswith(f"-{run_token()}")]
+    return sorted(rows, key=lambda row: row["app_id"])
+
+
 class ActorCallFailed(LabEnvError):
     """An actor method failed; ``str()`` is one line ending with the app's own error."""
 

@@ -219,12 +219,13 @@ def _sidecar_argv(
     config: Path,
     log_level: str,
     extra: Sequence[str] = (),
+    dapr_id: str | None = None,
 ) -> list[str]:
     prof = current()
     argv = [
         str(dapr_bin("daprd")),
         "--app-id",
-        app.app_id,
+        dapr_id or app.app_id,
         "--mode",
         "standalone",
         "--dapr-http-port",
@@ -290,6 +291,7 @@ def start_app(
     sidecar_args: Sequence[str] = (),
     sidecar_env: Mapping[str, str] | None = None,
     detach: bool = False,
+    replica_of: str | None = None,
 ) -> DaprApp:
     """Start ``command`` (if any) and a daprd sidecar for it, and wait until both are healthy.
 
@@ -300,8 +302,14 @@ def start_app(
     and ``sidecar_env`` go to daprd only (mTLS flags and trust anchors, say).
 
     ``detach``: the app outlives this process (a CLI command started it);
-    stop_app, from any process, or `lab-env down` stops it."""
+    stop_app, from any process, or `lab-env down` stops it.
+
+    ``replica_of``: the sidecar announces that app id instead of ``app_id`` (which still names this process
+    pair for lab_env): another replica of that app. Dapr keys actor state by the host's app id, so an actor
+    that moves to another host finds its state only on a replica of the same app."""
     _validate_app_id(app_id)
+    if replica_of is not None:
+        _validate_app_id(replica_of)
     if not dapr_bin("daprd").exists():
         raise LabEnvError("daprd is not installed", "run `lab-env setup`")
     if app_id in _started_here:
@@ -325,7 +333,7 @@ def start_app(
     child_env = {
         **current().component_env(),
         **app.sdk_env(),
-        "APP_ID": app_id,
+        "APP_ID": replica_of or app_id,
         "LAB_RUN_TOKEN": run_token(),
         **(env or {}),
     }
@@ -333,7 +341,9 @@ def start_app(
         app.command = [part.replace("{app_port}", str(app_port)) for part in command]
         app.cwd = Path(cwd) if cwd else None
         app.env = {**child_env, "APP_PORT": str(app_port)}
-    app.sidecar_argv = _sidecar_argv(app, internal_port, metrics_port, resources_dir, config, log_level, sidecar_args)
+    app.sidecar_argv = _sidecar_argv(
+        app, internal_port, metrics_port, resources_dir, config, log_level, sidecar_args, dapr_id=replica_of
+    )
     app.sidecar_env = {**child_env, **(sidecar_env or {})}
     # If the Python process that started the app ends without stopping it (a
     # notebook kernel shut down mid-lab), stop it then.

@@ -160,8 +160,18 @@ def start_hosts(
     hosts: list[DaprApp] = []
     try:
         for n in range(count):
+            # Replicas of the first host: Dapr keys actor state by app id, so an actor that placement
+            # moves to another host finds its state only if that host has the same app id.
+            replica_of = hosts[0].app_id if hosts else None
             hosts.append(
-                start_app(unique_name(f"{name}-{n}"), command, components=["statestore"], log_level="warn", env=env)
+                start_app(
+                    unique_name(f"{name}-{n}"),
+                    command,
+                    components=["statestore"],
+                    log_level="warn",
+                    env=env,
+                    replica_of=replica_of,
+                )  # fmt: skip
             )
     except BaseException:
         for host in hosts:

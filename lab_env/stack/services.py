@@ -151,7 +151,7 @@ def _control_plane_flags(host: str, ports: dict[str, int], server_id: str) -> li
 
 
 def _placement(p: Profile, host: str) -> Service:
-    ports = {"grpc": p.placement_port, "healthz": 58080, "metrics": 59090, "raft": 58201}
+    ports = {"grpc": p.placement_port, "healthz": p.placement_healthz_port, "metrics": 59090, "raft": 58201}
     return Service(
         name="placement",
         ports=ports,
@@ -159,6 +159,8 @@ def _placement(p: Profile, host: str) -> Service:
             str(dapr_bin("placement")),
             *_control_plane_flags(host, ports, "dapr-placement-0"),
             *("--initial-cluster", f"dapr-placement-0={host}:{ports['raft']}"),
+            # Serve the placement table on the health port (lab 01 shows it).
+            "--metadata-enabled",
         ],
         probe=probes.http_ok(f"http://{p.placement_host}:{ports['healthz']}/healthz"),
         env={HEALTHZ_HOST_VAR: host},

@@ -1,0 +1,58 @@
+"""Actors move to the host that is left, with their state, only among replicas of one app id.
+
+Against the real stack's placement and Redis, with the reference ProductActor host: what lab 01's
+"Two hosts" section shows, asserted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_env.core.probes import wait_until
+from lab_env.runtime.actors import actor_type_in, invoke, placement_table
+from lab_env.runtime.apps import start_app, stop_app, unique_name, uvicorn_command
+from lab_env.runtime.scale import placement_spread
+
+pytestmark = pytest.mark.stack
+
+HOST = uvicorn_command("lab_env.marketplace.agents.product_host:app")
+IDS = [f"mover-{n}" for n in range(16)]
+PLACEMENT_S = 60.0  # a safety net: placement drops a killed host within a second
+
+
+def _hosts_of(app_id: str) -> list[dict]:
+    return [row for row in placement_table() if row["app_id"] == app_id]
+
+
+def test_a_replica_takes_over_a_killed_hosts_actors_with_their_state():
+    first = start_app(unique_name("failover-a"), HOST, components=["statestore"])
+    replica = start_app(unique_name("failover-b"), HOST, components=["statestore"], replica_of=first.app_id)
+    try:
+        product = actor_type_in(first, "ProductActor")
+        rows = _hosts_of(first.app_id)
+        assert len(rows) == 2 and all(product in row["actor_types"] for row in rows), rows
+        for n, actor_id in enumerate(IDS):
+            invoke(first, product, actor_id, "Restock", 10 + n)
+        spread = placement_spread([first, replica], product)
+        assert all(spread.values()), f"placement put every actor on one host: {spread}"
+        replica.crash()
+        wait_until(lambda: len(_hosts_of(first.app_id)) == 1, PLACEMENT_S, "placement to drop the killed replica")
+        assert [invoke(first, product, actor_id, "Stock") for actor_id in IDS] == [10 + n for n in range(len(IDS))]
+    finally:
+        stop_app(replica)
+        stop_app(first)
+
+
+def test_a_host_with_another_app_id_does_not_see_the_actors_state():
+    owner = start_app(unique_name("failover-owner"), HOST, components=["statestore"])
+    try:
+        product = actor_type_in(owner, "ProductActor")
+        invoke(owner, product, "kept", "Restock", 7)
+    finally:
+        stop_app(owner)
+    other = start_app(unique_name("failover-other"), HOST, components=["statestore"])
+    try:
+        # Same actor type and id, another app id: Dapr keys actor state by the host's app id.
+        assert invoke(other, product, "kept", "Stock") == 0
+    finally:
+        stop_app(other)
