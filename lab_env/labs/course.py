@@ -72,6 +72,7 @@ LABS: tuple[Lab, ...] = (
             "tests/runtime/test_actor_errors.py",
             "tests/runtime/test_actor_failover.py",
             "tests/runtime/test_actor_reentrancy.py",
+            "tests/runtime/test_metrics.py",
             "tests/runtime/test_scale.py",
             "tests/grading/test_grading.py",
             "tests/grading/test_grading_assembly.py",

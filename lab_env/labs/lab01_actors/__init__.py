@@ -5,8 +5,8 @@ machine. Its map: solution: solutions/01_actors.ipynb; student notebook: labs/01
 (generated: lab-env build-labs); checks: lab_env/labs/lab01_actors/checks.py; helpers:
 lab_env/core/names.py, lab_env/core/probes.py, lab_env/notebooks/widgets.py,
 lab_env/notebooks/workspace.py, lab_env/runtime/actors.py, lab_env/runtime/apps.py,
-lab_env/runtime/scale.py; tests: tests/runtime/test_actor_errors.py,
+lab_env/runtime/metrics.py, lab_env/runtime/scale.py; tests: tests/runtime/test_actor_errors.py,
 tests/runtime/test_actor_failover.py, tests/runtime/test_actor_reentrancy.py,
-tests/runtime/test_scale.py, tests/grading/test_grading.py, tests/grading/test_grading_assembly.py;
-bench: bench/actors_bench.py.
+tests/runtime/test_metrics.py, tests/runtime/test_scale.py, tests/grading/test_grading.py,
+tests/grading/test_grading_assembly.py; bench: bench/actors_bench.py.
 """

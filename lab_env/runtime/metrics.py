@@ -1,0 +1,71 @@
+"""A sidecar's own metrics: daprd serves them in Prometheus' text format on its metrics port.
+
+value(app, "dapr_runtime_actor_pending_actor_calls", actor_type=PRODUCT)
+with sampling(app, "dapr_runtime_actor_pending_actor_calls") as samples:
+    ...  # the work to watch; samples fills with (seconds since start, value)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lab_env.errors import LabEnvError
+from lab_env.runtime import sidecar
+from lab_env.runtime.apps import DaprApp
+
+# name{label="value",...} number   (labels optional; Prometheus text exposition format)
+_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+# Poll often enough to see a queue that forms and drains within a second.
+SAMPLE_EVERY_S = 0.01
+
+
+def metrics_url(app: DaprApp) -> str:
+    """Where ``app``'s sidecar serves its metrics (the --metrics-port it was started with)."""
+    argv = app.sidecar_argv
+    if "--metrics-port" not in argv:
+        raise LabEnvError(f"{app.app_id}'s sidecar was started without a metrics port", "start it with start_app")
+    return f"http://127.0.0.1:{argv[argv.index('--metrics-port') + 1]}/metrics"
+
+
+def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a Prometheus text page: (metric name, labels, value)."""
+    samples = []
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if match and not line.startswith("#"):
+            labels = dict(_LABEL.findall(match["labels"] or ""))
+            samples.append((match["name"], labels, float(match["value"])))
+    return samples
+
+
+def value(app: DaprApp, name: str, **labels: str) -> float:
+    """The sum of metric ``name`` over the samples whose labels include ``labels`` (0 when there is none)."""
+    page = sidecar.client().get(metrics_url(app), timeout=10).text
+    return sum(v for n, have, v in parse(page) if n == name and all(have.get(k) == w for k, w in labels.items()))
+
+
+@contextmanager
+def sampling(app: DaprApp, name: str, **labels: str) -> Iterator[list[tuple[float, float]]]:
+    """Sample metric ``name`` in a background thread while the block runs: (seconds since start, value)."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def poll() -> None:
+        while not stop.is_set():
+            samples.append((time.monotonic() - start, value(app, name, **labels)))
+            stop.wait(SAMPLE_EVERY_S)
+
+    thread = threading.Thread(target=poll, name=f"metrics-{app.app_id}", daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+        samples.append((time.monotonic() - start, value(app, name, **labels)))
