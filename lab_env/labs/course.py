@@ -108,6 +108,7 @@ LABS: tuple[Lab, ...] = (
         tests=(
             "tests/labs/lab04_workflows/test_lab04_checks.py",
             "tests/runtime/test_workflows_helpers.py",
+            "tests/runtime/test_workflow_versioning.py",
             "tests/labs/test_check_stderr.py",
             "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]",
         ),

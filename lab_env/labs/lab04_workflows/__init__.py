@@ -8,7 +8,8 @@ lab_env/marketplace/agents/market_actors.py, lab_env/notebooks/widgets.py,
 lab_env/runtime/actors.py, lab_env/runtime/apps.py, lab_env/runtime/workflows,
 lab_env/runtime/workflows/activity_ledger.py, lab_env/runtime/workflows/hosting.py,
 lab_env/runtime/workflows/instances.py; tests: tests/labs/lab04_workflows/test_lab04_checks.py,
-tests/runtime/test_workflows_helpers.py, tests/labs/test_check_stderr.py,
+tests/runtime/test_workflows_helpers.py, tests/runtime/test_workflow_versioning.py,
+tests/labs/test_check_stderr.py,
 tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[04]; bench:
 bench/workflow_drill.py.
 """

@@ -284,13 +284,9 @@ def mtls(protect: bool = True) -> Drill:
     return Drill("mTLS", holds=holds, calls=calls)
 
 
-def access_matrix(
-    spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True
-) -> dict[tuple[str, str], int]:
-    """Each (caller, method) call to ``callee``, made through real sidecars
-    with mTLS certificates from sentry, against the callee's Configuration as
-    the native home renders it from ``spec``: (caller, method) -> HTTP status.
-    The spec's agents run under private names, so nothing else is disturbed."""
+def _private_names_and_config(spec: HomeSpec, callee: str) -> tuple[dict[str, str], dict]:
+    """The spec's agents under names of this drill only (app id -> private name), and ``callee``'s
+    Configuration as the native home renders it for those names."""
     from lab_env.core.ports import free_ports
     from lab_env.marketplace.homes.native import configurations
     from lab_env.marketplace.homes.spec import isolated
@@ -298,7 +294,17 @@ def access_matrix(
     suffix = unique_name("acl").rsplit("-", 1)[-1] + secrets.token_hex(2)
     private = isolated(spec, suffix, free_ports(len(spec.agents)))
     name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
-    config = configurations(private)[f"{name[callee]}.yaml"]
+    return name, configurations(private)[f"{name[callee]}.yaml"]
+
+
+def access_matrix(
+    spec: HomeSpec, callee: str, calls: list[tuple[str, str]], protect: bool = True
+) -> dict[tuple[str, str], int]:
+    """Each (caller, method) call to ``callee``, made through real sidecars
+    with mTLS certificates from sentry, against the callee's Configuration as
+    the native home renders it from ``spec``: (caller, method) -> HTTP status.
+    The spec's agents run under private names, so nothing else is disturbed."""
+    name, config = _private_names_and_config(spec, callee)
     if not protect:
         config = {**config, "spec": {k: v for k, v in config["spec"].items() if k != "accessControl"}}
     codes: dict[tuple[str, str], int] = {}
@@ -374,19 +380,14 @@ def actor_calls_past_policy(
     control plane with mTLS, and a sidecar per caller on the same plane. Each caller calls ``Reserve`` by
     service invocation, which the policy governs, and through the actor API, which it does not."""
     from lab_env.core.paths import REPO_ROOT
-    from lab_env.core.ports import free_ports
-    from lab_env.marketplace.homes.native import configurations
-    from lab_env.marketplace.homes.spec import isolated, load
+    from lab_env.marketplace.homes.spec import load
     from lab_env.runtime import secure_plane
     from lab_env.runtime.actors import actor_type_in
     from lab_env.runtime.apps import uvicorn_command
 
     spec = raw if isinstance(raw, HomeSpec) else load(dict(raw))
-    suffix = unique_name("aclx").rsplit("-", 1)[-1] + secrets.token_hex(2)
-    private = isolated(spec, suffix, free_ports(len(spec.agents)))
-    name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
-    config = configurations(private)[f"{name[callee]}.yaml"]
-    plane_name = f"actor-acl-{suffix}"
+    name, config = _private_names_and_config(spec, callee)
+    plane_name = unique_name(f"actor-acl-{secrets.token_hex(2)}")  # ends in the run token, as lab-env down expects
     apps: list[DaprApp] = []
     calls: list[PolicyCall] = []
     try:

@@ -192,4 +192,7 @@ def custom_status(app: DaprApp, instance_id: str):
     state = read_state(app, instance_id)
     if state is None or not state.serialized_custom_status:
         return None
-    return json.loads(state.serialized_custom_status)
+    try:
+        return json.loads(state.serialized_custom_status)
+    except ValueError:
+        return state.serialized_custom_status  # the SDK stores a plain string status as it is
