@@ -5,7 +5,9 @@ Every cell comes from the solution notebook. In each exercise cell (a cell
 with ``### BEGIN SOLUTION`` regions) each region holds what the learner wrote
 in its place; other edits in that cell are undone, except added import lines.
 Cells the learner added are not run. Check cells are not run in the kernel at
-all: the grader evaluates them in its own process (worker.py).
+all: the grader evaluates them in its own process (worker.py). Demonstration
+cells (``lab_env: {demo: true}``) are not run either: they teach by running in
+the learner's kernel and decide no verdict.
 
 Each answer is screened (screen.py) first. An answer that reaches for the
 kernel, the checks or the interpreter's internals is graded as not done, and
@@ -27,6 +29,7 @@ from lab_env.grading.spec import LabSpec
 
 ROLE = "lab_env_grading"  # cell metadata the worker reads: {"role", "stub_source", "label"}
 FIXED = "fixed"
+DEMO = "demo"  # a cell the grader does not run (metadata lab_env.demo in the solution)
 _HARMLESS = re.compile(r"^\s*(#.*|(import [\w., ]+|from [\w.]+ import [\w., ()]+)\s*(#.*)?)?$")
 
 
@@ -50,6 +53,10 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
             meta = fresh.metadata.get("lab_env", {})
             if "check" in meta:
                 fresh.metadata[ROLE] = {"role": "check"}
+            elif meta.get("demo"):
+                # A demonstration: it teaches by running, earns no points, and defines nothing a later
+                # cell uses (tests/grading/test_grading_assembly.py holds the solutions to that).
+                fresh.metadata[ROLE] = {"role": DEMO}
             elif "### BEGIN SOLUTION" in fresh.source:
                 segments = parse_regions(fresh.source, f"{spec.lab} cell {index}")
                 label = _label(fresh.source)

@@ -31,7 +31,7 @@ from typing import Any
 
 import nbformat
 
-from lab_env.grading.assemble import ROLE
+from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.signing import sign
 from lab_env.labs.checks import Verdict, verdict
@@ -136,6 +136,8 @@ class Grader:
                     self._fail_rest(f"not reached: the notebook ran longer than {self.job['timeout']} s")
                     return False
                 role = cell.metadata.get(ROLE, {})
+                if role.get("role") == DEMO:
+                    continue  # teaches in the learner's kernel; decides no verdict
                 if role.get("role") == "check":
                     started = time.monotonic()
                     try:

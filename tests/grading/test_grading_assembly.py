@@ -136,3 +136,57 @@ def test_results_are_signed_and_a_forged_file_is_refused():
     forged = {**signed, "payload": json.dumps({"checks": {"scale": {"passed": True}}}, sort_keys=True)}
     assert verify(forged, key) is None
     assert verify(signed, b"x" * 32) is None
+
+
+def _bound_and_loaded(source: str) -> tuple[set[str], set[str]]:
+    """Names a kernel cell binds and names it reads (IPython magic lines left out)."""
+    import ast
+
+    if source.lstrip().startswith("%%"):
+        return set(), set()  # a cell magic (%%app_file writes a file; it binds nothing in the kernel)
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    tree = compile(code, "<cell>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    bound, loaded = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, ast.Store) else loaded).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return bound, loaded
+
+
+def demo_leaks(notebook: nbformat.NotebookNode) -> dict[str, list[int]]:
+    """Names bound only by demonstration cells (which the grader does not run) that a later cell it runs reads:
+    name -> the indices of those cells."""
+    code = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    is_demo = {i: bool(c.metadata.get("lab_env", {}).get("demo")) for i, c in code}
+    names = {i: _bound_and_loaded(c.source) for i, c in code}
+    only_demo = set().union(*(names[i][0] for i in names if is_demo[i])) - set().union(
+        *(names[i][0] for i in names if not is_demo[i])
+    )
+    first_demo = min((i for i in names if is_demo[i]), default=len(notebook.cells))
+    leaks: dict[str, list[int]] = {}
+    for i in names:
+        if not is_demo[i] and i > first_demo:
+            for name in names[i][1] & only_demo:
+                leaks.setdefault(name, []).append(i)
+    return leaks
+
+
+@pytest.mark.parametrize("lab", LAB_IDS)
+def test_demonstration_cells_are_not_run_and_nothing_later_needs_them(lab):
+    spec = load_spec(lab)
+    solution = nbformat.read(spec.solution, as_version=4)
+    assert demo_leaks(solution) == {}, "a cell the grader runs reads a name only a demonstration cell binds"
+    demos = sum(1 for c in solution.cells if c.metadata.get("lab_env", {}).get("demo"))
+    graded = assemble(solution, spec).notebook
+    assert sum(1 for c in graded.cells if c.metadata.get(ROLE, {}).get("role") == "demo") == demos
+
+
+def test_the_leak_check_sees_a_demonstration_cell_that_a_later_cell_needs():
+    solution = nbformat.read(load_spec("01").solution, as_version=4)
+    start = next(c for c in solution.cells if c.source.startswith("IDLE_SECONDS = 4"))  # binds `market`
+    start.metadata.setdefault("lab_env", {})["demo"] = True
+    assert "market" in demo_leaks(solution)
