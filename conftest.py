@@ -53,6 +53,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "alone: run it without -n (`make test` runs the serial tests after the others)",
             pytrace=False,
         )
+    if item.get_closest_marker("containers") and _needs_stack(item) and not item.get_closest_marker("serial"):
+        pytest.fail(
+            "this containers test needs the native stack, but the containers lane runs beside phase 1, which "
+            "owns it: mark it serial too, or run its services in containers",
+            pytrace=False,
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

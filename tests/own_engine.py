@@ -1,8 +1,10 @@
 """The `ours` fixture: lab-env's own Docker engine for the tests marked `containers`.
 
-They start a real dockerd (as root, where `lab-env setup --containers` installed it)
+They use a real dockerd (as root, where `lab-env setup --containers` installed it)
 and run only with LAB_ENV_CONTAINERS=1, which tests/run_suite.py sets for the full
-tier (`make test`): a plain `pytest` never starts a daemon.
+tier (`make test`): a plain `pytest` never starts a daemon. The fixture stops the
+engine only if it started it: the runner starts it once for its lanes, and lab 05's
+notebook may use it at the same time.
 Import the fixture into a test module: `from tests.own_engine import ours`.
 """
 
@@ -26,8 +28,10 @@ def ours() -> Iterator[engine.Engine]:
     other = engine.find()
     if other is not None and not other.managed:
         pytest.skip(f"another Docker engine answers on {other.host}")
+    started = other is None  # tests/run_suite.py starts it before its lanes: then others use it too
     found = engine.start()
     try:
         yield found
     finally:
-        engine.stop()
+        if started:
+            engine.stop()

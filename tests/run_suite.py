@@ -7,30 +7,39 @@
 
 Phase 1 runs every test not marked `serial` with pytest-xdist on 2 workers,
 a file per worker at a time (conftest.py's scheduler: a notebook's cells share
-a kernel, a module's fixture is made once). Phase 2 runs the `serial` tests in one process, alone:
-they stop, restart or load the shared stack. Both phases run even if the
-first fails, so the stack is stopped at the end either way; the exit code is
-the first failure's. The stack is kept between the phases and stopped at the
-end if this run started it (LAB_ENV_KEEP_STACK=1 keeps it).
+a kernel, a module's fixture is made once). Beside it, a third lane runs the
+tests marked `containers` (and not `serial`) in a process of its own: they run
+their services in containers on private networks, so they touch nothing of the
+native stack, and they mostly wait (for compose, a JVM in a container, a health
+check) while phase 1 leaves a third of the two cores idle. Phase 2 runs the
+`serial` tests in one process, alone: they stop, restart or load the shared
+stack, or stop the engine. Every lane runs even if another fails, so the stack
+is stopped at the end either way; the exit code is the first failure's. The
+stack is kept between the phases and stopped at the end if this run started it
+(LAB_ENV_KEEP_STACK=1 keeps it); so is lab-env's own Docker engine, started
+once before the lanes so that no test or notebook stops it under another.
 
 Before any test (every tier) the gate runs: `ruff format --check`, `ruff check`
 and `mypy`, as pyproject.toml configures them; the first that fails stops the
 run with one line naming the command to run.
 
-Tests marked `containers` start a real Docker engine (lab-env's own, as root, where
-`lab-env setup --containers` installed docker.io); they run alone in the second phase
-of the full tier. The quick tier leaves them out; LAB_ENV_CONTAINERS=0 leaves them out
-of any tier.
+Tests marked `containers` use a real Docker engine (lab-env's own, as root, where
+`lab-env setup --containers` installed docker.io); the full tier runs them in the
+containers lane (test_engine.py, which stops and restarts the engine, in phase 2).
+The quick tier leaves them out; LAB_ENV_CONTAINERS=0 leaves them out of any tier.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -73,14 +82,62 @@ def gate(root: Path = ROOT) -> str | None:
     return None
 
 
-def _pytest(args: list[str], env: dict[str, str]) -> int:
-    print(f"\n$ pytest {' '.join(args)}", flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=env)
+def _start(args: list[str], env: dict[str, str], log: IO[str] | None = None) -> subprocess.Popen:
+    aside = "  (in a lane beside the next; its output follows when both end)" if log else ""
+    print(f"\n$ pytest {' '.join(args)}{aside}", flush=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+    )
+
+
+def _wait(proc: subprocess.Popen) -> int:
     while True:
         try:
             return proc.wait()
         except KeyboardInterrupt:  # pytest got the Ctrl-C too: let it tear its fixtures down
             continue
+
+
+def _pytest(args: list[str], env: dict[str, str]) -> int:
+    return _wait(_start(args, env))
+
+
+def _beside(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, IO[str]]:
+    """pytest in a lane of its own, its output kept aside (shown by _shown_after: lanes never interleave)."""
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
+    return _start(args, env, log), log
+
+
+def _shown_after(lane: tuple[subprocess.Popen, IO[str]]) -> int:
+    proc, log = lane
+    code = _wait(proc)
+    log.seek(0)
+    sys.stdout.write(log.read())
+    sys.stdout.flush()
+    log.close()
+    return code
+
+
+def _own_engine(env: dict[str, str]) -> bool:
+    """Start lab-env's own Docker engine for the run where the containers tests may (True if this did):
+    the lane's tests and lab 05's notebook find it up, so none of them stops it under another."""
+    if env.get("LAB_ENV_CONTAINERS") != "1" or os.geteuid() != 0 or not shutil.which("dockerd"):
+        return False  # the tests skip, each saying why
+    from lab_env.errors import LabEnvError
+    from lab_env.stack import engine
+
+    if engine.find() is not None:
+        return False
+    try:
+        engine.start()
+    except LabEnvError as err:  # the containers tests then say it again, each where it applies
+        print(f"the Docker engine did not start: {err}", flush=True)
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,21 +168,33 @@ def main(argv: list[str] | None = None) -> int:
         return _pytest(["-n", str(WORKERS), "--dist", "loadscope", "-m", marks, "tests", *args.pytest_args], env)
 
     from lab_env.stack import down, is_up
+    from lab_env.stack import engine as engines
 
     was_up = is_up()
     keep = env.get("LAB_ENV_KEEP_STACK")
     env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
     codes = []
+    started_engine = False
     try:
+        started_engine = _own_engine(env)
+        lane = None
+        if env["LAB_ENV_CONTAINERS"] == "1":
+            lane = _beside(["-m", "containers and not serial", *paths, *args.pytest_args], env)
         codes.append(
             _pytest(
-                ["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial" + engine, *paths, *args.pytest_args], env
+                ["-n", str(WORKERS), "--dist", "loadscope", "-m", "not serial and not containers", *paths]
+                + args.pytest_args,
+                env,
             )
         )
+        if lane is not None:
+            codes.append(_shown_after(lane))
         codes.append(_pytest(["-m", "serial" + engine, *paths, *args.pytest_args], env))
     finally:  # also after a failure or a Ctrl-C: nothing this run started is left running
         if not was_up and not keep:
             down()
+        if started_engine:
+            engines.stop()
     ran = [code for code in codes if code != NO_TESTS]
     if not ran:
         return NO_TESTS

@@ -13,7 +13,6 @@ The first run builds the agent images (pip installs lab_env in them) and takes m
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -25,23 +24,25 @@ from lab_env.marketplace.homes.spec import load
 from lab_env.stack.images import catalog
 from tests import own_engine
 
-# serial: the tests that start lab-env's own engine share it, so they never run side by side.
-pytestmark = [pytest.mark.containers, pytest.mark.serial]
+# The containers lane (tests/run_suite.py) runs these files one after another, beside phase 1.
+pytestmark = [pytest.mark.containers]
 ours = own_engine.ours  # the fixture
 
 SPEC = load(os.path.join(os.path.dirname(container.__file__), "marketplace.yaml"))
 HOME_ENV = {"OPENAI_API_KEY": "not-used-by-this-test"}
 
 
-@pytest.fixture
-def home(ours, tmp_path: Path, monkeypatch):
-    """The stack's services and the marketplace home on lab-env's engine, on the local images."""
-    monkeypatch.setenv(catalog.IMAGE_SET_VAR, "local")
-    started = container_run.start(SPEC, tmp_path / SPEC.home, HOME_ENV)
-    try:
-        yield started
-    finally:
-        started.stop()
+@pytest.fixture(scope="module")
+def home(ours, tmp_path_factory):
+    """The stack's services and the marketplace home on lab-env's engine, on the local images.
+    One home for the module: its tests stop or crash different agents."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(catalog.IMAGE_SET_VAR, "local")
+        started = container_run.start(SPEC, tmp_path_factory.mktemp("home") / SPEC.home, HOME_ENV)
+        try:
+            yield started
+        finally:
+            started.stop()
     assert not ours.check("ps", "-aq", "--filter", f"label=com.docker.compose.project={started.project}").split()
 
 

@@ -28,7 +28,7 @@ from tests import own_engine
 
 # The first start builds the workspace image and fills the caches (about 5 minutes here, more on
 # a busy machine): the limit is a net for a hang, not a speed requirement.
-pytestmark = [pytest.mark.containers, pytest.mark.serial, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(3600)]
 ours = own_engine.ours
 
 NOTEBOOKS = ("01_actors", "02_pubsub", "03_kafka", "04_workflows", "06_coordination")

@@ -24,8 +24,8 @@ from lab_env.stack.images import bakery, catalog, recipes
 from lab_env.stack.images import zipkin as zipkin_image
 from tests import own_engine
 
-# serial: the tests that start lab-env's own engine share it, so they never run side by side.
-pytestmark = [pytest.mark.containers, pytest.mark.serial]
+# The containers lane (tests/run_suite.py) runs these files one after another, beside phase 1.
+pytestmark = [pytest.mark.containers]
 ours = own_engine.ours  # the fixture
 
 # Safety nets against a hang, never pass/fail criteria on a busy machine.
