@@ -3,6 +3,7 @@
     python bench/suite_bench.py run --label before --commit 142887b
     python bench/suite_bench.py run --label after              # HEAD
     python bench/suite_bench.py run --label after-busy --busy  # a busy loop on one core beside it
+    python bench/suite_bench.py run --label where --acct       # and CPU by command (BSD process accounting)
     python bench/suite_bench.py report                         # rewrite bench/results/suite.md
 
 `run` clones this repository at the commit into a temporary folder and runs
@@ -46,12 +47,29 @@ def _busy_cpu() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def _pytest_seconds(log: str) -> list[float]:
-    """Each pytest run's own figure, from its closing line ('== 505 passed in 1710.2s ==')."""
-    return [float(m) for m in re.findall(r"^=+ .*? in ([0-9.]+)s", log, flags=re.M)]
+def _pytest_seconds(log: str) -> float:
+    """The tests' wall: tests/run_suite.py's closing line ('tests: 1162.3 s of wall ...'), which counts
+    lanes that overlap once; from an older runner, the sum of each pytest's closing line."""
+    said = re.findall(r"^tests: ([0-9.]+) s of wall", log, flags=re.M)
+    if said:
+        return float(said[-1])
+    return sum(float(m) for m in re.findall(r"^=+ .*? in ([0-9.]+)s", log, flags=re.M))
 
 
-def run(label: str, commit: str, busy: bool) -> dict:
+def _cpu_by_command(pacct: Path) -> dict[str, float]:
+    """CPU seconds (user + system) of every process that ended during the run, by command name,
+    from the kernel's process accounting file (Debian's acct: accton, dump-acct)."""
+    dump = subprocess.run(["dump-acct", str(pacct)], capture_output=True, text=True, check=True).stdout
+    ticks = os.sysconf("SC_CLK_TCK")
+    by: dict[str, float] = defaultdict(float)
+    for line in dump.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) > 3:
+            by[fields[0]] += (float(fields[2]) + float(fields[3])) / ticks
+    return dict(sorted(by.items(), key=lambda kv: -kv[1]))
+
+
+def run(label: str, commit: str, busy: bool, acct: bool = False) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"suite-bench-{label}-"))
     clone = workdir / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
@@ -72,6 +90,10 @@ def run(label: str, commit: str, busy: bool) -> dict:
     if busy:  # one core spun flat out for the whole run, as a learner's other work would
         loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     print(f"suite_bench: {label} at {sha} in {clone}; log {log_path}", flush=True)
+    pacct = workdir / "pacct"
+    if acct:
+        pacct.touch()
+        subprocess.run(["accton", str(pacct)], check=True, capture_output=True)
     wall0, cpu0 = time.perf_counter(), _busy_cpu()
     try:
         with open(log_path, "w") as log:
@@ -91,6 +113,8 @@ def run(label: str, commit: str, busy: bool) -> dict:
     finally:
         if loop:
             loop.kill()
+        if acct:
+            subprocess.run(["accton", "off"], capture_output=True)
     wall, cpu = time.perf_counter() - wall0, _busy_cpu() - cpu0
     text = log_path.read_text()
     summary = [ln.strip("= ") for ln in text.splitlines() if re.match(r"^=+ .* in [0-9.]+s", ln)]
@@ -101,7 +125,8 @@ def run(label: str, commit: str, busy: bool) -> dict:
         "exit_code": rc,
         "ci_wall_s": round(wall, 1),
         "ci_cpu_s": round(cpu, 1),
-        "pytest_wall_s": round(sum(_pytest_seconds(text)), 1),
+        "pytest_wall_s": round(_pytest_seconds(text), 1),
+        "cpu_by_command": {k: round(v, 1) for k, v in _cpu_by_command(pacct).items()} if acct else {},
         "summary": summary,
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "records": [json.loads(ln) for ln in records.read_text().splitlines()] if records.exists() else [],
@@ -188,6 +213,17 @@ def report() -> str:
         fixes = sorted(_by_fixture(r["records"]).items(), key=lambda kv: -kv[1][0])[:TOP]
         for name, (wall, cpu, n) in fixes:
             lines.append(f"| {name} | {n} | {wall:.1f} | {cpu:.1f} | {_ratio(wall, ref_fix.get(name, [None])[0])} |")
+        by_command = r.get("cpu_by_command") or {}
+        if by_command:
+            total = sum(by_command.values())
+            lines += [
+                "",
+                f"### {r['label']}: CPU by command (process accounting, processes that ended during the run)",
+                "",
+                "| command | CPU (s) | share |",
+                "| --- | ---: | ---: |",
+                *(f"| {name} | {cpu:.0f} | {cpu / total:.0%} |" for name, cpu in list(by_command.items())[:TOP]),
+            ]
     text = "\n".join(lines) + "\n"
     (RESULTS / "suite.md").write_text(text)
     return text
@@ -200,10 +236,11 @@ def main() -> int:
     r.add_argument("--label", required=True)
     r.add_argument("--commit", default="HEAD")
     r.add_argument("--busy", action="store_true", help="spin one core beside the run")
+    r.add_argument("--acct", action="store_true", help="CPU by command, from process accounting (root, acct)")
     sub.add_parser("report", help="rewrite bench/results/suite.md from the recorded runs")
     args = parser.parse_args()
     if args.cmd == "run":
-        result = run(args.label, args.commit, args.busy)
+        result = run(args.label, args.commit, args.busy, args.acct)
         print(report())
         return result["exit_code"]
     print(report())

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     env["LAB_ENV_KEEP_STACK"] = "1"  # between the phases; stopped below
     codes = []
     started_engine = False
+    tests_started = time.perf_counter()
     try:
         started_engine = _own_engine(env)
         lane = None
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             down()
         if started_engine:
             engines.stop()
+    # One figure for the whole run, the lanes that overlap counted once (bench/suite_bench.py reads it).
+    print(f"tests: {time.perf_counter() - tests_started:.1f} s of wall from the first pytest to the last", flush=True)
     ran = [code for code in codes if code != NO_TESTS]
     if not ran:
         return NO_TESTS
