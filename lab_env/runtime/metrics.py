@@ -1,6 +1,7 @@
 """A sidecar's own metrics: daprd serves them in Prometheus' text format on its metrics port.
 
 value(app, "dapr_runtime_actor_pending_actor_calls", actor_type=PRODUCT)
+series(app, "dapr_resiliency_activations_total")   # [(labels, value)], one per label set
 with sampling(app, "dapr_runtime_actor_pending_actor_calls") as samples:
     ...  # the work to watch; samples fills with (seconds since start, value)
 """
@@ -43,10 +44,15 @@ def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
     return samples
 
 
+def series(app: DaprApp, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of metric ``name`` whose labels include ``labels``: (its labels, its value)."""
+    page = sidecar.client().get(metrics_url(app), timeout=10).text
+    return [(have, v) for n, have, v in parse(page) if n == name and all(have.get(k) == w for k, w in labels.items())]
+
+
 def value(app: DaprApp, name: str, **labels: str) -> float:
     """The sum of metric ``name`` over the samples whose labels include ``labels`` (0 when there is none)."""
-    page = sidecar.client().get(metrics_url(app), timeout=10).text
-    return sum(v for n, have, v in parse(page) if n == name and all(have.get(k) == w for k, w in labels.items()))
+    return sum(v for _, v in series(app, name, **labels))
 
 
 @contextmanager

@@ -58,3 +58,61 @@ def test_the_sidecar_counts_calls_waiting_for_an_actors_turn():
         assert line[-1][1] == 0, "calls still waiting after every answer came"
     finally:
         stop_app(host)
+
+
+@pytest.mark.stack
+def test_the_callers_sidecar_counts_its_retries_and_the_breaker_opening(tmp_path):
+    """Lab 06's counters: calls to a peer that is down make the caller's sidecar retry, then open the breaker."""
+    from lab_env.marketplace.agents.contractor import start_sellers
+    from lab_env.runtime.apps import start_app, stop_app, stop_apps
+    from lab_env.runtime.peers import call
+
+    sellers = start_sellers({"nova": (10.0, 3, "reliable")}, prefix="t-cb-")
+    peer = sellers["nova"].app_id
+    policy = tmp_path / "peer-resiliency.yaml"
+    policy.write_text(PEER_POLICY.replace("PEER", peer))
+    buyer = start_app(f"t-cb-buyer-{peer.rsplit('-', 1)[-1]}", components=["pubsub"], resources=[policy])
+    try:
+        assert call(buyer, peer, "quote", {"task": "up"}).ok
+        sellers["nova"].crash()
+        outcomes = [call(buyer, peer, "quote", {"task": f"down-{n}"}).outcome() for n in range(5)]
+        assert outcomes == ["failed"] + ["breaker open"] * 4, outcomes
+        target = f"app_{peer}"
+        # Applied: once per call, whatever happened in it. The breaker's label is its state at that moment.
+        applied = {
+            (labels["policy"], labels.get("status", "")): n
+            for labels, n in metrics.series(buyer, "dapr_resiliency_count", target=target)
+        }
+        assert applied == {
+            ("timeout", ""): 6,
+            ("retry", ""): 6,
+            ("circuitbreaker", "closed"): 2,  # the call while nova was up, and the first after its crash
+            ("circuitbreaker", "open"): 4,  # refused at once, nova never tried
+        }, applied
+        # Activated: the retry policy once per call that needed retries (its three attempts tripped the
+        # breaker), the breaker once per change of state.
+        activated = {
+            (labels["policy"], labels.get("status", "")): n
+            for labels, n in metrics.series(buyer, "dapr_resiliency_activations_total", target=target)
+        }
+        assert activated == {("retry", ""): 1, ("circuitbreaker", "open"): 1}, activated
+        assert metrics.value(buyer, "dapr_resiliency_cb_state", target=target, status="open") == 1
+    finally:
+        stop_app(buyer)
+        stop_apps(sellers.values())
+
+
+PEER_POLICY = """\
+apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: peer-calls
+spec:
+  policies:
+    timeouts: {quick: 2s}
+    retries: {twice: {policy: constant, duration: 100ms, maxRetries: 2}}
+    circuitBreakers: {peer-breaker: {maxRequests: 1, timeout: 30s, trip: consecutiveFailures >= 3}}
+  targets:
+    apps:
+      PEER: {timeout: quick, retry: twice, circuitBreaker: peer-breaker}
+"""
