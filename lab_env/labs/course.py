@@ -137,6 +137,7 @@ LABS: tuple[Lab, ...] = (
         "06_coordination.ipynb",
         tests=(
             "tests/labs/lab06_coordination/test_lab06_checks.py",
+            "tests/runtime/test_metrics.py::test_the_callers_sidecar_counts_its_retries_and_the_breaker_opening",
             "tests/marketplace/test_coordination.py",
             "tests/marketplace/test_coordination_agents.py",
             "tests/marketplace/test_auctioneer.py",

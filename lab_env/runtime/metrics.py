@@ -2,6 +2,7 @@
 
 value(app, "dapr_runtime_actor_pending_actor_calls", actor_type=PRODUCT)
 series(app, "dapr_resiliency_activations_total")   # [(labels, value)], one per label set
+resiliency_counts(app, "app_nova")                  # {(policy, breaker state): (applied, activated)}
 with sampling(app, "dapr_runtime_actor_pending_actor_calls") as samples:
     ...  # the work to watch; samples fills with (seconds since start, value)
 """
@@ -53,6 +54,21 @@ def series(app: DaprApp, name: str, **labels: str) -> list[tuple[dict[str, str],
 def value(app: DaprApp, name: str, **labels: str) -> float:
     """The sum of metric ``name`` over the samples whose labels include ``labels`` (0 when there is none)."""
     return sum(v for _, v in series(app, name, **labels))
+
+
+def resiliency_counts(app: DaprApp, target: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """What ``app``'s sidecar counted of its resiliency policies for ``target`` ("app_<id>", "actor_<type>",
+    or "<component type>_<name>"): {(policy, breaker state or ""): (applied, activated)}.
+
+    Applied counts calls (once each, whatever happened in it; a breaker's by its state then). Activated
+    counts a retry policy once per call that needed retries, a timeout once per call it ended, and a
+    breaker once per call across which its state changed, under the state after the call: half-open,
+    entered when the breaker is asked after its timeout and left within that trial call, never shows."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for column, name in enumerate(("dapr_resiliency_count", "dapr_resiliency_activations_total")):
+        for labels, n in series(app, name, target=target):
+            counts.setdefault((labels["policy"], labels.get("status", "")), [0, 0])[column] += int(n)
+    return {key: (applied, activated) for key, (applied, activated) in sorted(counts.items())}
 
 
 @contextmanager
