@@ -4,26 +4,24 @@ a chain that comes back to an actor deadlocks with reentrancy off and completes 
 from __future__ import annotations
 
 import httpx
-import nbformat
 import pytest
 
 from lab_env.core.paths import REPO_ROOT
+from lab_env.notebooks.workspace import app_file_source
 from lab_env.runtime.actors import actor_type, invoke
 from lab_env.runtime.apps import start_app, stop_app, unique_name, uvicorn_command
 
 pytestmark = pytest.mark.stack
 
-MAGIC = "%%app_file haggle_back.py\n"
 # A safety net for the answer that comes (milliseconds); the deadlock is shown by no answer in DEADLOCK_S.
 ANSWER_S, DEADLOCK_S = 60.0, 3.0
 
 
 @pytest.fixture(scope="module")
 def app_folder(tmp_path_factory):
-    notebook = nbformat.read(REPO_ROOT / "solutions" / "01_actors.ipynb", as_version=4)
-    (source,) = [c.source for c in notebook.cells if c.source.startswith(MAGIC)]
+    source = app_file_source(REPO_ROOT / "solutions" / "01_actors.ipynb", "haggle_back.py")
     folder = tmp_path_factory.mktemp("haggle")
-    (folder / "haggle_back.py").write_text(source.removeprefix(MAGIC))
+    (folder / "haggle_back.py").write_text(source)
     return folder
 
 

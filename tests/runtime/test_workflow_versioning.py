@@ -4,26 +4,24 @@ and an instance started under v2_patched takes the new step and keeps taking it 
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 
 from lab_env.core.paths import REPO_ROOT
+from lab_env.notebooks.workspace import app_file_source
 from lab_env.runtime import workflows
 from lab_env.runtime.apps import stop_app, unique_name
 from lab_env.runtime.workflows import WorkflowFailed, output, start_workflow_app
 
 pytestmark = pytest.mark.stack
 
-MAGIC = "%%app_file gift_wrap.py\n"
 WAITING = "waiting for the buyer to collect"
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    notebook = nbformat.read(REPO_ROOT / "solutions" / "04_workflows.ipynb", as_version=4)
-    (source,) = [c.source for c in notebook.cells if c.source.startswith(MAGIC)]
+    source = app_file_source(REPO_ROOT / "solutions" / "04_workflows.ipynb", "gift_wrap.py")
     path = tmp_path_factory.mktemp("gifts")
-    (path / "gift_wrap.py").write_text(source.removeprefix(MAGIC))
+    (path / "gift_wrap.py").write_text(source)
     return path
 
 

@@ -10,11 +10,12 @@ runs the same checks from its own process with the app's handle.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from lab_env.labs.checks import check, fresh
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import actor_type_in, invoke
-from lab_env.runtime.apps import DaprApp
+from lab_env.runtime.apps import DaprApp, stop_app
 from lab_env.runtime.workflows import Ledger, output
 
 # Safety nets against a workflow that never ends. A right answer finishes in
@@ -307,3 +308,63 @@ def negotiation(app: DaprApp) -> str:
         f"with no overlap the mediator should try all 4 rounds, it recorded {len(result.get('rounds', []))}"
     )
     return "agreement within both limits, monotonic offers, no deal without overlap"
+
+
+VERSION_VAR = "GIFT_WRAP_VERSION"  # gift_wrap.py registers the version this names
+GIFT_WAITING = "waiting for the buyer to collect"  # its custom status while an order waits
+
+
+def _gift_order(app: DaprApp, item: str) -> str:
+    """A gift order scheduled and waiting for its buyer (its instance id)."""
+    wf_client = workflows.client(app)
+    try:
+        instance = wf_client.schedule_new_workflow("gift_order", input=item, instance_id=fresh(f"check-{item}"))
+    finally:
+        wf_client.close()
+    workflows.wait_for(
+        app, instance, lambda: workflows.custom_status(app, instance) == GIFT_WAITING, f"the {item} to wait", PATIENCE
+    )
+    return instance
+
+
+def _collected(app: DaprApp, instance: str) -> object:
+    wf_client = workflows.client(app)
+    try:
+        wf_client.raise_workflow_event(instance, "collected")
+    finally:
+        wf_client.close()
+    return output(workflows.wait(app, instance, PATIENCE))
+
+
+@check(
+    "versioning",
+    hint="an order that passed the pick under v1 must replay as it ran; put the new step behind a patch, "
+    "which is True where this code first reaches that point and False where an older instance replays it",
+)
+def versioning(module_file: Path) -> str:
+    """Deploy the learner's gift_wrap.py as v1 with an order waiting, then v2_patched under the same app id:
+    the old order must finish as v1 ran it, and a new one must take the wrapping step."""
+    app_id, module, folder = fresh("check-gifts"), module_file.stem, module_file.parent
+    app = workflows.start_workflow_app(app_id, module, cwd=folder, env={VERSION_VAR: "v1"})
+    try:
+        old = _gift_order(app, "lamp")
+        app = workflows.start_workflow_app(app_id, module, cwd=folder, env={VERSION_VAR: "v2_patched"})
+        try:
+            kept = _collected(app, old)
+        except workflows.WorkflowFailed as failed:
+            if failed.error_type != "NonDeterminismError":
+                raise
+            raise AssertionError(
+                "an order started under v1 failed when v2_patched replayed it (NonDeterminismError): "
+                "its history has the charge where the new code asks for the wrap"
+            ) from None
+        assert kept == ["picked lamp", "charged lamp", "shipped lamp"], (
+            f"the order started under v1 finished as {kept!r}: it must not be wrapped, it was charged before"
+        )
+        new = _collected(app, _gift_order(app, "vase"))
+        assert new == ["picked vase", "wrapped vase", "charged vase", "shipped vase"], (
+            f"an order started under v2_patched finished as {new!r}: it must take the wrapping step"
+        )
+    finally:
+        stop_app(app)
+    return "the order from v1 finished unwrapped, the new one was wrapped"

@@ -13,7 +13,7 @@ import pytest
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab04_workflows import checks as lab04
-from tests.grading.solution_mutations import rejected, start_wrong
+from tests.grading.solution_mutations import mutated, rejected, start_wrong
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"
@@ -111,3 +111,19 @@ def test_negotiation_rejects_agreeing_before_the_offers_meet(start):
     assert not result.passed and ("outside both limits" in result.message or "not later" in result.message), (
         result.message
     )
+
+
+PATCHED_STEP = '    if ctx.is_patched("gift-wrap"):\n        done.append((yield ctx.call_activity(wrap, input=item)))\n'
+
+
+@pytest.mark.parametrize(
+    "new, because",
+    [
+        ("    done.append((yield ctx.call_activity(wrap, input=item)))\n", "failed when v2_patched replayed it"),
+        ('    if False and ctx.is_patched("gift-wrap"):\n' + PATCHED_STEP.split("\n", 1)[1], "must take the wrapping"),
+    ],
+    ids=["the-new-step-unguarded", "the-new-step-never-taken"],
+)
+def test_versioning_rejects_a_change_that_breaks_old_orders_or_never_reaches_new_ones(tmp_path, new, because):
+    (tmp_path / "gift_wrap.py").write_text(mutated(SOLUTION, "gift_wrap.py", (PATCHED_STEP, new)))
+    rejected(lab04.versioning, tmp_path / "gift_wrap.py", because=because)
