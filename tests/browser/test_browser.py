@@ -254,11 +254,15 @@ def _run_cell(page, jupyter, cell, index: int) -> None:
     raise AssertionError(f"cell {index}: {RUN_ATTEMPTS} runs asked for and none showed a result")
 
 
+# One keep-alive client for _kernels_idle, asked every second of every walk (a new client costs ~50 ms of CPU).
+_SERVER = httpx.Client()
+
+
 def _kernels_idle(jupyter) -> bool:
     """Whether the server's kernels are all idle (the page runs one at a time)."""
     url, token, _ = jupyter
     try:
-        kernels = httpx.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json()
+        kernels = _SERVER.get(f"{url}/api/kernels", params={"token": token}, timeout=5).json()
     except httpx.HTTPError:
         return False
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
