@@ -21,6 +21,14 @@ def mutated(solution: Path, name: str, *edits: tuple[str, str]) -> str:
     return source
 
 
+def written(folder: Path, solution: Path, name: str, *edits: tuple[str, str]) -> Path:
+    """The solution's %%app_file ``name``, with ``edits`` made, saved into ``folder`` as the lab saves it;
+    its path (the tests run the module the notebook teaches, never a copy of it)."""
+    path = folder / name
+    path.write_text(mutated(solution, name, *edits))
+    return path
+
+
 def rejected(check: Callable[..., None], *args: object, because: str) -> None:
     """``check`` fails on a wrong answer and its message says ``because``."""
     result = verdict(check, *args)

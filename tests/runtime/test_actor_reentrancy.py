@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from lab_env.core.paths import REPO_ROOT
-from lab_env.notebooks.workspace import app_file_source
+from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.runtime.actors import actor_type, invoke
 from lab_env.runtime.apps import start_app, stop_app, unique_name, uvicorn_command
+from tests.grading.solution_mutations import written
 
 pytestmark = pytest.mark.stack
 
@@ -19,10 +19,7 @@ ANSWER_S, DEADLOCK_S = 60.0, 3.0
 
 @pytest.fixture(scope="module")
 def app_folder(tmp_path_factory):
-    source = app_file_source(REPO_ROOT / "solutions" / "01_actors.ipynb", "haggle_back.py")
-    folder = tmp_path_factory.mktemp("haggle")
-    (folder / "haggle_back.py").write_text(source)
-    return folder
+    return written(tmp_path_factory.mktemp("haggle"), SOLUTIONS_DIR / "01_actors.ipynb", "haggle_back.py").parent
 
 
 def _ask(folder, reentrant: bool, timeout: float):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from lab_env.core.paths import REPO_ROOT
-from lab_env.notebooks.workspace import app_file_source
+from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.runtime import workflows
 from lab_env.runtime.apps import stop_app, unique_name
 from lab_env.runtime.workflows import WorkflowFailed, output, start_workflow_app
+from tests.grading.solution_mutations import written
 
 pytestmark = pytest.mark.stack
 
@@ -19,10 +19,7 @@ WAITING = "waiting for the buyer to collect"
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    source = app_file_source(REPO_ROOT / "solutions" / "04_workflows.ipynb", "gift_wrap.py")
-    path = tmp_path_factory.mktemp("gifts")
-    (path / "gift_wrap.py").write_text(source)
-    return path
+    return written(tmp_path_factory.mktemp("gifts"), SOLUTIONS_DIR / "04_workflows.ipynb", "gift_wrap.py").parent
 
 
 def _deploy(folder, app_id: str, version: str):

@@ -13,7 +13,7 @@ import pytest
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab04_workflows import checks as lab04
-from tests.grading.solution_mutations import mutated, rejected, start_wrong
+from tests.grading.solution_mutations import rejected, start_wrong, written
 
 pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"
@@ -125,5 +125,4 @@ PATCHED_STEP = '    if ctx.is_patched("gift-wrap"):\n        done.append((yield 
     ids=["the-new-step-unguarded", "the-new-step-never-taken"],
 )
 def test_versioning_rejects_a_change_that_breaks_old_orders_or_never_reaches_new_ones(tmp_path, new, because):
-    (tmp_path / "gift_wrap.py").write_text(mutated(SOLUTION, "gift_wrap.py", (PATCHED_STEP, new)))
-    rejected(lab04.versioning, tmp_path / "gift_wrap.py", because=because)
+    rejected(lab04.versioning, written(tmp_path, SOLUTION, "gift_wrap.py", (PATCHED_STEP, new)), because=because)
