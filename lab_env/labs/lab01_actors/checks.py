@@ -85,8 +85,8 @@ def product_stock(app: DaprApp) -> str:
 
 @check(
     "idle deactivation",
-    hint="pass actor_idle_timeout=timedelta(seconds=IDLE_SECONDS) and "
-    "actor_scan_interval=timedelta(seconds=1) to ActorRuntimeConfig",
+    hint="ActorRuntimeConfig's actor_idle_timeout is how long an actor may go without a call before "
+    "Dapr deactivates it: make it IDLE_SECONDS",
 )
 def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
     product, pid = actor_type("ProductActor"), fresh("idle")
@@ -105,13 +105,14 @@ def idle_deactivation(app: DaprApp, patience: float = 60.0) -> str:
         return [e["event"] for e in logged if e["actor_id"] == pid]
 
     assert events()[:1] == ["activated"], "the first call did not activate the actor (no 'activated' event)"
-    limit = idle + patience  # a safety net: a deactivation normally comes within idle + one scan
+    # A safety net: Dapr 1.18 deactivates an actor when its own idle deadline passes (no periodic scan).
+    limit = idle + patience
     wait_until(
         lambda: "deactivated" in events(),
         limit,
         "actor deactivation",
         failure=f"the actor was still active {limit:.0f}s after its last call (idle timeout {idle} s); "
-        "is actor_scan_interval set?",
+        "does something keep calling it (a timer counts as a call)?",
     )
     return "activated on first call, deactivated when idle"
 
