@@ -61,6 +61,8 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
     for binary in ("sentry", "placement", "scheduler"):
         if not dapr_bin(binary).exists():
             raise LabEnvError(f"Dapr's {binary} is not installed", "run `lab-env setup`")
+    if registry.load(name) is not None:  # started again (a cell run twice): the new plane replaces the old
+        stop_plane(name)
     authority = ca.start_sentry(f"sentry-{name}", timeout=timeout, detach=True)
     workdir = apps_dir() / name
     shutil.rmtree(workdir, ignore_errors=True)

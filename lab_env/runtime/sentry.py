@@ -127,6 +127,7 @@ def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = 
     if not dapr_bin("sentry").exists():
         raise LabEnvError("Dapr's sentry is not installed", "run `lab-env setup` (it builds sentry with the runtime)")
     name = name or unique_name("sentry")
+    registry.stop(name, timeout=10)  # one of this name still running is replaced, not left behind
     port, healthz = free_ports(2)
     s = Sentry(name, port, healthz, apps_dir() / name)
     if s.workdir.exists():

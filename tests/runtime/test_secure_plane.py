@@ -49,3 +49,18 @@ def test_placement_and_scheduler_speak_mtls_with_their_own_identity_and_stop_cle
     assert not any(procs.alive(p) for p in pids)
     assert secure_plane.load_plane(name) is None and not (apps_dir() / name).exists()
     assert not (apps_dir() / f"sentry-{name}.json").exists()
+
+
+def test_a_plane_started_again_under_its_name_replaces_the_first():
+    name = unique_name("t-again")
+    first = secure_plane.start_plane(name)
+    try:
+        first_pids = [
+            *json.loads((apps_dir() / f"{name}.json").read_text())["pids"],
+            *json.loads((apps_dir() / f"{first.sentry_name}.json").read_text())["pids"],
+        ]
+        second = secure_plane.start_plane(name)
+        assert not [p for p in first_pids if procs.alive(p)], "the first plane's processes are still running"
+        assert peer_certificate(second.placement_port).spiffe_id.endswith("/dapr-placement")
+    finally:
+        secure_plane.stop_plane(name)

@@ -123,6 +123,8 @@ def up(
     if policy is not None:
         env["MARKET_POLICY"] = str(_loadable_policy(Path(policy)))
     name = name or unique_name("market")
+    if _record(name).exists():  # up again under the same name (a cell run twice): replace it, keep its state
+        down(name)
     catalog = catalog or Catalog()
     topic = f"{name}-orders"
     folder = state_dir() / "markets" / name
