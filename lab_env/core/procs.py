@@ -137,6 +137,17 @@ def kill(pid: int) -> None:
     _wait_gone(members, 5)
 
 
+def pause(pid: int) -> None:
+    """SIGSTOP the process group of ``pid``: it keeps its sockets and memory and does nothing,
+    as a machine frozen by a long GC pause or a stalled disk does."""
+    os.killpg(pid, signal.SIGSTOP)
+
+
+def resume(pid: int) -> None:
+    """SIGCONT what ``pause`` stopped."""
+    os.killpg(pid, signal.SIGCONT)
+
+
 def _group(pgid: int) -> list[psutil.Process]:
     """The processes of group ``pgid``, including what a dead leader forked (now children of init)."""
     found = []

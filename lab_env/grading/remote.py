@@ -15,9 +15,12 @@ from typing import Any
 def describe(value: Any) -> str:
     """What the grader needs to know about a check's argument, as JSON."""
     from lab_env.runtime.apps import DaprApp
+    from lab_env.runtime.kafka.replicated import Cluster
 
     if isinstance(value, DaprApp):
         return json.dumps({"kind": "app", "app_id": value.app_id})
+    if isinstance(value, Cluster):
+        return json.dumps({"kind": "kafka_cluster", "name": value.name})
     if isinstance(value, PurePath):
         return json.dumps({"kind": "path", "path": str(value)})
     if callable(value):

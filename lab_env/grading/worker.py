@@ -36,6 +36,7 @@ from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.signing import sign
 from lab_env.labs.checks import Verdict, verdict
 from lab_env.runtime.apps import kill_run, load_app, run_token
+from lab_env.runtime.kafka.replicated import load_cluster
 
 
 @dataclass
@@ -258,6 +259,14 @@ class Grader:
                     args.append(load_app(app_id))
                 except Exception:
                     raise ValueError(f"{expression} ({app_id}) is not running") from None
+            elif kind == "kafka_cluster":
+                name = str(described.get("name"))
+                if not name.endswith(f"-{self.token}"):
+                    raise ValueError(f"{expression} is not a cluster this notebook started")
+                try:
+                    args.append(load_cluster(name))
+                except Exception:
+                    raise ValueError(f"{expression} ({name}) is not running") from None
             elif kind == "path":
                 path = Path(described["path"]).resolve()
                 if not path.is_relative_to((self.workdir / "workspace").resolve()):

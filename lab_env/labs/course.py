@@ -90,11 +90,12 @@ LABS: tuple[Lab, ...] = (
     Lab(
         "03",
         "Event streams with Apache Kafka",
-        "the order log: partitions, consumer groups, exactly-once stock updates, a supply chain",
+        "the order log: partitions, consumer groups, exactly-once stock updates, a supply chain, replication",
         "03_kafka.ipynb",
         tests=(
             "tests/labs/lab03_kafka/test_lab03_checks.py",
             "tests/runtime/test_kafka_helpers.py",
+            "tests/runtime/test_kafka_replication.py",
             "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[03]",
         ),
         bench=("bench/kafka_bench.py",),

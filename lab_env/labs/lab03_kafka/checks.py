@@ -21,6 +21,7 @@ from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.marketplace.agents import supply_chain
 from lab_env.runtime import kafka, sidecar
 from lab_env.runtime.apps import DaprApp, unique_name
+from lab_env.runtime.kafka.replicated import BROKERS, Cluster, leader_loss
 from lab_env.runtime.workers import python_command, start_worker, stop_worker
 
 # Safety nets against a wrong answer that never finishes; a right answer
@@ -271,3 +272,33 @@ def supply_chain_books(chain: dict[str, str]) -> str:
     assert books["reorders"], "the distributor never reordered: plan() must return a reorder when stock runs low"
     assert books["shipped"], "nothing was shipped to the retailer"
     return f"{books['demanded']} units demanded, each shipped or backordered once; every reorder shipped once"
+
+
+@check(
+    "replication",
+    hint="one broker of three may die: how many copies must a topic keep, how many must confirm a write "
+    "so that a lone survivor refuses it, and whom must the producer wait for before it calls an order written?",
+)
+def replication(cluster: Cluster, topic_settings: dict[str, Any], producer_settings: dict[str, Any]) -> str:
+    replicas = int(topic_settings.get("replicas", 1))
+    min_insync = int(topic_settings.get("min_insync", 1))
+    assert replicas <= len(BROKERS), f"replicas={replicas}, but the cluster has {len(BROKERS)} brokers"
+    topic = fresh(unique_name("chk-ledger"))
+    cluster.create_topic(topic, replicas=replicas, min_insync=min_insync)
+    # What the brokers hold, not what the dict says.
+    kept = len(cluster.partition(topic).replicas)
+    assert kept > 1, f"the topic has {kept} replica: when its broker dies, its orders go with it"
+    assert min_insync > 1, (
+        f"min.insync.replicas={min_insync}: once one replica is left, writes are kept on a single copy"
+    )
+    assert kept - 1 >= min_insync, (
+        f"with one broker down, {kept - 1} replica(s) remain, fewer than min.insync.replicas={min_insync}: writes stop"
+    )
+    drill = leader_loss(cluster, topic, producer_settings)
+    assert not drill.lost, (
+        f"leader {drill.old_leader} was killed: {len(drill.lost)} of {len(drill.acked)} acknowledged orders are gone"
+    )
+    assert len(drill.acked) == len(drill.present), (
+        f"{len(drill.acked)} orders acknowledged, {len(drill.present)} in the topic"
+    )
+    return f"{kept} replicas, min.insync.replicas={min_insync}; the leader killed, nothing lost"

@@ -23,12 +23,12 @@ def classpath() -> str:
     return str(kafka_lib() / "*")
 
 
-def java_command(main: str, *args: str, log_config: Path = LOG4J2_CONFIG) -> list[str]:
+def java_command(main: str, *args: str, log_config: Path = LOG4J2_CONFIG, heap_mb: int = 512) -> list[str]:
     """``java`` running ``main`` from the Kafka jars (the broker, and Kafka's CLI tools)."""
     return [
         "java",
-        "-Xms256m",
-        "-Xmx512m",
+        f"-Xms{min(256, heap_mb)}m",
+        f"-Xmx{heap_mb}m",
         # A lab broker shares 2 cores with everything else: the serial collector and the client
         # compiler alone (no C2) halved its CPU here, to ready 9.0 -> 4.6 s and through lab 03
         # 15.4 -> 7.4 s (one run each), in the same wall time. A production broker wants G1 and C2.
