@@ -6,8 +6,6 @@ All listen on 127.0.0.1 only. Health and metrics ports sit in the 58xxx and
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from lab_env.core import probes
 from lab_env.core.paths import dapr_bin, logs_dir, state_dir
 from lab_env.core.profile import NATIVE, Profile
 from lab_env.stack.provision.kafka import java_command as java
+from lab_env.stack.provision.kafka import new_cluster_id
 from lab_env.stack.provision.redis import redis_server
 
 # Our Dapr build's healthz servers listen on this address (lab_env/stack/provision/dapr.py).
@@ -95,7 +94,7 @@ def _kafka(p: Profile, host: str) -> Service:
         if not (logs / "meta.properties").exists():
             import subprocess
 
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             subprocess.run(
                 java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(props())),
                 check=True,

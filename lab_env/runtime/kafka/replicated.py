@@ -22,10 +22,8 @@ by default). Each JVM gets a 256 MiB heap.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +37,7 @@ from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import apps_dir
 from lab_env.runtime.workers import Worker, start_worker, stop_worker
-from lab_env.stack.provision.kafka import java_command
+from lab_env.stack.provision.kafka import java_command, new_cluster_id
 
 CONTROLLER = 0
 BROKERS = (1, 2, 3)
@@ -159,7 +157,7 @@ def start_cluster(name: str, timeout: float = 300) -> Cluster:
     once the metadata lists all three brokers. Re-running it replaces a cluster of the same name."""
     folder = apps_dir() / name
     ports = dict(zip((CONTROLLER, *BROKERS), free_ports(1 + len(BROKERS)), strict=True))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     nodes: dict[int, Worker] = {}
     cluster = Cluster(name, folder, ports, nodes)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
+import uuid
 from pathlib import Path
 
 from lab_env.core.paths import cache_dir
@@ -41,6 +43,16 @@ def java_command(main: str, *args: str, log_config: Path = LOG4J2_CONFIG, heap_m
         main,
         *args,
     ]
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, as `kafka-storage.sh random-uuid` prints.
+    Never one that starts with "-", which the storage tool's argument parser would take for an option
+    (one id in 64 does)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def kafka_installed() -> bool:
