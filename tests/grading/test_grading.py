@@ -79,20 +79,21 @@ def test_gradebook_rows(graded):
         "idle_deactivation",
         "turn_based",
         "reminder_outlives_crash",
+        "failover",
         "scale",
         "total",
         "max",
         "reason",
     ]
-    assert rows["ada"] == ["ada", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "1", "12", "12", ""]
-    assert rows["bo"] == ["bo", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "1", "4", "12", ""]
-    assert rows["cy"] == ["cy", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "1", "4", "12", ""]
+    assert rows["ada"] == ["ada", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "1", "14", "14", ""]
+    assert rows["bo"] == ["bo", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "4", "14", ""]
+    assert rows["cy"] == ["cy", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "4", "14", ""]
     # The endless loop is in the scale answer: it costs that point only.
-    assert rows["di"] == ["di", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "0", "11", "12", ""]
-    assert rows["ed"][2:] == ["not graded", *["0"] * 8, "12", "corrupt notebook: not valid JSON"]
-    assert rows["fay"][2:] == ["not graded", *["0"] * 8, "12", "no notebook handed in"]
-    assert rows["gus"][2:] == ["not graded", *["0"] * 8, "12", "wrong lab: this is 02_pubsub, expected 01_actors"]
-    assert rows["zed"] == ["zed", "01_actors", "graded", "0", "0", "1", "0", "0", "0", "0", "1", "12", ""]
+    assert rows["di"] == ["di", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "0", "13", "14", ""]
+    assert rows["ed"][2:] == ["not graded", *["0"] * 9, "14", "corrupt notebook: not valid JSON"]
+    assert rows["fay"][2:] == ["not graded", *["0"] * 9, "14", "no notebook handed in"]
+    assert rows["gus"][2:] == ["not graded", *["0"] * 9, "14", "wrong lab: this is 02_pubsub, expected 01_actors"]
+    assert rows["zed"] == ["zed", "01_actors", "graded", "0", "0", "1", "0", "0", "0", "0", "0", "1", "14", ""]
 
 
 @pytest.mark.parametrize("cheat", CHEATS, ids=lambda c: c.name)
@@ -117,7 +118,7 @@ def test_tampered_check_cells_gain_nothing_and_are_named(graded):
 def test_feedback_says_what_failed_and_how_to_fix_it(graded):
     _, out = graded
     feedback = (out / "feedback" / "bo.md").read_text()
-    assert "Score: **4 / 12**" in feedback
+    assert "Score: **4 / 14**" in feedback
     line = next(line for line in feedback.splitlines() if line.startswith("| product_stock "))
     assert line.startswith(
         "| product_stock | 0/2 | FAIL | ProductActor stock: not done yet: replace `raise NotImplementedError`"
@@ -125,7 +126,7 @@ def test_feedback_says_what_failed_and_how_to_fix_it(graded):
     assert "*Hint: keep the count in self._state_manager" in line
     assert "graded at 2,000 actors" in feedback  # the size declared for grading is stated
     loop = (out / "feedback" / "di.md").read_text()
-    assert "Score: **11 / 12**" in loop
+    assert "Score: **13 / 14**" in loop
     # Interrupted, it either stops (the run goes on) or takes the kernel with it (the answer is stubbed and
     # the notebook re-run): the same score either way, and the note names the cell.
     assert re.search(
@@ -142,8 +143,8 @@ def test_junit_has_a_case_per_check_and_learner(graded):
     root = ET.parse(out / "junit.xml").getroot()
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert {"ada", "bo", "cy", "di", "ed", "fay", "gus", "zed"} <= set(suites)
-    assert suites["ada"].get("failures") == "0" and len(suites["ada"].findall("testcase")) == 7
-    assert suites["bo"].get("failures") == "4"
+    assert suites["ada"].get("failures") == "0" and len(suites["ada"].findall("testcase")) == 8
+    assert suites["bo"].get("failures") == "5"
     assert suites["ed"].find("testcase/error").get("message") == "corrupt notebook: not valid JSON"
 
 

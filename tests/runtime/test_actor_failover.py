@@ -9,9 +9,13 @@ from __future__ import annotations
 import pytest
 
 from lab_env.core.probes import wait_until
+from lab_env.grading.generate import SOLUTIONS_DIR
+from lab_env.labs.checks import verdict
+from lab_env.labs.lab01_actors import checks as lab01
 from lab_env.runtime.actors import actor_type_in, invoke, placement_table
 from lab_env.runtime.apps import start_app, stop_app, unique_name, uvicorn_command
 from lab_env.runtime.scale import placement_spread
+from tests.grading.solution_mutations import rejected, written
 
 pytestmark = pytest.mark.stack
 
@@ -56,3 +60,33 @@ def test_a_host_with_another_app_id_does_not_see_the_actors_state():
         assert invoke(other, product, "kept", "Stock") == 0
     finally:
         stop_app(other)
+
+
+@pytest.fixture(scope="module")
+def lab_app(tmp_path_factory):
+    """Lab 01's own actor app, as its notebook writes it: the failover check asks its /lifecycle log."""
+    folder = tmp_path_factory.mktemp("lab01-failover")
+    written(folder, SOLUTIONS_DIR / "01_actors.ipynb", "marketplace_actors.py")
+    return uvicorn_command("marketplace_actors:app"), folder
+
+
+def test_lab01_failover_check_rejects_an_annex_under_its_own_app_id_and_passes_a_replica(lab_app):
+    command, folder = lab_app
+    market = start_app(unique_name("fo-market"), command, cwd=folder, components=["statestore"])
+    try:
+        rejected(lab01.failover, market, None, because="no annex")
+        stranger = start_app(unique_name("fo-stranger"), command, cwd=folder, components=["statestore"])
+        try:
+            rejected(lab01.failover, market, stranger, because="the market looks for its state under another key")
+        finally:
+            stop_app(stranger)
+        replica = start_app(
+            unique_name("fo-replica"), command, cwd=folder, components=["statestore"], replica_of=market.app_id
+        )
+        try:
+            assert verdict(lab01.failover, market, replica).passed
+            assert replica.alive(), "the check restarts the annex it killed"
+        finally:
+            stop_app(replica)
+    finally:
+        stop_app(market)

@@ -11,7 +11,7 @@ from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.runtime import sidecar
-from lab_env.runtime.actors import actor_type, invoke
+from lab_env.runtime.actors import actor_type, invoke, placement_table, where_activated
 from lab_env.runtime.apps import DaprApp, load_app, run_token, running_apps
 
 _GO_DURATION = re.compile(r"^(\d+)h(\d+)m(\d+)s")
@@ -200,3 +200,36 @@ def scale(samples: Sequence[dict], at_least: int = 10_000) -> str:
         f"{at_least:,} expected: call Stock on sku-0, sku-1, ... through the sidecar"
     )
     return f"{len(samples)} samples up to {counts[-1]:,} actors"
+
+
+@check(
+    "failover",
+    hint="a product that moves finds its stock only under the key it was saved with, and Dapr's actor state "
+    "keys begin with the app id of the host that saved it: the annex must run under the market's app id",
+)
+def failover(market: DaprApp, annex: DaprApp | None) -> str:
+    assert annex is not None, "no annex: start one with start_app"
+    product, prefix = actor_type("ProductActor"), fresh("failover")
+    stock = {f"{prefix}-{n}": 10 + n for n in range(12)}
+    for product_id, units in stock.items():
+        invoke(market, product, product_id, "Restock", units)
+    placed = where_activated([market, annex], prefix)
+    on_annex = [product_id for product_id, host in placed.items() if host == annex.app_id]
+    assert on_annex, "placement put none of 12 products on the annex: does it host ProductActor?"
+    annex.crash()
+    try:
+        address = f":{annex.internal_port}"
+        wait_until(
+            lambda: not any(row["address"].endswith(address) for row in placement_table()),
+            60,
+            "placement to drop the annex",
+        )
+        for product_id in on_annex:
+            got = invoke(market, product, product_id, "Stock")
+            assert got == stock[product_id], (
+                f"{product_id} had {stock[product_id]} units on the annex; once it moved to the market it has {got}: "
+                "the market looks for its state under another key"
+            )
+    finally:
+        annex.restart()  # the notebook goes on with both hosts
+    return "the annex's products moved to the market with their stock"
