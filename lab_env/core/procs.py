@@ -140,11 +140,15 @@ def kill(pid: int) -> None:
 def pause(pid: int) -> None:
     """SIGSTOP the process group of ``pid``: it keeps its sockets and memory and does nothing,
     as a machine frozen by a long GC pause or a stalled disk does."""
+    if pid <= 0:  # killpg(0) would stop the caller's own group
+        raise ValueError(f"no process to pause (pid {pid})")
     os.killpg(pid, signal.SIGSTOP)
 
 
 def resume(pid: int) -> None:
     """SIGCONT what ``pause`` stopped."""
+    if pid <= 0:
+        raise ValueError(f"no process to resume (pid {pid})")
     os.killpg(pid, signal.SIGCONT)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import secrets
 import shutil
 import socket
 import ssl
@@ -126,8 +127,10 @@ def start_sentry(name: str | None = None, timeout: float = 60.0, detach: bool = 
     ``detach``: it outlives this process (stop it with stop_sentry_named or `lab-env down`)."""
     if not dapr_bin("sentry").exists():
         raise LabEnvError("Dapr's sentry is not installed", "run `lab-env setup` (it builds sentry with the runtime)")
-    name = name or unique_name("sentry")
-    registry.stop(name, timeout=10)  # one of this name still running is replaced, not left behind
+    if name:
+        registry.stop(name, timeout=10)  # one of this name still running is replaced, not left behind
+    else:
+        name = f"{unique_name('sentry')}-{secrets.token_hex(3)}"
     port, healthz = free_ports(2)
     s = Sentry(name, port, healthz, apps_dir() / name)
     if s.workdir.exists():

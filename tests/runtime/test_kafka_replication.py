@@ -63,11 +63,13 @@ SAFE_TOPIC = {"replicas": 3, "min_insync": 2}
     ("topic", "producer", "because"),
     [
         (SAFE_TOPIC, {"acks": "1"}, "acknowledged orders are gone"),
+        # The drill's cluster is not the producer's to choose: this one still writes to the trio, and loses.
+        (SAFE_TOPIC, {"acks": "1", "bootstrap.servers": "127.0.0.1:9"}, "acknowledged orders are gone"),
         ({"replicas": 3, "min_insync": 1}, {"acks": "all"}, "min.insync.replicas=1"),
         ({"replicas": 2, "min_insync": 2}, {"acks": "all"}, "writes stop"),
         ({"replicas": 1, "min_insync": 1}, {"acks": "all"}, "the topic has 1 replica"),
     ],
-    ids=["acks-1", "min-insync-1", "two-replicas", "one-replica"],
+    ids=["acks-1", "acks-1-elsewhere", "min-insync-1", "two-replicas", "one-replica"],
 )
 def test_lab03_replication_check_rejects_settings_that_lose_or_stop_writes(cluster, topic, producer, because):
     # The right settings pass in the solution notebook, under nbval and in its grading.

@@ -11,7 +11,7 @@ from lab_env.core.probes import wait_until
 from lab_env.errors import LabEnvError
 from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.runtime import sidecar
-from lab_env.runtime.actors import actor_type, invoke, placement_table, where_activated
+from lab_env.runtime.actors import ActorCallFailed, actor_type, invoke, placement_table, where_activated
 from lab_env.runtime.apps import DaprApp, load_app, run_token, running_apps
 
 _GO_DURATION = re.compile(r"^(\d+)h(\d+)m(\d+)s")
@@ -210,12 +210,22 @@ def scale(samples: Sequence[dict], at_least: int = 10_000) -> str:
 def failover(market: DaprApp, annex: DaprApp | None) -> str:
     assert annex is not None, "no annex: start one with start_app"
     product, prefix = actor_type("ProductActor"), fresh("failover")
-    stock = {f"{prefix}-{n}": 10 + n for n in range(12)}
-    for product_id, units in stock.items():
-        invoke(market, product, product_id, "Restock", units)
-    placed = where_activated([market, annex], prefix)
-    on_annex = [product_id for product_id, host in placed.items() if host == annex.app_id]
-    assert on_annex, "placement put none of 12 products on the annex: does it host ProductActor?"
+    stock: dict[str, int] = {}
+
+    def some_on_annex() -> bool:
+        """Restock twelve more new products; whether placement put any of them on the annex.
+        (A host that has just started is in the market's table a moment after it is healthy.)"""
+        for n in range(len(stock), len(stock) + 12):
+            stock[f"{prefix}-{n}"] = 10 + n % 50
+            invoke(market, product, f"{prefix}-{n}", "Restock", stock[f"{prefix}-{n}"])
+        return annex.app_id in where_activated([market, annex], prefix).values()
+
+    wait_until(
+        some_on_annex,
+        60,
+        "products on the annex",
+        failure="placement put no product on the annex: does it host ProductActor?",
+    )
     annex.crash()
     try:
         address = f":{annex.internal_port}"
@@ -224,10 +234,20 @@ def failover(market: DaprApp, annex: DaprApp | None) -> str:
             60,
             "placement to drop the annex",
         )
-        for product_id in on_annex:
-            got = invoke(market, product, product_id, "Stock")
-            assert got == stock[product_id], (
-                f"{product_id} had {stock[product_id]} units on the annex; once it moved to the market it has {got}: "
+        got: dict[str, int] = {}
+
+        def read_all() -> bool:
+            for product_id in stock.keys() - got.keys():
+                try:
+                    got[product_id] = invoke(market, product, product_id, "Stock")
+                except ActorCallFailed:  # the market's sidecar may route to the dead annex a moment longer
+                    pass
+            return got.keys() == stock.keys()
+
+        wait_until(read_all, 60, "the market to answer for every product")
+        for product_id, units in stock.items():  # all of them: the annex's own log says nothing here
+            assert got[product_id] == units, (
+                f"{product_id} had {units} units; once the annex was gone the market reads {got[product_id]}: "
                 "the market looks for its state under another key"
             )
     finally:

@@ -28,6 +28,7 @@ from lab_env.runtime.workers import python_command, start_worker, stop_worker
 # returns in well under a second (function calls) or a few seconds (groups).
 CALL_PATIENCE = 60.0
 GROUP_PATIENCE = 90.0
+ORDERS_IN_DRILL = 100  # written while the leader alone has them, then the leader is killed
 
 
 @check(
@@ -294,11 +295,14 @@ def replication(cluster: Cluster, topic_settings: dict[str, Any], producer_setti
     assert kept - 1 >= min_insync, (
         f"with one broker down, {kept - 1} replica(s) remain, fewer than min.insync.replicas={min_insync}: writes stop"
     )
-    drill = leader_loss(cluster, topic, producer_settings)
+    drill = leader_loss(cluster, topic, producer_settings, count=ORDERS_IN_DRILL)
+    assert len(drill.acked) == ORDERS_IN_DRILL, (
+        f"only {len(drill.acked)} of {ORDERS_IN_DRILL} orders were acknowledged: every order must be written"
+    )
     assert not drill.lost, (
         f"leader {drill.old_leader} was killed: {len(drill.lost)} of {len(drill.acked)} acknowledged orders are gone"
     )
-    assert len(drill.acked) == len(drill.present), (
-        f"{len(drill.acked)} orders acknowledged, {len(drill.present)} in the topic"
+    assert Counter(drill.present) == Counter(drill.acked), (
+        f"{len(drill.acked)} orders acknowledged, {len(drill.present)} in the topic ({len(drill.duplicated)} twice)"
     )
     return f"{kept} replicas, min.insync.replicas={min_insync}; the leader killed, nothing lost"

@@ -105,10 +105,17 @@ class Cluster:
         self.nodes[node].kill()
 
     def pause(self, node: int) -> None:
-        procs.pause(self.nodes[node].pid)
+        """SIGSTOP the node: it keeps its sockets and does nothing (see procs.pause)."""
+        procs.pause(self._pid(node))
 
     def resume(self, node: int) -> None:
-        procs.resume(self.nodes[node].pid)
+        procs.resume(self._pid(node))
+
+    def _pid(self, node: int) -> int:
+        worker = self.nodes[node]
+        if not worker.alive():  # never signal pid 0: that would be the caller's own process group
+            raise LabEnvError(f"broker {node} is not running", "restart it: cluster.restart(node)")
+        return worker.pid
 
     def restart(self, *nodes: int) -> None:
         """Start killed nodes again on their own data, side by side; wait until the metadata lists them."""
@@ -134,7 +141,10 @@ class Cluster:
             consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
             values: list[str] = []
             offset = low
+            deadline = time.monotonic() + 120  # a safety net: the records are local, read in well under a second
             while offset < high:
+                if time.monotonic() > deadline:
+                    raise LabEnvError(f"reading {topic} stopped at offset {offset} of {high}", "run the cell again")
                 for msg in consumer.consume(500, 1.0):
                     if msg.error() is None:
                         values.append((msg.value() or b"").decode())
@@ -156,6 +166,9 @@ def start_cluster(name: str, timeout: float = 300) -> Cluster:
     """One controller and three brokers, formatted afresh under the apps folder; returns
     once the metadata lists all three brokers. Re-running it replaces a cluster of the same name."""
     folder = apps_dir() / name
+    for node in (CONTROLLER, *BROKERS):  # a cluster of this name still running (a cell run twice) is replaced
+        registry.stop(f"{name}-node-{node}", timeout=10)
+    shutil.rmtree(folder, ignore_errors=True)
     ports = dict(zip((CONTROLLER, *BROKERS), free_ports(1 + len(BROKERS)), strict=True))
     cluster_id = new_cluster_id()
     nodes: dict[int, Worker] = {}
@@ -253,6 +266,7 @@ def _properties(node: int, ports: dict[int, int], logs: Path) -> str:
             "inter.broker.listener.name": "PLAINTEXT",
             "broker.heartbeat.interval.ms": "500",
             "replica.lag.time.max.ms": str(LAG_MAX_MS),
+            "replica.fetch.wait.max.ms": str(FETCH_WAIT_MS),
             "default.replication.factor": "3",
             "min.insync.replicas": "2",
             "offsets.topic.replication.factor": "3",
@@ -284,9 +298,10 @@ class LeaderLoss:
         return sorted(v for v, n in Counter(self.present).items() if n > 1)
 
 
-# How long a follower's pending fetch may wait at the leader (replica.fetch.wait.max.ms,
-# 500 ms by default). Once it has passed, a paused follower has no request there left to answer.
-FETCH_WAIT_S = 0.6
+# How long a follower's pending fetch may wait at the leader (replica.fetch.wait.max.ms, set in
+# _properties). Three times that, and a paused follower has no request left there to answer.
+FETCH_WAIT_MS = 500
+FETCH_WAIT_S = 3 * FETCH_WAIT_MS / 1000
 
 
 def leader_loss(cluster: Cluster, topic: str, producer: Mapping[str, Any], count: int = 100) -> LeaderLoss:
@@ -305,9 +320,10 @@ def leader_loss(cluster: Cluster, topic: str, producer: Mapping[str, Any], count
 
     before = cluster.partition(topic)
     old = before.leader
-    followers = [n for n in before.isr if n != old]
-    base = {"message.timeout.ms": 120_000, "linger.ms": 0}
-    writer = Producer(cluster.config({**base, **producer}))
+    followers = [n for n in before.isr if n != old and cluster.nodes[n].alive()]
+    # The cluster and the drill's patience are the drill's: a producer's settings cannot move them.
+    fixed = {"bootstrap.servers": cluster.bootstrap, "message.timeout.ms": 120_000, "linger.ms": 0}
+    writer = Producer(cluster.config({**producer, **fixed}))
     acked: list[str] = []
 
     def delivered(err, msg) -> None:
@@ -316,21 +332,27 @@ def leader_loss(cluster: Cluster, topic: str, producer: Mapping[str, Any], count
 
     writer.produce(topic, b"warm-up", on_delivery=delivered)  # connections and metadata first
     writer.flush(60)
-    for node in followers:
-        cluster.pause(node)
+    paused: list[int] = []
     try:
+        for node in followers:
+            cluster.pause(node)
+            paused.append(node)
         time.sleep(FETCH_WAIT_S)  # a protocol timer, not readiness: see FETCH_WAIT_S
         for n in range(count):
             writer.produce(topic, f"order-{n:04d}".encode(), on_delivery=delivered)
         writer.flush(1.0)  # acks=1 answers at once; acks=all waits for the paused followers
         cluster.kill(old)
     finally:
-        for node in followers:
+        for node in paused:
             cluster.resume(node)
-    writer.flush(180)  # acks=all: the retries reach the new leader
-    wait_until(_answered(lambda: cluster.partition(topic).leader in followers), 120, f"a new leader for {topic}")
-    new = cluster.partition(topic).leader
-    cluster.restart(old)
+    try:
+        writer.flush(180)  # acks=all: the retries reach the new leader
+        elected = _answered(lambda: cluster.partition(topic).leader in followers)
+        wait_until(elected, 120, f"a new leader for {topic}")
+        new = cluster.partition(topic).leader
+    finally:  # the old leader comes back whatever happened: the next drill needs three brokers
+        if not cluster.nodes[old].alive():
+            cluster.restart(old)
     cluster.wait_isr(topic, len(before.isr))
     present = [v for v in cluster.read(topic) if v != "warm-up"]
     return LeaderLoss([v for v in acked if v != "warm-up"], present, old, new)
