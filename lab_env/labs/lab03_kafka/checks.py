@@ -287,7 +287,7 @@ def replication(cluster: Cluster, topic_settings: dict[str, Any], producer_setti
     topic = fresh(unique_name("chk-ledger"))
     cluster.create_topic(topic, replicas=replicas, min_insync=min_insync)
     # What the brokers hold, not what the dict says.
-    kept = len(cluster.partition(topic).replicas)
+    kept = len(cluster.placed(topic).replicas)
     assert kept > 1, f"the topic has {kept} replica: when its broker dies, its orders go with it"
     assert min_insync > 1, (
         f"min.insync.replicas={min_insync}: once one replica is left, writes are kept on a single copy"

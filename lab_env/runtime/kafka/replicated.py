@@ -86,7 +86,7 @@ class Cluster:
 
         new = NewTopic(topic, partitions, replicas, config={"min.insync.replicas": str(min_insync)})
         self.admin().create_topics([new])[topic].result(30)
-        wait_until(_answered(lambda: self.partition(topic).leader in BROKERS), 60, f"a leader for {topic}")
+        self.placed(topic)
 
     def partition(self, topic: str, index: int = 0) -> Partition:
         """The partition as the cluster's metadata has it now."""
@@ -95,6 +95,18 @@ class Cluster:
         if p is None:  # a topic just created: the broker answering may not know it yet
             return Partition(-1, [], [])
         return Partition(p.leader, list(p.replicas), list(p.isrs))
+
+    def placed(self, topic: str, index: int = 0) -> Partition:
+        """The partition with its leader and replicas, once the broker answering knows them: just after
+        a topic is created, a broker that has not applied it yet answers with no replicas at all."""
+        seen: list[Partition] = []
+
+        def known() -> bool:
+            seen[:] = [self.partition(topic, index)]
+            return seen[0].leader in BROKERS and bool(seen[0].replicas)
+
+        wait_until(_answered(known), 60, f"{topic} in the cluster's metadata")
+        return seen[0]
 
     def live_brokers(self) -> list[int]:
         """The brokers the metadata lists: a fenced broker is left out."""
@@ -318,7 +330,7 @@ def leader_loss(cluster: Cluster, topic: str, producer: Mapping[str, Any], count
     """
     from confluent_kafka import Producer
 
-    before = cluster.partition(topic)
+    before = cluster.placed(topic)
     old = before.leader
     followers = [n for n in before.isr if n != old and cluster.nodes[n].alive()]
     # The cluster and the drill's patience are the drill's: a producer's settings cannot move them.
