@@ -88,25 +88,35 @@ class Cluster:
         self.admin().create_topics([new])[topic].result(30)
         self.placed(topic)
 
-    def partition(self, topic: str, index: int = 0) -> Partition:
-        """The partition as the cluster's metadata has it now."""
-        meta = self.admin().list_topics(topic, timeout=10).topics.get(topic)
-        p = meta.partitions.get(index) if meta is not None else None
-        if p is None:  # a topic just created: the broker answering may not know it yet
-            return Partition(-1, [], [])
-        return Partition(p.leader, list(p.replicas), list(p.isrs))
+    def partition(self, topic: str, index: int = 0, timeout: float = 60) -> Partition:
+        """The partition as the cluster's metadata has it now. Each metadata request goes to
+        whichever broker the client picks, and just after a topic is created one that has not
+        applied it yet answers with no replicas: such an answer is asked again."""
+        return self.wait_for(topic, index, lambda p: bool(p.replicas), timeout, f"{topic} in the cluster's metadata")
 
     def placed(self, topic: str, index: int = 0) -> Partition:
-        """The partition with its leader and replicas, once the broker answering knows them: just after
-        a topic is created, a broker that has not applied it yet answers with no replicas at all."""
+        """The partition once it has a leader (a new topic's leader is elected a moment after it is known)."""
+        return self.wait_for(topic, index, lambda p: p.leader in BROKERS, 60, f"a leader for {topic}")
+
+    def wait_for(self, topic: str, index: int, ok: Callable[[Partition], bool], timeout: float, what: str) -> Partition:
+        """The first answer that satisfies ``ok``. The caller gets that answer, never a second read:
+        brokers apply the controller's changes at slightly different moments, so a second read
+        may come from a broker a step behind."""
         seen: list[Partition] = []
 
-        def known() -> bool:
-            seen[:] = [self.partition(topic, index)]
-            return seen[0].leader in BROKERS and bool(seen[0].replicas)
+        def answer() -> bool:
+            seen[:] = [self._metadata(topic, index)]
+            return ok(seen[0])
 
-        wait_until(_answered(known), 60, f"{topic} in the cluster's metadata")
+        wait_until(_answered(answer), timeout, what)
         return seen[0]
+
+    def _metadata(self, topic: str, index: int) -> Partition:
+        meta = self.admin().list_topics(topic, timeout=10).topics.get(topic)
+        p = meta.partitions.get(index) if meta is not None else None
+        if p is None:  # not known to the broker answering (yet)
+            return Partition(-1, [], [])
+        return Partition(p.leader, list(p.replicas), list(p.isrs))
 
     def live_brokers(self) -> list[int]:
         """The brokers the metadata lists: a fenced broker is left out."""
@@ -137,9 +147,7 @@ class Cluster:
         wait_until(back, 120, f"broker(s) {', '.join(map(str, nodes))} back in the cluster")
 
     def wait_isr(self, topic: str, size: int, timeout: float = 120) -> Partition:
-        in_sync = _answered(lambda: len(self.partition(topic).isr) == size)
-        wait_until(in_sync, timeout, f"{size} in-sync replicas of {topic}")
-        return self.partition(topic)
+        return self.wait_for(topic, 0, lambda p: len(p.isr) == size, timeout, f"{size} in-sync replicas of {topic}")
 
     def read(self, topic: str) -> list[str]:
         """Every record value of partition 0, from the beginning to its end (no group, no commit)."""
@@ -359,9 +367,7 @@ def leader_loss(cluster: Cluster, topic: str, producer: Mapping[str, Any], count
             cluster.resume(node)
     try:
         writer.flush(180)  # acks=all: the retries reach the new leader
-        elected = _answered(lambda: cluster.partition(topic).leader in followers)
-        wait_until(elected, 120, f"a new leader for {topic}")
-        new = cluster.partition(topic).leader
+        new = cluster.wait_for(topic, 0, lambda p: p.leader in followers, 120, f"a new leader for {topic}").leader
     finally:  # the old leader comes back whatever happened: the next drill needs three brokers
         if not cluster.nodes[old].alive():
             cluster.restart(old)
