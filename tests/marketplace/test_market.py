@@ -19,6 +19,7 @@ from lab_env.marketplace.market import access, control
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
+from lab_env.runtime.tracing import zipkin as tracing
 from tests.marketplace.test_offer_policy import ScriptedModel
 
 pytestmark = pytest.mark.stack
@@ -39,6 +40,13 @@ def market():
     yield up
     for m in started:
         control.down(m.name)
+
+
+@pytest.fixture(scope="module")
+def zipkin():
+    server = tracing.start_zipkin(unique_name("t-zipkin"))
+    yield server
+    server.stop()
 
 
 def _announced(market) -> Counter:
@@ -68,6 +76,30 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     for i, o in outcomes.items():
         entries = invoke(m.app, m.actor("WalletActor"), o["seller"], "Entries")
         assert (f"credit:{i}" in entries) == (o["status"] == "completed"), (i, o["status"], entries)
+
+
+def test_one_order_is_one_trace_through_its_workflows_activities_actors_events_and_the_carrier(market, zipkin):
+    m = market(tracing=zipkin)
+    ids = control.place_orders(m, 5, fail_every=5)  # the fifth order's shipment is refused: it compensates
+    order = ids[4]
+    assert control.wait_orders(m, ids)[order]["status"] == "compensated"
+    spans = tracing.trace_of(zipkin, m.app.app_id, order)
+    by_id = {s["id"]: s for s in spans}
+    activities = [
+        tracing.short_name(s).removeprefix("activity||")
+        for _, s in tracing.tree(spans)
+        if tracing.kind_of(s) == "activity" and "decide_offer" not in s["name"]
+    ]
+    assert activities == ["allocate", "reserve", "debit", "ship", "refund", "release", "settle"], activities
+    # The app's own calls joined the trace, each under the activity that made it (the context passed on).
+    made = [s for s in spans if tracing.kind_of(s) in ("actor call", "event published", "service invocation")]
+    from_market = [s for s in made if s["localEndpoint"]["serviceName"] == m.app.app_id]
+    assert {tracing.kind_of(s) for s in from_market} == {"actor call", "event published", "service invocation"}
+    for s in from_market:
+        parent = by_id.get(s.get("parentId"), {})
+        assert parent.get("name", "").startswith("activity||"), (s["name"], parent.get("name"))
+    # The carrier's sidecar took the invocation in the same trace.
+    assert any(s["localEndpoint"]["serviceName"] == m.carrier.app_id for s in made)
 
 
 def test_a_crash_of_the_market_host_loses_and_doubles_nothing(market):

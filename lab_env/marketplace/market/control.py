@@ -27,6 +27,7 @@ from lab_env.marketplace.market import access, allocation
 from lab_env.runtime import kafka, secure_plane, sidecar, workflows
 from lab_env.runtime.actors import actor_type_in, invoke
 from lab_env.runtime.apps import DaprApp, load_app, running_apps, start_app, stop_app, unique_name, uvicorn_command
+from lab_env.runtime.tracing.zipkin import Zipkin, traced_config
 
 SOCIETY = "lab_env.marketplace.market.society"
 CARRIER = "lab_env.marketplace.market.carrier:app"
@@ -108,6 +109,7 @@ def up(
     env: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
     policy: Path | str | None = None,
+    tracing: Zipkin | None = None,
 ) -> Market:
     """Start the society and stock it: its own mTLS control plane (secure_plane), the carrier app, and the
     market app (actors, workflows, Kafka events), each sidecar under its access policy (access.py).
@@ -115,7 +117,8 @@ def up(
     ``secrets`` (OPENAI_API_KEY, say) reach the app only through its sidecar's
     secret store; ``env`` holds plain settings such as OPENAI_BASE_URL.
     ``policy`` is a Python file whose class ``Negotiator`` decides the offers
-    (a learner's own); without it (and without a key) the rule decides."""
+    (a learner's own); without it (and without a key) the rule decides.
+    ``tracing``: both sidecars send every trace to this Zipkin (tracing.zipkin)."""
     from lab_env.notebooks.widgets import require_stack
 
     require_stack()  # one line naming what is down
@@ -141,11 +144,15 @@ def up(
         plane = secure_plane.start_plane(access.plane_name(name), detach=detach)
         mtls_args = plane.sidecar_args()
         carrier_id = access.carrier_id(name)
+        configs = {role: access.configuration(folder, role, name) for role in ("carrier", "market")}
+        if tracing is not None:
+            for config in configs.values():
+                traced_config(config, tracing)
         carrier = start_app(
             carrier_id,
             uvicorn_command(CARRIER),
             components=CARRIER_COMPONENTS,
-            config=access.configuration(folder, "carrier", name),
+            config=configs["carrier"],
             env={"DAPR_API_TOKEN": token},
             sidecar_env={"DAPR_API_TOKEN": token, **plane.sidecar_env()},
             sidecar_args=mtls_args,
@@ -156,7 +163,7 @@ def up(
             SOCIETY,
             cwd=folder,
             components=COMPONENTS,
-            config=access.configuration(folder, "market", name),
+            config=configs["market"],
             env={
                 "MARKET_TOPIC": topic,
                 "MARKET_INVENTORY_TOPIC": f"{name}-inventory",

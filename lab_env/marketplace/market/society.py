@@ -35,6 +35,9 @@ from datetime import timedelta
 import dapr.ext.workflow as wf
 import httpx
 from dapr.actor import ActorId, ActorProxy
+from dapr.actor.client.proxy import ActorFactoryBase
+from dapr.clients.http.dapr_actor_http_client import DaprActorHttpClient
+from dapr.serializers import DefaultJSONSerializer
 
 from lab_env.marketplace.agents.directory import DirectoryActor, DirectoryInterface
 from lab_env.marketplace.agents.market_actors import (
@@ -56,6 +59,7 @@ from lab_env.marketplace.market import allocation
 from lab_env.marketplace.market.ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
 from lab_env.runtime import sidecar
 from lab_env.runtime.actors import actor_type
+from lab_env.runtime.tracing import context as trace_context
 
 wfr = wf.WorkflowRuntime()
 ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
@@ -90,8 +94,23 @@ log = logging.getLogger("market")
 _SSL = ssl.create_default_context()  # for the per-call async clients: no CA bundle load per call
 
 
+class _TracedProxies(ActorFactoryBase):
+    """Actor proxies whose calls carry the current trace context, so an activity's actor calls join the
+    order's trace (the SDK's default factory sends none)."""
+
+    def __init__(self) -> None:
+        self._serializer = DefaultJSONSerializer()
+        self._client = DaprActorHttpClient(self._serializer, headers_callback=trace_context.headers)
+
+    def create(self, actor_type: str, actor_id: ActorId, actor_interface=None) -> ActorProxy:
+        return ActorProxy(self._client, actor_type, actor_id, actor_interface, self._serializer)
+
+
+_PROXIES = _TracedProxies()
+
+
 def _proxy(kind: str, actor_id: str, interface):
-    return ActorProxy.create(actor_type(kind), ActorId(actor_id), interface)
+    return _PROXIES.create(actor_type(kind), ActorId(actor_id), interface)
 
 
 # -- offers -----------------------------------------------------------------------------
@@ -248,7 +267,9 @@ async def ship(ctx, order: dict) -> dict:
     # the sidecar module's as for every other call.
     async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
         reply = await client.post(
-            sidecar.url(SIDECAR, sidecar.invoke_path(CARRIER, "ship")), json=parcel, headers=sidecar.headers(SIDECAR)
+            sidecar.url(SIDECAR, sidecar.invoke_path(CARRIER, "ship")),
+            json=parcel,
+            headers={**sidecar.headers(SIDECAR), **trace_context.headers()},
         )
     if reply.status_code == 422:
         return {"ok": False, "reason": reply.json().get("detail", reply.text)[:200]}
@@ -285,7 +306,7 @@ def _publish(topic: str | None, key: str, event: dict) -> None:
         sidecar.publish_path(PUBSUB, topic),
         params={"metadata.partitionKey": key},
         content=json.dumps(event),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **trace_context.headers()},
         timeout=30,
     )
     reply.raise_for_status()
