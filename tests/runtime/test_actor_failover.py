@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from lab_env.core.probes import wait_until
+from lab_env.errors import LabEnvError
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.labs.checks import verdict
 from lab_env.labs.lab01_actors import checks as lab01
@@ -90,3 +91,26 @@ def test_lab01_failover_check_rejects_an_annex_under_its_own_app_id_and_passes_a
             stop_app(replica)
     finally:
         stop_app(market)
+
+
+def test_a_host_without_the_actor_state_store_is_given_actors_it_cannot_serve():
+    """Lab 05's claim for least privilege: placement gives actors to a host whose sidecar lacks the actor state
+    store, and their calls fail there (Dapr 1.18.2: the sidecar drops the app's state call)."""
+    first = start_app(unique_name("stateful"), HOST, components=["statestore"])
+    stateless = start_app(unique_name("stateless"), HOST, components=[], replica_of=first.app_id)
+    try:
+        product = actor_type_in(first, "ProductActor")
+        assert len(_hosts_of(first.app_id)) == 2  # both hosts announce the type; placement uses both
+        spread = {}
+        for actor_id in IDS:
+            try:
+                invoke(first, product, actor_id, "Restock", 1, timeout=30)
+                spread[actor_id] = "served"
+            except LabEnvError as failed:
+                spread[actor_id] = str(failed)
+        failed = [why for why in spread.values() if why != "served"]
+        assert failed and len(failed) < len(IDS), spread  # some ids land on each host
+        assert all("(500)" in why for why in failed), failed
+    finally:
+        stop_app(stateless)
+        stop_app(first)
