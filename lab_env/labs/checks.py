@@ -104,12 +104,26 @@ def verdict(check_fn: Callable[..., None], *args: Any, **kwargs: Any) -> Verdict
     return Verdict(True, _pass_line(name, detail).removeprefix("\u2705 "))
 
 
+def _outdated() -> list[tuple[str, str]]:
+    from lab_env.notebooks.workspace import outdated_programs, workspace
+
+    return outdated_programs(workspace())
+
+
 def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
     if isinstance(err, CheckFailed):
         return err
     if isinstance(err, AssertionError):
         return CheckFailed(name, str(err) or "the result is not right", hint)
     if _not_done(err):  # also when it comes back wrapped, in an ActorCallFailed or a WorkflowFailed
+        outdated = _outdated()
+        if outdated:  # the stub is gone from the file, but the running app started before it was saved
+            program, file = outdated[0]
+            return CheckFailed(
+                name,
+                f"{program} still runs the {file} it started with, not the one you saved since",
+                "run the cell that starts it again, then this check",
+            )
         return CheckFailed(name, "not done yet: replace `raise NotImplementedError` with your code", hint)
     if isinstance(err, LabEnvError):
         return CheckFailed(name, err.problem, err.fix or hint)

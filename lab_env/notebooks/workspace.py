@@ -1,9 +1,11 @@
-"""A per-kernel folder for the files a lab writes (agent app modules), and
-the app modules a solution notebook saves, for benches and tests."""
+"""A per-kernel folder for the files a lab writes (agent app modules), the
+app modules a solution notebook saves (for benches and tests), and which
+running programs are older than the file they run."""
 
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 
@@ -31,3 +33,42 @@ def app_file_source(notebook: Path, name: str) -> str:
         if cell.cell_type == "code" and first.strip() == f"%%app_file {name}":
             return body
     raise LookupError(f"{notebook.name} has no %%app_file {name} cell")
+
+
+# A file saved this long after its process started is a newer version (process start times are in ticks).
+_SAVED_AFTER_S = 1.0
+_MODULE_TARGET = re.compile(r"(?P<module>[A-Za-z_][\w.]*):[A-Za-z_]\w*")  # uvicorn's module:attribute
+
+
+def outdated_programs(folder: Path) -> list[tuple[str, str]]:
+    """(app or worker name, file) for each running program started from ``folder`` whose file was
+    saved again after it started, and no longer holds an exercise stub: it still runs the old code.
+    A learner who edits an ``%%app_file`` cell and reruns only that cell is in this state."""
+    from lab_env.core import registry
+
+    found: list[tuple[str, str]] = []
+    for name in registry.names():
+        record = registry.load(name)
+        if not record or not record.extra.get("cwd") or Path(record.extra["cwd"]) != folder:
+            continue
+        pid = record.extra.get("app_pid") or (record.pids[0] if record.extra.get("worker") and record.pids else None)
+        started = record.start_times.get(pid) if pid else None
+        if started is None or not registry.live_pids(record):
+            continue
+        for file in _program_files(record.extra.get("command") or record.extra.get("argv") or []):
+            path = folder / file
+            if path.exists() and path.stat().st_mtime > started + _SAVED_AFTER_S:
+                if "raise NotImplementedError" not in path.read_text():
+                    found.append((name, file))
+    return found
+
+
+def _program_files(argv: list[str]) -> list[str]:
+    """The files of ``folder`` a command runs: ``module:app`` for uvicorn, ``script.py`` for Python."""
+    files = []
+    for arg in argv:
+        if m := _MODULE_TARGET.fullmatch(arg):
+            files.append(m["module"].replace(".", "/") + ".py")
+        elif arg.endswith(".py") and "/" not in arg:
+            files.append(arg)
+    return files

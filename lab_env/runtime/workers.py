@@ -93,7 +93,7 @@ class Worker:
         record = registry.Record(
             self.name,
             token=self.env.get("LAB_RUN_TOKEN"),
-            extra={"worker": True, "argv": self.argv, "log": str(self.log)},
+            extra={"worker": True, "argv": self.argv, "log": str(self.log), "cwd": str(self.cwd) if self.cwd else None},
         )
         if self.pid:
             record.add(self.pid, self.started)
