@@ -1,4 +1,4 @@
-"""`lab-env progress` and `lab-env map`: the course as a learner and a maintainer see it."""
+"""`lab-env progress`, `hint` and `map`: the course as a learner and a maintainer see it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ def cmd_progress(args: argparse.Namespace) -> int:
     from lab_env.labs.course import progress_table
 
     print(progress_table())
+    return 0
+
+
+def cmd_hint(args: argparse.Namespace) -> int:
+    from lab_env.labs.hints import hint
+
+    hint(args.lab, args.exercise, args.level)
     return 0
 
 
@@ -64,6 +71,15 @@ def cmd_run_solutions(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub.add_parser("progress", help="which checks passed in your last run of each lab").set_defaults(fn=cmd_progress)
+    s = sub.add_parser(
+        "hint",
+        help="the next hint of an exercise (its stub shows the first; the last may show code)",
+        epilog="example: lab-env hint 01 3   (lab 01, exercise 3; the stub's 'Stuck?' line names it)",
+    )
+    s.add_argument("lab", help="lab number, e.g. 01")
+    s.add_argument("exercise", type=int, help="exercise number in that lab")
+    s.add_argument("level", type=int, nargs="?", help="a given level instead of the next one")
+    s.set_defaults(fn=cmd_hint)
     s = sub.add_parser(
         "map",
         help="where a lab lives: solution, student notebook, checks, helpers, tests, bench",

@@ -17,7 +17,8 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab_env.core.paths import REPO_ROOT, state_dir
@@ -265,18 +266,37 @@ def load() -> dict[str, dict[str, dict]]:
 def record(lab: str, check: str, passed: bool) -> None:
     """Keep the latest outcome of ``check`` (the check function's name) in ``lab``. Never fails a check: a
     read-only home just means no progress record."""
+    _update(lambda data: data.setdefault(lab, {}).__setitem__(check, {"passed": passed, "at": time.time()}))
+
+
+def _update(change: Callable[[dict], None]) -> None:
     path = record_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two kernels may record at once
             data = load()
-            data.setdefault(lab, {})[check] = {"passed": passed, "at": time.time()}
+            change(data)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
             tmp.replace(path)
     except OSError:
         pass
+
+
+def record_hint(lab: str, exercise: int, level: int) -> None:
+    """Keep the deepest hint level revealed for an exercise (under "hints", beside the labs)."""
+    _update(lambda data: _deeper(data.setdefault("hints", {}).setdefault(lab, {}), str(exercise), level))
+
+
+def _deeper(seen: dict, exercise: str, level: int) -> None:
+    seen[exercise] = max(level, seen.get(exercise, 0))
+
+
+def hints_revealed() -> dict[str, dict[str, int]]:
+    """{lab: {exercise: deepest level revealed}}; level 1 is in the stub, so only hint() calls count."""
+    hints = load().get("hints", {})
+    return hints if isinstance(hints, dict) else {}
 
 
 def lab_of_module(module: str) -> str | None:
@@ -290,6 +310,7 @@ class LabProgress:
     passed: list[str]
     failed: list[str]
     total: int
+    hints: dict[str, int] = field(default_factory=dict)  # exercise -> deepest hint level revealed
 
     @property
     def status(self) -> str:
@@ -312,9 +333,14 @@ def progress() -> list[LabProgress]:
                 [shown for n, shown in names.items() if seen.get(n, {}).get("passed")],
                 [shown for n, shown in names.items() if n in seen and not seen[n].get("passed")],
                 len(names),
+                {k: v for k, v in hints_revealed().get(lab.number, {}).items() if isinstance(v, int)},
             )
         )
     return out
+
+
+def _hints_text(hints: dict[str, int]) -> str:
+    return ", ".join(f"exercise {n} to level {level}" for n, level in sorted(hints.items(), key=lambda kv: int(kv[0])))
 
 
 _MARK = {"done": "\u2705", "started": "\u23f3", "not started": "\u2b1c", "coming": "\U0001f6a7"}
@@ -328,6 +354,8 @@ def progress_table() -> str:
         rows.append(f"{p.lab.number:<4} {_MARK[p.status]:<2} {checks:>7}  {p.lab.title}")
         if p.failed:
             rows.append(f"{'':<15}not passing yet: {', '.join(p.failed)}")
+        if p.hints:
+            rows.append(f"{'':<15}hints asked for: {_hints_text(p.hints)}")
     rows.append(f"(from {record_path()}: the checks you ran in the notebooks)")
     return "\n".join(rows)
 
@@ -348,6 +376,8 @@ def overview_html() -> str:
                 f"{len(p.passed)}/{p.total}"
             )
         todo = f"<br><small>not passing yet: {html.escape(', '.join(p.failed))}</small>" if p.failed else ""
+        if p.hints:
+            todo += f"<br><small>hints asked for: {html.escape(_hints_text(p.hints))}</small>"
         rows.append(
             f"<tr><td>{lab.number}</td><td>{_MARK[p.status]}</td><td style='text-align:left'>{link}<br>"
             f"<small>{html.escape(lab.builds)}</small>{todo}</td><td>{bar}</td></tr>"

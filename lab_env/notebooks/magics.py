@@ -12,7 +12,8 @@ with ``load_resource``. A cell still holding an exercise stub raises
 NotImplementedError, like unfinished Python, and saves nothing.
 
 Loading the extension also makes errors from learners' apps show as one
-line (lab_env.notebooks.tracebacks).
+line (lab_env.notebooks.tracebacks), and defines ``hint(lab, exercise)``
+(lab_env.labs.hints).
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ def load_ipython_extension(ipython) -> None:
 
     register_cell_magic(app_file)
     register_cell_magic(resource_file)
+    # hint("01", 3): each stub's "Stuck?" line names the call that shows its next hint.
+    from lab_env.labs.hints import hint
+
+    ipython.push({"hint": hint})
     # The notebook imports interfaces from the modules it saves.
     sys.path.insert(0, str(workspace()))
     # Dapr SDK and connection errors from learners' apps show as one line (%tb has the rest).

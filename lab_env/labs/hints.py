@@ -1,0 +1,78 @@
+"""Hints in levels: the stub shows the first, ``hint(lab, n)`` the next.
+
+Each exercise's hints go from the idea to the code: the first says what the
+exercise is about and what to aim for, later ones name the API or the shape
+of the answer, and only the last may show code. They come from the solution
+notebook's ``### HINT:`` lines, through labs/hints.json (``lab-env build-labs``).
+
+The progress record keeps the deepest level revealed per exercise, so the
+course overview and ``lab-env progress`` show it; the notebook's output shows
+it too (the printed line names the level).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from lab_env.errors import LabEnvError
+
+
+@cache
+def _table() -> dict[str, dict[str, list[str]]]:
+    from lab_env.grading.generate import HINTS_NAME, LABS_DIR
+
+    path = LABS_DIR / HINTS_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise LabEnvError(f"no hints at {path}", "run `lab-env build-labs`") from None
+
+
+def levels(lab: str, exercise: int) -> list[str]:
+    found = _table().get(lab, {}).get(str(exercise))
+    if not found:
+        exercises = ", ".join(_table().get(lab, {})) or "none"
+        raise LabEnvError(
+            f"lab {lab} has no exercise {exercise} with hints", f"exercises with hints in lab {lab}: {exercises}"
+        )
+    return found
+
+
+def reveal(lab: str, exercise: int, level: int | None = None) -> tuple[int, int, str]:
+    """(level, how many levels, its text): ``level``, or the one after the deepest revealed so far."""
+    from lab_env.labs.course import hints_revealed, record_hint
+
+    texts = levels(lab, exercise)
+    if level is None:
+        level = min(len(texts), hints_revealed().get(lab, {}).get(str(exercise), 1) + 1)
+    if not 1 <= level <= len(texts):
+        raise LabEnvError(f"exercise {exercise} of lab {lab} has hints 1 to {len(texts)}", f"ask for 1 to {len(texts)}")
+    record_hint(lab, exercise, level)
+    return level, len(texts), texts[level - 1]
+
+
+def hint(lab: str, exercise: int, level: int | None = None) -> None:
+    """Print the next hint of exercise ``exercise`` of lab ``lab`` (or hint ``level``)."""
+    shown, total, text = reveal(lab, exercise, level)
+    last = " (the last one)" if shown == total else f'; hint("{lab}", {exercise}) again for the next'
+    print(f"Hint {shown} of {total} for lab {lab}, exercise {exercise}{last}:\n  {text}")
+
+
+# -- does a hint give the answer away? ---------------------------------------------------------
+
+LEAK_CHARS = 40  # a run of the answer's code this long, whitespace aside, is the answer
+LEAK_SHARE = 0.5  # or half of a short answer (at least LEAK_MIN characters of it)
+LEAK_MIN = 16
+
+
+def gives_away(hint: str, solution: str) -> bool:
+    """Whether ``hint`` contains the answer's code: the longest run of characters it shares with the
+    solution region (whitespace removed from both) is LEAK_CHARS long, or half of a short answer."""
+    from difflib import SequenceMatcher
+
+    h, s = "".join(hint.split()), "".join(solution.split())
+    if not h or not s:
+        return False
+    shared = SequenceMatcher(None, h, s, autojunk=False).find_longest_match(0, len(h), 0, len(s)).size
+    return shared >= min(LEAK_CHARS, max(LEAK_MIN, LEAK_SHARE * len(s)))
