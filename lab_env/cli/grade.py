@@ -23,6 +23,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         cell_timeout=args.cell_timeout,
         timeout=args.timeout,
         regrade_identical=args.regrade_identical,
+        deduct_last_hint=args.deduct_last_hint,
     )
     print(summary_table(results, load_spec(lab)))
     print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
@@ -51,5 +52,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--regrade-identical",
         action="store_true",
         help="run every submission, even where the graded notebook is identical to another's",
+    )
+    s.add_argument(
+        "--deduct-last-hint",
+        type=int,
+        default=0,
+        metavar="POINTS",
+        help="points off per exercise whose last hint level (the one that may show code) the notebook shows",
     )
     s.set_defaults(fn=cmd_grade)

@@ -37,6 +37,7 @@ _HARMLESS = re.compile(r"^\s*(#.*|(import [\w., ]+|from [\w.]+ import [\w., ()]+
 class Assembly:
     notebook: nbformat.NotebookNode
     notes: list[str] = field(default_factory=list)
+    hints: dict[int, tuple[int, int]] = field(default_factory=dict)  # exercise -> (deepest level, levels) shown
 
 
 def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
@@ -91,7 +92,9 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
         )
     graded = copy.deepcopy(solution)
     graded.cells = cells
-    return Assembly(graded, notes)
+    from lab_env.labs.hints import asked_for
+
+    return Assembly(graded, notes, asked_for(submission, spec.number))
 
 
 def _tampering(submission: nbformat.NotebookNode, solution: nbformat.NotebookNode, spec: LabSpec) -> list[str]:

@@ -20,7 +20,7 @@ from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_junit
-from lab_env.grading.run import Graded, grade_assembly, identify_lab
+from lab_env.grading.run import Graded, grade_assembly, identify_lab, with_hints
 from lab_env.grading.spec import LabSpec, load_spec
 
 
@@ -82,6 +82,7 @@ def grade_folder(
     timeout: int = 1800,
     progress: bool = True,
     regrade_identical: bool = False,
+    deduct_last_hint: int = 0,
 ) -> tuple[list[Graded], Path]:
     """Grade every submission in folder. Submissions whose graded notebooks are
     identical (the untouched lab handed in twice, an edit the grader undoes) run
@@ -140,9 +141,8 @@ def grade_folder(
             results.append(Graded(sub.learner, spec.lab, "not graded", item))
             continue
         first = next(learners[0] for learners in runs.values() if sub.learner in learners)
-        results.append(
-            graded[first] if first == sub.learner else _shared(graded[first], assemblies[first], sub.learner, item)
-        )
+        own = graded[first] if first == sub.learner else _shared(graded[first], assemblies[first], sub.learner, item)
+        results.append(with_hints(own, item, deduct_last_hint))
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(results, spec, out / "gradebook.csv")
     write_junit(results, spec, out / "junit.xml")

@@ -62,6 +62,14 @@ def feedback_markdown(r: Graded, spec: LabSpec) -> str:
         lines.append(
             f"| {label} | {c.earned}/{c.points} | {'pass' if c.passed else 'FAIL'} | {said.replace('|', '/')} |"
         )
+    if r.hints:
+        asked = [
+            f"exercise {n} to level {level} of {total}" + (" (the last)" if level >= total else "")
+            for n, (level, total) in sorted(r.hints.items())
+        ]
+        lines += ["", "Hints asked for (from hint() in the notebook): " + "; ".join(asked) + "."]
+        if r.deducted:
+            lines.append(f"{r.deducted} point(s) taken off for hints at their last level, which show the code.")
     if r.notes:
         lines += ["", "Also:", *(f"- {note}" for note in r.notes)]
     lines.append("")

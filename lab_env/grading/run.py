@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -40,10 +40,12 @@ class Graded:
     notes: list[str] = field(default_factory=list)  # what the grader did to the notebook, and why
     run_token: str = ""  # the run's LAB_RUN_TOKEN: its apps, topics and clusters end with "-<token>"
     finished: bool = False  # the worker ran the notebook to its end and signed its verdicts
+    hints: dict[int, tuple[int, int]] = field(default_factory=dict)  # exercise -> (deepest level, levels) shown
+    deducted: int = 0  # points taken off for last-level hints (lab-env grade --deduct-last-hint)
 
     @property
     def total(self) -> int:
-        return sum(c.earned for c in self.checks)
+        return max(0, sum(c.earned for c in self.checks) - self.deducted)
 
 
 def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | None:
@@ -57,6 +59,14 @@ def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | 
     if best and overlap[best] > 0:
         return best
     return declared if declared in specs else None
+
+
+def with_hints(graded: Graded, assembly: Assembly, deduct_last_hint: int) -> Graded:
+    """The hints the submission shows, and ``deduct_last_hint`` points off per exercise whose last level it shows."""
+    last = sum(1 for level, total in assembly.hints.values() if level >= total)
+    return replace(
+        graded, hints=dict(assembly.hints), deducted=deduct_last_hint * last if graded.status == "graded" else 0
+    )
 
 
 def grade_assembly(

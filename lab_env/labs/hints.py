@@ -13,7 +13,9 @@ it too (the printed line names the level).
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
+from typing import Any
 
 from lab_env.errors import LabEnvError
 
@@ -76,3 +78,23 @@ def gives_away(hint: str, solution: str) -> bool:
         return False
     shared = SequenceMatcher(None, h, s, autojunk=False).find_longest_match(0, len(h), 0, len(s)).size
     return shared >= min(LEAK_CHARS, max(LEAK_MIN, LEAK_SHARE * len(s)))
+
+
+# -- what a handed-in notebook shows -------------------------------------------------------------
+
+_SHOWN = re.compile(r"^Hint (?P<level>\d+) of (?P<total>\d+) for lab (?P<lab>\d\d), exercise (?P<exercise>\d+)", re.M)
+
+
+def asked_for(nb: Any, lab: str) -> dict[int, tuple[int, int]]:
+    """{exercise: (deepest level, levels)} from the hint() lines in a notebook's outputs: what the
+    learner asked for and kept. A learner can clear outputs, so this informs; it proves nothing."""
+    seen: dict[int, tuple[int, int]] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            text = output.get("text", "")
+            for m in _SHOWN.finditer(text if isinstance(text, str) else "".join(text)):
+                if m["lab"] == lab:
+                    exercise, level, total = int(m["exercise"]), int(m["level"]), int(m["total"])
+                    if level > seen.get(exercise, (0, total))[0]:
+                        seen[exercise] = (level, total)
+    return seen

@@ -31,7 +31,8 @@ def _answer(lab: nbformat.NotebookNode, mark: str, answer: str, around=lambda s:
     lines = cell.source.split("\n")
     at = next(i for i, line in enumerate(lines) if line.strip().startswith("raise NotImplementedError"))
     indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
-    lines[at - 2 : at + 1] = [indent + line for line in answer.split("\n")]  # the stub's 3 lines
+    start = max(i for i in range(at) if lines[i].strip() == "# YOUR CODE HERE")
+    lines[start : at + 1] = [indent + line for line in answer.split("\n")]  # the whole stub
     cell.source = around("\n".join(lines))
 
 
@@ -55,6 +56,34 @@ def test_the_screen_never_flags_a_solution(lab):
     spec = load_spec(lab)
     flagged = [n for n in assemble(nbformat.read(spec.solution, as_version=4), spec).notes if "may not do" in n]
     assert flagged == []
+
+
+def test_the_hints_a_notebook_shows_reach_the_feedback_and_an_optional_deduction():
+    from lab_env.grading.report import feedback_markdown
+    from lab_env.grading.run import Graded, with_hints
+
+    lab = _lab()
+    asked = nbformat.v4.new_code_cell('hint("01", 5)\nhint("01", 5)\nhint("01", 6)')
+    asked.outputs = [
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="Hint 2 of 3 for lab 01, exercise 5; again for the next:\n  x\n"
+        ),
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="Hint 3 of 3 for lab 01, exercise 5 (the last one):\n  y\n"
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="Hint 2 of 3 for lab 01, exercise 6; again:\n  z\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="Hint 3 of 3 for lab 02, exercise 1 (the last one):\n"),
+    ]
+    lab.cells.append(asked)
+    assembly = assemble(lab, SPEC)
+    assert assembly.hints == {5: (3, 3), 6: (2, 3)}  # another lab's line is not this lab's
+    graded = Graded("ada", SPEC.lab, "graded")
+    assert with_hints(graded, assembly, 0).deducted == 0
+    docked = with_hints(graded, assembly, 1)
+    assert docked.deducted == 1 and docked.total == 0  # never below zero
+    text = feedback_markdown(docked, SPEC)
+    assert "exercise 5 to level 3 of 3 (the last); exercise 6 to level 2 of 3" in text
+    assert "1 point(s) taken off" in text
 
 
 def test_an_answer_goes_in_its_region_and_other_edits_are_undone():
