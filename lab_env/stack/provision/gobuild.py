@@ -43,6 +43,12 @@ def download_module(go: str, module: str, version: str, cwd: Path) -> Path:
 def go_build(go: str, work: Path, packages: list[str], output: str, ldflags: str, what: str, log_name: str) -> None:
     """Build ``packages`` of the module in ``work`` into ``output`` (a file, or a folder ending in /)."""
     env = go_env()
+    # Said before it starts: the module download below prints nothing, and a first build takes minutes.
+    print(
+        f"building {what} from the Go module proxy (kept for later runs). This takes minutes: "
+        "its modules download first, then a bar counts the packages built.",
+        flush=True,
+    )
     try:
         deps = subprocess.run(
             [go, "list", "-deps", *packages],
