@@ -74,10 +74,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser(
         "hint",
         help="the next hint of an exercise (its stub shows the first; the last may show code)",
-        epilog="example: lab-env hint 01 3   (lab 01, exercise 3; the stub's 'Stuck?' line names it)",
+        epilog="example: lab-env hint 01 3   (what hint(\"01\", 3) shows; each stub's 'Stuck?' line names its call)",
     )
     s.add_argument("lab", help="lab number, e.g. 01")
-    s.add_argument("exercise", type=int, help="exercise number in that lab")
+    s.add_argument("exercise", type=int, help="the number in the stub's hint(...) call")
     s.add_argument("level", type=int, nargs="?", help="a given level instead of the next one")
     s.set_defaults(fn=cmd_hint)
     s = sub.add_parser(

@@ -39,6 +39,13 @@ def _guess_lab(folder) -> str:
     return match[1]
 
 
+def _points(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} points: a deduction is 0 or more")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("grade", help="grade a folder of learners' notebooks (gradebook, JUnit, feedback)")
     s.add_argument("submissions", help="folder: one <learner>.ipynb or <learner>/ folder each")
@@ -55,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument(
         "--deduct-last-hint",
-        type=int,
+        type=_points,
         default=0,
         metavar="POINTS",
         help="points off per exercise whose last hint level (the one that may show code) the notebook shows",

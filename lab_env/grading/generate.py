@@ -28,11 +28,11 @@ import nbformat
 
 from lab_env.core.paths import REPO_ROOT
 from lab_env.errors import LabEnvError
+from lab_env.labs.hints import HINTS_NAME, hint_call
 
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 LABS_DIR = REPO_ROOT / "labs"
 INSTRUCTOR_TAG = "instructor"
-HINTS_NAME = "hints.json"  # in labs/: every exercise's hint levels, for hint() and `lab-env hint`
 
 # Every stub raises NotImplementedError with this message (notebooks show it in one line: errors.py).
 STUB_MESSAGE = "exercise not done yet"
@@ -139,10 +139,6 @@ def exercise_hints(nb: nbformat.NotebookNode, name: str = "notebook") -> list[li
         if cell.cell_type == "code" and INSTRUCTOR_TAG not in cell.get("metadata", {}).get("tags", []):
             found += [seg.stub.hints for seg in parse_regions(cell.source, f"{name} cell {index}") if seg.stub]
     return found
-
-
-def hint_call(lab: str, exercise: int) -> str:
-    return f'hint("{lab}", {exercise})'
 
 
 def _numbered(lab: str, before: int) -> Callable[[int], str]:

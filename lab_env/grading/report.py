@@ -8,18 +8,18 @@ from pathlib import Path
 
 from lab_env.grading.run import Graded
 from lab_env.grading.spec import LabSpec
+from lab_env.labs.hints import hint_call
 
 
 def write_gradebook(results: list[Graded], spec: LabSpec, path: Path) -> None:
     names = [c.name for c in spec.checks]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["learner", "lab", "status", *names, "total", "max", "reason"])
+        writer.writerow(["learner", "lab", "status", *names, "hint_deduction", "total", "max", "reason"])
         for r in results:
             earned = {c.name: c.earned for c in r.checks}
-            writer.writerow(
-                [r.learner, r.lab, r.status, *(earned.get(n, 0) for n in names), r.total, spec.max_points, r.reason]
-            )
+            row = [r.learner, r.lab, r.status, *(earned.get(n, 0) for n in names), r.deducted, r.total]
+            writer.writerow([*row, spec.max_points, r.reason])
 
 
 def write_junit(results: list[Graded], spec: LabSpec, path: Path) -> None:
@@ -64,12 +64,15 @@ def feedback_markdown(r: Graded, spec: LabSpec) -> str:
         )
     if r.hints:
         asked = [
-            f"exercise {n} to level {level} of {total}" + (" (the last)" if level >= total else "")
+            f"`{hint_call(spec.number, n)}` to level {level} of {total}" + (" (the last)" if level >= total else "")
             for n, (level, total) in sorted(r.hints.items())
         ]
         lines += ["", "Hints asked for (from hint() in the notebook): " + "; ".join(asked) + "."]
         if r.deducted:
-            lines.append(f"{r.deducted} point(s) taken off for hints at their last level, which show the code.")
+            lines.append(
+                f"{r.deducted} point(s) off for hints shown at their last level, which may show the code "
+                "(the total never goes below zero)."
+            )
     if r.notes:
         lines += ["", "Also:", *(f"- {note}" for note in r.notes)]
     lines.append("")

@@ -63,7 +63,8 @@ def identify_lab(nb: nbformat.NotebookNode, specs: dict[str, LabSpec]) -> str | 
 
 def with_hints(graded: Graded, assembly: Assembly, deduct_last_hint: int) -> Graded:
     """The hints the submission shows, and ``deduct_last_hint`` points off per exercise whose last level it shows."""
-    last = sum(1 for level, total in assembly.hints.values() if level >= total)
+    # A last level beyond the first: a one-level hint only repeats what the stub shows.
+    last = sum(1 for level, total in assembly.hints.values() if 1 < level >= total)
     return replace(
         graded, hints=dict(assembly.hints), deducted=deduct_last_hint * last if graded.status == "graded" else 0
     )

@@ -58,7 +58,7 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
                 detail = fn(*args, **kwargs)
             except Exception as err:
                 _record(fn, passed=False)
-                raise _as_failure(name, hint, err) from None
+                raise _as_failure(name, hint, err, args) from None
             _record(fn, passed=True)
             print(_pass_line(name, detail))
 
@@ -99,24 +99,27 @@ def verdict(check_fn: Callable[..., None], *args: Any, **kwargs: Any) -> Verdict
     try:
         detail = check_fn.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
     except Exception as err:
-        failure = _as_failure(name, hint, err)
+        failure = _as_failure(name, hint, err, args)
         return Verdict(False, f"{failure.check}: {failure.problem}", failure.hint or "")
     return Verdict(True, _pass_line(name, detail).removeprefix("\u2705 "))
 
 
-def _outdated() -> list[tuple[str, str]]:
+def _outdated(args: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """Outdated programs among the apps the check was given (an error from the kernel's own code names none)."""
     from lab_env.notebooks.workspace import outdated_programs, workspace
+    from lab_env.runtime.apps import DaprApp
 
-    return outdated_programs(workspace())
+    apps = [a.app_id for a in args if isinstance(a, DaprApp)]
+    return outdated_programs(workspace(), apps) if apps else []
 
 
-def _as_failure(name: str, hint: str, err: Exception) -> CheckFailed:
+def _as_failure(name: str, hint: str, err: Exception, args: tuple[Any, ...] = ()) -> CheckFailed:
     if isinstance(err, CheckFailed):
         return err
     if isinstance(err, AssertionError):
         return CheckFailed(name, str(err) or "the result is not right", hint)
     if _not_done(err):  # also when it comes back wrapped, in an ActorCallFailed or a WorkflowFailed
-        outdated = _outdated()
+        outdated = _outdated(args)
         if outdated:  # the stub is gone from the file, but the running app started before it was saved
             program, file = outdated[0]
             return CheckFailed(

@@ -340,7 +340,9 @@ def progress() -> list[LabProgress]:
 
 
 def _hints_text(hints: dict[str, int]) -> str:
-    return ", ".join(f"exercise {n} to level {level}" for n, level in sorted(hints.items(), key=lambda kv: int(kv[0])))
+    return ", ".join(
+        f"hint(..., {n}) to level {level}" for n, level in sorted(hints.items(), key=lambda kv: int(kv[0]))
+    )
 
 
 _MARK = {"done": "\u2705", "started": "\u23f3", "not started": "\u2b1c", "coming": "\U0001f6a7"}

@@ -19,12 +19,19 @@ from typing import Any
 
 from lab_env.errors import LabEnvError
 
+HINTS_NAME = "hints.json"  # in labs/: every exercise's hint levels, for hint() and `lab-env hint`
+
+
+def hint_call(lab: str, exercise: int) -> str:
+    """The call that shows the next hint of a stub: what its "Stuck?" line names."""
+    return f'hint("{lab}", {exercise})'
+
 
 @cache
 def _table() -> dict[str, dict[str, list[str]]]:
-    from lab_env.grading.generate import HINTS_NAME, LABS_DIR
+    from lab_env.core.paths import REPO_ROOT
 
-    path = LABS_DIR / HINTS_NAME
+    path = REPO_ROOT / "labs" / HINTS_NAME
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -36,7 +43,7 @@ def levels(lab: str, exercise: int) -> list[str]:
     if not found:
         exercises = ", ".join(_table().get(lab, {})) or "none"
         raise LabEnvError(
-            f"lab {lab} has no exercise {exercise} with hints", f"exercises with hints in lab {lab}: {exercises}"
+            f"lab {lab} has no hints numbered {exercise}", f"numbers with hints in lab {lab}: {exercises}"
         )
     return found
 
@@ -49,7 +56,7 @@ def reveal(lab: str, exercise: int, level: int | None = None) -> tuple[int, int,
     if level is None:
         level = min(len(texts), hints_revealed().get(lab, {}).get(str(exercise), 1) + 1)
     if not 1 <= level <= len(texts):
-        raise LabEnvError(f"exercise {exercise} of lab {lab} has hints 1 to {len(texts)}", f"ask for 1 to {len(texts)}")
+        raise LabEnvError(f"{hint_call(lab, exercise)} has hints 1 to {len(texts)}", f"ask for 1 to {len(texts)}")
     record_hint(lab, exercise, level)
     return level, len(texts), texts[level - 1]
 
@@ -57,8 +64,9 @@ def reveal(lab: str, exercise: int, level: int | None = None) -> tuple[int, int,
 def hint(lab: str, exercise: int, level: int | None = None) -> None:
     """Print the next hint of exercise ``exercise`` of lab ``lab`` (or hint ``level``)."""
     shown, total, text = reveal(lab, exercise, level)
-    last = " (the last one)" if shown == total else f'; hint("{lab}", {exercise}) again for the next'
-    print(f"Hint {shown} of {total} for lab {lab}, exercise {exercise}{last}:\n  {text}")
+    call = hint_call(lab, exercise)
+    last = ", the last one" if shown == total else f"; {call} again for the next"
+    print(f"Hint {shown} of {total} ({call}{last}):\n  {text}")
 
 
 # -- does a hint give the answer away? ---------------------------------------------------------
@@ -82,7 +90,7 @@ def gives_away(hint: str, solution: str) -> bool:
 
 # -- what a handed-in notebook shows -------------------------------------------------------------
 
-_SHOWN = re.compile(r"^Hint (?P<level>\d+) of (?P<total>\d+) for lab (?P<lab>\d\d), exercise (?P<exercise>\d+)", re.M)
+_SHOWN = re.compile(r'^Hint (?P<level>\d+) of (?P<total>\d+) \(hint\("(?P<lab>\d\d)", (?P<exercise>\d+)\)', re.M)
 
 
 def asked_for(nb: Any, lab: str) -> dict[int, tuple[int, int]]:

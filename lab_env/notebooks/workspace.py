@@ -40,14 +40,15 @@ _SAVED_AFTER_S = 1.0
 _MODULE_TARGET = re.compile(r"(?P<module>[A-Za-z_][\w.]*):[A-Za-z_]\w*")  # uvicorn's module:attribute
 
 
-def outdated_programs(folder: Path) -> list[tuple[str, str]]:
-    """(app or worker name, file) for each running program started from ``folder`` whose file was
-    saved again after it started, and no longer holds an exercise stub: it still runs the old code.
-    A learner who edits an ``%%app_file`` cell and reruns only that cell is in this state."""
+def outdated_programs(folder: Path, names: list[str] | None = None) -> list[tuple[str, str]]:
+    """(app or worker name, file) for each running program started from ``folder`` (of ``names``, if
+    given) whose file was saved again after it started, and no longer holds an exercise stub: it
+    still runs the old code. A learner who edits an ``%%app_file`` cell and reruns only that cell
+    is in this state."""
     from lab_env.core import registry
 
     found: list[tuple[str, str]] = []
-    for name in registry.names():
+    for name in registry.names() if names is None else names:
         record = registry.load(name)
         if not record or not record.extra.get("cwd") or Path(record.extra["cwd"]) != folder:
             continue
@@ -55,7 +56,9 @@ def outdated_programs(folder: Path) -> list[tuple[str, str]]:
         started = record.start_times.get(pid) if pid else None
         if started is None or not registry.live_pids(record):
             continue
-        for file in _program_files(record.extra.get("command") or record.extra.get("argv") or []):
+        argv = record.extra.get("command") or record.extra.get("argv") or []
+        hosted = (record.extra.get("env") or {}).get("LAB_WORKFLOW_MODULE")  # labs 04, 06, 07: a host loads it
+        for file in _program_files(argv) + ([hosted.replace(".", "/") + ".py"] if hosted else []):
             path = folder / file
             if path.exists() and path.stat().st_mtime > started + _SAVED_AFTER_S:
                 if "raise NotImplementedError" not in path.read_text():
@@ -66,9 +69,11 @@ def outdated_programs(folder: Path) -> list[tuple[str, str]]:
 def _program_files(argv: list[str]) -> list[str]:
     """The files of ``folder`` a command runs: ``module:app`` for uvicorn, ``script.py`` for Python."""
     files = []
-    for arg in argv:
+    for before, arg in zip(["", *argv], argv, strict=False):
         if m := _MODULE_TARGET.fullmatch(arg):
             files.append(m["module"].replace(".", "/") + ".py")
+        elif before == "-m" and arg != "uvicorn":  # python -m module
+            files.append(arg.replace(".", "/") + ".py")
         elif arg.endswith(".py") and "/" not in arg:
             files.append(arg)
     return files

@@ -81,19 +81,20 @@ def test_gradebook_rows(graded):
         "reminder_outlives_crash",
         "failover",
         "scale",
+        "hint_deduction",
         "total",
         "max",
         "reason",
     ]
-    assert rows["ada"] == ["ada", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "1", "14", "14", ""]
-    assert rows["bo"] == ["bo", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "4", "14", ""]
-    assert rows["cy"] == ["cy", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "4", "14", ""]
+    assert rows["ada"] == ["ada", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "1", "0", "14", "14", ""]
+    assert rows["bo"] == ["bo", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "0", "4", "14", ""]
+    assert rows["cy"] == ["cy", "01_actors", "graded", "2", "0", "1", "0", "0", "0", "0", "1", "0", "4", "14", ""]
     # The endless loop is in the scale answer: it costs that point only.
-    assert rows["di"] == ["di", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "0", "13", "14", ""]
-    assert rows["ed"][2:] == ["not graded", *["0"] * 9, "14", "corrupt notebook: not valid JSON"]
-    assert rows["fay"][2:] == ["not graded", *["0"] * 9, "14", "no notebook handed in"]
-    assert rows["gus"][2:] == ["not graded", *["0"] * 9, "14", "wrong lab: this is 02_pubsub, expected 01_actors"]
-    assert rows["zed"] == ["zed", "01_actors", "graded", "0", "0", "1", "0", "0", "0", "0", "0", "1", "14", ""]
+    assert rows["di"] == ["di", "01_actors", "graded", "2", "2", "1", "2", "2", "2", "2", "0", "0", "13", "14", ""]
+    assert rows["ed"][2:] == ["not graded", *["0"] * 10, "14", "corrupt notebook: not valid JSON"]
+    assert rows["fay"][2:] == ["not graded", *["0"] * 10, "14", "no notebook handed in"]
+    assert rows["gus"][2:] == ["not graded", *["0"] * 10, "14", "wrong lab: this is 02_pubsub, expected 01_actors"]
+    assert rows["zed"] == ["zed", "01_actors", "graded", "0", "0", "1", "0", "0", "0", "0", "0", "0", "1", "14", ""]
 
 
 @pytest.mark.parametrize("cheat", CHEATS, ids=lambda c: c.name)

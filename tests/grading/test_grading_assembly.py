@@ -66,24 +66,23 @@ def test_the_hints_a_notebook_shows_reach_the_feedback_and_an_optional_deduction
     asked = nbformat.v4.new_code_cell('hint("01", 5)\nhint("01", 5)\nhint("01", 6)')
     asked.outputs = [
         nbformat.v4.new_output(
-            "stream", name="stdout", text="Hint 2 of 3 for lab 01, exercise 5; again for the next:\n  x\n"
+            "stream", name="stdout", text='Hint 2 of 3 (hint("01", 5); hint("01", 5) again):\n  x\n'
         ),
-        nbformat.v4.new_output(
-            "stream", name="stdout", text="Hint 3 of 3 for lab 01, exercise 5 (the last one):\n  y\n"
-        ),
-        nbformat.v4.new_output("stream", name="stdout", text="Hint 2 of 3 for lab 01, exercise 6; again:\n  z\n"),
-        nbformat.v4.new_output("stream", name="stdout", text="Hint 3 of 3 for lab 02, exercise 1 (the last one):\n"),
+        nbformat.v4.new_output("stream", name="stdout", text='Hint 3 of 3 (hint("01", 5), the last one):\n  y\n'),
+        nbformat.v4.new_output("stream", name="stdout", text='Hint 2 of 3 (hint("01", 6); hint("01", 6) again):\n'),
+        nbformat.v4.new_output("stream", name="stdout", text='Hint 1 of 1 (hint("01", 7), the last one):\n  z\n'),
+        nbformat.v4.new_output("stream", name="stdout", text='Hint 3 of 3 (hint("02", 1), the last one):\n'),
     ]
     lab.cells.append(asked)
     assembly = assemble(lab, SPEC)
-    assert assembly.hints == {5: (3, 3), 6: (2, 3)}  # another lab's line is not this lab's
+    assert assembly.hints == {5: (3, 3), 6: (2, 3), 7: (1, 1)}  # another lab's line is not this lab's
     graded = Graded("ada", SPEC.lab, "graded")
     assert with_hints(graded, assembly, 0).deducted == 0
-    docked = with_hints(graded, assembly, 1)
+    docked = with_hints(graded, assembly, 1)  # a one-level hint repeats the stub's: no deduction for 7
     assert docked.deducted == 1 and docked.total == 0  # never below zero
     text = feedback_markdown(docked, SPEC)
-    assert "exercise 5 to level 3 of 3 (the last); exercise 6 to level 2 of 3" in text
-    assert "1 point(s) taken off" in text
+    assert '`hint("01", 5)` to level 3 of 3 (the last); `hint("01", 6)` to level 2 of 3' in text
+    assert "1 point(s) off" in text
 
 
 def test_an_answer_goes_in_its_region_and_other_edits_are_undone():

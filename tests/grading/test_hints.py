@@ -62,12 +62,19 @@ def test_hint_reveals_the_next_level_each_time_and_the_record_keeps_the_deepest(
     hints.hint(lab, number)
     assert f"Hint 2 of {len(levels)}" in capsys.readouterr().out  # the stub showed the first
     hints.hint(lab, number)
-    assert levels[2] in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert levels[2] in shown and hints.asked_for(_with_output(shown), lab) == {number: (3, len(levels))}
     hints.hint(lab, number, 1)  # looking back does not lower the record
     assert course.hints_revealed() == {lab: {str(number): 3}}
-    assert f"exercise {number} to level 3" in course.progress_table()
+    assert f"hint(..., {number}) to level 3" in course.progress_table()
+
+
+def _with_output(text: str):
+    cell = nbformat.v4.new_code_cell("hint(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return nbformat.v4.new_notebook(cells=[cell])
 
 
 def test_an_exercise_without_hints_is_one_line_naming_those_that_have_them():
-    with pytest.raises(hints.LabEnvError, match="has no exercise 99"):
+    with pytest.raises(hints.LabEnvError, match="has no hints numbered 99"):
         hints.levels("01", 99)

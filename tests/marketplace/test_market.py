@@ -83,7 +83,7 @@ def test_one_order_is_one_trace_through_its_workflows_activities_actors_events_a
     ids = control.place_orders(m, 5, fail_every=5)  # the fifth order's shipment is refused: it compensates
     order = ids[4]
     assert control.wait_orders(m, ids)[order]["status"] == "compensated"
-    spans = tracing.trace_of(zipkin, m.app.app_id, order)
+    spans = tracing.trace_of(zipkin, m.app.app_id, order, also=(m.carrier.app_id,))
     by_id = {s["id"]: s for s in spans}
     activities = [
         tracing.short_name(s).removeprefix("activity||")

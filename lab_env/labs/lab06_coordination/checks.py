@@ -275,7 +275,8 @@ def contract_net(app: DaprApp) -> str:
 def auction_deadline(app: DaprApp) -> str:
     auctioneer_t, bidder_t = actor_type_in(app, "AuctioneerActor"), actor_type_in(app, "BidderActor")
     auction, bidders = f"vase-{fresh()}", [f"bidder-{fresh()}-{n}" for n in range(12)]
-    opened = invoke(app, auctioneer_t, auction, "Open", {"kind": "vickrey", "item": "vase", "seconds": 4})
+    # Sealed bids at the first price: the deadline is graded apart from exercise 4b's Vickrey price.
+    opened = invoke(app, auctioneer_t, auction, "Open", {"kind": "sealed", "item": "vase", "seconds": 4})
     assert opened == {"opened": True}, f"Open answered {opened!r}"
     for bidder in bidders:
         assert invoke(app, bidder_t, bidder, "Bid", auction) is True, f"{bidder}'s bid was not accepted"
@@ -301,10 +302,41 @@ def auction_deadline(app: DaprApp) -> str:
         f"{outcome.get('bids')} bids counted, expected {len(bidders)} (one per bidder)"
     )
     assert outcome.get("winner") == values[0][1], f"{outcome.get('winner')} won; the highest bid was {values[0][1]}'s"
-    assert outcome.get("price") == values[1][0], (
-        f"the winner pays {outcome.get('price')}; in a Vickrey auction, the second bid {values[1][0]}"
+    assert outcome.get("price") == values[0][0], (
+        f"the winner pays {outcome.get('price')}; in a sealed-bid auction, its own bid {values[0][0]}"
     )
-    return f"closed by its reminder after a crash: {len(bidders)} bids, the highest wins at the second price"
+    return f"closed by its reminder after a crash: {len(bidders)} bids, the highest wins"
+
+
+# Each case: bids in the order they arrive, the reserve, what the winner of a Vickrey auction pays, and why.
+VICKREY_CASES: list[tuple[list[float], float, float, str]] = [
+    ([100.0, 60.0, 70.0], 0.0, 70.0, "the highest bid wins and pays the next highest, not its own"),
+    ([80.0, 80.0], 0.0, 80.0, "two equal top bids: the next highest is as high as the winner's"),
+    ([50.0], 40.0, 40.0, "a lone bidder pays the reserve, the only bid it had to beat"),
+    ([100.0, 30.0], 40.0, 40.0, "the next bid is below the reserve: the winner pays the reserve"),
+]
+
+
+@check(
+    "vickrey price",
+    hint="the winner pays what it had to beat to win: the next bid, or the reserve when that is higher "
+    "(and when nobody else bid)",
+)
+def vickrey_price(app: DaprApp) -> str:
+    """Auctions on the learner's auction house, with bids chosen so each wrong price rule shows."""
+    auctioneer_t = actor_type_in(app, "AuctioneerActor")
+    for amounts, reserve, expected, why in VICKREY_CASES:
+        auction = f"lot-{fresh()}"
+        terms = {"kind": "vickrey", "item": "lot", "seconds": 30, "reserve": reserve, "bidders": len(amounts)}
+        invoke(app, auctioneer_t, auction, "Open", terms)
+        for n, amount in enumerate(amounts):  # the last invited bid closes the auction
+            invoke(app, auctioneer_t, auction, "Bid", {"bid_id": f"{auction}-{n}", "bidder": f"b{n}", "amount": amount})
+        outcome = invoke(app, auctioneer_t, auction, "Outcome")
+        assert outcome is not None, f"the auction with bids {amounts} did not close when all its bidders had bid"
+        assert outcome["price"] == expected, (
+            f"bids {amounts} with reserve {reserve}: the winner pays {outcome['price']}, but {why} ({expected})"
+        )
+    return f"{len(VICKREY_CASES)} auctions, each priced at what its winner had to beat"
 
 
 # -- 8. scale -----------------------------------------------------------------------

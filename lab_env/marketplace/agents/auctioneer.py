@@ -12,8 +12,8 @@ bidder, so a retried Bid changes nothing.
 
     uvicorn lab_env.marketplace.agents.auctioneer:app --port ...
 
-Lab 06 subclasses AuctioneerActor and writes schedule_close and
-receive_reminder itself; this module's versions are the reference.
+Lab 06 subclasses AuctioneerActor and writes schedule_close,
+receive_reminder and vickrey_price itself; this module's versions are the reference.
 """
 
 from __future__ import annotations
@@ -81,8 +81,12 @@ class AuctioneerActor(Actor, AuctioneerInterface, Remindable):
         """Close it now (idempotent): the outcome is kept in the actor's state."""
         auction = await self._auction()
         if auction is not None and not auction.closed:
-            result = auction.close()
+            result = auction.close(self.vickrey_price) if isinstance(auction, rules.SealedBid) else auction.close()
             await self._keep(auction, {"winner": result.winner, "price": result.price, "bids": result.bids})
+
+    def vickrey_price(self, ranked: list[rules.Bid], reserve: float) -> float:
+        """What the winner of a Vickrey auction pays (see rules.second_price_of)."""
+        return rules.second_price_of(ranked, reserve)
 
     async def bid(self, bid: dict) -> bool:
         auction = await self._auction()

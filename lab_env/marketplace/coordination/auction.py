@@ -5,6 +5,7 @@ to the earliest bid received, a rule every bidder can know in advance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -47,16 +48,25 @@ class SealedBid:
     def _next_seq(self) -> int:
         return max((b.seq for b in self.bids.values()), default=-1) + 1
 
-    def close(self) -> Outcome:
+    def close(self, price: Callable[[list[Bid], float], float] | None = None) -> Outcome:
+        """The winner and its price. ``price`` computes a Vickrey auction's price from the bids
+        (highest first, ties earliest first; the first at or above the reserve) and the reserve;
+        ``second_price_of`` by default (lab 06 has the learner write it)."""
         self.closed = True
         ranked = sorted(self.bids.values(), key=lambda b: (-b.amount, b.seq))
         if not ranked or ranked[0].amount < self.reserve:
             return Outcome(None, None, len(ranked))
         best = ranked[0]
         if self.second_price:
-            runner_up = ranked[1].amount if len(ranked) > 1 else self.reserve
-            return Outcome(best.bidder, max(runner_up, self.reserve), len(ranked))
+            return Outcome(best.bidder, (price or second_price_of)(ranked, self.reserve), len(ranked))
         return Outcome(best.bidder, best.amount, len(ranked))
+
+
+def second_price_of(ranked: list[Bid], reserve: float) -> float:
+    """What a Vickrey auction's winner pays: the next highest bid, never less than the reserve.
+    (A lone bidder pays the reserve: the reserve is the bid it had to beat.)"""
+    runner_up = ranked[1].amount if len(ranked) > 1 else reserve
+    return max(runner_up, reserve)
 
 
 @dataclass

@@ -88,11 +88,15 @@ def traced_config(config: Path, zipkin: Zipkin) -> None:
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def trace_of(zipkin: Zipkin, service: str, instance: str, timeout: float = 60) -> list[dict]:
+def trace_of(
+    zipkin: Zipkin, service: str, instance: str, also: tuple[str, ...] = (), timeout: float = 60
+) -> list[dict]:
     """The trace of workflow ``instance`` (an order's id, say), from the sidecar of app ``service``.
 
-    Sidecars export spans in batches as they end. The workflow's own span ends last, once its
-    children and their calls have ended, so the trace is complete when that span is there."""
+    Sidecars export spans in batches as they end. In ``service``'s sidecar the workflow's own span
+    ends last, once its children and their calls have ended, so that part of the trace is complete
+    when that span is there. Other sidecars (``also``: the app ids of apps it called) export on their
+    own clocks: the trace is complete once each has a span in it too."""
     tag = f"{INSTANCE_TAG}={instance}"
     found: list[list[dict]] = []
 
@@ -104,13 +108,14 @@ def trace_of(zipkin: Zipkin, service: str, instance: str, timeout: float = 60) -
         )
         reply.raise_for_status()
         found[:] = [t for t in reply.json() if any(_is_root_of(s, instance) for s in t)]
-        return bool(found)
+        seen = {s.get("localEndpoint", {}).get("serviceName") for s in found[0]} if found else set()
+        return bool(found) and set(also) <= seen
 
     wait_until(
         complete,
         timeout,
         f"the trace of {instance} in Zipkin",
-        failure=lambda: f"no finished trace of workflow {instance} from {service} in Zipkin",
+        failure=lambda: f"no finished trace of workflow {instance} from {', '.join((service, *also))} in Zipkin",
         fix="is the app's sidecar started with a traced Configuration (tracing.zipkin.traced_config)?",
     )
     return found[0]

@@ -41,6 +41,12 @@ WRONG: dict[str, list[tuple[str, str]]] = {
             "            seconds, lambda: __import__('asyncio').ensure_future(self.close_auction()))\n",
         ),
     ],
+    "auction_house#first-price": [
+        ("        return max(runner_up, reserve)\n", "        return ranked[0].amount\n"),
+    ],
+    "auction_house#no-reserve": [
+        ("        return max(runner_up, reserve)\n", "        return ranked[1].amount if len(ranked) > 1 else 0.0\n"),
+    ],
 }
 
 
@@ -54,8 +60,15 @@ def _wrong(start, name: str):
     [
         ("hierarchy", lab06.hierarchy, "try its sellers in order and succeed with the third"),  # escalates at once
         ("auction_house", lab06.auction_deadline, "has no reminder named 'close'"),  # a close kept in memory
+        ("auction_house#first-price", lab06.vickrey_price, "the winner pays 100.0, but the highest bid wins"),
+        ("auction_house#no-reserve", lab06.vickrey_price, "the winner pays 0.0, but a lone bidder pays the reserve"),
     ],
-    ids=["hierarchy-escalates-the-first-failure", "auction-close-kept-in-memory"],
+    ids=[
+        "hierarchy-escalates-the-first-failure",
+        "auction-close-kept-in-memory",
+        "vickrey-first-price",
+        "vickrey-reserve-ignored",
+    ],
 )
 def test_a_wrong_answer_is_rejected_with_its_reason(start, wrong, check, because):
     rejected(check, _wrong(start, wrong), because=because)
