@@ -250,6 +250,22 @@ def package_docstring(lab: Lab) -> str:
     return f"Lab {lab.number}: {lab.title}.\n\n{body}\n"
 
 
+LAB_TIMES = REPO_ROOT / "bench" / "results" / "lab_times.json"  # bench/lab_times.py
+
+
+def time_line(notebook: dict, seconds: float) -> str:
+    """The "**Time.**" line of a lab's first cell: the measured run time of its cells, and its checks."""
+    checks = [c for c in notebook["cells"] if c["cell_type"] == "code" and "check" in c["metadata"].get("lab_env", {})]
+    hidden = [c for c in checks if "instructor" in c["metadata"].get("tags", [])]
+    points = sum(c["metadata"]["lab_env"].get("points", 0) for c in checks)
+    graded = f"{len(checks) - len(hidden)} checks" + (f" and {len(hidden)} the grader alone runs" if hidden else "")
+    return (
+        f"**Time.** Running every cell takes about {max(1, round(seconds / 60))} min on a 2-core machine "
+        f"(`bench/results/lab_times.md`). The rest is yours: reading, the exercises, and {graded}, "
+        f"{points} points in all."
+    )
+
+
 def record_path() -> Path:
     chosen = os.environ.get("LAB_ENV_PROGRESS")
     return Path(chosen).expanduser() if chosen else state_dir() / "progress.json"

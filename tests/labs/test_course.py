@@ -108,3 +108,18 @@ def test_lab_env_map_prints_one_lab():
     ).stdout
     assert out.startswith("lab 03: Event streams with Apache Kafka\n")
     assert "lab_env/labs/lab03_kafka/checks.py" in out and "tests/labs/lab03_kafka/test_lab03_checks.py" in out
+
+
+def test_each_lab_says_how_long_its_cells_take_as_measured():
+    """The first cell's "**Time.**" line matches bench/results/lab_times.json and the lab's checks
+    (after bench/lab_times.py: bench/lab_time_line.py --write, then lab-env build-labs)."""
+    import json
+
+    from lab_env.labs.course import LAB_TIMES, time_line
+
+    measured = {r["notebook"]: r["seconds"] for r in json.loads(LAB_TIMES.read_text())["labs"]}
+    solutions = sorted((REPO_ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(measured) == [p.name for p in solutions], "bench/lab_times.py has not measured every lab"
+    for path in solutions:
+        nb = json.loads(path.read_text())
+        assert time_line(nb, measured[path.name]) in "".join(nb["cells"][0]["source"]), path.name
