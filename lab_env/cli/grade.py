@@ -30,6 +30,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_class_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab_env.grading.class_view import report
+
+    folders = [Path(f) for f in args.folders]
+    markdown, picture = report(folders, Path(args.out) if args.out else folders[0].parent)
+    print(markdown.read_text())
+    print(f"written: {markdown} and {picture}")
+    return 0
+
+
 def _guess_lab(folder) -> str:
     import re
 
@@ -68,3 +80,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="points off per exercise whose last hint level (the one that may show code) the notebook shows",
     )
     s.set_defaults(fn=cmd_grade)
+
+    s = sub.add_parser("class-report", help="where a class gets stuck: pass rate per check, hints asked for")
+    s.add_argument("folders", nargs="+", help="folders `lab-env grade` wrote (grades-NN)")
+    s.add_argument("--out", help="output folder (default: beside the first folder)")
+    s.set_defaults(fn=cmd_class_report)

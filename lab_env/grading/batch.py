@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
-from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_junit
+from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_hints, write_junit
 from lab_env.grading.run import Graded, grade_assembly, identify_lab, with_hints
 from lab_env.grading.spec import LabSpec, load_spec
 
@@ -146,6 +146,7 @@ def grade_folder(
     out.mkdir(parents=True, exist_ok=True)
     write_gradebook(results, spec, out / "gradebook.csv")
     write_junit(results, spec, out / "junit.xml")
+    write_hints(results, spec, out / "hints.csv")
     write_feedback(results, spec, out / "feedback")
     (out / "summary.txt").write_text(summary_table(results, spec) + "\n")
     logs = out / "logs"  # the worker's log per learner: what ran, how long each cell and check took

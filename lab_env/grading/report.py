@@ -22,6 +22,16 @@ def write_gradebook(results: list[Graded], spec: LabSpec, path: Path) -> None:
             writer.writerow([*row, spec.max_points, r.reason])
 
 
+def write_hints(results: list[Graded], spec: LabSpec, path: Path) -> None:
+    """hints.csv: each hint a learner's notebook shows they asked for, at its deepest level."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["learner", "lab", "hint", "level", "levels"])
+        for r in results:
+            for n, (level, total) in sorted(r.hints.items()):
+                writer.writerow([r.learner, r.lab, hint_call(spec.number, n), level, total])
+
+
 def write_junit(results: list[Graded], spec: LabSpec, path: Path) -> None:
     suites = ET.Element("testsuites", name=f"lab {spec.lab}")
     for r in results:
