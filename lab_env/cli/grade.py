@@ -42,6 +42,19 @@ def cmd_class_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab_env.grading.release import answers_in, release
+
+    out = Path(args.out)
+    kept = release(out)
+    print(f"wrote {len(kept)} files to {out} (no solutions/, tests/, bench/, .ci/); see {out / 'RELEASE.md'}")
+    for lab, number, name in answers_in(out):
+        print(f'  note: the answer to hint("{lab}", {number}) is also in {name} (a reference implementation)')
+    return 0
+
+
 def _guess_lab(folder) -> str:
     import re
 
@@ -80,6 +93,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="points off per exercise whose last hint level (the one that may show code) the notebook shows",
     )
     s.set_defaults(fn=cmd_grade)
+
+    s = sub.add_parser("release", help="a copy of the course for learners: everything but the solutions")
+    s.add_argument("out", help="a new folder, outside this repository")
+    s.set_defaults(fn=cmd_release)
 
     s = sub.add_parser("class-report", help="where a class gets stuck: pass rate per check, hints asked for")
     s.add_argument("folders", nargs="+", help="folders `lab-env grade` wrote (grades-NN)")
