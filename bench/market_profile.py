@@ -43,7 +43,7 @@ CATALOG = control.Catalog(products=10, stock=1000, buyers=20, sellers=5, rounds=
 
 
 def run(orders: int, zipkin: tracing.Zipkin | None) -> tuple[float, control.Market, list[str], dict]:
-    market = control.up(unique_name("profile"), CATALOG, view=False, tracing=zipkin)
+    market = control.up(unique_name("traced" if zipkin else "plain"), CATALOG, view=False, tracing=zipkin)
     start = time.perf_counter()
     ids = control.place_orders(market, orders, fail_every=5)
     outcomes = control.wait_orders(market, ids)
@@ -72,11 +72,17 @@ def main() -> None:
     zipkin = tracing.start_zipkin(unique_name("profile-zipkin"))
     try:
         traced_s, market, ids, outcomes = run(args.orders, zipkin)
+    except BaseException:
+        zipkin.stop()
+        raise
+    try:
         kinds: Counter[str] = Counter()
         durations: dict[str, list[float]] = defaultdict(list)
         totals, busies = [], []
         for order in ids:
-            spans = tracing.trace_of(zipkin, market.app.app_id, order, also=(market.carrier.app_id,))
+            shipped = outcomes[order]["status"] in ("completed", "compensated")  # only those reach the carrier
+            also = (market.carrier.app_id,) if shipped else ()
+            spans = tracing.trace_of(zipkin, market.app.app_id, order, also=also)
             kinds.update(tracing.kind_of(s) for s in spans)
             for s in spans:
                 if tracing.kind_of(s) in ("activity", "actor call", "service invocation", "event published"):
@@ -84,8 +90,8 @@ def main() -> None:
             total, busy = activity_share(spans)
             totals.append(total)
             busies.append(busy)
-        control.down(market.name)
     finally:
+        control.down(market.name)
         zipkin.stop()
 
     n = len(ids)
