@@ -339,6 +339,36 @@ def vickrey_price(app: DaprApp) -> str:
     return f"{len(VICKREY_CASES)} auctions, each priced at what its winner had to beat"
 
 
+# Each case: the electorate's size, the votes cast (choice -> how many), what the ballot must say while open, and why.
+QUORUM_CASES: list[tuple[int, dict[str, int], str | None, str]] = [
+    (4, {"yes": 2, "no": 2}, None, "a 2-2 split of 4 voters decides nothing: half is not a majority"),
+    (5, {"yes": 2, "no": 1}, None, "2 of 5 agreeing decide nothing: a minority could then outvote the rest"),
+    (5, {"yes": 3, "no": 2}, "yes", "3 of 5 agreeing are a majority: they decide"),
+    (4, {"yes": 3}, "yes", "3 of 4 agreeing are a majority: they decide, unanimity is not needed"),
+    (1, {"no": 1}, "no", "the one voter of a one-voter ballot decides"),
+]
+
+
+@check(
+    "quorum",
+    hint="the fewest agreeing votes such that two different choices can never both have that many",
+)
+def quorum_rule(app: DaprApp) -> str:
+    """Ballots on the learner's auction house, each open while its votes are read (no deadline needed)."""
+    ballot_t = actor_type_in(app, "BallotActor")
+    for voters, cast, expected, why in QUORUM_CASES:
+        ballot = f"ballot-{fresh()}"
+        electorate = [f"judge-{n}" for n in range(voters)]
+        invoke(app, ballot_t, ballot, "Open", {"question": "refund?", "electorate": electorate, "seconds": 30})
+        judges = iter(electorate)
+        for choice, count in cast.items():
+            for _ in range(count):
+                invoke(app, ballot_t, ballot, "Vote", {"voter": next(judges), "choice": choice})
+        decided = invoke(app, ballot_t, ballot, "Result")["decision"]
+        assert decided == expected, f"{voters} voters, votes {cast}: the ballot says {decided!r}; {why}"
+    return f"{len(QUORUM_CASES)} ballots, each decided by a majority and only by one"
+
+
 # -- 8. scale -----------------------------------------------------------------------
 
 

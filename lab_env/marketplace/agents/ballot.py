@@ -17,7 +17,7 @@ from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 
-from lab_env.marketplace.coordination.voting import Ballot
+from lab_env.marketplace.coordination.voting import Ballot, quorum
 from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections
 
 CLOSE = "close"
@@ -41,7 +41,12 @@ class BallotActor(Actor, BallotInterface, Remindable):
         _, saved = await self._state_manager.try_get_state("ballot")
         if not saved:
             return None
-        return Ballot(saved["question"], frozenset(saved["electorate"]), dict(saved["votes"]), saved["closed"])
+        electorate = frozenset(saved["electorate"])
+        return Ballot(saved["question"], electorate, dict(saved["votes"]), saved["closed"], self.quorum)
+
+    def quorum(self, voters: int) -> int:
+        """How many agreeing votes of ``voters`` decide (see voting.quorum)."""
+        return quorum(voters)
 
     async def _keep(self, ballot: Ballot, outcome: str | None = None) -> None:
         await self._state_manager.set_state(
@@ -82,7 +87,7 @@ class BallotActor(Actor, BallotInterface, Remindable):
             "open": not ballot.closed,
             "decision": outcome if ballot.closed else ballot.decision(),
             "tally": dict(ballot.tally()),
-            "quorum": len(ballot.electorate) // 2 + 1,
+            "quorum": self.quorum(len(ballot.electorate)),
         }
 
     async def receive_reminder(self, name, state, due_time, period, ttl=None) -> None:

@@ -44,6 +44,12 @@ WRONG: dict[str, list[tuple[str, str]]] = {
     "auction_house#first-price": [
         ("        return max(runner_up, reserve)\n", "        return ranked[0].amount\n"),
     ],
+    "auction_house#half": [
+        ("        return voters // 2 + 1\n", "        return voters / 2\n"),
+    ],
+    "auction_house#unanimity": [
+        ("        return voters // 2 + 1\n", "        return voters\n"),
+    ],
     "auction_house#no-reserve": [
         ("        return max(runner_up, reserve)\n", "        return ranked[1].amount if len(ranked) > 1 else 0.0\n"),
     ],
@@ -62,12 +68,16 @@ def _wrong(start, name: str):
         ("auction_house", lab06.auction_deadline, "has no reminder named 'close'"),  # a close kept in memory
         ("auction_house#first-price", lab06.vickrey_price, "the winner pays 100.0, but the highest bid wins"),
         ("auction_house#no-reserve", lab06.vickrey_price, "the winner pays 0.0, but a lone bidder pays the reserve"),
+        ("auction_house#half", lab06.quorum_rule, "a 2-2 split of 4 voters decides nothing"),
+        ("auction_house#unanimity", lab06.quorum_rule, "3 of 5 agreeing are a majority"),
     ],
     ids=[
         "hierarchy-escalates-the-first-failure",
         "auction-close-kept-in-memory",
         "vickrey-first-price",
         "vickrey-reserve-ignored",
+        "quorum-half-decides-a-tie",
+        "quorum-unanimity",
     ],
 )
 def test_a_wrong_answer_is_rejected_with_its_reason(start, wrong, check, because):
