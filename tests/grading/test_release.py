@@ -18,6 +18,7 @@ KNOWN = {
     ("06", 4, "lab_env/marketplace/agents/auctioneer.py"),  # the reference deadline (schedule_close)
     ("06", 5, "lab_env/marketplace/agents/auctioneer.py"),  # the reference deadline (receive_reminder)
     ("06", 6, "lab_env/marketplace/coordination/auction.py"),  # the reference Vickrey price
+    ("06", 7, "lab_env/marketplace/coordination/voting.py"),  # the reference quorum
 }
 
 
