@@ -14,6 +14,7 @@ repository (~/.m2), and linked into the build context from there.
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from lab_env.core.paths import logs_dir
@@ -68,7 +69,14 @@ def jar(version: str) -> Path:
     """The server jar in Maven's local repository, fetched first when it is not there."""
     local = Path.home() / ".m2" / "repository" / GROUP.replace(".", "/") / ARTIFACT / version
     path = local / f"{ARTIFACT}-{version}-{CLASSIFIER}.jar"
-    if not path.exists():
+    if path.exists():
+        return path
+    local.mkdir(parents=True, exist_ok=True)
+    # Lab 07, its tests and the image bakery may all ask at once: one Maven fetch, the others wait for it.
+    with open(local / ".lab-env-fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return path
         run_with_progress(
             [
                 require_maven(),
