@@ -190,13 +190,10 @@ def build_labs(solutions: Path = SOLUTIONS_DIR, labs: Path = LABS_DIR, check: bo
 
     Returns the lab paths written, or in check mode the stale ones.
     """
-    results = []
-    expected = set()
-    for source in sorted(solutions.glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(source, as_version=4)
-        text = render(student_version(nb, source.name))
-        target = labs / source.name
-        expected.add(target.name)
+    results: list[Path] = []
+
+    def put(target: Path, text: str) -> None:
+        """Write ``target`` (or in check mode, note it when it differs); either way it is in the results."""
         if check:
             if not target.exists() or target.read_text() != text:
                 results.append(target)
@@ -204,24 +201,17 @@ def build_labs(solutions: Path = SOLUTIONS_DIR, labs: Path = LABS_DIR, check: bo
             labs.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
             results.append(target)
-    target, text = labs / HINTS_NAME, hints_file(solutions)
-    if check:
-        if not target.exists() or target.read_text() != text:
-            results.append(target)
-    else:
-        labs.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        results.append(target)
+
+    expected = set()
+    for source in sorted(solutions.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(source, as_version=4)
+        expected.add(source.name)
+        put(labs / source.name, render(student_version(nb, source.name)))
+    put(labs / HINTS_NAME, hints_file(solutions))
     if labs == LABS_DIR:  # the course overview lists the real labs/ only
         from lab_env.labs.course import OVERVIEW_NAME, overview_notebook
 
-        target, text = labs / OVERVIEW_NAME, render(overview_notebook())
-        if check:
-            if not target.exists() or target.read_text() != text:
-                results.append(target)
-        else:
-            target.write_text(text)
-            results.append(target)
+        put(labs / OVERVIEW_NAME, render(overview_notebook()))
     if check and labs.exists():
         results += [p for p in sorted(labs.glob("[0-9][0-9]_*.ipynb")) if p.name not in expected]
     return results
