@@ -83,7 +83,7 @@ class Worker:
         self.pid = 0
         self._save()
 
-    def restart(self, timeout: float = 60.0) -> None:
+    def restart(self, timeout: float = 180.0) -> None:
         """Start the same command again (after a kill or a stop) and wait until ready."""
         if self.alive():
             procs.stop(self.pid, timeout=10)
@@ -107,7 +107,7 @@ def start_worker(
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     ready: Ready = None,
-    timeout: float = 60.0,
+    timeout: float = 180.0,  # a safety net: graded runs share a busy machine (a Kafka client's start can take long)
 ) -> Worker:
     """Start ``argv`` as a worker named ``name`` and wait until it is ready.
 

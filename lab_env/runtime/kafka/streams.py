@@ -69,7 +69,7 @@ def run(proc: Processor, on_batch: Callable[[int], None] = lambda n: None) -> No
     )
     # Fences any earlier incarnation with this transactional.id and aborts its
     # open transaction, so the changelog below ends at its last commit.
-    producer.init_transactions(30)
+    producer.init_transactions(120)  # a safety net: the coordinator answers slowly on a loaded broker
     if proc.changelog:
         proc.state.update(restore(proc.changelog))
     consumer = Consumer(
