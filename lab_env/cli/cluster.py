@@ -28,6 +28,17 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             name = native_cluster.DEFAULT_NAME
             print(f"deleted native cluster {name}" if native_cluster.down() else f"no native cluster named {name}")
         return 0
+    if kind.local_images():
+        # Nothing pulls here: kind, its node image and every image the node starts are built locally.
+        if args.action == "up":
+            for line in kind.local_up(workers=args.workers):
+                print(line)
+        elif args.action == "down":
+            name = kind.cluster_name()
+            print(f"deleted kind cluster {name}" if kind.local_down() else f"no kind cluster named {name}")
+        else:
+            print(f"kind cluster {kind.cluster_name()} {'exists' if kind.local_exists() else 'does not exist'}")
+        return 0
     if args.action == "up":
         for line in kind.up(namespace=args.namespace, timeout=args.timeout):
             print(line)
@@ -61,6 +72,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argpar
         "--namespace",
         default="default",
         help="up: the namespace whose pods get the redis and kafka Services (default: default)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=kind.DEFAULT_WORKERS,
+        help="up, kind on local images: worker nodes next to the control plane (default: %(default)s)",
     )
     parser.add_argument("--timeout", default="10m", help="up: how long Helm waits for Dapr to be ready (default: 10m)")
     parser.set_defaults(fn=cmd_cluster)

@@ -22,6 +22,7 @@ class Pins:
     images: dict[str, str]
     tools: dict[str, str]
     kubernetes: dict[str, str]
+    kind_node: dict[str, str]
 
     def image(self, name: str) -> str:
         """Full image reference for the container profile, tag from the pins."""
@@ -50,6 +51,7 @@ def pins() -> Pins:
         images=dict(raw["images"]),
         tools=dict(raw["tools"]),
         kubernetes=dict(raw["kubernetes"]),
+        kind_node=dict(raw["kind_node"]),
     )
 
 

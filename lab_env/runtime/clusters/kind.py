@@ -299,3 +299,162 @@ def exists() -> bool:
     """Whether the kind cluster of devcontainer/kind-config.yaml exists."""
     kind = require_tool("kind")
     return cluster_name() in _run([kind, "get", "clusters"], "listing kind clusters").split()
+
+
+# ---------------------------------------------------------------------------
+# kind where nothing can be pulled (LAB_ENV_IMAGES=local): the node image and
+# every image it starts are built here (lab_env/stack/images/kind_node.py),
+# and so is kind itself, at [kind_node] kind in versions.toml.
+
+LOCAL_CONFIG_NAME = "kind-config.local.yaml"
+DEFAULT_WORKERS = 2
+
+
+def local_images() -> bool:
+    """Whether kind runs on the bakery's images (LAB_ENV_IMAGES=local) rather than pulled ones."""
+    from lab_env.stack.images.catalog import image_set
+
+    return image_set() == "local"
+
+
+def local_exists() -> bool:
+    from lab_env.stack import engine as engines
+    from lab_env.stack.provision import kind_build
+
+    engine = engines.find()
+    kind = kind_build.bin_dir() / "kind"
+    if engine is None or not kind.exists():
+        return False
+    listed = _run_env([str(kind), "get", "clusters"], "listing kind clusters", {"DOCKER_HOST": engine.host})
+    return cluster_name() in listed.split()
+
+
+def local_config(workers: int, name: str) -> dict[str, Any]:
+    """The kind cluster config for the local node image: 1 control plane, ``workers`` workers."""
+    from lab_env.stack.images import kind_node
+
+    p = pins()
+    node = kind_node.node_ref()
+    cluster_patch = {
+        "kind": "ClusterConfiguration",
+        # kubeadm's images are the bakery's: localhost/lab-env/kube-apiserver:v1.36.3 and so on.
+        "imageRepository": "localhost/lab-env",
+        "etcd": {"local": {"imageTag": p.kubernetes["etcd"]}},
+        "dns": {"imageTag": f"v{p.kind_node['coredns']}"},
+    }
+    # Kubernetes 1.35+ kubelets refuse a cgroup v1 host unless told otherwise; this machine is one.
+    kubelet_patch = {"kind": "KubeletConfiguration", "failCgroupV1": False}
+    return {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": name,
+        "networking": {"apiServerAddress": "127.0.0.1"},
+        "kubeadmConfigPatches": [json.dumps(cluster_patch), json.dumps(kubelet_patch)],
+        "nodes": [{"role": "control-plane", "image": node}]
+        + [{"role": "worker", "image": node} for _ in range(workers)],
+    }
+
+
+def _local_tools() -> tuple[Any, dict[str, str], str, str]:
+    """The engine, the environment that points docker at it, and the kind and kubectl built here."""
+    from lab_env.stack import engine as engines
+    from lab_env.stack.provision import kind_build
+
+    engine = engines.up()
+    env = {"DOCKER_HOST": engine.host}
+    bins = kind_build.bin_dir()
+    return engine, env, str(bins / "kind"), str(bins / "kubectl")
+
+
+def _run_env(argv: Sequence[str], what: str, env: dict[str, str], stdin_text: str | None = None) -> str:
+    import os
+
+    log = logs_dir() / "cluster.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        list(argv), capture_output=True, text=True, input=stdin_text, check=False,
+        stdin=None if stdin_text is not None else subprocess.DEVNULL, env={**os.environ, **env},
+    )  # fmt: skip
+    with open(log, "a") as out:
+        out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
+    if done.returncode != 0:
+        reason = _one_line(done.stderr) or _one_line(done.stdout) or f"exit {done.returncode}"
+        raise LabEnvError(f"{what} failed: {reason}", f"see {log}")
+    return done.stdout
+
+
+def local_up(
+    workers: int = DEFAULT_WORKERS, wait: str = "300s", with_dapr: bool = True, timeout: str = "10m"
+) -> list[str]:
+    """Build what is missing (kind, the node image), then create the cluster unless it exists."""
+    import yaml
+
+    from lab_env.core.progress_bar import run_with_progress
+    from lab_env.stack.images import bakery, kind_node
+    from lab_env.stack.provision import kind_build
+
+    name = cluster_name()
+    engine, env, kind, _ = _local_tools()
+    debian = bakery.build(engine, ["debian"])[-1].ref
+    kind_build.build()
+    node = kind_node.build(engine, debian)
+    if name in _run_env([kind, "get", "clusters"], "listing kind clusters", env).split():
+        made = "was already up"
+    else:
+        config = logs_dir().parent / LOCAL_CONFIG_NAME
+        config.write_text(yaml.safe_dump(local_config(workers, name), sort_keys=False))
+        run_with_progress(
+            [kind, "create", "cluster", "--config", str(config), "--wait", wait],
+            f"creating kind cluster {name} ({workers} workers)",
+            logs_dir() / "cluster-create.log",
+            env=env,
+            fix="see the log; `lab-env cluster down --runtime kind` removes what was made",
+        )
+        made = "is up"
+    _run_env([kind, "export", "kubeconfig", "--name", name], "writing the kubeconfig", env)
+    summary = [f"kind cluster {name} {made} (kubectl context kind-{name}, nodes from {node}, built here)"]
+    if with_dapr:
+        summary.append(_local_dapr(engine, env, kind, name, timeout))
+    return summary
+
+
+def _local_dapr(engine: Any, env: dict[str, str], kind: str, name: str, timeout: str) -> str:
+    """Dapr's chart from the pinned module, its images from the bakery, loaded into every node."""
+    from lab_env.core.progress_bar import run_with_progress
+    from lab_env.runtime.clusters import kind_dapr
+    from lab_env.stack.images import k8s_tools
+
+    refs = kind_dapr.images(engine)
+    run_with_progress(
+        [kind, "load", "docker-image", "--name", name, *refs],
+        "loading Dapr's images into the nodes",
+        logs_dir() / "cluster-dapr-load.log",
+        env=env,
+        fix="see the log",
+    )
+    helm = str(k8s_tools.build()["helm"])
+    run_with_progress(
+        kind_dapr.helm_argv(helm, f"kind-{name}", timeout),
+        f"installing Dapr {pins().dapr_runtime} (its Helm chart)",
+        logs_dir() / "cluster-dapr.log",
+        env=env,
+        fix="see the log; `kubectl -n dapr-system get pods` shows which service is not ready",
+    )
+    return f"Dapr {pins().dapr_runtime} in namespace {kind_dapr.NAMESPACE}, installed by its own Helm chart"
+
+
+def local_down() -> bool:
+    """Delete the cluster kind made on the engine lab-env uses; True if there was one."""
+    from lab_env.stack import engine as engines
+    from lab_env.stack.provision import kind_build
+
+    engine = engines.find()
+    kind = kind_build.bin_dir() / "kind"
+    if engine is None or not kind.exists():
+        return False
+    env = {"DOCKER_HOST": engine.host}
+    name = cluster_name()
+    if name not in _run_env([str(kind), "get", "clusters"], "listing kind clusters", env).split():
+        return False
+    _run_env([str(kind), "delete", "cluster", "--name", name], f"deleting kind cluster {name}", env)
+    return True
