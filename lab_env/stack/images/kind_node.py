@@ -23,7 +23,11 @@ What differs:
   its pod CIDR and routes the other nodes' pod CIDRs to them; no
   NetworkPolicy, no StorageClass;
 - runc is wrapped (runc_wrapper.py) to drop the capabilities this machine's
-  bounding set lacks, so privileged pods start; the cluster config lets the
+  bounding set lacks, so privileged pods start; for the same reason (no
+  CAP_SYS_RESOURCE, so no process here may lower an oom_score_adj) containerd
+  clamps each container's oom_score_adj to its own (restrict_oom_score_adj,
+  as kind sets it for rootless nodes): without it every pod sandbox failed
+  with "can't get final child's PID from pipe"; the cluster config lets the
   kubelet run on a cgroup v1 host (failCgroupV1: false);
 - etcd is the native cluster's 3.6.16 (kubeadm 1.36 names 3.6.8) and CoreDNS
   v1.14.7 (kubeadm names v1.14.2, not on the proxy).
@@ -83,7 +87,7 @@ FROM {debian}
 RUN apt-get update -qq \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
       systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2 pigz \\
-      bash ca-certificates curl jq procps runc containernetworking-plugins python3-minimal \\
+      bash ca-certificates curl jq procps runc containernetworking-plugins python3 \\
  && rm -rf /var/lib/apt/lists/* \\
  && find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete \\
  && rm -f /lib/systemd/system/multi-user.target.wants/* /etc/systemd/system/*.wants/* \\
@@ -107,6 +111,8 @@ RUN chmod 0755 /usr/local/bin/* /kind/bin/* /usr/local/sbin/runc \\
       > /etc/containerd/cri-base.json \\
  && sed -i 's#sandbox_image = .*#sandbox_image = "{pause}"#' /etc/containerd/config.toml \\
  && grep -q '{pause}' /etc/containerd/config.toml \\
+ && sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' /etc/containerd/config.toml \\
+ && grep -q 'restrict_oom_score_adj = true' /etc/containerd/config.toml \\
  && echo v{k8s} > /kind/version \\
  && systemctl enable kubelet.service containerd.service undo-mount-hacks.service \\
  && systemctl mask systemd-binfmt.service
