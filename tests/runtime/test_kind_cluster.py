@@ -19,29 +19,51 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("LAB_ENV_KIND") != "1", reason="kind on local images is opt-in: LAB_ENV_KIND=1 (builds for minutes)"
 )
 
-APP = """\
+AGENT_IMAGE = "localhost/lab-env/agent-base:3.11-bookworm"
+# Two apps on two different nodes (anti-affinity): "echo" serves HTTP, "caller" calls it through
+# its own sidecar, so the call crosses nodes sidecar to sidecar, over mTLS with Sentry's certificates.
+APPS = """\
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: echo, labels: {app: echo}}
+metadata: {name: echo}
 spec:
-  replicas: 2
   selector: {matchLabels: {app: echo}}
   template:
     metadata:
-      labels: {app: echo}
-      annotations:
-        dapr.io/enabled: "true"
-        dapr.io/app-id: echo
+      labels: {app: echo, tier: kind-test}
+      annotations: {dapr.io/enabled: "true", dapr.io/app-id: echo, dapr.io/app-port: "8000"}
     spec:
-      topologySpreadConstraints:
-        - maxSkew: 1
-          topologyKey: kubernetes.io/hostname
-          whenUnsatisfiable: DoNotSchedule
-          labelSelector: {matchLabels: {app: echo}}
+      affinity: APART
       containers:
-        - name: app
-          image: PAUSE
+        - {name: app, image: AGENT, command: [python3, -m, http.server, "8000"]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: caller}
+spec:
+  selector: {matchLabels: {app: caller}}
+  template:
+    metadata:
+      labels: {app: caller, tier: kind-test}
+      annotations: {dapr.io/enabled: "true", dapr.io/app-id: caller}
+    spec:
+      affinity: APART
+      containers:
+        - {name: app, image: AGENT, command: [sleep, infinity]}
 """
+APART = json.dumps(
+    {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"tier": "kind-test"}}}
+            ]
+        }
+    }
+)
+CALL = (
+    "import urllib.request; r = urllib.request.urlopen('http://127.0.0.1:3500/v1.0/invoke/echo/method/', timeout=30);"
+    "print(r.status)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,18 +103,42 @@ def test_the_dapr_control_plane_from_its_chart_is_available(cluster):
     assert all(count >= 1 for count in names.values()), names
 
 
-def test_an_annotated_deployment_gets_daprd_injected_and_both_containers_run(cluster):
-    from lab_env.stack.images import kind_node
+def test_annotated_pods_get_daprd_injected_and_call_each_other_across_nodes_over_mtls(cluster):
+    from lab_env.runtime.clusters import kind
 
-    _kubectl(cluster, "apply", "-f", "-", stdin=APP.replace("PAUSE", kind_node.component_refs()["pause"]))
-    # A safety net: the rollout's own readiness decides, not this limit.
-    _kubectl(cluster, "rollout", "status", "deployment/echo", "--timeout=600s")
-    pods = json.loads(_kubectl(cluster, "get", "pods", "-l", "app=echo", "-o", "json"))["items"]
+    _, env, kind_bin, _ = kind._local_tools()
+    subprocess.run(
+        [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), AGENT_IMAGE], env={**os.environ, **env},
+        check=True, capture_output=True,
+    )  # fmt: skip
+    _kubectl(cluster, "apply", "-f", "-", stdin=APPS.replace("AGENT", AGENT_IMAGE).replace("APART", APART))
+    # Safety nets: each rollout's own readiness (both containers Ready) decides, not these limits.
+    for app in ("echo", "caller"):
+        _kubectl(cluster, "rollout", "status", f"deployment/{app}", "--timeout=600s")
+    pods = json.loads(_kubectl(cluster, "get", "pods", "-l", "tier=kind-test", "-o", "json"))["items"]
     assert len(pods) == 2
     for pod in pods:
-        names = [c["name"] for c in pod["spec"]["containers"]]
-        assert names.count("daprd") == 1, names
+        # The injector added the sidecar: the manifest above names one container.
+        assert [c["name"] for c in pod["spec"]["containers"]] == ["app", "daprd"]
         statuses = pod["status"]["containerStatuses"]
-        assert all(s["ready"] for s in statuses) and len(statuses) == 2, statuses
-    # Spread over the two workers: pods run on real, separate nodes.
+        assert len(statuses) == 2 and all(s["ready"] for s in statuses), statuses
     assert len({pod["spec"]["nodeName"] for pod in pods}) == 2
+    mtls = _kubectl(cluster, "-n", "dapr-system", "get", "configurations.dapr.io", "daprsystem",
+                    "-o", "jsonpath={.spec.mtls.enabled}")  # fmt: skip
+    assert mtls == "true"
+    status = _kubectl(cluster, "exec", "deployment/caller", "-c", "app", "--", "python3", "-c", CALL)
+    assert status.strip() == "200"
+
+
+def test_down_leaves_no_node_volume_or_network(cluster):
+    from lab_env.runtime.clusters import kind
+    from lab_env.stack import engine as engines
+
+    engine = engines.find()
+    volumes_before = set(engine.check("volume", "ls", "-q").split())
+    assert kind.local_down() is True
+    assert engine.check("ps", "-a", "-q", "--filter", "label=io.x-k8s.kind.cluster").split() == []
+    assert "kind" not in engine.check("network", "ls", "--format", "{{.Name}}").split()
+    # kind's nodes keep /var on anonymous volumes; deleting the cluster removes them too.
+    assert set(engine.check("volume", "ls", "-q").split()) < volumes_before
+    assert kind.local_exists() is False

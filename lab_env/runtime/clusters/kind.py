@@ -307,6 +307,7 @@ def exists() -> bool:
 # and so is kind itself, at [kind_node] kind in versions.toml.
 
 LOCAL_CONFIG_NAME = "kind-config.local.yaml"
+KIND_NETWORK = "kind"  # the Docker network kind puts its nodes on
 DEFAULT_WORKERS = 2
 
 
@@ -457,4 +458,7 @@ def local_down() -> bool:
     if name not in _run_env([str(kind), "get", "clusters"], "listing kind clusters", env).split():
         return False
     _run_env([str(kind), "delete", "cluster", "--name", name], f"deleting kind cluster {name}", env)
+    # kind keeps its network for later clusters; lab-env made it, so the last cluster out removes it.
+    if not _run_env([str(kind), "get", "clusters"], "listing kind clusters", env).split():
+        engine.docker("network", "rm", KIND_NETWORK)
     return True
