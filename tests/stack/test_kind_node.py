@@ -58,3 +58,11 @@ def test_the_nodes_runc_is_the_capability_wrapper_over_debians_runc():
 def test_the_sandbox_image_the_node_configures_is_the_pause_image_it_carries():
     dockerfile = kind_node.NODE_DOCKERFILE.format(debian="d", k8s="1", pause=kind_node.component_refs()["pause"])
     assert f'sandbox_image = "{kind_node.component_refs()["pause"]}"' in dockerfile
+
+
+def test_the_nodes_containerd_clamps_oom_score_adj_since_no_process_here_may_lower_it():
+    """Without CAP_SYS_RESOURCE, a pod sandbox asking for oom_score_adj -998 fails to start at all."""
+    dockerfile = kind_node.NODE_DOCKERFILE.format(debian="d", k8s="1", pause="p")
+    assert "s/restrict_oom_score_adj = false/restrict_oom_score_adj = true/" in dockerfile
+    # and the build fails if kind's config no longer has the line to flip
+    assert "grep -q 'restrict_oom_score_adj = true'" in dockerfile

@@ -122,8 +122,10 @@ def cluster_name(config: Path = KIND_CONFIG) -> str:
     return str(name)
 
 
-def _run(argv: Sequence[str], what: str, stdin_text: str | None = None) -> str:
-    """Run a short command; its output is appended to the cluster log."""
+def _run(argv: Sequence[str], what: str, stdin_text: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a short command (``env``: extra variables); its output is appended to the cluster log."""
+    import os
+
     log = logs_dir() / "cluster.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -133,6 +135,7 @@ def _run(argv: Sequence[str], what: str, stdin_text: str | None = None) -> str:
         input=stdin_text,
         check=False,
         stdin=None if stdin_text is not None else subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     with open(log, "a") as out:
         out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
@@ -311,6 +314,28 @@ KIND_NETWORK = "kind"  # the Docker network kind puts its nodes on
 DEFAULT_WORKERS = 2
 
 
+def metrics_server_manifest(kubectl: str) -> str:
+    """metrics-server's own manifests (its pinned module's manifests/base) on the node's image.
+
+    Its kubelets serve self-signed certificates, as in any kind cluster, hence
+    --kubelet-insecure-tls (the setting kind's documentation gives for it).
+    """
+    import yaml
+
+    from lab_env.stack.images import kind_node
+    from lab_env.stack.provision import kube
+
+    base = kube.module_dir("sigs.k8s.io/metrics-server", f"v{pins().kubernetes['metrics_server']}") / "manifests/base"
+    docs = list(yaml.safe_load_all(_run([kubectl, "kustomize", str(base)], "rendering metrics-server's manifests")))
+    for doc in docs:
+        if doc and doc.get("kind") == "Deployment":
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            container["image"] = kind_node.component_refs()["metrics-server"]
+            container["imagePullPolicy"] = "IfNotPresent"
+            container["args"] = [*container.get("args", []), "--kubelet-insecure-tls"]
+    return yaml.safe_dump_all([d for d in docs if d], sort_keys=False)
+
+
 def local_images() -> bool:
     """Whether kind runs on the bakery's images (LAB_ENV_IMAGES=local) rather than pulled ones."""
     from lab_env.stack.images.catalog import image_set
@@ -326,7 +351,7 @@ def local_exists() -> bool:
     kind = kind_build.bin_dir() / "kind"
     if engine is None or not kind.exists():
         return False
-    listed = _run_env([str(kind), "get", "clusters"], "listing kind clusters", {"DOCKER_HOST": engine.host})
+    listed = _run([str(kind), "get", "clusters"], "listing kind clusters", env={"DOCKER_HOST": engine.host})
     return cluster_name() in listed.split()
 
 
@@ -367,23 +392,6 @@ def _local_tools() -> tuple[Any, dict[str, str], str, str]:
     return engine, env, str(bins / "kind"), str(bins / "kubectl")
 
 
-def _run_env(argv: Sequence[str], what: str, env: dict[str, str], stdin_text: str | None = None) -> str:
-    import os
-
-    log = logs_dir() / "cluster.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        list(argv), capture_output=True, text=True, input=stdin_text, check=False,
-        stdin=None if stdin_text is not None else subprocess.DEVNULL, env={**os.environ, **env},
-    )  # fmt: skip
-    with open(log, "a") as out:
-        out.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
-    if done.returncode != 0:
-        reason = _one_line(done.stderr) or _one_line(done.stdout) or f"exit {done.returncode}"
-        raise LabEnvError(f"{what} failed: {reason}", f"see {log}")
-    return done.stdout
-
-
 def local_up(
     workers: int = DEFAULT_WORKERS, wait: str = "300s", with_dapr: bool = True, timeout: str = "10m"
 ) -> list[str]:
@@ -395,11 +403,11 @@ def local_up(
     from lab_env.stack.provision import kind_build
 
     name = cluster_name()
-    engine, env, kind, _ = _local_tools()
+    engine, env, kind, kubectl = _local_tools()
     debian = bakery.build(engine, ["debian"])[-1].ref
     kind_build.build()
     node = kind_node.build(engine, debian)
-    if name in _run_env([kind, "get", "clusters"], "listing kind clusters", env).split():
+    if name in _run([kind, "get", "clusters"], "listing kind clusters", env=env).split():
         made = "was already up"
     else:
         config = logs_dir().parent / LOCAL_CONFIG_NAME
@@ -412,8 +420,14 @@ def local_up(
             fix="see the log; `lab-env cluster down --runtime kind` removes what was made",
         )
         made = "is up"
-    _run_env([kind, "export", "kubeconfig", "--name", name], "writing the kubeconfig", env)
+    _run([kind, "export", "kubeconfig", "--name", name], "writing the kubeconfig", env=env)
     summary = [f"kind cluster {name} {made} (kubectl context kind-{name}, nodes from {node}, built here)"]
+    _run(
+        [kubectl, "--context", f"kind-{name}", "apply", "-f", "-"],
+        "installing metrics-server",
+        stdin_text=metrics_server_manifest(kubectl),
+        env=env,
+    )
     if with_dapr:
         summary.append(_local_dapr(engine, env, kind, name, timeout))
     return summary
@@ -455,10 +469,10 @@ def local_down() -> bool:
         return False
     env = {"DOCKER_HOST": engine.host}
     name = cluster_name()
-    if name not in _run_env([str(kind), "get", "clusters"], "listing kind clusters", env).split():
+    if name not in _run([str(kind), "get", "clusters"], "listing kind clusters", env=env).split():
         return False
-    _run_env([str(kind), "delete", "cluster", "--name", name], f"deleting kind cluster {name}", env)
+    _run([str(kind), "delete", "cluster", "--name", name], f"deleting kind cluster {name}", env=env)
     # kind keeps its network for later clusters; lab-env made it, so the last cluster out removes it.
-    if not _run_env([str(kind), "get", "clusters"], "listing kind clusters", env).split():
+    if not _run([str(kind), "get", "clusters"], "listing kind clusters", env=env).split():
         engine.docker("network", "rm", KIND_NETWORK)
     return True

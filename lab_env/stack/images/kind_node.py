@@ -13,7 +13,7 @@ What it reproduces of kindest/node, and how:
 - every image kubeadm and kind start, already in the node's containerd
   (imported without unpacking, pinned, as kind's node builder does):
   kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, etcd,
-  CoreDNS and pause, each one binary on the bakery's Debian base, named
+  CoreDNS, pause and metrics-server (for the HPA), each one binary on the bakery's Debian base, named
   localhost/lab-env/<name> (the cluster config points kubeadm there).
 
 What differs:
@@ -72,6 +72,8 @@ COMPONENTS = {
     "kube-proxy": ("kube-proxy", "v{k8s}", "iptables conntrack nftables", None),
     "etcd": ("etcd", "{etcd}", "", None),
     "coredns": ("coredns", "v{coredns}", "", "/usr/local/bin/coredns"),
+    # The HPA's metrics: the native cluster's metrics-server build (upstream's image runs it as its entrypoint).
+    "metrics-server": ("metrics-server", "v{metrics_server}", "", "/usr/local/bin/metrics-server"),
     # podnet: the CNI DaemonSet (podnet.sh) with kubectl to read the nodes' pod CIDRs.
     "podnet": ("kubectl", "v{k8s}", "iproute2 iptables", "/usr/local/bin/podnet.sh"),
 }
@@ -128,6 +130,7 @@ def _versions() -> dict[str, str]:
     return {
         "k8s": p.kubernetes["version"],
         "etcd": p.kubernetes["etcd"],
+        "metrics_server": p.kubernetes["metrics_server"],
         "coredns": p.kind_node["coredns"],
         "pause": p.kind_node["pause"],
         "kind": p.kind_node["kind"],

@@ -9,7 +9,7 @@
     pause                      gcc -static on the pause.c the k8s.io/kubernetes module ships
 
 kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd are
-the native cluster's (provision/kube.py). Everything lands in one folder of
+the native cluster's (provision/kube.py), and so is metrics-server. Everything lands in one folder of
 the cache next to a stamp of the pins it was built at; a later call with the
 same pins returns at once.
 """
@@ -34,7 +34,7 @@ NODE_KUBE = ("kubelet", "kubeadm", "kube-proxy")
 CONTAINERD = ("containerd", "ctr", "containerd-shim-runc-v2")
 # containerd's optional snapshotters that need C libraries; kind's own build leaves them out too.
 CONTAINERD_TAGS = "no_aufs no_zfs no_btrfs no_devmapper"
-FROM_NATIVE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
+FROM_NATIVE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "metrics-server")
 ALL = (*NODE_KUBE, *CONTAINERD, "kind", "coredns", "pause", *FROM_NATIVE)
 FIX = "check network access to the Go module proxy, then run `lab-env images build kind-node` again"
 
