@@ -8,6 +8,8 @@ In one run on this machine, on lab-env's own Docker engine:
 - `kind create cluster` with 1 control plane and --workers workers, until every node is Ready;
 - Dapr installed by its own Helm chart until `helm --wait` says healthy (images built, then
   loaded into the nodes);
+- the HPA on real CPU (lab_env/runtime/clusters/hpa_demo.py): from starting a load to 2 and to 4
+  ready pods, and from stopping it back to 1;
 - the memory of each node container (docker stats) with Dapr's control plane running;
 - deleting the cluster;
 - the native cluster (real control plane, kwok's simulated nodes): up and down, the reference.
@@ -29,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.runtime.clusters import kind  # noqa: E402
+from lab_env.runtime.clusters import hpa_demo, kind  # noqa: E402
 from lab_env.runtime.clusters import native as native_cluster  # noqa: E402
 from lab_env.stack import engine as engines  # noqa: E402
 from lab_env.stack.images import bakery, kind_node  # noqa: E402
@@ -86,6 +88,22 @@ def main() -> int:
         time.sleep(0.5)
     r["cluster_create_to_nodes_ready_s"] = time.perf_counter() - started
     r["dapr_install_to_healthy_s"] = timed(lambda: kind.local_up(workers=args.workers, with_dapr=True))
+    kind_bin = str(kind._local_tools()[2])
+    subprocess.run(
+        [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), hpa_demo.AGENT_IMAGE],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+
+    def run_kubectl(*a: str, stdin: str | None = None) -> str:
+        done = subprocess.run([*kubectl, *a], input=stdin, capture_output=True, text=True, env=env, check=True)
+        return done.stdout
+
+    hpa_demo.apply_app(run_kubectl)
+    hpa_demo.start_load(run_kubectl)
+    r["hpa_first_scale_up_s"] = hpa_demo.until_replicas(run_kubectl, lambda n: n >= 2, "scale up")
+    r["hpa_to_max_s"] = r["hpa_first_scale_up_s"] + hpa_demo.until_replicas(run_kubectl, lambda n: n >= 4, "max")
+    hpa_demo.stop_load(run_kubectl)
+    r["hpa_back_to_one_s"] = hpa_demo.until_replicas(run_kubectl, lambda n: n == 1, "scale down")
     stats = engine.check(
         "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
         *engine.check("ps", "-q", "--filter", f"label=io.x-k8s.kind.cluster={kind.cluster_name()}").split(),
@@ -110,6 +128,9 @@ def write(r: dict) -> None:
         ("node image rebuilt, Go binaries cached", r["node_image_rebuilt_s"]),
         (f"kind cluster create, 1 + {r['workers']} nodes, to all Ready", r["cluster_create_to_nodes_ready_s"]),
         ("Dapr by its Helm chart, images loaded, to healthy", r["dapr_install_to_healthy_s"]),
+        ("HPA: load started to 2 pods ready (real CPU, metrics-server)", r["hpa_first_scale_up_s"]),
+        ("HPA: load started to 4 pods ready (its maximum)", r["hpa_to_max_s"]),
+        ("HPA: load stopped to 1 pod (scale-down window 0)", r["hpa_back_to_one_s"]),
         ("kind cluster delete", r["cluster_delete_s"]),
         ("native cluster up (reference)", native),
         ("native cluster down", r["native_down_s"]),
@@ -128,7 +149,7 @@ def write(r: dict) -> None:
         "",
         f"Node image: {r['node_image_mb']} MB (the control-plane images preloaded in its containerd).",
         "",
-        "| node container (Dapr's control plane running) | memory MiB |",
+        "| node container (Dapr's control plane, metrics-server and the HPA app at 1 pod running) | memory MiB |",
         "| --- | ---: |",
         *(f"| {name} | {mib:.0f} |" for name, mib in sorted(memory.items())),
         f"| all nodes | {sum(memory.values()):.0f} |",

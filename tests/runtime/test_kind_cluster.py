@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -20,7 +19,8 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("LAB_ENV_KIND") != "1", reason="kind on local images is opt-in: LAB_ENV_KIND=1 (builds for minutes)"
 )
 
-AGENT_IMAGE = "localhost/lab-env/agent-base:3.11-bookworm"
+from lab_env.runtime.clusters.hpa_demo import AGENT_IMAGE  # noqa: E402  the apps' image, loaded by the fixture
+
 # Two apps on two different nodes (anti-affinity): "echo" serves HTTP, "caller" calls it through
 # its own sidecar, so the call crosses nodes sidecar to sidecar, over mTLS with Sentry's certificates.
 APPS = """\
@@ -74,7 +74,11 @@ def cluster():
     os.environ["LAB_ENV_IMAGES"] = "local"
     try:
         kind.local_up(workers=2)
-        _, env, _, kubectl = kind._local_tools()
+        _, env, kind_bin, kubectl = kind._local_tools()
+        subprocess.run(
+            [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), AGENT_IMAGE],
+            env={**os.environ, **env}, check=True, capture_output=True,
+        )  # fmt: skip
         yield {"kubectl": [kubectl, "--context", f"kind-{kind.cluster_name()}"], "env": {**os.environ, **env}}
     finally:
         kind.local_down()
@@ -105,13 +109,7 @@ def test_the_dapr_control_plane_from_its_chart_is_available(cluster):
 
 
 def test_annotated_pods_get_daprd_injected_and_call_each_other_across_nodes_over_mtls(cluster):
-    from lab_env.runtime.clusters import kind
 
-    _, env, kind_bin, _ = kind._local_tools()
-    subprocess.run(
-        [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), AGENT_IMAGE], env={**os.environ, **env},
-        check=True, capture_output=True,
-    )  # fmt: skip
     _kubectl(cluster, "apply", "-f", "-", stdin=APPS.replace("AGENT", AGENT_IMAGE).replace("APART", APART))
     # Safety nets: each rollout's own readiness (both containers Ready) decides, not these limits.
     for app in ("echo", "caller"):
@@ -131,105 +129,20 @@ def test_annotated_pods_get_daprd_injected_and_call_each_other_across_nodes_over
     assert status.strip() == "200"
 
 
-# An HTTP app whose every request costs 50 ms of CPU, its Service, and an HPA on CPU (target 50 % of
-# a 100m request). The scale-down window is 0 so it comes back down as soon as the metrics say so.
-SERVE = (
-    "import http.server, time\n"
-    "class H(http.server.BaseHTTPRequestHandler):\n"
-    "    def do_GET(self):\n"
-    "        end = time.process_time() + 0.05\n"
-    "        while time.process_time() < end: pass\n"
-    "        self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n"
-    "    def log_message(self, *args): pass\n"
-    "http.server.ThreadingHTTPServer(('', 8000), H).serve_forever()\n"
-)
-LOAD = (
-    "import urllib.request\n"
-    "while True:\n"
-    "    try: urllib.request.urlopen('http://cpu-app:8000/', timeout=5).read()\n"
-    "    except OSError: pass\n"
-)
-
-
-def _deployment(name: str, code: str, cpu: str) -> dict:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": AGENT_IMAGE,
-                            "command": ["python3", "-c", code],
-                            "resources": {"requests": {"cpu": cpu}, "limits": {"cpu": "500m"}},
-                        }
-                    ]
-                },
-            },
-        },
-    }
-
-
-HPA_APP = [
-    _deployment("cpu-app", SERVE, "100m"),
-    {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "cpu-app"},
-        "spec": {"selector": {"app": "cpu-app"}, "ports": [{"port": 8000}]},
-    },
-    {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "cpu-app"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cpu-app"},
-            "minReplicas": 1,
-            "maxReplicas": 4,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
-                }
-            ],
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
-        },
-    },
-]
-# Safety nets only: the HPA's own status decides; a busy 2-core machine may take minutes.
-SCALE_LIMIT_S = 900
-
-
-def _ready_replicas(cluster) -> int:
-    status = json.loads(_kubectl(cluster, "get", "deployment", "cpu-app", "-o", "json"))["status"]
-    return int(status.get("readyReplicas", 0))
-
-
-def _until(cluster, predicate, what: str) -> float:
-    started = time.monotonic()
-    while not predicate(_ready_replicas(cluster)):
-        assert time.monotonic() - started < SCALE_LIMIT_S, f"{what}: no change in {SCALE_LIMIT_S} s"
-        time.sleep(2)
-    return time.monotonic() - started
-
-
 def test_the_hpa_scales_real_pods_on_real_cpu_up_and_back_down(cluster):
-    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": HPA_APP}))
-    _kubectl(cluster, "rollout", "status", "deployment/cpu-app", "--timeout=600s")
-    assert _ready_replicas(cluster) == 1
-    load = _deployment("load", LOAD, "50m")
-    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(load))
-    _until(cluster, lambda n: n >= 2, "scale up under load")
+    from lab_env.runtime.clusters import hpa_demo
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        return _kubectl(cluster, *args, stdin=stdin)
+
+    hpa_demo.apply_app(kubectl)
+    assert hpa_demo.ready_replicas(kubectl) == 1
+    hpa_demo.start_load(kubectl)
+    hpa_demo.until_replicas(kubectl, lambda n: n >= 2, "scale up under load")
     # metrics-server read the pods' real CPU from the kubelets: the HPA saw it above target.
-    hpa = json.loads(_kubectl(cluster, "get", "hpa", "cpu-app", "-o", "json"))["status"]
-    assert hpa["desiredReplicas"] >= 2
-    _kubectl(cluster, "delete", "deployment", "load")
-    _until(cluster, lambda n: n == 1, "scale down without load")
+    assert hpa_demo.desired_replicas(kubectl) >= 2
+    hpa_demo.stop_load(kubectl)
+    hpa_demo.until_replicas(kubectl, lambda n: n == 1, "scale down without load")
 
 
 def test_down_leaves_no_node_volume_or_network(cluster):
