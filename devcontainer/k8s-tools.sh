@@ -13,7 +13,7 @@ mkdir -p "$out"
 arch="${TARGETARCH:-$(dpkg --print-architecture)}"
 
 # has VERSION TOOL ARGS...: TOOL is in $out and ARGS make it print VERSION.
-has() { [[ -x "$out/$2" ]] && "$out/$2" "${@:3}" 2>/dev/null | grep -qF -- "$1"; }
+has() { [[ -x "$out/$2" ]] && "$out/$2" "${@:3}" 2>/dev/null | grep -F -- "$1" >/dev/null; }
 work="$(mktemp -d)"
 cd "$work"
 
