@@ -100,17 +100,12 @@ def _node_kube(go: str, out: Path, k8s: str) -> None:
     work = cache_dir() / "kube-build"
     if not (work / "go.mod").exists():
         shutil.copytree(kube.BUILD_MODULE, work, dirs_exist_ok=True)
-    major, minor = k8s.split(".")[:2]
-    version_flags = " ".join(
-        f"-X {pkg}.gitVersion=v{k8s} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
-        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-    )
     go_build(
         go,
         work,
         [f"k8s.io/kubernetes/cmd/{name}" for name in NODE_KUBE],
         f"{out}/",
-        f"-s -w {version_flags} -X k8s.io/component-base/version.gitTreeState=clean",
+        kube.kube_ldflags(k8s),
         f"kubelet, kubeadm, kube-proxy {k8s}",
         "kind-node-kube.log",
     )

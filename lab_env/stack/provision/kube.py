@@ -67,18 +67,13 @@ def install_kube(force: bool = False) -> Path:
     staging = work / "bin"
     v = pins().kubernetes
     k8s = v["version"]
-    major, minor = k8s.split(".")[:2]
-    version_flags = " ".join(
-        f"-X {pkg}.gitVersion=v{k8s} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
-        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-    )
     # kwokctl reads each binary's --version to choose its flags: the version must be real.
     go_build(
         go,
         work,
         [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS],
         f"{staging}/",
-        f"-s -w {version_flags} -X k8s.io/component-base/version.gitTreeState=clean",
+        kube_ldflags(k8s),
         f"Kubernetes {k8s}",
         "kube-build.log",
     )
@@ -107,6 +102,17 @@ def install_kube(force: bool = False) -> Path:
         tmp.replace(out / name)
     (out / "versions.json").write_text(json.dumps(_stamp()))
     return out
+
+
+def kube_ldflags(k8s: str) -> str:
+    """-ldflags for a Kubernetes binary: stripped, stamped with its real version (kwokctl and
+    kubeadm read each binary's version)."""
+    major, minor = k8s.split(".")[:2]
+    stamps = " ".join(
+        f"-X {pkg}.gitVersion=v{k8s} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    )
+    return f"-s -w {stamps} -X k8s.io/component-base/version.gitTreeState=clean"
 
 
 def module_dir(module: str, version: str) -> Path:
