@@ -55,14 +55,14 @@ def images(engine: Engine) -> list[str]:
     (context / "Dockerfile").write_text(dockerfile)
     for name in kind_build.DAPR_K8S:
         shutil.copy2(bins / name, context / name)
-    label = kind_node._digest(
+    label = kind_node.digest(
         dockerfile.encode(),
-        kind_node._image_id(engine, base).encode(),
-        *(kind_node._file_digest(bins / name) for name in kind_build.DAPR_K8S),
+        kind_node.image_id(engine, base).encode(),
+        *(kind_node.file_digest(bins / name) for name in kind_build.DAPR_K8S),
     )
     ref = f"{LOCAL_REPO}/dapr-k8s:{pins().dapr_runtime}"
-    if kind_node._label(engine, ref) != label:
-        kind_node._build(engine, context, ref, label, "dapr-k8s")
+    if kind_node.recipe_label(engine, ref) != label:
+        kind_node.build_image(engine, context, ref, label, "dapr-k8s")
     refs = image_refs()
     for tag in refs:
         engine.check("tag", ref, tag)

@@ -164,14 +164,14 @@ def _kind_files() -> Path:
     ) / ("images/base/files")
 
 
-def _digest(*parts: bytes) -> str:
+def digest(*parts: bytes) -> str:
     h = hashlib.sha256()
     for part in parts:
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> bytes:
+def file_digest(path: Path) -> bytes:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -179,12 +179,12 @@ def _file_digest(path: Path) -> bytes:
     return h.digest()
 
 
-def _label(engine: Engine, ref: str) -> str | None:
+def recipe_label(engine: Engine, ref: str) -> str | None:
     done = engine.docker("image", "inspect", "--format", '{{index .Config.Labels "' + LABEL + '"}}', ref)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _build(engine: Engine, context: Path, ref: str, label: str, what: str) -> None:
+def build_image(engine: Engine, context: Path, ref: str, label: str, what: str) -> None:
     steps = sum(1 for line in (context / "Dockerfile").read_text().splitlines() if line[:1].isalpha())
     run_with_progress(
         ["docker", "build", "--force-rm", "--label", f"{LABEL}={label}", "-t", ref, str(context)],
@@ -223,23 +223,23 @@ def _components(engine: Engine, debian: str, binaries: Path) -> tuple[list[str],
         (context / "Dockerfile").write_text(dockerfile)
         shutil.copy2(binaries / binary, context / binary)
         extra = (FILES / "podnet.sh").read_bytes() if name == "podnet" else b""
-        label = _digest(dockerfile.encode(), _file_digest(binaries / binary), extra, _image_id(engine, debian).encode())
-        if _label(engine, refs[name]) != label:
-            _build(engine, context, refs[name], label, name)
+        label = digest(dockerfile.encode(), file_digest(binaries / binary), extra, image_id(engine, debian).encode())
+        if recipe_label(engine, refs[name]) != label:
+            build_image(engine, context, refs[name], label, name)
         digests.append(label)
     context = work_dir() / "pause"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
     (context / "Dockerfile").write_text(PAUSE_DOCKERFILE)
     shutil.copy2(binaries / "pause", context / "pause")
-    label = _digest(PAUSE_DOCKERFILE.encode(), _file_digest(binaries / "pause"))
-    if _label(engine, refs["pause"]) != label:
-        _build(engine, context, refs["pause"], label, "pause")
+    label = digest(PAUSE_DOCKERFILE.encode(), file_digest(binaries / "pause"))
+    if recipe_label(engine, refs["pause"]) != label:
+        build_image(engine, context, refs["pause"], label, "pause")
     digests.append(label)
-    return list(refs.values()), _digest(*(d.encode() for d in digests))
+    return list(refs.values()), digest(*(d.encode() for d in digests))
 
 
-def _image_id(engine: Engine, ref: str) -> str:
+def image_id(engine: Engine, ref: str) -> str:
     done = engine.docker("image", "inspect", "--format", "{{.Id}}", ref)
     if done.returncode != 0:
         raise LabEnvError(f"image {ref} is not built", "run `lab-env images build debian`")
@@ -275,20 +275,20 @@ def build(engine: Engine, debian: str) -> str:
     (context / "default-cni.yaml").write_text(default_cni())
     (context / "Dockerfile").write_text(dockerfile)
     kind_text = b"".join(p.read_bytes() for p in sorted((context / "kind").rglob("*")) if p.is_file())
-    label = _digest(
+    label = digest(
         dockerfile.encode(),
         kind_text,
         _runc_wrapper().encode(),
         default_cni().encode(),
         components.encode(),
-        _image_id(engine, debian).encode(),
-        *(_file_digest(context / "bin" / n) for n in sorted(os.listdir(context / "bin"))),
+        image_id(engine, debian).encode(),
+        *(file_digest(context / "bin" / n) for n in sorted(os.listdir(context / "bin"))),
     )
     ref = node_ref()
-    if _label(engine, ref) == label:
+    if recipe_label(engine, ref) == label:
         return ref
     base = f"{LOCAL_REPO}/kind-node-base:v{v['k8s']}"
-    _build(engine, context, base, label, "node")
+    build_image(engine, context, base, label, "node")
     _preload(engine, base, ref, refs, label)
     return ref
 
