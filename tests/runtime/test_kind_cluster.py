@@ -74,12 +74,17 @@ def cluster():
     os.environ["LAB_ENV_IMAGES"] = "local"
     try:
         kind.local_up(workers=2)
-        _, env, kind_bin, kubectl = kind._local_tools()
+        engine, env, kind_bin, kubectl = kind._local_tools()
         subprocess.run(
             [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), AGENT_IMAGE],
             env={**os.environ, **env}, check=True, capture_output=True,
         )  # fmt: skip
-        yield {"kubectl": [kubectl, "--context", f"kind-{kind.cluster_name()}"], "env": {**os.environ, **env}}
+        yield {
+            "kubectl": [kubectl, "--context", f"kind-{kind.cluster_name()}"],
+            "env": {**os.environ, **env},
+            "kind": kind_bin,
+            "engine": engine,
+        }
     finally:
         kind.local_down()
 
@@ -143,6 +148,43 @@ def test_the_hpa_scales_real_pods_on_real_cpu_up_and_back_down(cluster):
     assert hpa_demo.desired_replicas(kubectl) >= 2
     hpa_demo.stop_load(kubectl)
     hpa_demo.until_replicas(kubectl, lambda n: n == 1, "scale down without load")
+
+
+def test_lab05_home_runs_on_real_pods_with_injected_sidecars_policy_and_state_across_pod_deletion(
+    cluster, tmp_path_factory
+):
+    """Lab 05's marketplace spec, rendered by kube.manifests, on the kind cluster: each agent's pod gets
+    daprd from the injector; the products agent's actor keeps its state in the in-cluster Redis when
+    every products pod is deleted; the access policy refuses the buyers through the real sidecars."""
+    from lab_env.core.paths import REPO_ROOT
+    from lab_env.marketplace.homes.spec import load
+    from lab_env.runtime import sidecar
+    from lab_env.runtime.actors import actor_type
+    from lab_env.runtime.clusters import kind, kind_home
+
+    spec = load(REPO_ROOT / "lab_env" / "marketplace" / "homes" / "marketplace.yaml")
+    folder = tmp_path_factory.mktemp("kind-home")
+    secret = {"openai-api-key": "Bearer placeholder"}
+    home = kind_home.deploy(spec, kind.local_kubectl(), kind.local_load, cluster["engine"], folder, secret)
+    try:
+        for agent in spec.agents:
+            assert home.containers(agent.app_id) == [agent.app_id, "daprd"]
+        assert len(home.pods("products")) == 2  # its replicas, each with its own sidecar
+        stock = sidecar.actor_method_path(actor_type("ProductActor"), "sku-1", "Stock")
+        restock = sidecar.actor_method_path(actor_type("ProductActor"), "sku-1", "Restock")
+        home.wait_answers("products", stock)  # placement has the type
+        home.call("products", restock, 7)
+        before = set(home.pods("products"))
+        home.restart_pods("products")
+        assert not before & set(home.pods("products"))  # new pods, not the old ones
+        assert home.wait_answers("products", stock, "7") == "7"
+        # The products' Configuration lets the mediator call Stock and nobody else.
+        refused = home.request("buyers", sidecar.invoke_path("products", "Stock"))
+        assert refused[0] == 403 and "ERR_DIRECT_INVOKE" in refused[1], refused
+        allowed = home.request("mediator", sidecar.invoke_path("products", "Stock"))
+        assert allowed[0] != 403, allowed
+    finally:
+        home.remove()
 
 
 def test_down_leaves_no_node_volume_or_network(cluster):

@@ -36,7 +36,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -390,6 +390,35 @@ def _local_tools() -> tuple[Any, dict[str, str], str, str]:
     env = {"DOCKER_HOST": engine.host}
     bins = kind_build.bin_dir()
     return engine, env, str(bins / "kind"), str(bins / "kubectl")
+
+
+def local_kubectl() -> Callable[..., str]:
+    """``kubectl(*args, stdin=None) -> str`` on the local kind cluster (its context); a LabEnvError on failure."""
+    _, env, _, kubectl = _local_tools()
+    context = f"kind-{cluster_name()}"
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        return _run([kubectl, "--context", context, *args], f"kubectl {args[0] if args else ''}", stdin, env)
+
+    return run
+
+
+def local_load(*refs: str) -> None:
+    """Copy images from the engine into the worker nodes of the local kind cluster (``kind load docker-image``)."""
+    from lab_env.core.progress_bar import run_with_progress
+
+    _, env, kind, _ = _local_tools()
+    name = cluster_name()
+    # Only where pods run: the control-plane node is tainted against them.
+    workers = [n for n in _run([kind, "get", "nodes", "--name", name], "listing nodes", env=env).split()
+               if not n.endswith("-control-plane")]  # fmt: skip
+    run_with_progress(
+        [kind, "load", "docker-image", "--name", name, "--nodes", ",".join(workers), *refs],
+        f"loading {len(refs)} image(s) into the nodes",
+        logs_dir() / "cluster-load.log",
+        env=env,
+        fix="see the log",
+    )
 
 
 def local_up(
