@@ -10,7 +10,10 @@ In one run on this machine, on lab-env's own Docker engine:
   loaded into the nodes);
 - the HPA on real CPU (lab_env/runtime/clusters/hpa_demo.py): from starting a load to 2 and to 4
   ready pods, and from stopping it back to 1;
-- the memory of each node container (docker stats) with Dapr's control plane running;
+- lab 05's home on running pods (lab_env/runtime/clusters/kind_home.py): from building and loading
+  its images to every agent Ready, then deleting every products pod until its actor answers with its
+  state, a rolling update of products, and removing the home's namespace;
+- the memory of each node container (docker stats) with Dapr's control plane and the home running;
 - deleting the cluster;
 - the native cluster (real control plane, kwok's simulated nodes): up and down, the reference.
 
@@ -31,7 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab_env.runtime.clusters import hpa_demo, kind  # noqa: E402
+from lab_env.core.paths import REPO_ROOT  # noqa: E402
+from lab_env.marketplace.homes.spec import load  # noqa: E402
+from lab_env.runtime import sidecar  # noqa: E402
+from lab_env.runtime.actors import actor_type  # noqa: E402
+from lab_env.runtime.clusters import hpa_demo, kind, kind_home  # noqa: E402
 from lab_env.runtime.clusters import native as native_cluster  # noqa: E402
 from lab_env.stack import engine as engines  # noqa: E402
 from lab_env.stack.images import bakery, kind_node  # noqa: E402
@@ -104,6 +111,20 @@ def main() -> int:
     r["hpa_to_max_s"] = r["hpa_first_scale_up_s"] + hpa_demo.until_replicas(run_kubectl, lambda n: n >= 4, "max")
     hpa_demo.stop_load(run_kubectl)
     r["hpa_back_to_one_s"] = hpa_demo.until_replicas(run_kubectl, lambda n: n == 1, "scale down")
+    spec = load(REPO_ROOT / "lab_env" / "marketplace" / "homes" / "marketplace.yaml")
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / "kubernetes-bench-home"
+    started = time.perf_counter()
+    home = kind_home.deploy(
+        spec, kind.local_kubectl(), kind.local_load, engine, folder, {"openai-api-key": "Bearer placeholder"}
+    )
+    r["home_deploy_to_ready_s"] = time.perf_counter() - started
+    stock = sidecar.actor_method_path(actor_type("ProductActor"), "sku-1", "Stock")
+    r["home_first_actor_answer_s"] = timed(lambda: home.wait_answers("products", stock))
+    home.call("products", sidecar.actor_method_path(actor_type("ProductActor"), "sku-1", "Restock"), 7)
+    r["home_pods_deleted_to_state_back_s"] = timed(
+        lambda: (home.restart_pods("products"), home.wait_answers("products", stock, "7"))
+    )
+    r["home_rolling_update_s"] = timed(lambda: home.rolling_update("products"))
     stats = engine.check(
         "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}",
         *engine.check("ps", "-q", "--filter", f"label=io.x-k8s.kind.cluster={kind.cluster_name()}").split(),
@@ -111,6 +132,7 @@ def main() -> int:
     r["node_memory_mib"] = {
         line.split()[0]: round(memory_mib(line.split()[1]), 1) for line in stats.splitlines() if line.strip()
     }
+    r["home_remove_s"] = timed(home.remove)
     r["cluster_delete_s"] = timed(kind.local_down)
 
     r["native_up_s"] = timed(native_cluster.up)
@@ -131,6 +153,11 @@ def write(r: dict) -> None:
         ("HPA: load started to 2 pods ready (real CPU, metrics-server)", r["hpa_first_scale_up_s"]),
         ("HPA: load started to 4 pods ready (its maximum)", r["hpa_to_max_s"]),
         ("HPA: load stopped to 1 pod (scale-down window 0)", r["hpa_back_to_one_s"]),
+        ("lab 05 home: image built and loaded, Redis, Kafka, 3 agents, to all Ready", r["home_deploy_to_ready_s"]),
+        ("lab 05 home: first actor call answered (placement has the type)", r["home_first_actor_answer_s"]),
+        ("lab 05 home: every products pod deleted to its actor's state back", r["home_pods_deleted_to_state_back_s"]),
+        ("lab 05 home: rolling update of products", r["home_rolling_update_s"]),
+        ("lab 05 home: namespace removed", r["home_remove_s"]),
         ("kind cluster delete", r["cluster_delete_s"]),
         ("native cluster up (reference)", native),
         ("native cluster down", r["native_down_s"]),
@@ -149,7 +176,7 @@ def write(r: dict) -> None:
         "",
         f"Node image: {r['node_image_mb']} MB (the control-plane images preloaded in its containerd).",
         "",
-        "| node container (Dapr's control plane, metrics-server and the HPA app at 1 pod running) | memory MiB |",
+        "| node container (Dapr's control plane, metrics-server, the HPA app at 1 pod, lab 05's home) | memory MiB |",
         "| --- | ---: |",
         *(f"| {name} | {mib:.0f} |" for name, mib in sorted(memory.items())),
         f"| all nodes | {sum(memory.values()):.0f} |",

@@ -128,6 +128,8 @@ LABS: tuple[Lab, ...] = (
             "tests/marketplace/test_container_home.py",
             "tests/runtime/test_secure_plane.py",
             "tests/runtime/test_native_cluster.py",
+            "tests/runtime/test_kind_cluster.py",  # opt-in: LAB_ENV_KIND=1 (kind on local images)
+            "tests/runtime/test_kind_home.py",
             "tests/grading/test_grading_labs.py::test_solution_full_marks_and_unsolved_none[05]",
         ),
         bench=("bench/cluster_bench.py",),

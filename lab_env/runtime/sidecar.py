@@ -95,6 +95,16 @@ def actor_state_path(actor_type: str, actor_id: str, key: str | None = None) -> 
     return base if key is None else f"{base}/{_segment(key)}"
 
 
+def workflow_start_path(workflow: str, instance_id: str) -> str:
+    """Start (POST, the input as body) the workflow named ``workflow`` as instance ``instance_id``."""
+    return f"{API}/workflows/dapr/{_segment(workflow)}/start?instanceID={_segment(instance_id)}"
+
+
+def workflow_path(instance_id: str) -> str:
+    """An instance's status (GET): runtimeStatus, and its output under properties."""
+    return f"{API}/workflows/dapr/{_segment(instance_id)}"
+
+
 def health_url(sidecar_url: str, outbound: bool = False) -> str:
     """The full URL of a sidecar's health check, for core.probes.http_status."""
     return f"{sidecar_url}{HEALTHZ_OUTBOUND if outbound else HEALTHZ}"

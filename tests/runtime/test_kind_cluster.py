@@ -155,8 +155,11 @@ def test_lab05_home_runs_on_real_pods_with_injected_sidecars_policy_and_state_ac
 ):
     """Lab 05's marketplace spec, rendered by kube.manifests, on the kind cluster: each agent's pod gets
     daprd from the injector; the products agent's actor keeps its state in the in-cluster Redis when
-    every products pod is deleted; the access policy refuses the buyers through the real sidecars."""
+    every products pod is deleted and through a rolling update; the mediator's workflow runs on the chart's
+    scheduler; the buyers publish over Kafka; the products' policy refuses the buyers through the real sidecars."""
+    from lab_env.core.names import unique_name
     from lab_env.core.paths import REPO_ROOT
+    from lab_env.core.probes import wait_until
     from lab_env.marketplace.homes.spec import load
     from lab_env.runtime import sidecar
     from lab_env.runtime.actors import actor_type
@@ -174,10 +177,27 @@ def test_lab05_home_runs_on_real_pods_with_injected_sidecars_policy_and_state_ac
         restock = sidecar.actor_method_path(actor_type("ProductActor"), "sku-1", "Restock")
         home.wait_answers("products", stock)  # placement has the type
         home.call("products", restock, 7)
-        before = set(home.pods("products"))
-        home.restart_pods("products")
-        assert not before & set(home.pods("products"))  # new pods, not the old ones
-        assert home.wait_answers("products", stock, "7") == "7"
+        for replace in (home.restart_pods, home.rolling_update):  # a crash of every pod, then an update
+            before = set(home.pods("products"))
+            replace("products")
+            assert not before & set(home.pods("products"))  # new pods, not the old ones
+            assert home.wait_answers("products", stock, "7") == "7"
+        # The mediator's workflow runs on the chart's scheduler, its activities calling the negotiator actors.
+        for kind_name, agent, terms in (
+            ("BuyerAgent", "buyer-1", {"limit": 90, "opening": 50, "rounds": 5}),
+            ("SellerAgent", "seller-1", {"limit": 70, "opening": 120, "rounds": 5}),
+        ):
+            home.call("mediator", sidecar.actor_method_path(actor_type(kind_name), agent, "Setup"), terms)
+        deal, deal_id = {"buyer": "buyer-1", "seller": "seller-1", "rounds": 5}, unique_name("deal")
+        assert home.request("mediator", sidecar.workflow_start_path("haggle", deal_id), deal)[0] == 202
+        wait_until(lambda: json.loads(home.call("mediator", sidecar.workflow_path(deal_id)))["runtimeStatus"]
+                   in ("COMPLETED", "FAILED"), 600, "the haggle to finish")  # fmt: skip
+        finished = json.loads(home.call("mediator", sidecar.workflow_path(deal_id)))
+        assert finished["runtimeStatus"] == "COMPLETED", finished
+        assert json.loads(finished["properties"]["dapr.workflow.output"])["agreed"] is True
+        # The buyers publish over the in-cluster Kafka (204: the broker took it); the model binding is theirs only.
+        assert home.request("buyers", sidecar.publish_path("pubsub", "listings"), {"sku": "sku-1"})[0] == 204
+        assert home.request("products", sidecar.publish_path("pubsub", "listings"), {"sku": "sku-1"})[0] == 204
         # The products' Configuration lets the mediator call Stock and nobody else.
         refused = home.request("buyers", sidecar.invoke_path("products", "Stock"))
         assert refused[0] == 403 and "ERR_DIRECT_INVOKE" in refused[1], refused

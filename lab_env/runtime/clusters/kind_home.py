@@ -4,6 +4,7 @@
     home.call("products", path, body)              # from inside an agent's pod, to its injected sidecar
     home.request("buyers", path)                   # (status, body), refusals included
     home.restart_pods("products")                  # delete its pods; the Deployment makes new ones
+    home.rolling_update("products")                # new pods replace the old ones one by one
     home.remove()                                  # the namespace and everything in it
 
 ``kubectl(*args, stdin=None) -> str`` and ``load(*image_refs)`` are the caller's
@@ -205,12 +206,32 @@ class KindHome:
         found = json.loads(self.kubectl("-n", self.namespace, "get", "pods", "-l", f"app={agent}", "-o", "json"))
         return [c["name"] for c in found["items"][0]["spec"]["containers"]]
 
+    def table(self) -> str:
+        """One line per pod of the home: name, node, its containers, and how many are ready."""
+        found = json.loads(self.kubectl("-n", self.namespace, "get", "pods", "-o", "json"))["items"]
+        rows = [
+            (
+                p["metadata"]["name"],
+                p["spec"].get("nodeName", "-"),
+                "+".join(c["name"] for c in p["spec"]["containers"]),
+                f"{sum(s['ready'] for s in p['status'].get('containerStatuses', []))}/{len(p['spec']['containers'])}",
+            )
+            for p in sorted(found, key=lambda p: p["metadata"]["name"])
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows)
+
     def wait_ready(self, agent: str) -> None:
         self.kubectl("-n", self.namespace, "rollout", "status", f"deployment/{agent}", f"--timeout={ROLLOUT_LIMIT}")
 
     def restart_pods(self, agent: str) -> None:
         """Delete every pod of ``agent``; its Deployment replaces them; back when all are Ready."""
         self.kubectl("-n", self.namespace, "delete", "pods", "-l", f"app={agent}", "--wait=true")
+        self.wait_ready(agent)
+
+    def rolling_update(self, agent: str) -> None:
+        """A rolling update of ``agent`` (``kubectl rollout restart``): new pods replace the old one by one."""
+        self.kubectl("-n", self.namespace, "rollout", "restart", f"deployment/{agent}")
         self.wait_ready(agent)
 
     def wait_answers(self, agent: str, path: str, expected: str | None = None) -> str:
@@ -257,3 +278,31 @@ def deploy(
         home.remove()
         raise
     return home
+
+
+def why_not() -> str | None:
+    """Why the kind home cannot run here (one line, with what to do), or None when it can."""
+    import os
+
+    from lab_env.runtime.clusters import kind
+
+    if os.environ.get("LAB_ENV_GRADING") == "1":
+        return "the grader starts no cluster (the checks grade the manifests on kwok); run the lab to watch it"
+    if not kind.local_exists():
+        return (
+            "no kind cluster built here is up: run `LAB_ENV_IMAGES=local lab-env cluster up --runtime kind` in a "
+            "terminal (about 2 minutes once its images are built, 15 to 25 the first time), then this cell"
+        )
+    return None
+
+
+def start_or_explain(spec: HomeSpec, folder: Path, secret_values: dict[str, str]) -> KindHome | None:
+    """``deploy`` on the local kind cluster, or None after one line saying why not."""
+    from lab_env.runtime.clusters import kind
+
+    reason = why_not()
+    if reason:
+        print(f"kind home not started: {reason}")
+        return None
+    engine, *_ = kind._local_tools()
+    return deploy(spec, kind.local_kubectl(), kind.local_load, engine, folder, secret_values)
