@@ -9,7 +9,9 @@ from lab_env.runtime.clusters import kind
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    runtime = kind.choose_runtime(args.runtime)
+    runtime, why = kind.runtime_choice(args.runtime)
+    if args.runtime == "auto":
+        print(f"runtime: {runtime} ({why})")
     if runtime == "native":
         from lab_env.runtime.clusters import native as native_cluster
 

@@ -291,11 +291,22 @@ def docker_usable() -> bool:
         return False
 
 
-def choose_runtime(wanted: str) -> str:
-    """kind where Docker runs (the devcontainer), else the native control plane."""
+def runtime_choice(wanted: str) -> tuple[str, str]:
+    """The cluster runtime for ``wanted`` (auto, kind or native), and why, in a few words."""
     if wanted != "auto":
-        return wanted
-    return "kind" if docker_usable() else "native"
+        return wanted, "asked for"
+    if docker_usable():
+        return "kind", "a Docker engine answers (kind pulls its images)"
+    if local_images() and local_exists():
+        return "kind", "the kind cluster built here is up"
+    return "native", (
+        "no Docker engine answers; `LAB_ENV_IMAGES=local lab-env cluster up --runtime kind` builds kind here"
+    )
+
+
+def choose_runtime(wanted: str) -> str:
+    """kind where Docker runs (the devcontainer) or the kind cluster built here is up, else native."""
+    return runtime_choice(wanted)[0]
 
 
 def exists() -> bool:
