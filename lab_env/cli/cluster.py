@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argpar
         "--runtime",
         choices=("auto", "kind", "native"),
         default="auto",
-        help="kind (needs Docker) or native (local processes); auto picks kind when Docker runs",
+        help="kind (needs Docker, or LAB_ENV_IMAGES=local to build it on lab-env's own engine) or native (local "
+        "processes); auto picks kind when a Docker engine answers, and says which it picked",
     )
     parser.add_argument(
         "--namespace",

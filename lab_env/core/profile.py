@@ -69,6 +69,11 @@ NATIVE = Profile("native", "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1")
 CONTAINER = Profile("container", "redis", "kafka", "placement", "scheduler")
 
 
+def from_native(profile: Profile) -> dict[str, str]:
+    """Each native address a component names -> the same service's address under ``profile``."""
+    return {NATIVE.component_env()[key]: value for key, value in profile.component_env().items()}
+
+
 def current() -> Profile:
     name = os.environ.get("LAB_ENV_PROFILE", "native")
     if name not in PROFILES:

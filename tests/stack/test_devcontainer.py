@@ -547,6 +547,8 @@ def test_cluster_runs_natively_where_no_docker_engine_answers():
         pytest.skip("a Docker engine answers here: auto picks kind")
     assert cluster.choose_runtime("auto") == "native"
     assert cluster.choose_runtime("kind") == "kind"  # asked for explicitly: kind's own checks then say what is missing
+    _, why = cluster.runtime_choice("auto")  # printed by `cluster up`: why native, and how to get kind here
+    assert "no Docker engine answers" in why and "--runtime kind" in why
 
 
 def test_cluster_fails_in_one_line_without_a_docker_engine():

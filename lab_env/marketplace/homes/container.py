@@ -187,9 +187,9 @@ def compose(spec: HomeSpec) -> dict:
 
 def resources(spec: HomeSpec) -> dict[str, dict]:
     """The native home's components with the stack's addresses as the containers see them."""
-    from lab_env.core.profile import CONTAINER, NATIVE
+    from lab_env.core.profile import CONTAINER, from_native
 
-    moved = {NATIVE.component_env()[key]: value for key, value in CONTAINER.component_env().items()}
+    moved = from_native(CONTAINER)
     out = {}
     for name, component in native.resources(spec).items():
         metadata = [

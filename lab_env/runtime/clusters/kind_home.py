@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,18 +36,20 @@ import yaml
 from lab_env.core.names import run_token
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.probes import wait_until
-from lab_env.core.profile import NATIVE, Profile
+from lab_env.core.profile import Profile, from_native
 from lab_env.core.versions import pins
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.homes import container, kube
 from lab_env.marketplace.homes.spec import HomeSpec
+from lab_env.stack.devcontainer import COMPOSE_FILE
 from lab_env.stack.engine import Engine
-from lab_env.stack.images.catalog import choose
+from lab_env.stack.images.catalog import IMAGE_SET_VAR, choose
 
 Kubectl = Callable[..., str]
+# The images a home needs where nothing is pulled (the agents' base, and Redis and Kafka in its namespace).
+LOCAL_IMAGES = ["agent-base", "redis", "kafka"]
 Load = Callable[..., None]
 
-COMPOSE_FILE = REPO_ROOT / "devcontainer" / "compose.yaml"
 SIDECAR = "http://127.0.0.1:3500"
 # Safety nets only: each rollout's readiness decides; a busy 2-core machine may take minutes.
 ROLLOUT_LIMIT = "900s"
@@ -60,8 +63,9 @@ request = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type"
 try:
     answer = urllib.request.urlopen(request, timeout=30)
 except urllib.error.HTTPError as err:
-    answer = err
-print(json.dumps({"status": answer.status, "body": answer.read().decode()}))
+    print(json.dumps({"status": err.code, "body": err.read().decode()}))
+else:
+    print(json.dumps({"status": answer.status, "body": answer.read().decode()}))
 """
 
 
@@ -140,7 +144,7 @@ def backing_services(namespace: str) -> list[dict]:
 def home_manifests(spec: HomeSpec, secret_values: dict[str, str], token: str) -> list[dict]:
     """``kube.manifests`` with the cluster's service addresses, the run token and a writable /tmp."""
     where = profile(spec.home)
-    moved = {NATIVE.component_env()[key]: value for key, value in where.component_env().items()}
+    moved = from_native(where)
     out = []
     for obj in copy.deepcopy(kube.manifests(spec, secret_values)):
         if obj["kind"] == "Component":
@@ -204,7 +208,7 @@ class KindHome:
     def containers(self, agent: str) -> list[str]:
         """The container names in one of ``agent``'s pods: the agent's, and the sidecar the injector added."""
         found = json.loads(self.kubectl("-n", self.namespace, "get", "pods", "-l", f"app={agent}", "-o", "json"))
-        return [c["name"] for c in found["items"][0]["spec"]["containers"]]
+        return [c["name"] for c in found["items"][0]["spec"]["containers"]] if found["items"] else []
 
     def table(self) -> str:
         """One line per pod of the home: name, node, its containers, and how many are ready."""
@@ -218,6 +222,8 @@ class KindHome:
             )
             for p in sorted(found, key=lambda p: p["metadata"]["name"])
         ]
+        if not rows:
+            return f"no pods in namespace {self.namespace}"
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows)
 
@@ -226,8 +232,24 @@ class KindHome:
 
     def restart_pods(self, agent: str) -> None:
         """Delete every pod of ``agent``; its Deployment replaces them; back when all are Ready."""
+        before = set(self.pods(agent))
         self.kubectl("-n", self.namespace, "delete", "pods", "-l", f"app={agent}", "--wait=true")
-        self.wait_ready(agent)
+        # The Deployment's status lags a deletion, so `rollout status` could pass on the old pods' counts:
+        # wait for the new pods themselves, as many as it wants, each with every container Ready.
+        wait_until(lambda: self._ready_pods(agent, exclude=before), ANSWER_LIMIT_S, f"new {agent} pods to be Ready")
+
+    def _ready_pods(self, agent: str, exclude: set[str]) -> bool:
+        found = json.loads(self.kubectl("-n", self.namespace, "get", "pods", "-l", f"app={agent}", "-o", "json"))
+        wanted = json.loads(self.kubectl("-n", self.namespace, "get", "deployment", agent, "-o", "json"))
+        live = [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
+        ready = [
+            p
+            for p in live
+            if p["metadata"]["name"] not in exclude
+            and p["status"].get("containerStatuses")
+            and all(c["ready"] for c in p["status"]["containerStatuses"])
+        ]
+        return len(ready) == len(live) == int(wanted["spec"]["replicas"])
 
     def rolling_update(self, agent: str) -> None:
         """A rolling update of ``agent`` (``kubectl rollout restart``): new pods replace the old one by one."""
@@ -258,6 +280,10 @@ def deploy(
 ) -> KindHome:
     """Build and load the images, start Redis and Kafka, apply the home; every Deployment Ready.
     If any step fails, the namespace is removed: nothing is left half started."""
+    if engine.managed or os.environ.get(IMAGE_SET_VAR) == "local":  # nothing pulls: the bakery's stand-ins
+        from lab_env.stack.images import bakery
+
+        bakery.build(engine, LOCAL_IMAGES)
     image = build_image(engine, spec, folder)
     load(image, choose(pins().image("redis")), choose(pins().image("kafka")))
     home = KindHome(spec, kubectl)
@@ -274,16 +300,22 @@ def deploy(
         kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": ordered}))
         for agent in spec.agents:
             home.wait_ready(agent.app_id)
-    except BaseException:
-        home.remove()
+            if "daprd" not in home.containers(agent.app_id):
+                raise LabEnvError(
+                    f"{agent.app_id}'s pods have no daprd: Dapr's injector did not add it",
+                    f"kubectl -n {kube.DAPR_NAMESPACE} logs deployment/dapr-sidecar-injector",
+                )
+    except BaseException as failure:
+        try:
+            home.remove()  # nothing half-started
+        except LabEnvError as err:
+            failure.add_note(f"removing namespace {spec.home} failed too: {err}")
         raise
     return home
 
 
 def why_not() -> str | None:
     """Why the kind home cannot run here (one line, with what to do), or None when it can."""
-    import os
-
     from lab_env.runtime.clusters import kind
 
     if os.environ.get("LAB_ENV_GRADING") == "1":
@@ -304,5 +336,7 @@ def start_or_explain(spec: HomeSpec, folder: Path, secret_values: dict[str, str]
     if reason:
         print(f"kind home not started: {reason}")
         return None
+    # The cluster built here runs the bakery's images, whatever this process was started with.
+    os.environ[IMAGE_SET_VAR] = "local"
     engine, *_ = kind._local_tools()
     return deploy(spec, kind.local_kubectl(), kind.local_load, engine, folder, secret_values)
