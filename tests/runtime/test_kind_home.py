@@ -68,3 +68,14 @@ def test_redis_keeps_its_images_entrypoint_and_kafka_is_reachable_before_it_is_r
     assert all(d["spec"]["template"]["spec"]["enableServiceLinks"] is False for d in deployments.values())
     service = _by_kind(objects, "Service")["kafka"]["spec"]
     assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True
+
+
+def test_render_for_a_cluster_of_your_own_has_one_namespace_your_image_and_no_secret():
+    import yaml
+
+    objects = list(yaml.safe_load_all(kind_home.render(SPEC, image="registry.example/agents:1", token="t0k3n")))
+    kinds = [o["kind"] for o in objects]
+    assert kinds[0] == "Namespace" and kinds.count("Namespace") == 1 and "Secret" not in kinds
+    images = {o["spec"]["template"]["spec"]["containers"][0]["image"] for o in objects if o["kind"] == "Deployment"}
+    assert "registry.example/agents:1" in images and SPEC.image not in images
+    assert {"redis", "kafka"} <= {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}

@@ -141,8 +141,9 @@ def backing_services(namespace: str) -> list[dict]:
     ]
 
 
-def home_manifests(spec: HomeSpec, secret_values: dict[str, str], token: str) -> list[dict]:
-    """``kube.manifests`` with the cluster's service addresses, the run token and a writable /tmp."""
+def home_manifests(spec: HomeSpec, secret_values: dict[str, str] | None, token: str) -> list[dict]:
+    """``kube.manifests`` with the cluster's service addresses, the run token and a writable /tmp
+    (``secret_values`` None: no Secret object; create it yourself, so the key never lands in a file)."""
     where = profile(spec.home)
     moved = from_native(where)
     out = []
@@ -273,6 +274,17 @@ class KindHome:
 
     def remove(self) -> None:
         self.kubectl("delete", "namespace", self.namespace, "--ignore-not-found", "--wait=true", "--timeout=300s")
+
+
+def render(spec: HomeSpec, image: str | None = None, token: str | None = None) -> str:
+    """The whole home as one YAML stream for a cluster of your own: the Namespace, Redis, Kafka and the
+    agents (``image``: where you pushed the agents' image). No Secret: create it from the environment."""
+    from dataclasses import replace
+
+    spec = replace(spec, image=image) if image else spec
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": spec.home}}
+    objects = [namespace, *backing_services(spec.home), *home_manifests(spec, None, token or run_token())]
+    return kube.to_yaml([namespace, *[o for o in objects[1:] if o["kind"] != "Namespace"]])
 
 
 def deploy(
