@@ -149,10 +149,12 @@ def restart_service(name: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
 
 
 def down() -> list[str]:
-    """Stop every lab app and service lab-env started. Returns what was stopped."""
+    """Stop every lab app, native Kubernetes cluster and service lab-env started. Returns what was stopped."""
     from lab_env.runtime.apps import stop_all_apps
+    from lab_env.runtime.clusters import native as native_cluster
 
     stopped = stop_all_apps()
+    stopped += [f"cluster {name}" for name in native_cluster.down_all()]
     for svc in reversed(services(current())):
         if _stop_service(svc.name):
             stopped.append(svc.name)

@@ -39,10 +39,14 @@ def test_up_twice_is_harmless_and_down_leaves_no_process():
     assert up(progress=False) == []  # second up starts nothing
     assert {s.name: s.pid for s in status()} == pids
 
+    from lab_env.runtime.clusters import native as native_cluster
+
+    # A lab 05 notebook that failed before its last cell leaves its native cluster running.
+    cluster = native_cluster.up(unique_name("left-home"))
     with dapr_app(unique_name("leftover")):
-        # down also stops apps still running (a notebook that crashed, say)
+        # down also stops apps still running (a notebook that crashed, say), and that cluster
         stopped = down()
-    assert set(stopped) >= {"redis", "kafka", "placement", "scheduler"}
+    assert set(stopped) >= {"redis", "kafka", "placement", "scheduler", f"cluster {cluster.name}"}
     assert _our_processes() == []
     assert all(s.state == "stopped" for s in status())
     up(progress=False)

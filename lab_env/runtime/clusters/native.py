@@ -372,6 +372,14 @@ def forget_run(token: str) -> list[str]:
     return names
 
 
+def down_all(timeout: float = 30) -> list[str]:
+    """Delete every native cluster (``lab-env down``): one a notebook left when a cell failed before its
+    own ``down`` would otherwise run on, unseen. Returns their names."""
+    clusters = NativeCluster().workdir / "clusters"
+    names = sorted(p.name for p in clusters.iterdir() if p.is_dir()) if clusters.exists() else []
+    return [name for name in names if down(name, timeout=timeout)]
+
+
 def status(name: str = DEFAULT_NAME) -> list[str]:
     """One line per component: running or not, and its pid."""
     cluster = NativeCluster(name)
