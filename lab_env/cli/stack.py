@@ -157,7 +157,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--timeout", type=float, default=None, help="seconds to wait for readiness (default 300)")
     s.set_defaults(fn=cmd_up)
 
-    sub.add_parser("down", help="stop the stack and every lab app").set_defaults(fn=cmd_down)
+    sub.add_parser("down", help="stop the stack, every lab app and every native Kubernetes cluster").set_defaults(
+        fn=cmd_down
+    )
 
     sub.add_parser("status", help="what is running").set_defaults(fn=cmd_status)
 
