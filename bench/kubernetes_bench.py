@@ -88,14 +88,14 @@ def main() -> int:
     size = engine.check("image", "inspect", "--format", "{{.Size}}", kind_node.node_ref())
     r["node_image_mb"] = round(int(size) / 1e6)
 
-    kubectl = [str(kind._local_tools()[3]), "--context", f"kind-{kind.cluster_name()}"]
+    kubectl = [str(kind.local_tools()[3]), "--context", f"kind-{kind.cluster_name()}"]
     started = time.perf_counter()
     kind.local_up(workers=args.workers, with_dapr=False)
     while not all_ready(kubectl, env):  # kind's --wait covers the control plane only
         time.sleep(0.5)
     r["cluster_create_to_nodes_ready_s"] = time.perf_counter() - started
     r["dapr_install_to_healthy_s"] = timed(lambda: kind.local_up(workers=args.workers, with_dapr=True))
-    kind_bin = str(kind._local_tools()[2])
+    kind_bin = str(kind.local_tools()[2])
     subprocess.run(
         [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), hpa_demo.AGENT_IMAGE],
         env=env, check=True, capture_output=True,

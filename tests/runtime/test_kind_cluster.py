@@ -74,7 +74,7 @@ def cluster():
     os.environ["LAB_ENV_IMAGES"] = "local"
     try:
         kind.local_up(workers=2)
-        engine, env, kind_bin, kubectl = kind._local_tools()
+        engine, env, kind_bin, kubectl = kind.local_tools()
         subprocess.run(
             [kind_bin, "load", "docker-image", "--name", kind.cluster_name(), AGENT_IMAGE],
             env={**os.environ, **env}, check=True, capture_output=True,

@@ -390,7 +390,7 @@ def local_config(workers: int, name: str) -> dict[str, Any]:
     }
 
 
-def _local_tools() -> tuple[Any, dict[str, str], str, str]:
+def local_tools() -> tuple[Any, dict[str, str], str, str]:
     """The engine, the environment that points docker at it, and the kind and kubectl built here."""
     from lab_env.stack import engine as engines
     from lab_env.stack.provision import kind_build
@@ -403,7 +403,7 @@ def _local_tools() -> tuple[Any, dict[str, str], str, str]:
 
 def local_kubectl() -> Callable[..., str]:
     """``kubectl(*args, stdin=None) -> str`` on the local kind cluster (its context); a LabEnvError on failure."""
-    _, env, _, kubectl = _local_tools()
+    _, env, _, kubectl = local_tools()
     context = f"kind-{cluster_name()}"
 
     def run(*args: str, stdin: str | None = None) -> str:
@@ -416,7 +416,7 @@ def local_load(*refs: str) -> None:
     """Copy images from the engine into the worker nodes of the local kind cluster (``kind load docker-image``)."""
     from lab_env.core.progress_bar import run_with_progress
 
-    _, env, kind, _ = _local_tools()
+    _, env, kind, _ = local_tools()
     name = cluster_name()
     # Only where pods run: the control-plane node is tainted against them.
     workers = [n for n in _run([kind, "get", "nodes", "--name", name], "listing nodes", env=env).split()
@@ -441,7 +441,7 @@ def local_up(
     from lab_env.stack.provision import kind_build
 
     name = cluster_name()
-    engine, env, kind, kubectl = _local_tools()
+    engine, env, kind, kubectl = local_tools()
     debian = bakery.build(engine, ["debian"])[-1].ref
     kind_build.build()
     node = kind_node.build(engine, debian)

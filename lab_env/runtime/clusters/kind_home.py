@@ -350,5 +350,5 @@ def start_or_explain(spec: HomeSpec, folder: Path, secret_values: dict[str, str]
         return None
     # The cluster built here runs the bakery's images, whatever this process was started with.
     os.environ[IMAGE_SET_VAR] = "local"
-    engine, *_ = kind._local_tools()
+    engine, *_ = kind.local_tools()
     return deploy(spec, kind.local_kubectl(), kind.local_load, engine, folder, secret_values)
