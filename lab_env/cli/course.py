@@ -22,6 +22,34 @@ def cmd_hint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from lab_env.labs.reset import reset
+
+    done = reset(args.lab)
+    if not done:
+        print(
+            f"nothing to reset: no run of lab {args.lab} is recorded (a run is kept when its notebook loads the checks)"
+        )
+        return 0
+    print(f"{'step':<9} {'removed':>6}  what")
+    print("\n".join(step.line() for step in done))
+    print(f"lab {args.lab} is reset; restart its notebook's kernel before you run it again (your progress is kept)")
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lab_env.labs.solve import solve
+
+    path = solve(args.lab, args.exercise, Path(args.notebook) if args.notebook else None)
+    print(
+        f"exercise {args.exercise} of lab {args.lab} filled in with its solution in {path}; "
+        "reload the notebook, run that cell again, and your progress and the grader will say so"
+    )
+    return 0
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from lab_env.labs.course import LABS, lab_named, map_text
 
@@ -80,6 +108,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("exercise", type=int, help="the number in the stub's hint(...) call")
     s.add_argument("level", type=int, nargs="?", help="a given level instead of the next one")
     s.set_defaults(fn=cmd_hint)
+    s = sub.add_parser(
+        "reset",
+        help="remove what a lab's runs made: apps, actor and workflow state, topics, groups, clusters, files",
+        epilog="example: lab-env reset 02   (other labs, other learners and your progress are left alone)",
+    )
+    s.add_argument("lab", help="lab number, e.g. 02")
+    s.set_defaults(fn=cmd_reset)
+    s = sub.add_parser(
+        "solve",
+        help="fill one exercise with its solution in your notebook, to go on (recorded, and graded as such)",
+        epilog="example: lab-env solve 01 3   (the number in the stub's hint(...) call)",
+    )
+    s.add_argument("lab", help="lab number, e.g. 01")
+    s.add_argument("exercise", type=int, help="the number in the stub's hint(...) call")
+    s.add_argument("--notebook", help="the notebook to change (default: labs/NN_*.ipynb)")
+    s.set_defaults(fn=cmd_solve)
     s = sub.add_parser(
         "map",
         help="where a lab lives: solution, student notebook, checks, helpers, tests, bench",

@@ -61,7 +61,7 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
             elif "### BEGIN SOLUTION" in fresh.source:
                 segments = parse_regions(fresh.source, f"{spec.lab} cell {index}")
                 label = _label(fresh.source)
-                learner = _find(learner_cells, fresh.get("id"), _render(segments), used)
+                learner = find_cell(learner_cells, fresh.get("id"), student_lines(segments), used)
                 lines, cell_notes = _merge(segments, learner, label)
                 lines, screened = _screened(lines, segments, label)
                 replace = meta.get("grading_replace", {})
@@ -69,7 +69,7 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
                 fresh.metadata[ROLE] = {
                     "role": "exercise",
                     "label": label,
-                    "stub_source": _join([(ln, FIXED) for ln in _render(segments)], replace),
+                    "stub_source": _join([(ln, FIXED) for ln in student_lines(segments)], replace),
                 }
                 notes += cell_notes + screened
             else:
@@ -89,6 +89,13 @@ def assemble(submission: nbformat.NotebookNode, spec: LabSpec) -> Assembly:
         notes.append(
             f"{len(added)} code cell(s) you added were not run: the grader runs the lab's own cells with "
             "your answers in the exercise regions (put helper code inside an exercise region)"
+        )
+    from lab_env.labs.solve import solved_in
+
+    if filled := solved_in(submission, spec.number):
+        notes.append(
+            f"exercise {', '.join(map(str, filled))} filled in with the solution (`lab-env solve`): "
+            "the checks that pass on it do not show your own work there"
         )
     graded = copy.deepcopy(solution)
     graded.cells = cells
@@ -120,7 +127,7 @@ def _tampering(submission: nbformat.NotebookNode, solution: nbformat.NotebookNod
 Line = tuple[str, object]  # (text, origin): FIXED, "extra" (an added import) or a region number
 
 
-def _render(segments: list[Segment]) -> list[str]:
+def student_lines(segments: list[Segment]) -> list[str]:
     """The student's version of the cell: each region as its stub."""
     return [line for seg in segments for line in (seg.stub.lines() if seg.stub else seg.lines)]
 
@@ -140,7 +147,42 @@ def _template(segments: list[Segment]) -> tuple[list[Line], list[tuple[int, int]
     return lines, spans
 
 
-def _find(cells: list[nbformat.NotebookNode], cell_id: str | None, template: list[str], used: set[int]) -> str | None:
+def _aligned(template: list[Line], spans: list[tuple[int, int]], mine: list[str]):
+    """The learner's lines against the template, block by block: (tag, i1, i2, j1, j2, regions), where
+    ``regions`` are the exercise regions a changed block answers (none for an equal block)."""
+    matcher = difflib.SequenceMatcher(None, [t for t, _ in template], mine, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        regions = (
+            []
+            if tag == "equal"
+            else sorted(
+                {o for _, o in template[i1:i2] if isinstance(o, int)}
+                | {r for r, (a, b) in enumerate(spans) if a <= i1 <= b and i1 == i2}
+            )
+        )
+        yield tag, i1, i2, j1, j2, regions
+
+
+def region_span(segments: list[Segment], learner: str, region: int) -> tuple[int, int] | None:
+    """Where exercise region ``region`` of a cell is in the learner's version of it: the slice of its
+    lines (``learner.split("\n")``) that is the stub or the learner's answer, or None if it is gone."""
+    template, spans = _template(segments)
+    lines: list[int] = []
+    at: int | None = None  # where an answer that was deleted outright would go
+    for tag, i1, i2, j1, j2, regions in _aligned(template, spans, learner.split("\n")):
+        if tag == "equal":
+            lines += [j1 + k for k in range(i2 - i1) if template[i1 + k][1] == region]
+        elif regions and regions[0] == region:
+            lines += range(j1, j2)
+            at = j1 if at is None else at
+    if lines:
+        return min(lines), max(lines) + 1
+    return (at, at) if at is not None else None
+
+
+def find_cell(
+    cells: list[nbformat.NotebookNode], cell_id: str | None, template: list[str], used: set[int]
+) -> str | None:
     """The learner's version of an exercise cell: same id (the last such cell), else the most similar cell."""
     same = [i for i, c in enumerate(cells) if cell_id and c.get("id") == cell_id and i not in used]
     if same:
@@ -167,15 +209,10 @@ def _merge(segments: list[Segment], learner: str | None, label: str) -> tuple[li
     mine = learner.split("\n")
     out: list[Line] = []
     undone = []
-    matcher = difflib.SequenceMatcher(None, [t for t, _ in template], mine, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2, regions in _aligned(template, spans, mine):
         if tag == "equal":
             out += template[i1:i2]
             continue
-        regions = sorted(
-            {o for _, o in template[i1:i2] if isinstance(o, int)}
-            | {r for r, (a, b) in enumerate(spans) if a <= i1 <= b and i1 == i2}
-        )
         if regions:
             out += [(ln, regions[0]) for ln in mine[j1:j2]]
         elif tag == "insert" and all(_HARMLESS.match(ln) for ln in mine[j1:j2]):

@@ -5,7 +5,7 @@ grader's runs never do), so the overview notebook and ``lab-env progress``
 can show which checks passed in the learner's last run of each lab.
 
 The record is one small JSON file, ``<state dir>/progress.json`` (moved by
-LAB_ENV_PROGRESS): ``{"01": {"base_agent": {"passed": true, "at": ...}}}``.
+LAB_ENV_PROGRESS_FILE): ``{"01": {"base_agent": {"passed": true, "at": ...}}}``.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def time_line(notebook: dict, seconds: float) -> str:
 
 
 def record_path() -> Path:
-    chosen = os.environ.get("LAB_ENV_PROGRESS")
+    chosen = os.environ.get("LAB_ENV_PROGRESS_FILE")  # LAB_ENV_PROGRESS is for progress bars
     return Path(chosen).expanduser() if chosen else state_dir() / "progress.json"
 
 
@@ -317,6 +317,42 @@ def hints_revealed() -> dict[str, dict[str, int]]:
     return hints if isinstance(hints, dict) else {}
 
 
+def record_run(lab: str, token: str) -> None:
+    """Keep that the run ``token`` (a kernel's run token) worked on ``lab``: what `lab-env reset` removes."""
+    _update(lambda data: _add_once(data.setdefault("runs", {}).setdefault(lab, []), token))
+
+
+def _add_once(tokens: list, token: str) -> None:
+    if token not in tokens:
+        tokens.append(token)
+
+
+def runs_of(lab: str) -> list[str]:
+    """The run tokens recorded for ``lab``, oldest first."""
+    found: object = load().get("runs", {}).get(lab, [])
+    return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
+
+
+def forget_runs(lab: str, tokens: list[str]) -> None:
+    """Drop ``tokens`` from ``lab``'s runs (after `lab-env reset` removed what they made)."""
+
+    def drop(data: dict) -> None:
+        runs = data.setdefault("runs", {})
+        runs[lab] = [t for t in runs.get(lab, []) if t not in tokens]
+
+    _update(drop)
+
+
+def solved(lab: str) -> list[int]:
+    """The exercises of ``lab`` filled in with their solution (`lab-env solve`), in order."""
+    found: object = load().get("solved", {}).get(lab, [])
+    return sorted(n for n in found if isinstance(n, int)) if isinstance(found, list) else []
+
+
+def record_solved(lab: str, exercise: int) -> None:
+    _update(lambda data: _add_once(data.setdefault("solved", {}).setdefault(lab, []), exercise))  # type: ignore[arg-type]
+
+
 def lab_of_module(module: str) -> str | None:
     """'lab_env.labs.lab01_actors.checks' -> '01'."""
     return next((lab.number for lab in LABS if module == lab.checks_module), None)
@@ -329,6 +365,7 @@ class LabProgress:
     failed: list[str]
     total: int
     hints: dict[str, int] = field(default_factory=dict)  # exercise -> deepest hint level revealed
+    solved: list[int] = field(default_factory=list)  # exercises filled in by `lab-env solve`
 
     @property
     def status(self) -> str:
@@ -352,6 +389,7 @@ def progress() -> list[LabProgress]:
                 [shown for n, shown in names.items() if n in seen and not seen[n].get("passed")],
                 len(names),
                 {k: v for k, v in hints_revealed().get(lab.number, {}).items() if isinstance(v, int)},
+                solved(lab.number),
             )
         )
     return out
@@ -361,6 +399,10 @@ def _hints_text(hints: dict[str, int]) -> str:
     return ", ".join(
         f"hint(..., {n}) to level {level}" for n, level in sorted(hints.items(), key=lambda kv: int(kv[0]))
     )
+
+
+def _solved_text(exercises: list[int]) -> str:
+    return f"filled in with the solution (lab-env solve): exercise {', '.join(map(str, exercises))}"
 
 
 _MARK = {"done": "\u2705", "started": "\u23f3", "not started": "\u2b1c", "coming": "\U0001f6a7"}
@@ -376,6 +418,8 @@ def progress_table() -> str:
             rows.append(f"{'':<15}not passing yet: {', '.join(p.failed)}")
         if p.hints:
             rows.append(f"{'':<15}hints asked for: {_hints_text(p.hints)}")
+        if p.solved:
+            rows.append(f"{'':<15}{_solved_text(p.solved)}")
     rows.append(f"(from {record_path()}: the checks you ran in the notebooks)")
     return "\n".join(rows)
 
@@ -398,6 +442,8 @@ def overview_html() -> str:
         todo = f"<br><small>not passing yet: {html.escape(', '.join(p.failed))}</small>" if p.failed else ""
         if p.hints:
             todo += f"<br><small>hints asked for: {html.escape(_hints_text(p.hints))}</small>"
+        if p.solved:
+            todo += f"<br><small>{html.escape(_solved_text(p.solved))}</small>"
         rows.append(
             f"<tr><td>{lab.number}</td><td>{_MARK[p.status]}</td><td style='text-align:left'>{link}<br>"
             f"<small>{html.escape(lab.builds)}</small>{todo}</td><td>{bar}</td></tr>"

@@ -9,7 +9,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from lab_env.core.names import unique_name
+from lab_env.core.names import run_token
 from lab_env.core.paths import state_dir
 
 
@@ -18,9 +18,14 @@ def workspace() -> Path:
     # The grader names the folder (LAB_ENV_WORKSPACE), so its own process
     # reads the files the graded kernel wrote.
     chosen = os.environ.get("LAB_ENV_WORKSPACE")
-    path = Path(chosen) if chosen else state_dir() / "workspaces" / unique_name("run")
+    path = Path(chosen) if chosen else folder_of_run(run_token())
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def folder_of_run(token: str) -> Path:
+    """The workspace of the run ``token`` (a kernel's, unless the grader chose one)."""
+    return state_dir() / "workspaces" / f"run-{token}"
 
 
 def app_file_source(notebook: Path, name: str) -> str:

@@ -57,7 +57,7 @@ def test_every_exercise_with_code_to_write_has_a_first_hint():
 
 
 def test_hint_reveals_the_next_level_each_time_and_the_record_keeps_the_deepest(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LAB_ENV_PROGRESS", str(tmp_path / "progress.json"))
+    monkeypatch.setenv("LAB_ENV_PROGRESS_FILE", str(tmp_path / "progress.json"))
     lab, number, levels, _ = next(e for e in _exercises() if len(e[2]) >= 3)
     hints.hint(lab, number)
     assert f"Hint 2 of {len(levels)}" in capsys.readouterr().out  # the stub showed the first

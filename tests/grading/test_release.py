@@ -44,7 +44,11 @@ def test_the_released_package_runs_without_the_solutions(released):
     done = subprocess.run(
         [sys.executable, "-m", "lab_env.cli", "hint", "01", "5", "1"],
         cwd=released,
-        env={"PYTHONPATH": str(released), "LAB_ENV_PROGRESS": str(released / "progress.json"), "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(released),
+            "LAB_ENV_PROGRESS_FILE": str(released / "progress.json"),
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
     )

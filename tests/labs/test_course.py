@@ -18,7 +18,7 @@ from lab_env.labs.course import LABS, lab_map, package_docstring
 @pytest.fixture
 def record(tmp_path, monkeypatch):
     path = tmp_path / "progress.json"
-    monkeypatch.setenv("LAB_ENV_PROGRESS", str(path))
+    monkeypatch.setenv("LAB_ENV_PROGRESS_FILE", str(path))
     return path
 
 

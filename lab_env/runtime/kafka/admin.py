@@ -130,3 +130,17 @@ def broker_settings(*names: str) -> dict[str, str]:
     futures = client.describe_configs([ConfigResource("BROKER", "1")])
     settings = next(iter(futures.values())).result(30)
     return {name: settings[name].value for name in names}
+
+
+def consumer_groups() -> list[str]:
+    """The id of every consumer group the broker knows."""
+    result = admin().list_consumer_groups(request_timeout=30).result(30)
+    return sorted(g.group_id for g in result.valid)
+
+
+def delete_groups(names: Iterable[str]) -> None:
+    """Delete consumer groups (each must have no live member: stop its consumers first)."""
+    names = list(names)
+    if names:
+        for future in admin().delete_consumer_groups(names, request_timeout=30).values():
+            future.result(30)

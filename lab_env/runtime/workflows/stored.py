@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lab_env.errors import LabEnvError
+from lab_env.core.resp import RedisConnection
 from lab_env.runtime.apps import DaprApp
 
 
@@ -93,51 +93,5 @@ def stored_keys(app: DaprApp, instance_id: str) -> list[str]:
     from lab_env.core.profile import current
 
     prof = current()
-    keys: list[str] = []
-    with _Redis(prof.redis_host, prof.redis_port) as redis:
-        cursor = "0"
-        while True:
-            cursor, found = redis.command("SCAN", cursor, "MATCH", f"{app.app_id}||*{instance_id}*", "COUNT", "1000")
-            keys.extend(found)
-            if cursor == "0":
-                return keys
-
-
-class _Redis:
-    """Just enough of the Redis protocol (RESP2) to scan keys, without a client library."""
-
-    def __init__(self, host: str, port: int) -> None:
-        import socket
-
-        self.sock = socket.create_connection((host, port), timeout=10)
-        self.reader = self.sock.makefile("rb")
-
-    def __enter__(self) -> _Redis:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.reader.close()
-        self.sock.close()
-
-    def command(self, *parts: str):
-        payload = f"*{len(parts)}\r\n" + "".join(f"${len(p.encode())}\r\n{p}\r\n" for p in parts)
-        self.sock.sendall(payload.encode())
-        return self._reply()
-
-    def _reply(self):
-        line = self.reader.readline().rstrip(b"\r\n")
-        kind, rest = line[:1], line[1:].decode()
-        if kind == b"-":
-            raise LabEnvError(f"Redis answered: {rest}", "run `lab-env status`")
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"$":
-            if int(rest) < 0:
-                return None
-            data = self.reader.read(int(rest) + 2)[:-2]
-            return data.decode(errors="replace")
-        if kind == b"*":
-            return [self._reply() for _ in range(int(rest))]
-        raise LabEnvError(f"unexpected reply from Redis: {line[:40]!r}")
+    with RedisConnection(prof.redis_host, prof.redis_port) as redis:
+        return list(redis.scan(f"{app.app_id}||*{instance_id}*"))
