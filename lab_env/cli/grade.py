@@ -33,12 +33,15 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_class_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lab_env.grading.class_view import report
+    from lab_env.grading.class_view import EXPORTS, report
 
     folders = [Path(f) for f in args.folders]
-    markdown, picture = report(folders, Path(args.out) if args.out else folders[0].parent)
+    out = Path(args.out) if args.out else folders[0].parent
+    markdown, picture = report(folders, out)
     print(markdown.read_text())
-    print(f"written: {markdown} and {picture}")
+    written = [markdown, picture, *(out / f"class-report.{ext}" for ext in ("ipynb", "html"))]
+    print(f"written: {', '.join(map(str, written))}")
+    print(f"for a learning platform's gradebook import: {', '.join(str(out / n) for n in EXPORTS.values())}")
     return 0
 
 
@@ -98,7 +101,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("out", help="a new folder, outside this repository")
     s.set_defaults(fn=cmd_release)
 
-    s = sub.add_parser("class-report", help="where a class gets stuck: pass rate per check, hints asked for")
+    s = sub.add_parser(
+        "class-report",
+        help="where a class gets stuck (pass rates, scores, where learners stop, hints, slow cells); LMS gradebooks",
+    )
     s.add_argument("folders", nargs="+", help="folders `lab-env grade` wrote (grades-NN)")
     s.add_argument("--out", help="output folder (default: beside the first folder)")
     s.set_defaults(fn=cmd_class_report)

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from lab_env.errors import LabEnvError
-from lab_env.grading.class_view import read_folder, report
+from lab_env.grading.class_view import CANVAS_IDENTITY, EXPORTS, FINISHED, MOODLE_IDENTITY, read_folder, report
 from lab_env.grading.report import write_gradebook, write_hints
 from lab_env.grading.run import CheckResult, Graded
 from lab_env.grading.spec import load_spec
@@ -33,9 +33,15 @@ def folder(tmp_path):
         Graded("ed", SPEC.lab, "not graded", "no notebook handed in"),
     ]
     out = tmp_path / "grades-01"
-    out.mkdir()
+    (out / "logs").mkdir(parents=True)
     write_gradebook(results, SPEC, out / "gradebook.csv")
     write_hints(results, SPEC, out / "hints.csv")
+    # What worker.py's _log writes: cell 1 (the imports) slow for everyone, cell 5 slow for one learner.
+    for learner, first, fifth in (("ada", 30.0, 2.0), ("bo", 40.0, 3.0), ("cy", 50.0, 90.0), ("di", 35.0, 4.0)):
+        (out / "logs" / f"{learner}.log").write_text(
+            f"  12.08s  kernel start\n  {first:.2f}s  cell 1 ok\n   0.40s  check base_agent\n"
+            f"  {fifth:.2f}s  cell 5 error: NotImplementedError: exercise not done yet\n"
+        )
     return out
 
 
@@ -70,3 +76,57 @@ def test_the_hints_file_names_each_call(folder):
             "level": "3",
             "levels": "3",
         }
+
+
+def test_where_learners_stop_is_the_first_check_they_fail(folder):
+    names = [c.name for c in SPEC.checks]
+    assert read_folder(folder).stops == {FINISHED: 1, names[2]: 2, names[1]: 1}
+
+
+def test_scores_and_the_slowest_cells_are_reported(folder, tmp_path):
+    view = read_folder(folder)
+    full = SPEC.max_points
+    assert view.scores == sorted(view.scores) and view.scores[-1] == full and len(view.scores) == 4
+    assert view.cells == {1: [30.0, 40.0, 50.0, 35.0], 5: [2.0, 3.0, 90.0, 4.0]}
+    text = report([folder], tmp_path / "report")[0].read_text()
+    assert f"| {full} (full) | 1 |" in text
+    slow = [line for line in text.splitlines() if line.startswith("| cell ")]
+    assert slow[0].startswith("| cell 1: `%load_ext lab_env.notebooks.magics`") and slow[0].endswith("| 37.5 | 50.0 |")
+    assert slow[1].endswith("| 3.5 | 90.0 |"), "the median, not one learner's outlier, ranks a cell"
+
+
+def test_the_report_is_also_a_notebook_and_a_web_page(folder, tmp_path):
+    import nbformat
+
+    report([folder], tmp_path / "report")
+    nb = nbformat.read(tmp_path / "report" / "class-report.ipynb", as_version=4)
+    assert nb.cells[0].source.startswith("# Where the class gets stuck")
+    assert "image/png" in nb.cells[-1].outputs[0]["data"]
+    page = (tmp_path / "report" / "class-report.html").read_text()
+    assert "where learners stop" in page and "data:image/png;base64," in page and "<table" in page
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_the_gradebook_exports_follow_canvas_and_moodle_layouts(folder, tmp_path):
+    """Canvas: its five identity columns, then one column per assignment, a Points Possible row, learners
+    matched on SIS Login ID. Moodle: a user-identifying column, then one column per grade item."""
+    second = tmp_path / "grades-02"
+    spec02 = load_spec("02")
+    second.mkdir()
+    write_gradebook([Graded("ada", spec02.lab, "graded", checks=[])], spec02, second / "gradebook.csv")
+    report([folder, second], tmp_path / "report")
+    canvas = _rows(tmp_path / "report" / EXPORTS["canvas"])
+    assert tuple(canvas[0][:5]) == CANVAS_IDENTITY and len(canvas[0]) == 7
+    assert canvas[0][5].startswith("Lab 01: ") and canvas[0][6].startswith("Lab 02: ")
+    assert canvas[1][0].strip() == "Points Possible" and canvas[1][5:] == [str(SPEC.max_points), str(spec02.max_points)]
+    body = {row[3]: row for row in canvas[2:]}
+    assert sorted(body) == ["ada", "bo", "cy", "di", "ed"]
+    assert body["ada"][5:] == [str(SPEC.max_points), "0"] and body["ed"][5:] == ["0", ""]
+    assert all(row[0] == row[3] and row[1] == row[2] == row[4] == "" for row in canvas[2:])
+    moodle = _rows(tmp_path / "report" / EXPORTS["moodle"])
+    assert tuple(moodle[0][:1]) == MOODLE_IDENTITY and moodle[0][1:] == canvas[0][5:]
+    assert {row[0]: row[1:] for row in moodle[1:]} == {name: row[5:] for name, row in body.items()}

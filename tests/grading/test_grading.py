@@ -197,3 +197,21 @@ def test_unsolved_lab_checks_fail_with_their_own_message(graded):
     assert set(expected) <= set(got)
     for name, text in expected.items():
         assert not got[name].passed and got[name].message.startswith(text), (name, got[name].message)
+
+
+def test_the_class_report_and_exports_come_from_the_graded_class(graded, tmp_path):
+    """From what this batch really wrote (gradebook, hints, worker logs): the report's totals, the
+    slowest cells of the real runs, and each learner's total in both exports."""
+    from lab_env.grading.class_view import EXPORTS, read_folder, report
+
+    results, out = graded
+    view = read_folder(out)
+    assert view.totals == {name: r.total for name, r in results.items()}
+    assert view.cells and all(len(times) <= view.graded for times in view.cells.values())
+    markdown, _ = report([out], tmp_path)
+    assert "| slowest cells of a graded run |" in markdown.read_text()
+    with open(tmp_path / EXPORTS["canvas"], newline="") as f:
+        canvas = {row[3]: row[5] for row in list(csv.reader(f))[2:]}
+    with open(tmp_path / EXPORTS["moodle"], newline="") as f:
+        moodle = {row[0]: row[1] for row in list(csv.reader(f))[1:]}
+    assert canvas == moodle == {name: str(r.total) for name, r in results.items()}
