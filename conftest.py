@@ -23,7 +23,7 @@ import pytest
 
 # Checks the suite runs (nbval kernels inherit this) never write a learner's
 # progress record (lab_env.labs.course).
-os.environ["LAB_ENV_PROGRESS"] = str(Path(tempfile.mkdtemp(prefix="lab-env-progress-")) / "progress.json")
+os.environ["LAB_ENV_PROGRESS_FILE"] = str(Path(tempfile.mkdtemp(prefix="lab-env-progress-")) / "progress.json")
 
 
 def _needs_stack(item: pytest.Item) -> bool:

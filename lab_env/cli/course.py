@@ -23,17 +23,23 @@ def cmd_hint(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
+    from lab_env.labs.course import lab_named
     from lab_env.labs.reset import reset
 
-    done = reset(args.lab)
-    if not done:
-        print(
-            f"nothing to reset: no run of lab {args.lab} is recorded (a run is kept when its notebook loads the checks)"
-        )
+    lab = lab_named(args.lab).number
+    done = reset(lab)
+    if not done.removed and not done.failed:
+        print(f"nothing to reset: no run of lab {lab} is recorded (a run is kept when one of its checks runs)")
         return 0
     print(f"{'step':<9} {'removed':>6}  what")
-    print("\n".join(step.line() for step in done))
-    print(f"lab {args.lab} is reset; restart its notebook's kernel before you run it again (your progress is kept)")
+    print("\n".join(step.line() for step in done.removed))
+    if done.failed:
+        for step, why in done.failed.items():
+            print(f"{step:<9} {'failed':>6}  {why}")
+        raise LabEnvError(
+            f"lab {lab} is not fully reset ({', '.join(done.failed)})", "fix what it says, then reset again"
+        )
+    print(f"lab {lab} is reset; start its notebook with a fresh kernel (your progress is kept)")
     return 0
 
 

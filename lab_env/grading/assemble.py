@@ -184,10 +184,18 @@ def find_cell(
     cells: list[nbformat.NotebookNode], cell_id: str | None, template: list[str], used: set[int]
 ) -> str | None:
     """The learner's version of an exercise cell: same id (the last such cell), else the most similar cell."""
+    index = find_cell_index(cells, cell_id, template, used)
+    return None if index is None else str(cells[index].source)
+
+
+def find_cell_index(
+    cells: list[nbformat.NotebookNode], cell_id: str | None, template: list[str], used: set[int]
+) -> int | None:
+    """Which of ``cells`` is the learner's version of an exercise cell (marked used), or None."""
     same = [i for i, c in enumerate(cells) if cell_id and c.get("id") == cell_id and i not in used]
     if same:
         used.add(same[-1])
-        return str(cells[same[-1]].source)
+        return same[-1]
     best, best_ratio = None, 0.5
     for i, c in enumerate(cells):
         if i in used:
@@ -195,10 +203,9 @@ def find_cell(
         ratio = difflib.SequenceMatcher(None, template, str(c.source).split("\n"), autojunk=False).ratio()
         if ratio > best_ratio:
             best, best_ratio = i, ratio
-    if best is None:
-        return None
-    used.add(best)
-    return str(cells[best].source)
+    if best is not None:
+        used.add(best)
+    return best
 
 
 def _merge(segments: list[Segment], learner: str | None, label: str) -> tuple[list[Line], list[str]]:

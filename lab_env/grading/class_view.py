@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 
 from lab_env.errors import LabEnvError
+from lab_env.grading.batch import SHARED_RUN
 
 FIXED = ("learner", "lab", "status")
 TAIL = ("hint_deduction", "total", "max", "reason")
@@ -98,10 +99,12 @@ def cell_times(log: Path) -> dict[int, float]:
         text = log.read_text(errors="replace")
     except OSError:
         return {}
+    if text.startswith(SHARED_RUN):  # another learner's run, already counted under their name
+        return {}
     times: dict[int, float] = {}
     for m in map(_TIMED.match, text.splitlines()):
-        if m:
-            times[int(m["cell"])] = times.get(int(m["cell"]), 0.0) + float(m["seconds"])
+        if m:  # a cell run again after the kernel died: its last run counts
+            times[int(m["cell"])] = float(m["seconds"])
     return times
 
 
@@ -123,9 +126,9 @@ def _cell_label(lab: str, index: int) -> str:
 
 
 def _distribution(scores: list[int], top: int) -> list[tuple[str, int]]:
-    """Learners per score band: five bands of the points, the full score its own."""
-    width = max(1, -(-top // 5))
-    bands = [(lo, min(lo + width - 1, top - 1)) for lo in range(0, top, width)]
+    """Learners per fifth of the points (fewer bands when there are fewer than five points), then the full score."""
+    edges = sorted({i * top // 5 for i in range(5)} | {top})
+    bands = list(zip(edges, [e - 1 for e in edges[1:]], strict=False))
     rows = [(f"{lo}-{hi}" if hi > lo else f"{lo}", sum(1 for s in scores if lo <= s <= hi)) for lo, hi in bands]
     return [*rows, (f"{top} (full)", sum(1 for s in scores if s >= top))]
 

@@ -54,8 +54,6 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
     """
 
     def decorate(fn: Callable[P, str | None]) -> Callable[P, None]:
-        _note_run(fn.__module__)
-
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> None:
             try:
@@ -73,29 +71,18 @@ def check(name: str, hint: str) -> Callable[[Callable[P, str | None]], Callable[
 
 
 def _record(fn: Callable[..., object], passed: bool) -> None:
-    """The learner's progress record (lab_env.labs.course); verdict(), the grader's path, never writes it."""
-    from lab_env.labs.course import lab_of_module, record
+    """The learner's progress record (lab_env.labs.course); verdict(), the grader's path, never writes it.
+
+    A kernel that runs a lab's check also keeps its run token with that lab, so `lab-env reset NN`
+    finds what the run made (importing a lab's checks is not enough: the overview imports them all)."""
+    from lab_env.core.names import run_token
+    from lab_env.labs.course import lab_of_module, record, record_run
 
     lab = lab_of_module(fn.__module__)
     if lab:
         record(lab, fn.__name__, passed)
-
-
-_NOTED: set[str] = set()
-
-
-def _note_run(module: str) -> None:
-    """A learner's kernel that loads a lab's checks keeps its run token with the lab, once, so
-    `lab-env reset NN` finds what that run made. Graders, tests and scripts keep nothing."""
-    if module in _NOTED or "ipykernel" not in sys.modules or os.environ.get("LAB_ENV_GRADING") == "1":
-        return
-    _NOTED.add(module)
-    from lab_env.core.names import run_token
-    from lab_env.labs.course import lab_of_module, record_run
-
-    lab = lab_of_module(module)
-    if lab:
-        record_run(lab, run_token())
+        if "ipykernel" in sys.modules and os.environ.get("LAB_ENV_GRADING") != "1":
+            record_run(lab, run_token())
 
 
 def _pass_line(name: str, detail: str | None) -> str:

@@ -13,8 +13,10 @@ in order:
 4. ``kafka``: its topics and consumer groups deleted;
 5. ``files``: its workspace folder deleted (the ``%%app_file`` modules and app logs).
 
-A run is forgotten only once every step is done for it, so a reset cut short
-(the stack down, Ctrl-C) is finished by running it again. Left alone: the
+Every step is tried; a run is forgotten only once every step is done for it, so
+a reset cut short (the stack down, a kernel still running, Ctrl-C) is finished by
+running it again. Shut the lab's kernel down first: its consumers keep their
+groups alive, and it would go on making things under its token. Left alone: the
 learner's progress (checks passed, hints asked for), other labs' runs, other
 learners' runs, and the scheduler's reminders and workflow timers of the
 run's actor types, which no app hosts again (each type carries the token).
@@ -80,6 +82,8 @@ def delete_state(tokens: list[str]) -> list[str]:
 
 
 def delete_kafka(tokens: list[str]) -> list[str]:
+    from confluent_kafka import KafkaError, KafkaException
+
     from lab_env.runtime import kafka
 
     ours = of_runs(tokens)
@@ -88,7 +92,14 @@ def delete_kafka(tokens: list[str]) -> list[str]:
         groups = [g for g in kafka.consumer_groups() if ours(g)]
         kafka.delete_topics(topics)
         kafka.delete_groups(groups)
-    except Exception as err:  # confluent-kafka raises KafkaException, or a timeout from a future
+    except KafkaException as err:
+        if err.args and getattr(err.args[0], "code", lambda: None)() == KafkaError.GROUP_ID_NOT_FOUND:
+            return topics + [f"group {g}" for g in groups]  # gone with its last member
+        if err.args and getattr(err.args[0], "code", lambda: None)() == KafkaError.NON_EMPTY_GROUP:
+            raise LabEnvError(
+                "a consumer group of the lab still has a live member: its kernel is still running",
+                "shut the notebook's kernel down (Kernel > Shut Down Kernel), then reset again",
+            ) from None
         raise LabEnvError(f"Kafka did not answer: {err}", "run `lab-env up`, then reset again") from None
     return topics + [f"group {g}" for g in groups]
 
@@ -113,13 +124,29 @@ STEPS: dict[str, Callable[[list[str]], list[str]]] = {
 }
 
 
-def reset(lab: str) -> list[Removed]:
-    """Remove what the recorded runs of ``lab`` made (the steps above), then forget those runs."""
+@dataclass
+class Reset:
+    removed: list[Removed]
+    failed: dict[str, str]  # step -> why, in one line: its runs are kept, to finish with a second reset
+
+
+def reset(lab: str) -> Reset:
+    """Remove what the recorded runs of ``lab`` made (the steps above), then forget those runs.
+
+    Every step is tried, even after one fails; the runs are forgotten only when none failed."""
     from lab_env.core.names import run_token
     from lab_env.labs.course import forget_runs, lab_named, runs_of
 
-    lab_named(lab)  # one line naming the labs there are, for a wrong number
+    lab = lab_named(lab).number  # one line naming the labs there are, for a wrong number; "2" -> "02"
     tokens = [t for t in runs_of(lab) if t != run_token()]  # never the process doing the reset
-    done = [Removed(step, run(tokens)) for step, run in STEPS.items()] if tokens else []
-    forget_runs(lab, tokens)
+    done = Reset([], {})
+    for step, run in STEPS.items() if tokens else ():
+        try:
+            done.removed.append(Removed(step, run(tokens)))
+        except LabEnvError as err:
+            done.failed[step] = str(err)
+        except Exception as err:  # a subprocess timeout, a refused connection: said in one line
+            done.failed[step] = f"{type(err).__name__}: {err}"
+    if tokens and not done.failed:
+        forget_runs(lab, tokens)
     return done

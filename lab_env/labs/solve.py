@@ -38,11 +38,12 @@ def exercise_cells(nb: nbformat.NotebookNode, name: str = "notebook") -> list[tu
 
 def solve(lab: str, exercise: int, notebook: Path | None = None) -> Path:
     """Fill exercise ``exercise`` of ``notebook`` (default: labs/NN_*.ipynb) with the solution; the notebook."""
-    from lab_env.grading.assemble import find_cell, region_span, student_lines
+    from lab_env.grading.assemble import find_cell_index, region_span, student_lines
     from lab_env.grading.generate import LABS_DIR, SOLUTIONS_DIR, parse_regions
     from lab_env.labs.course import lab_named, record_solved
 
     found = lab_named(lab)
+    lab = found.number  # "1" -> "01": the record, the mark and the grader use two digits
     path = notebook or LABS_DIR / found.notebook
     if not (SOLUTIONS_DIR / found.notebook).exists():
         raise LabEnvError(
@@ -62,8 +63,9 @@ def solve(lab: str, exercise: int, notebook: Path | None = None) -> Path:
             f"cannot read {path}: {err}", "name your notebook: lab-env solve NN N --notebook PATH"
         ) from None
     cells = [c for c in mine.cells if c.get("cell_type") == "code"]
-    source = find_cell(cells, solution.cells[index].get("id"), student_lines(segments), set())
-    where = next((c for c in cells if c.source == source), None) if source is not None else None
+    chosen = find_cell_index(cells, solution.cells[index].get("id"), student_lines(segments), set())
+    where = cells[chosen] if chosen is not None else None
+    source = str(where.source) if where is not None else None
     span = region_span(segments, source, region) if source is not None else None
     if source is None or where is None or span is None:
         raise LabEnvError(

@@ -123,3 +123,19 @@ def test_each_lab_says_how_long_its_cells_take_as_measured():
     for path in solutions:
         nb = json.loads(path.read_text())
         assert time_line(nb, measured[path.name]) in "".join(nb["cells"][0]["source"]), path.name
+
+
+def test_a_run_is_kept_with_the_lab_whose_check_it_ran_only(record, monkeypatch):
+    """The overview imports every lab's checks: that makes no run of any lab. A check run in a kernel
+    keeps the kernel's token with its own lab, which `lab-env reset` then finds."""
+    from lab_env.core.names import run_token
+
+    monkeypatch.setitem(sys.modules, "ipykernel", sys.modules.get("ipykernel") or object())
+    course.progress()  # imports every lab's checks module
+    assert all(course.runs_of(lab.number) == [] for lab in LABS)
+    _lab01_check("base_agent", ok=True)()
+    assert course.runs_of("01") == [run_token()] and course.runs_of("02") == []
+    monkeypatch.setenv("LAB_ENV_GRADING", "1")  # a grader's kernel keeps no run
+    monkeypatch.setenv("LAB_RUN_TOKEN", "0a0b0c")
+    _lab01_check("base_agent", ok=True)()
+    assert "0a0b0c" not in course.runs_of("01")

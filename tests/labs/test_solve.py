@@ -145,3 +145,17 @@ def test_the_first_line_alone_tells_the_grader(tmp_path, record):
     nb = nbformat.read(path, as_version=4)
     nb.metadata["lab_env"].pop("solved")
     assert solved_in(nb, "01") == [2] and solved_in(nb, "02") == []
+
+
+def test_a_lab_number_as_typed_is_the_labs_two_digits(tmp_path, record):
+    path = _copy(tmp_path, "01_actors.ipynb")
+    solve("1", 2, path)
+    assert course.solved("01") == [2] and solved_in(nbformat.read(path, as_version=4), "01") == [2]
+
+
+def test_a_missing_notebook_and_a_release_without_solutions_are_one_line(tmp_path, record, monkeypatch):
+    with pytest.raises(LabEnvError, match="cannot read"):
+        solve("01", 1, tmp_path / "nowhere.ipynb")
+    monkeypatch.setattr("lab_env.grading.generate.SOLUTIONS_DIR", tmp_path / "no-solutions")
+    with pytest.raises(LabEnvError, match="has no solutions"):
+        solve("01", 1, _copy(tmp_path, "01_actors.ipynb"))
