@@ -13,8 +13,6 @@ from lab_env.grading.release import answers_in, release
 # Answers that are also lab_env's reference implementations, which other parts of the course run.
 # A new entry here is a new leak: move the reference out of the learners' reach, or list it with a reason.
 KNOWN = {
-    ("04", 1, "lab_env/labs/lab04_workflows/checks.py"),  # LEDGER.effect_once(key, step): the helper's own name
-    ("04", 1, "labs/04_workflows.ipynb"),  # the lab's text names the call (issue 30: the helper does the work)
     ("06", 4, "lab_env/marketplace/agents/auctioneer.py"),  # the reference deadline (schedule_close)
     ("06", 5, "lab_env/marketplace/agents/auctioneer.py"),  # the reference deadline (receive_reminder)
     ("06", 6, "lab_env/marketplace/coordination/auction.py"),  # the reference Vickrey price

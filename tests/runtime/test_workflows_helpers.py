@@ -123,9 +123,15 @@ def test_ledger_claims_an_effect_once_and_keeps_rows_in_order(tmp_path):
     ]
     assert again.count("o-2", "charge", "started") == 1
     assert again.effects("o-1") == ["o-1:charge"]
-    assert again.effect_once("o-1", "ship", {"parcel": 1}) is True
-    assert again.effect_once("o-1", "ship") is False  # a re-run: no second effect row
+    with again.transaction() as tx:  # a claim and a row, one commit
+        assert tx.claim("o-1:ship") is True and tx.claim("o-1:ship") is False
+        tx.append("o-1", "ship", "effect", {"parcel": 1})
+    with pytest.raises(RuntimeError), again.transaction() as tx:  # an error: neither is kept
+        tx.claim("o-1:pack")
+        tx.append("o-1", "pack", "effect")
+        raise RuntimeError("the activity failed")
     assert [r.detail for r in again.rows("o-1") if r.event == "effect"] == [{"parcel": 1}]
+    assert again.effects("o-1:pack") == []
     assert not again.gate_open("g") and not again.held("g")
     ledger.open_gate("g")
     again.wait_at_gate("g")  # returns at once: the gate is open
@@ -136,3 +142,29 @@ def test_an_app_without_a_ledger_says_how_to_get_one(monkeypatch):
     monkeypatch.delenv("LAB_LEDGER", raising=False)
     with pytest.raises(LabEnvError, match="start_workflow_app"):
         workflows.ledger()
+
+
+def test_an_armed_crash_kills_the_activity_after_its_first_write_past_started(tmp_path):
+    """arm_crash(key, step): the activity's process dies right after its next commit past "started",
+    once; the re-run goes through. A real process, really SIGKILLed."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.sqlite"
+    Ledger(path).arm_crash("o-1", "charge")
+    activity = (
+        "import sys\nfrom lab_env.runtime.workflows import Ledger\n"
+        "ledger = Ledger(sys.argv[1])\n"
+        "ledger.append('o-1', 'charge', 'started')\n"
+        "ledger.apply_once('o-1:charge')\n"
+        "ledger.append('o-1', 'charge', 'effect')\n"
+    )
+    first = subprocess.run([sys.executable, "-c", activity, str(path)], capture_output=True, timeout=60)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    ledger = Ledger(path)
+    assert ledger.crashed("o-1", "charge") and ledger.effects("o-1") == ["o-1:charge"]
+    assert ledger.count("o-1", "charge", "effect") == 0  # the claim was saved, the effect row never was
+    again = subprocess.run([sys.executable, "-c", activity, str(path)], capture_output=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert ledger.count("o-1", "charge", "effect") == 1

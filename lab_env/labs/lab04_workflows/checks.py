@@ -60,11 +60,12 @@ def order_workflow(app: DaprApp) -> str:
 
 @check(
     "crash and resume",
-    hint="in _step: LEDGER.effect_once(key, step) applies the effect and remembers it in one "
-    "transaction; the re-run after a crash must not apply it again",
+    hint="claim each effect under a name that is the same on every attempt, and save the claim and the "
+    "effect row in one LEDGER.transaction(): a crash between two separate writes loses the effect or doubles it",
 )
 def crash_resume(app: DaprApp) -> str:
-    """Kill the whole host (app and sidecar) while step 3 runs, restart it, let it finish."""
+    """Kill the whole host (app and sidecar) while step 3 runs, restart it, let it finish; then kill
+    the app right after step 4's first write past "started", restart it, let it finish."""
     ledger = workflows.ledger(app)
     order_id = fresh("check-crash")
     wf_client = workflows.client(app)
@@ -97,7 +98,30 @@ def crash_resume(app: DaprApp) -> str:
     missing = sorted(set(ORDER_STEPS) - set(effects))
     assert not doubled, f"the effect of {doubled} was applied twice: the re-run step must not apply it again"
     assert not missing, f"no effect recorded for {missing}"
-    return "steps 1-2 once, step 3 re-run, every effect applied once"
+
+    # A crash between two writes: step 4's activity dies right after its first commit past "started".
+    torn = fresh("check-torn")
+    ledger.arm_crash(torn, "charge")
+    wf_client = workflows.client(app)
+    try:
+        wf_client.schedule_new_workflow("order_workflow", instance_id=torn, input={"id": torn, "quantity": 1})
+    finally:
+        wf_client.close()
+    workflows.wait_for(
+        app, torn, lambda: ledger.crashed(torn, "charge"), "step 4 (charge) to die after its first write", PATIENCE
+    )
+    workflows.restart(app)
+    output(workflows.wait(app, torn, PATIENCE))
+    charged = sum(1 for row in ledger.rows(torn) if row.step == "charge" and row.event == "effect")
+    assert charged != 0, (
+        "a crash right after step 4's first write lost its effect: the claim was saved, the effect row was not, "
+        "and the re-run saw the claim; save both in one transaction"
+    )
+    assert charged == 1, (
+        f"a crash right after step 4's first write left its effect applied {charged} times: the effect row was "
+        "saved before the claim, and the re-run applied it again; save both in one transaction"
+    )
+    return "steps 1-2 once, step 3 re-run, every effect applied once, also when a crash lands between two writes"
 
 
 @check(

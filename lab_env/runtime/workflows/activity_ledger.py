@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +35,12 @@ class Ledger:
     """An append-only record of what activities did, in a SQLite file.
 
     Every write commits at once, so the file holds everything written before
-    a SIGKILL. ``apply_once(effect)`` makes an external effect idempotent:
-    only its first caller gets True.
+    a SIGKILL. ``apply_once(effect)`` claims a name: only its first caller
+    gets True. ``transaction()`` groups claims and rows into one commit.
+
+    A notebook (or a check) can ``arm_crash(key, step)``: the activity of that
+    key and step then SIGKILLs its own process right after its first commit
+    past the "started" row, to show what a crash between two writes leaves.
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -59,41 +65,52 @@ class Ledger:
 
     def append(self, key: str, step: str, event: str, detail: object = None) -> None:
         with self._db() as db:
-            db.execute(
-                "INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, step, event, json.dumps(detail), time.time(), os.getpid()),
-            )
+            _insert(db, key, step, event, detail)
+        if event == "started":  # this thread now runs the activity ``step`` of ``key`` (arm_crash)
+            _ACTIVITY.current = (key, step)
+        else:
+            self._crash_if_armed()
 
     def apply_once(self, effect: str) -> bool:
         """Claim ``effect``: True the first time, False for every repeat."""
         with self._db() as db:
-            return (
-                db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)", (effect, time.time())).rowcount
-                == 1
-            )
+            claimed = _claim(db, effect)
+        self._crash_if_armed()
+        return claimed
 
-    def effect_once(self, key: str, step: str, detail: object = None) -> bool:
-        """Apply a step's effect (an ``effect`` row) once per key and step.
-
-        The claim and the effect are one SQLite transaction: a process killed
-        between "I did it" and "I remember doing it" would otherwise either
-        lose the effect or apply it twice on the re-run. True if applied now.
-        """
+    @contextmanager
+    def transaction(self) -> Iterator[LedgerTransaction]:
+        """One SQLite transaction: every claim and row made through it is committed together when
+        the block ends, or none is (an exception rolls it back; a SIGKILL before the end loses it all)."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
-            claimed = (
-                db.execute(
-                    "INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)", (f"{key}:{step}", time.time())
-                ).rowcount
-                == 1
-            )
-            if claimed:
-                db.execute(
-                    "INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, step, "effect", json.dumps(detail), time.time(), os.getpid()),
-                )
+            try:
+                yield LedgerTransaction(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
-            return claimed
+        self._crash_if_armed()
+
+    def arm_crash(self, key: str, step: str) -> None:
+        """Make the activity ``step`` of ``key`` die (SIGKILL) right after its next commit past "started"."""
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO gates (gate) VALUES (?)", (_crash_gate(key, step),))
+
+    def crashed(self, key: str, step: str) -> bool:
+        """True once an armed crash has happened."""
+        return self.held(_crash_gate(key, step))
+
+    def _crash_if_armed(self) -> None:
+        current = getattr(_ACTIVITY, "current", None)
+        if current is None:
+            return
+        gate = _crash_gate(*current)
+        with self._db() as db:
+            if db.execute("DELETE FROM gates WHERE gate = ?", (gate,)).rowcount != 1:
+                return  # not armed, or already crashed once: the re-run goes through
+            db.execute("INSERT OR IGNORE INTO held (gate) VALUES (?)", (gate,))
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def rows(self, key: str | None = None) -> list[LedgerRow]:
         with self._db() as db:
@@ -145,6 +162,39 @@ class Ledger:
         """True once an activity has reached ``gate`` (it may still be waiting)."""
         with self._db() as db:
             return db.execute("SELECT 1 FROM held WHERE gate = ?", (gate,)).fetchone() is not None
+
+
+class LedgerTransaction:
+    """What a ``Ledger.transaction()`` block writes with: claims and rows, committed together."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def claim(self, effect: str) -> bool:
+        """Claim ``effect`` (a name): True the first time it is claimed, False for every repeat."""
+        return _claim(self._db, effect)
+
+    def append(self, key: str, step: str, event: str, detail: object = None) -> None:
+        """Add a row (``event``: "effect", "done", ...) for ``key`` and ``step``."""
+        _insert(self._db, key, step, event, detail)
+
+
+_ACTIVITY = threading.local()  # (key, step) of the activity this thread runs: its "started" row says
+
+
+def _crash_gate(key: str, step: str) -> str:
+    return f"crash:{key}:{step}"
+
+
+def _claim(db: sqlite3.Connection, effect: str) -> bool:
+    return db.execute("INSERT OR IGNORE INTO effects (effect, at) VALUES (?, ?)", (effect, time.time())).rowcount == 1
+
+
+def _insert(db: sqlite3.Connection, key: str, step: str, event: str, detail: object) -> None:
+    db.execute(
+        "INSERT INTO entries (key, step, event, detail, at, pid) VALUES (?, ?, ?, ?, ?, ?)",
+        (key, step, event, json.dumps(detail), time.time(), os.getpid()),
+    )
 
 
 def ledger(app: DaprApp | None = None) -> Ledger:

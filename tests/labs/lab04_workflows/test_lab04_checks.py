@@ -19,15 +19,37 @@ pytestmark = pytest.mark.stack
 SOLUTION = SOLUTIONS_DIR / "04_workflows.ipynb"
 
 
+# Exercise 2's answer: the claim and the effect row in one commit.
+ONE_COMMIT = (
+    "    with LEDGER.transaction() as tx:\n"
+    '        if tx.claim(f"{key}:{step}"):\n'
+    '            tx.append(key, step, "effect")\n'
+)
+
 # Each wrong answer: a solution module and the (old, new) edits that put one mistake in it.
 WRONG: dict[str, list[tuple[str, str]]] = {
     "order_workflow": [
-        ("    LEDGER.effect_once(key, step)", '    LEDGER.append(key, step, "effect")'),
+        (ONE_COMMIT, '    LEDGER.append(key, step, "effect")\n'),
         (
             "ref = f\"{order['id']}@{ctx.current_utc_datetime:%H:%M:%S.%f}\"",
             "ref = f\"{order['id']}@{__import__('time').time_ns()}\"",
         ),
         ('max_number_of_attempts=request["max_attempts"]', 'max_number_of_attempts=request["max_attempts"] + 1'),
+    ],
+    # The tempting wrong answers to exercise 2: each passes a crash that lands after the effect.
+    "order_workflow#claim-then-effect": [
+        (ONE_COMMIT, '    if LEDGER.apply_once(f"{key}:{step}"):\n        LEDGER.append(key, step, "effect")\n'),
+    ],
+    "order_workflow#effect-then-claim": [
+        (
+            ONE_COMMIT,
+            '    if not LEDGER.effects(f"{key}:{step}"):\n'
+            '        LEDGER.append(key, step, "effect")\n'
+            '        LEDGER.apply_once(f"{key}:{step}")\n',
+        ),
+    ],
+    "order_workflow#a-name-from-the-clock": [
+        ('tx.claim(f"{key}:{step}")', "tx.claim(f\"{key}:{step}:{__import__('time').time_ns()}\")"),
     ],
     "order_saga": [
         ("for undo_step in reversed(undo):", "for undo_step in undo:"),
@@ -85,6 +107,19 @@ def test_order_checks_reject_a_doubled_effect_the_clock_and_an_extra_attempt(sta
     rejected(lab04.crash_resume, app, because="the effect of ['pack'] was applied twice")
     rejected(lab04.deterministic, app, because="different references")
     rejected(lab04.retries, app, because="ran 3 times with max_number_of_attempts=2")
+
+
+@pytest.mark.parametrize(
+    "wrong, because",
+    [
+        ("order_workflow#claim-then-effect", "lost its effect"),  # a crash between the two commits
+        ("order_workflow#effect-then-claim", "left its effect applied 2 times"),
+        ("order_workflow#a-name-from-the-clock", "the effect of ['pack'] was applied twice"),
+    ],
+    ids=["claim-then-effect", "effect-then-claim", "a-name-from-the-clock"],
+)
+def test_an_effect_in_two_commits_or_under_a_new_name_is_rejected(start, wrong, because):
+    rejected(lab04.crash_resume, _wrong(start, wrong), because=because)
 
 
 def test_saga_and_approval_reject_forward_compensation_and_a_swapped_winner(start):
