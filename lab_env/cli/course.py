@@ -46,11 +46,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from lab_env.labs.course import lab_named
     from lab_env.labs.solve import solve
 
-    path = solve(args.lab, args.exercise, Path(args.notebook) if args.notebook else None)
+    lab = lab_named(args.lab).number
+    path = solve(lab, args.exercise, Path(args.notebook) if args.notebook else None)
     print(
-        f"exercise {args.exercise} of lab {args.lab} filled in with its solution in {path}; "
+        f"exercise {args.exercise} of lab {lab} filled in with its solution in {path}; "
         "reload the notebook, run that cell again, and your progress and the grader will say so"
     )
     return 0
