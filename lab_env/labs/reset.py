@@ -1,7 +1,7 @@
 """`lab-env reset NN`: remove what lab NN's runs made, and nothing else.
 
-A run is one kernel working on a lab: when it loads the lab's checks it keeps
-its run token with the lab in the progress record (``course.record_run``).
+A run is one kernel working on a lab: when one of the lab's checks runs in it,
+it keeps its run token with the lab in the progress record (``course.record_run``).
 Every app id, actor type, topic, consumer group and cluster a run makes ends
 in that token (``unique_name``), and so does every Redis key of its actors and
 workflow instances. For each recorded run of the lab, reset does these steps,
