@@ -218,3 +218,9 @@ def put(target: Target, path: str, **kwargs: Any) -> httpx.Response:
 
 def delete(target: Target, path: str, **kwargs: Any) -> httpx.Response:
     return request("DELETE", target, path, **kwargs)
+
+
+def invoked(path: str) -> tuple[str, str] | None:
+    """(app id, method) of a service-invocation path as a sidecar's metrics label it, else None."""
+    found = re.fullmatch(rf"{re.escape(API)}/invoke/([^/]+)/method/(.+)", path)
+    return (found[1], found[2]) if found else None

@@ -40,6 +40,13 @@ def test_paths_are_the_documented_ones():
     assert sidecar.health_url("http://127.0.0.1:3500", outbound=True) == "http://127.0.0.1:3500/v1.0/healthz/outbound"
 
 
+def test_a_metrics_path_label_reads_back_as_the_app_and_method_invoked():
+    assert sidecar.invoked(sidecar.invoke_path("products-ab12", "Stock")) == ("products-ab12", "Stock")
+    assert sidecar.invoked("/v1.0/invoke/a/method/orders/42") == ("a", "orders/42")
+    assert sidecar.invoked(sidecar.HEALTHZ) is None
+    assert sidecar.invoked(sidecar.actor_method_path("T", "1", "Stock")) is None
+
+
 def test_ids_the_sdks_send_raw_stay_raw_and_the_rest_is_escaped():
     # Letters, digits, -._~, RFC 3986's sub-delims, ':' and '@' are legal in a path segment: sent
     # byte for byte as Dapr's SDKs send them (an actor's own state calls go through its SDK). With

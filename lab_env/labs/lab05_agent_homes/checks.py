@@ -10,6 +10,7 @@ notebook's variables, so the grader runs the same checks from its process.
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -72,31 +73,121 @@ def sellers_agent(raw: dict) -> str:
     return f"{len(ids)} agents; sellers runs under dapr run -f with {', '.join(loaded)}"
 
 
-@check("access policy", hint="in the products agent: callers: {mediator: [Stock, Reserve, Release], buyers: [Stock]}")
-def access_policy(raw: dict) -> str:
+def _seen(caller: str, callee: str, method: str, status: int = 200, count: int = 1) -> security.ObservedCall:
+    return security.ObservedCall(caller=caller, callee=callee, method=method, status=status, count=count)
+
+
+# Audits the learner's least_privilege never saw: (what was observed, the callee whose policy is asked for).
+AUDITS: list[tuple[list[security.ObservedCall], str]] = [
+    # Calls to three agents: a policy is one callee's.
+    (
+        [
+            _seen("mediator", "products", "Stock", count=3),
+            _seen("buyers", "mediator", "Negotiate"),
+            _seen("mediator", "sellers", "Offer", count=2),
+        ],
+        "products",
+    ),
+    # Failed calls: a method the callee does not serve, and a caller that only ever failed.
+    (
+        [
+            _seen("buyers", "products", "Stock", count=4),
+            _seen("buyers", "products", "Price", 404),
+            _seen("auditor", "products", "Stock", 503),
+        ],
+        "products",
+    ),
+    # A call that failed once and then succeeded (a retry), and other 2xx answers.
+    (
+        [
+            _seen("mediator", "ledger", "Record", 503),
+            _seen("mediator", "ledger", "Record", 201, 4),
+            _seen("mediator", "ledger", "Audit", 204),
+            _seen("buyers", "ledger", "Audit", 403),
+        ],
+        "ledger",
+    ),
+    # Nobody called it: nobody may.
+    ([_seen("buyers", "mediator", "Negotiate")], "sellers"),
+]
+
+
+def _succeeded(call: security.ObservedCall) -> bool:
+    return 200 <= call["status"] < 300
+
+
+def _needed(observed: list[security.ObservedCall], callee: str) -> set[tuple[str, str]]:
+    """(caller, method) of every call to ``callee`` the audit saw succeed: what least privilege allows."""
+    return {(c["caller"], c["method"]) for c in observed if c["callee"] == callee and _succeeded(c)}
+
+
+def _allowed(policy: object, callee: str) -> set[tuple[str, str]]:
+    assert isinstance(policy, dict), (
+        f"least_privilege(observed, {callee!r}) returned {type(policy).__name__}: return a dict, caller -> methods"
+    )
+    pairs = set()
+    for caller, methods in policy.items():
+        assert isinstance(methods, (list, tuple)) and all(isinstance(m, str) for m in methods), (
+            f"least_privilege gives {caller!r} {methods!r}: give each caller a list of method names"
+        )
+        assert methods, f"least_privilege lists {caller!r} with no methods: leave out a caller that may call nothing"
+        pairs |= {(caller, method) for method in methods}
+    return pairs
+
+
+def _judge(policy: object, observed: list[security.ObservedCall], callee: str) -> None:
+    """The learner's policy for ``callee`` against what least privilege allows, with the first difference named."""
+    got, needed = _allowed(policy, callee), _needed(observed, callee)
+    for caller, method in sorted(got - needed):
+        elsewhere = [c["callee"] for c in observed if (c["caller"], c["method"]) == (caller, method)]
+        failed = [c["status"] for c in observed if (c["caller"], c["callee"], c["method"]) == (caller, callee, method)]
+        if failed:
+            why = f"which only failed in the audit (HTTP {failed[0]}): a call that fails needs no permission"
+        elif elsewhere:
+            why = f"which it called on {elsewhere[0]}, not on {callee}: this policy is for {callee} alone"
+        else:
+            why = "which the audit never saw: allow only what was called"
+        raise AssertionError(f"the policy for {callee} lets {caller} call {method}, {why}")
+    for caller, method in sorted(needed - got):
+        raise AssertionError(
+            f"the policy for {callee} leaves out {caller} calling {method}, which the audit saw succeed: "
+            "it would be refused"
+        )
+
+
+@check(
+    "access policy",
+    hint="a caller may call exactly the methods of this agent it was seen calling with success, and nothing else",
+)
+def access_policy(raw: dict, least_privilege: Callable[[list, str], dict]) -> str:
     spec = load(raw)
     ids = [a.app_id for a in spec.agents]
     assert {"products", "mediator", "buyers"} <= set(ids), (
         f"the spec's agents are {ids}: keep products, buyers and mediator"
     )
-    allowed = {("mediator", "Stock"), ("mediator", "Reserve"), ("mediator", "Release"), ("buyers", "Stock")}
-    calls = [
-        ("mediator", "Stock"),
-        ("mediator", "Reserve"),
-        ("mediator", "Release"),
-        ("buyers", "Stock"),
-        ("buyers", "Reserve"),
-        ("buyers", "Release"),
-    ]
-    if "sellers" in ids:
-        calls.append(("sellers", "Stock"))
-    codes = security.access_matrix(spec, "products", calls)
+    # First on audits the learner never saw, then on a fresh audit of this spec's agents.
+    for observed, callee in AUDITS:
+        policy = call_learner(least_privilege, observed, callee, timeout=CALL_PATIENCE, what="least_privilege")
+        _judge(policy, observed, callee)
+    observed = security.audit_calls(spec)
+    policy = call_learner(least_privilege, observed, "products", timeout=CALL_PATIENCE, what="least_privilege")
+    _judge(policy, observed, "products")
+    # Then the policy itself, rendered into the products' Configuration, against real sidecars with mTLS.
+    derived = copy.deepcopy(raw)
+    next(a for a in derived["agents"] if a["app_id"] == "products")["callers"] = policy
+    tried = sorted({c["method"] for c in observed if c["callee"] == "products"} | set(security.SERVED["products"]))
+    calls = [(caller, method) for caller in ids if caller != "products" for method in tried]
+    allowed = _needed(observed, "products")
+    codes = security.access_matrix(load(derived), "products", calls)
     for (caller, method), code in codes.items():
         if (caller, method) in allowed:
             assert code == 200, f"{caller} calling products' {method} got HTTP {code}: it must be allowed"
         else:
             assert code == 403, f"{caller} calling products' {method} got HTTP {code}: it must be refused (403)"
-    return f"{len(codes)} calls through mTLS sidecars: {len(allowed)} allowed, {len(codes) - len(allowed)} refused"
+    return (
+        f"the policy matches {len(AUDITS) + 1} audits; {len(codes)} calls through mTLS sidecars: "
+        f"{len(allowed)} allowed, {len(codes) - len(allowed)} refused"
+    )
 
 
 def _expected_hpa(agent_raw: dict, namespace: str) -> dict | None:

@@ -14,6 +14,10 @@ the drill tells the two apart: a drill that passes either way proves nothing.
     access_control     the callee's Configuration (rendered from the spec)
                        denies every caller and method it does not name
 
+Where a policy comes from: ``audit_calls`` runs the agents with no policy
+and reads, from each caller's own sidecar metrics, which methods of which
+agent it called and what each call got.
+
 And one drill that shows a hole rather than a protection:
 
     actor_calls_past_policy  the same Configuration on the real products agent:
@@ -226,15 +230,8 @@ def _h2_session(port: int, tls: bool, identity: tuple[bytes, bytes] | None = Non
 
 
 def _static_app(app_id: str, folder: Path, files: dict[str, str], **kwargs) -> DaprApp:
-    """An app serving ``files`` as methods (GET /<name>): any HTTP server stands in for an agent."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
-        (folder / name).write_text(body)
-    return start_app(
-        app_id,
-        [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(folder)],
-        **kwargs,
-    )
+    """An app serving ``files`` as methods (GET /<name>), started with ``start_app``'s ``kwargs``."""
+    return start_app(app_id, _static_command(folder, files), **kwargs)
 
 
 def mtls(protect: bool = True) -> Drill:
@@ -356,6 +353,116 @@ def access_control(protect: bool = True) -> Drill:
         holds=codes == {("caller", "hello"): 200, ("caller", "refund"): 403, ("stranger", "hello"): 403},
         calls=[(f"{caller} calls {method}", f"HTTP {code}") for (caller, method), code in codes.items()],
     )
+
+
+class ObservedCall(TypedDict):
+    """One kind of call an audit saw: who called which agent's method, the HTTP status it got, how often.
+    A plain mapping, so that a check can hand it to a graded kernel as JSON."""
+
+    caller: str
+    callee: str
+    method: str
+    status: int
+    count: int
+
+
+# A day of the marketplace's service invocations as its agents' code makes them: (caller, callee, method, times).
+# Scripted here: the lab's agents talk through actors and pub/sub, so this day stands in for their direct calls.
+MARKET_DAY: tuple[tuple[str, str, str, int], ...] = (
+    ("mediator", "products", "Stock", 3),
+    ("mediator", "products", "Reserve", 2),
+    ("mediator", "products", "Release", 1),
+    ("buyers", "products", "Stock", 4),
+    ("buyers", "products", "Price", 1),  # a leftover in the buyers' code: products serves no Price
+    ("buyers", "mediator", "Negotiate", 2),
+    ("mediator", "sellers", "Offer", 2),
+)
+# The methods each agent serves in the audit (an agent not named here serves none).
+SERVED: dict[str, tuple[str, ...]] = {
+    "products": ("Stock", "Reserve", "Release"),
+    "mediator": ("Negotiate",),
+    "sellers": ("Offer",),
+}
+# Audit mode: no access-control policy, and metrics that keep each call's path (the method it names).
+AUDIT_CONFIG = {
+    "apiVersion": "dapr.io/v1alpha1",
+    "kind": "Configuration",
+    "metadata": {"name": "audit"},
+    "spec": {"metrics": {"enabled": True, "http": {"increasedCardinality": True}}},
+}
+REQUESTS_METRIC = "dapr_http_server_request_count"  # a sidecar's count of its app's calls to its API
+
+
+def _static_command(folder: Path, files: Mapping[str, str]) -> list[str]:
+    """An app serving ``files`` as methods (GET /<name>): any HTTP server stands in for an agent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_text(body)
+    return [sys.executable, "-m", "http.server", "{app_port}", "--bind", "127.0.0.1", "--directory", str(folder)]
+
+
+def audit_calls(raw: Mapping | HomeSpec, day: Sequence[tuple[str, str, str, int]] = MARKET_DAY) -> list[ObservedCall]:
+    """What each agent calls, as its own sidecar counted it.
+
+    The agents of ``raw`` run under private names on a control plane with
+    mTLS and **no** access-control policy (audit mode): each gets a sidecar,
+    and each that serves methods (SERVED) an app answering them. ``day`` is
+    replayed, every call from its caller's sidecar. Then each caller's
+    sidecar is asked for its metrics, and every service invocation it made
+    becomes an ObservedCall. Calls of agents missing from the spec are left out.
+    """
+    from lab_env.marketplace.homes.spec import load
+    from lab_env.runtime import metrics
+    from lab_env.runtime.apps import start_apps
+
+    spec = raw if isinstance(raw, HomeSpec) else load(dict(raw))
+    ids = {a.app_id for a in spec.agents}
+    day = [call for call in day if call[0] in ids and call[1] in ids]
+    suffix = unique_name("audit").rsplit("-", 1)[-1] + secrets.token_hex(2)
+    name = {agent: f"{agent}-{suffix}" for agent in ids}
+    agent_of = {private: agent for agent, private in name.items()}
+    involved = list(dict.fromkeys(agent for call in day for agent in call[:2]))
+    apps: dict[str, DaprApp] = {}
+    authority = ca.start_sentry()
+    try:
+        with tempfile.TemporaryDirectory(prefix="audit-") as tmp:
+            config = Path(tmp) / "audit.yaml"
+            config.write_text(yaml.safe_dump(AUDIT_CONFIG, sort_keys=False))
+            options: dict[str, dict[str, object]] = {}
+            for agent in involved:
+                served = SERVED.get(agent, ())
+                command = _static_command(Path(tmp) / agent, {m: m for m in served}) if served else None
+                options[name[agent]] = {
+                    "command": command,
+                    "components": [],
+                    "config": config,
+                    "sidecar_args": authority.sidecar_args(),
+                    "sidecar_env": authority.sidecar_env(),
+                }
+            apps = {agent_of[private]: app for private, app in start_apps(options).items()}
+            for caller, callee, method, times in day:
+                for _ in range(times):
+                    sidecar.get(apps[caller], sidecar.invoke_path(name[callee], method), timeout=TIMEOUT_S)
+            observed = []
+            for caller in dict.fromkeys(call[0] for call in day):
+                for labels, value in metrics.series(apps[caller], REQUESTS_METRIC):
+                    target = sidecar.invoked(labels.get("path", ""))
+                    if target and target[0] in agent_of:
+                        callee, method = agent_of[target[0]], target[1]
+                        observed.append(
+                            ObservedCall(
+                                caller=caller,
+                                callee=callee,
+                                method=method,
+                                status=int(labels["status"]),
+                                count=int(value),
+                            )
+                        )
+    finally:
+        for app in apps.values():
+            stop_app(app)
+        ca.stop_sentry(authority)
+    return sorted(observed, key=lambda c: (c["callee"], c["caller"], c["method"], c["status"]))
 
 
 @dataclass
