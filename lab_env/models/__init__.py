@@ -1,0 +1,10 @@
+"""Language models for the course.
+
+candidates.py   the course's agent specifications, and the candidate
+                implementations the offline server answers them with
+offline_app.py  an offline OpenAI-compatible server (a stand-in for a
+                hosted model), as an ASGI app
+server.py       starts and stops that server; model_client() gives the
+                official ``openai`` client for it, or for a real server
+                when OPENAI_API_KEY and OPENAI_BASE_URL say so
+"""
