@@ -79,25 +79,27 @@ def _seen(caller: str, callee: str, method: str, status: int = 200, count: int =
 
 # Audits the learner's least_privilege never saw: (what was observed, the callee whose policy is asked for).
 AUDITS: list[tuple[list[security.ObservedCall], str]] = [
-    # Calls to three agents: a policy is one callee's.
+    # Calls to three agents, and two callers of products that need different methods.
     (
         [
             _seen("mediator", "products", "Stock", count=3),
+            _seen("mediator", "products", "Reserve"),
+            _seen("buyers", "products", "Stock", count=2),
             _seen("buyers", "mediator", "Negotiate"),
             _seen("mediator", "sellers", "Offer", count=2),
         ],
         "products",
     ),
-    # Failed calls: a method the callee does not serve, and a caller that only ever failed.
+    # Calls that show no need: a method the callee does not serve, and a caller that only ever asked for one.
     (
         [
             _seen("buyers", "products", "Stock", count=4),
             _seen("buyers", "products", "Price", 404),
-            _seen("auditor", "products", "Stock", 503),
+            _seen("auditor", "products", "Export", 404),
         ],
         "products",
     ),
-    # A call that failed once and then succeeded (a retry), and other 2xx answers.
+    # A call that failed once while the callee was down, then succeeded (a retry); 2xx answers besides 200.
     (
         [
             _seen("mediator", "ledger", "Record", 503),
@@ -127,30 +129,41 @@ def _allowed(policy: object, callee: str) -> set[tuple[str, str]]:
     )
     pairs = set()
     for caller, methods in policy.items():
-        assert isinstance(methods, (list, tuple)) and all(isinstance(m, str) for m in methods), (
-            f"least_privilege gives {caller!r} {methods!r}: give each caller a list of method names"
+        assert isinstance(methods, list) and all(isinstance(m, str) for m in methods), (
+            f"least_privilege gives {caller!r} {methods!r}: give each caller a list of method names "
+            "(sorted(...) makes one; the spec takes lists, and a grader receives a set as text)"
         )
         assert methods, f"least_privilege lists {caller!r} with no methods: leave out a caller that may call nothing"
         pairs |= {(caller, method) for method in methods}
     return pairs
 
 
-def _judge(policy: object, observed: list[security.ObservedCall], callee: str) -> None:
+def _why_not(observed: list[security.ObservedCall], callee: str, caller: str, method: str) -> str:
+    """Why least privilege does not let ``caller`` call ``method`` of ``callee``, from what the audit saw."""
+    statuses = [c["status"] for c in observed if (c["caller"], c["callee"], c["method"]) == (caller, callee, method)]
+    elsewhere = [c["callee"] for c in observed if (c["caller"], c["method"]) == (caller, method)]
+    if statuses and statuses[0] >= 500:
+        return f"which the audit saw fail only (HTTP {statuses[0]}, the callee was down): look before you allow it"
+    if statuses:
+        return f"which the audit saw fail only (HTTP {statuses[0]}): a call refused or not found shows no need"
+    if elsewhere:
+        return f"which it called on {elsewhere[0]}, not on {callee}: this policy is for {callee} alone"
+    return "which the audit never saw: allow only what was called"
+
+
+def _judge(policy: object, observed: list[security.ObservedCall], callee: str, made_up: bool = False) -> None:
     """The learner's policy for ``callee`` against what least privilege allows, with the first difference named."""
+    where = ""
+    if made_up:
+        rows = "; ".join(f"{c['caller']} -> {c['callee']}.{c['method']} HTTP {c['status']}" for c in observed)
+        where = f"on a made-up audit ({rows}), "
     got, needed = _allowed(policy, callee), _needed(observed, callee)
     for caller, method in sorted(got - needed):
-        elsewhere = [c["callee"] for c in observed if (c["caller"], c["method"]) == (caller, method)]
-        failed = [c["status"] for c in observed if (c["caller"], c["callee"], c["method"]) == (caller, callee, method)]
-        if failed:
-            why = f"which only failed in the audit (HTTP {failed[0]}): a call that fails needs no permission"
-        elif elsewhere:
-            why = f"which it called on {elsewhere[0]}, not on {callee}: this policy is for {callee} alone"
-        else:
-            why = "which the audit never saw: allow only what was called"
-        raise AssertionError(f"the policy for {callee} lets {caller} call {method}, {why}")
+        why = _why_not(observed, callee, caller, method)
+        raise AssertionError(f"{where}the policy for {callee} lets {caller} call {method}, {why}")
     for caller, method in sorted(needed - got):
         raise AssertionError(
-            f"the policy for {callee} leaves out {caller} calling {method}, which the audit saw succeed: "
+            f"{where}the policy for {callee} leaves out {caller} calling {method}, which the audit saw succeed: "
             "it would be refused"
         )
 
@@ -160,19 +173,24 @@ def _judge(policy: object, observed: list[security.ObservedCall], callee: str) -
     hint="a caller may call exactly the methods of this agent it was seen calling with success, and nothing else",
 )
 def access_policy(raw: dict, least_privilege: Callable[[list, str], dict]) -> str:
+    # First on audits the learner never saw (a copy each: the function may change what it is given) ...
+    for observed, callee in AUDITS:
+        policy = call_learner(
+            least_privilege, copy.deepcopy(observed), callee, timeout=CALL_PATIENCE, what="least_privilege"
+        )
+        _judge(policy, observed, callee, made_up=True)
     spec = load(raw)
     ids = [a.app_id for a in spec.agents]
     assert {"products", "mediator", "buyers"} <= set(ids), (
         f"the spec's agents are {ids}: keep products, buyers and mediator"
     )
-    # First on audits the learner never saw, then on a fresh audit of this spec's agents.
-    for observed, callee in AUDITS:
-        policy = call_learner(least_privilege, observed, callee, timeout=CALL_PATIENCE, what="least_privilege")
-        _judge(policy, observed, callee)
+    # ... then on a fresh audit of this spec's agents ...
     observed = security.audit_calls(spec)
-    policy = call_learner(least_privilege, observed, "products", timeout=CALL_PATIENCE, what="least_privilege")
+    policy = call_learner(
+        least_privilege, copy.deepcopy(observed), "products", timeout=CALL_PATIENCE, what="least_privilege"
+    )
     _judge(policy, observed, "products")
-    # Then the policy itself, rendered into the products' Configuration, against real sidecars with mTLS.
+    # ... then the policy itself, rendered into the products' Configuration, against real sidecars with mTLS.
     derived = copy.deepcopy(raw)
     next(a for a in derived["agents"] if a["app_id"] == "products")["callers"] = policy
     tried = sorted({c["method"] for c in observed if c["callee"] == "products"} | set(security.SERVED["products"]))

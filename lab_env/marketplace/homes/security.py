@@ -281,6 +281,12 @@ def mtls(protect: bool = True) -> Drill:
     return Drill("mTLS", holds=holds, calls=calls)
 
 
+def _private_names(spec: HomeSpec, prefix: str) -> tuple[str, dict[str, str]]:
+    """A suffix of this drill only, and the spec's agents under it (app id -> private name)."""
+    suffix = unique_name(prefix).rsplit("-", 1)[-1] + secrets.token_hex(2)
+    return suffix, {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
+
+
 def _private_names_and_config(spec: HomeSpec, callee: str) -> tuple[dict[str, str], dict]:
     """The spec's agents under names of this drill only (app id -> private name), and ``callee``'s
     Configuration as the native home renders it for those names."""
@@ -288,9 +294,8 @@ def _private_names_and_config(spec: HomeSpec, callee: str) -> tuple[dict[str, st
     from lab_env.marketplace.homes.native import configurations
     from lab_env.marketplace.homes.spec import isolated
 
-    suffix = unique_name("acl").rsplit("-", 1)[-1] + secrets.token_hex(2)
+    suffix, name = _private_names(spec, "acl")
     private = isolated(spec, suffix, free_ports(len(spec.agents)))
-    name = {a.app_id: f"{a.app_id}-{suffix}" for a in spec.agents}
     return name, configurations(private)[f"{name[callee]}.yaml"]
 
 
@@ -405,24 +410,27 @@ def audit_calls(raw: Mapping | HomeSpec, day: Sequence[tuple[str, str, str, int]
     """What each agent calls, as its own sidecar counted it.
 
     The agents of ``raw`` run under private names on a control plane with
-    mTLS and **no** access-control policy (audit mode): each gets a sidecar,
-    and each that serves methods (SERVED) an app answering them. ``day`` is
-    replayed, every call from its caller's sidecar. Then each caller's
-    sidecar is asked for its metrics, and every service invocation it made
-    becomes an ObservedCall. Calls of agents missing from the spec are left out.
+    mTLS and **no** access-control policy ("audit mode", this lab's name for
+    it): each gets a sidecar, and each that serves methods (SERVED) an app
+    answering them. ``day`` is replayed, every call from its caller's
+    sidecar. Then each caller's sidecar is asked for its metrics, and every
+    service invocation it made becomes an ObservedCall. Calls of agents
+    missing from the spec are left out. If the metrics do not count exactly
+    the calls made (a daprd that labels paths differently), it says so
+    rather than return a partial audit.
     """
+    from lab_env.errors import LabEnvError
     from lab_env.marketplace.homes.spec import load
     from lab_env.runtime import metrics
-    from lab_env.runtime.apps import start_apps
+    from lab_env.runtime.apps import start_apps, stop_apps
 
     spec = raw if isinstance(raw, HomeSpec) else load(dict(raw))
     ids = {a.app_id for a in spec.agents}
     day = [call for call in day if call[0] in ids and call[1] in ids]
-    suffix = unique_name("audit").rsplit("-", 1)[-1] + secrets.token_hex(2)
-    name = {agent: f"{agent}-{suffix}" for agent in ids}
+    _, name = _private_names(spec, "audit")
     agent_of = {private: agent for agent, private in name.items()}
     involved = list(dict.fromkeys(agent for call in day for agent in call[:2]))
-    apps: dict[str, DaprApp] = {}
+    observed: list[ObservedCall] = []
     authority = ca.start_sentry()
     try:
         with tempfile.TemporaryDirectory(prefix="audit-") as tmp:
@@ -440,28 +448,38 @@ def audit_calls(raw: Mapping | HomeSpec, day: Sequence[tuple[str, str, str, int]
                     "sidecar_env": authority.sidecar_env(),
                 }
             apps = {agent_of[private]: app for private, app in start_apps(options).items()}
-            for caller, callee, method, times in day:
-                for _ in range(times):
-                    sidecar.get(apps[caller], sidecar.invoke_path(name[callee], method), timeout=TIMEOUT_S)
-            observed = []
-            for caller in dict.fromkeys(call[0] for call in day):
-                for labels, value in metrics.series(apps[caller], REQUESTS_METRIC):
-                    target = sidecar.invoked(labels.get("path", ""))
-                    if target and target[0] in agent_of:
-                        callee, method = agent_of[target[0]], target[1]
-                        observed.append(
-                            ObservedCall(
-                                caller=caller,
-                                callee=callee,
-                                method=method,
-                                status=int(labels["status"]),
-                                count=int(value),
+            try:
+                for caller, callee, method, times in day:
+                    for _ in range(times):
+                        sidecar.get(apps[caller], sidecar.invoke_path(name[callee], method), timeout=TIMEOUT_S)
+                for caller in dict.fromkeys(call[0] for call in day):
+                    for labels, value in metrics.series(apps[caller], REQUESTS_METRIC):
+                        target = sidecar.invoked(labels.get("path", ""))
+                        if target and target[0] in agent_of:
+                            callee, method = agent_of[target[0]], target[1]
+                            status = int(labels["status"])
+                            observed.append(
+                                ObservedCall(
+                                    caller=caller, callee=callee, method=method, status=status, count=int(value)
+                                )
                             )
-                        )
+            finally:
+                stop_apps(apps.values())  # before their folder goes
     finally:
-        for app in apps.values():
-            stop_app(app)
         ca.stop_sentry(authority)
+    made: dict[tuple[str, str, str], int] = {}
+    for caller, callee, method, times in day:
+        made[(caller, callee, method)] = made.get((caller, callee, method), 0) + times
+    counted: dict[tuple[str, str, str], int] = {}
+    for c in observed:
+        counted[(c["caller"], c["callee"], c["method"])] = (
+            counted.get((c["caller"], c["callee"], c["method"]), 0) + c["count"]
+        )
+    if counted != made:
+        raise LabEnvError(
+            f"the audit's metrics counted {sum(counted.values())} calls where {sum(made.values())} were made",
+            f"check that this daprd labels {REQUESTS_METRIC} with each call's path (metrics.http.increasedCardinality)",
+        )
     return sorted(observed, key=lambda c: (c["callee"], c["caller"], c["method"], c["status"]))
 
 

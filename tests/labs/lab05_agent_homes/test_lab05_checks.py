@@ -51,13 +51,37 @@ def typed_table(observed, callee):  # the policy typed from a table, whatever th
     return {"mediator": ["Stock", "Reserve", "Release"], "buyers": ["Stock"]}
 
 
+def pruning(observed, callee):  # right, but it removes from the list it is given what it does not keep
+    for call in list(observed):
+        if call["callee"] != callee or not 200 <= call["status"] < 300:
+            observed.remove(call)
+    return right(observed, callee)
+
+
+def not_404(observed, callee):  # a 404 shows no need, and neither does any other refusal
+    return _policy(observed, callee, lambda c, who: c["callee"] == who and c["status"] != 404)
+
+
+def tuple_lists(observed, callee):  # the spec takes lists
+    return {caller: tuple(methods) for caller, methods in right(observed, callee).items()}
+
+
 WRONG = {
-    every_status: "lets auditor call Stock, which only failed in the audit (HTTP 503)",
+    every_status: "lets auditor call Export, which the audit saw fail only (HTTP 404)",
     every_callee: "lets buyers call Negotiate, which it called on mediator, not on products",
     only_200: "leaves out mediator calling Audit, which the audit saw succeed",
-    same_for_all: "lets buyers call Release, which the audit never saw",
-    typed_table: "lets buyers call Stock, which the audit never saw",
+    same_for_all: "lets buyers call Reserve, which the audit never saw",
+    typed_table: "lets mediator call Release, which the audit never saw",
+    not_404: "lets buyers call Audit, which the audit saw fail only (HTTP 403)",
+    tuple_lists: "give each caller a list of method names",
 }
+
+
+def test_a_learner_that_changes_what_it_is_given_cannot_change_the_check(spec):
+    assert verdict(lab05.access_policy, spec, pruning).passed
+    result = verdict(lab05.access_policy, spec, every_status)  # the made-up audits are whole again
+    assert not result.passed and WRONG[every_status] in result.message, result.message
+    assert "on a made-up audit (" in result.message
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +112,13 @@ def test_the_right_policy_passes_through_real_sidecars(spec):
 def test_a_wrong_policy_fails_with_its_own_message(spec, wrong):
     result = verdict(lab05.access_policy, spec, wrong)
     assert not result.passed and WRONG[wrong] in result.message, result.message
+
+
+def test_an_audit_whose_metrics_miss_calls_says_so_rather_than_return_less(spec, monkeypatch):
+    from lab_env.errors import LabEnvError
+
+    # With increasedCardinality off, daprd keeps no path in the label: the audit cannot tell the calls apart.
+    off = {"metrics": {"enabled": True, "http": {"increasedCardinality": False}}}
+    monkeypatch.setattr(security, "AUDIT_CONFIG", {**security.AUDIT_CONFIG, "spec": off})
+    with pytest.raises(LabEnvError, match="counted 0 calls where 13 were made"):
+        security.audit_calls(spec)
