@@ -109,3 +109,38 @@ def books_from_events(revenue: Callable[[list[dict]], dict], app: DaprApp) -> st
         f"the society healed from a crash ({DRILL_ORDERS} orders, none lost or doubled), and your revenue matches "
         "the order actors' outcomes through redelivered events"
     )
+
+
+SUITE_PATIENCE = 600.0  # a validation suite restarts hosts; this only stops an endless loop
+
+
+@check(
+    "validation suite",
+    hint="probe each promise of the specification on a product of its own: its methods, its invariants, "
+    "what survives a restarted host, what a repeated call does",
+)
+def validation_suite(problems: Callable[[str], list]) -> str:
+    from lab_env.core.names import unique_name
+    from lab_env.labs.checks import fresh
+    from lab_env.models import trial
+    from lab_env.models.candidates import SPECIFICATIONS
+
+    spec = SPECIFICATIONS["product agent"]
+    caught = 0
+    for number, candidate in enumerate(spec.candidates):
+        with trial.hosted(candidate.source, unique_name(f"candidate-{number}-{fresh()}")) as host:
+            found = call_learner(problems, host, timeout=SUITE_PATIENCE, what="problems")
+        assert isinstance(found, list) and all(isinstance(p, str) for p in found), (
+            f"problems returned {str(found)[:80]}: return a list of problems found, each a string ([] for none)"
+        )
+        if candidate.bug is None:
+            assert not found, (
+                f"your suite finds {found[0]!r} in candidate {number}, which meets the specification: "
+                "a suite that refuses correct code sends you back to the model for nothing"
+            )
+        else:
+            assert found, (
+                f"your suite accepts candidate {number} ({candidate.name}), which has a planted bug: {candidate.bug}"
+            )
+            caught += 1
+    return f"{len(spec.candidates)} candidates on live hosts: the correct one accepted, all {caught} planted bugs found"
