@@ -48,6 +48,8 @@ _PROCESS_MODULES = {
     "lab_env.checks": "the lab's checks",
     "lab_env.labs.checks": "the lab's checks",
     "lab_env.grading": "the grader",
+    "lab_env.models.candidates": "the candidates' answer key",
+    "lab_env.core.registry": "other processes' records",
 }
 _KERNEL_NAMES = {
     "get_ipython": "the IPython kernel",

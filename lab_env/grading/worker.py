@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,14 @@ class State:
     notes: list[str] = field(default_factory=list)
     stubbed: list[int] = field(default_factory=list)  # cells graded as not done after they killed the kernel
     finished: bool = False
+
+
+def kernel_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The graded kernel's environment: the grader's, without any OPENAI_* (a graded notebook must not
+    spend the instructor's model key, nor read it), with LAB_ENV_GRADING (cells that would start
+    containers for the learner to watch skip: lab 05) and a plotting backend that draws no window."""
+    inherited = {k: v for k, v in environ.items() if not k.startswith("OPENAI_")}
+    return {**inherited, "MPLBACKEND": "agg", "LAB_ENV_GRADING": "1"}
 
 
 class KernelFunction:
@@ -110,9 +119,7 @@ class Grader:
 
     def _kernel(self) -> GradingKernel:
         started = time.monotonic()
-        # LAB_ENV_GRADING: cells that would start containers for the learner to watch skip (lab 05).
-        env = {**os.environ, "MPLBACKEND": "agg", "LAB_ENV_GRADING": "1"}
-        kernel = GradingKernel(self.workdir / "workspace", env)
+        kernel = GradingKernel(self.workdir / "workspace", kernel_env(os.environ))
         _log("kernel start", started)
         return kernel
 

@@ -157,6 +157,8 @@ LABS: tuple[Lab, ...] = (
         "07_capstone.ipynb",
         tests=(
             "tests/labs/lab07_capstone/test_lab07_checks.py",
+            "tests/labs/lab07_capstone/test_validation_suite.py",
+            "tests/models/test_offline_model.py",
             "tests/marketplace/test_market.py",
             "tests/marketplace/test_market_actors.py",
             "tests/marketplace/test_market_allocation.py",

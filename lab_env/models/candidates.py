@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 TITLE_PREFIX = "# Spec: "
-_TITLE = re.compile(r"#\s*spec:\s*(.+)", re.IGNORECASE)
+_TITLE = re.compile(r"#+\s*spec:\s*(.+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,16 @@ PRODUCT_SPEC_TEXT = """\
 An actor per product, type ProductAgent, hosted by a FastAPI app with Dapr's actor runtime.
 
 Methods
+Callers send positive quantities only.
+
 - Restock(quantity: int) -> int: adds quantity to the stock and returns the stock.
 - Stock() -> int: the stock.
 - Reserve({"order_id": str, "quantity": int}) -> {"ok": bool, "stock": int}: holds quantity
   for the order and takes it from the stock; ok is false, and nothing changes, when the
   stock is smaller than quantity.
 - Release(order_id: str) -> {"ok": bool, "stock": int}: the compensation of Reserve: the
-  order's held quantity goes back to the stock. An order that holds nothing changes nothing.
+  order's held quantity goes back to the stock; ok is always true. An order that holds
+  nothing changes nothing.
 
 Invariants
 - The stock is never negative.
@@ -66,7 +69,7 @@ Durability
 
 Failures
 - A repeated Reserve of an order (a retry) changes nothing and answers ok.
-- A repeated Release changes nothing.
+- A repeated Release changes nothing: the quantity goes back once.
 """
 
 _PRODUCT_AGENT = '''\
@@ -194,6 +197,15 @@ _PRODUCT_BUGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
                 "class ProductAgent(Actor, ProductAgentInterface):\n",
                 "_SHARED: dict = {}\n\n\nclass ProductAgent(Actor, ProductAgentInterface):\n",
             ),
+        ],
+    ),
+    "double-release": (
+        "a repeated Release gives the order's quantity back again",
+        [
+            (
+                '        quantity = product["held"].pop(order_id, 0)\n',
+                '        quantity = product["held"].get(order_id, 0)\n',
+            )
         ],
     ),
     "no-compensation": (

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REAL_MODEL = "gpt-4o-mini"
 OFFLINE_KEY = "offline-no-key"  # the offline server checks no key; the client insists on one
-_FENCED = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+_FENCED = re.compile(r"```(?:python3?|py)?[^\n]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 def uses_real_model() -> bool:

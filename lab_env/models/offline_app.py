@@ -4,7 +4,7 @@ What it reproduces: the two endpoints the official ``openai`` client uses
 here, as that client calls them: ``POST /v1/chat/completions`` (bearer
 authentication, ``messages``, ``n`` choices, ``seed``, a ``usage`` count) and
 ``GET /v1/models``; errors in OpenAI's shape (``{"error": {"message", "type",
-"code"}}``) with the same status codes.
+"code"}}``), 401 without a key and 400 for a request it cannot serve.
 
 What it does not: it neither reads nor reasons. It finds the course
 specification named by the title line (``# Spec: <name>``) in the last user
@@ -12,6 +12,8 @@ message and answers with that specification's canned candidates
 (lab_env.models.candidates), the i-th choice being candidate ``seed + i``.
 The same request always gets the same answer. Any other prompt gets a 400
 that names the specifications it knows. It checks no key: any is accepted.
+It does not stream (``stream`` is refused), echoes the model name it is
+given, and its ``usage`` counts words, not tokens.
 
     python -m uvicorn lab_env.models.offline_app:app --port ...   (lab_env.models.offline.start does it)
 """
@@ -64,7 +66,23 @@ async def completions(request: Request):
         body = await request.json()
     except ValueError:
         return _error(400, "the request body is not JSON", "invalid_request_error", "bad_json")
-    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return _error(
+            400, "the request needs a JSON object with a list of messages", "invalid_request_error", "bad_body"
+        )
+    if body.get("stream"):
+        return _error(
+            400, "this offline server does not stream: leave stream out", "invalid_request_error", "no_stream"
+        )
+    n, seed = body.get("n", 1), body.get("seed", 0)
+    if not isinstance(n, int) or not isinstance(seed, int) or not 1 <= n <= 8:
+        return _error(
+            400,
+            f"n must be an integer from 1 to 8 and seed an integer, got {n!r} and {seed!r}",
+            "invalid_request_error",
+            "bad_n",
+        )
+    users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
     spec = find(_text(users[-1].get("content"))) if users else None
     if spec is None:
         known = ", ".join(f"'# Spec: {name}'" for name in SPECIFICATIONS)
@@ -75,9 +93,6 @@ async def completions(request: Request):
             "invalid_request_error",
             "unknown_specification",
         )
-    n, seed = int(body.get("n") or 1), int(body.get("seed") or 0)
-    if not 1 <= n <= 8:
-        return _error(400, f"n must be between 1 and 8, got {n}", "invalid_request_error", "bad_n")
     picked = [spec.candidates[(seed + i) % len(spec.candidates)] for i in range(n)]
     choices = [
         {
@@ -88,7 +103,7 @@ async def completions(request: Request):
         }
         for i, c in enumerate(picked)
     ]
-    prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages") or [] if isinstance(m, dict))
+    prompt_words = sum(len(_text(m.get("content")).split()) for m in body["messages"] if isinstance(m, dict))
     answer_words = sum(len(c.source.split()) for c in picked)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
     return {

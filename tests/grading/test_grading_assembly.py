@@ -146,11 +146,20 @@ def test_magic_first_lines_cannot_be_changed():
         ("import subprocess", False, "imports subprocess"),
         ("!rm -rf /", True, "uses get_ipython"),
         ("setattr(check, 'scale', print)", True, "setattr on something other than self"),
+        ("from lab_env.models.candidates import SPECIFICATIONS", True, "imports lab_env.models.candidates"),
+        ("from lab_env.core import registry", True, "imports lab_env.core.registry"),
     ],
 )
 def test_the_screen_flags(code, in_kernel, reason):
     source = kernel_python(code) if in_kernel else code
     assert any(reason in f.reason for f in screen(source, in_kernel)), screen(source, in_kernel)
+
+
+def test_the_graded_kernel_gets_no_model_key():
+    from lab_env.grading.worker import kernel_env
+
+    env = kernel_env({"PATH": "/bin", "OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://h/v1"})
+    assert env == {"PATH": "/bin", "MPLBACKEND": "agg", "LAB_ENV_GRADING": "1"}
 
 
 def test_app_code_is_not_held_to_kernel_rules():
