@@ -24,6 +24,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         regrade_identical=args.regrade_identical,
         deduct_last_hint=args.deduct_last_hint,
+        sandbox=args.sandbox,
     )
     print(summary_table(results, load_spec(lab)))
     print(f"gradebook: {out / 'gradebook.csv'}; JUnit: {out / 'junit.xml'}; feedback: {out / 'feedback'}/")
@@ -94,6 +95,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0,
         metavar="POINTS",
         help="points off per exercise whose last hint level (the one that may show code) the notebook shows",
+    )
+    s.add_argument(
+        "--sandbox",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run each submission's kernel and apps in a container of its own (auto: where a Docker engine "
+        "answers on this machine and the grader is root; off: as the grader's user)",
     )
     s.set_defaults(fn=cmd_grade)
 

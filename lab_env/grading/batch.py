@@ -21,6 +21,7 @@ from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_hints, write_junit
 from lab_env.grading.run import Graded, grade_assembly, identify_lab, with_hints
+from lab_env.grading.sandbox import choose as sandbox_engine
 from lab_env.grading.spec import LabSpec, load_spec
 
 
@@ -83,6 +84,7 @@ def grade_folder(
     progress: bool = True,
     regrade_identical: bool = False,
     deduct_last_hint: int = 0,
+    sandbox: str = "auto",
 ) -> tuple[list[Graded], Path]:
     """Grade every submission in folder. Submissions whose graded notebooks are
     identical (the untouched lab handed in twice, an edit the grader undoes) run
@@ -96,6 +98,7 @@ def grade_folder(
     if not submissions:
         raise LabEnvError(f"no submissions in {folder}", "put one notebook (or folder) per learner there")
     ensure_up()
+    engine = sandbox_engine(sandbox)  # auto: where one answers on this machine
     work = Path(tempfile.mkdtemp(prefix=f"lab-env-grade-{spec.number}-"))
 
     prepared = {sub.learner: _prepare(sub, spec, specs) for sub in submissions}
@@ -108,7 +111,7 @@ def grade_folder(
 
     def grade_one(learner: str) -> Graded:
         try:
-            return grade_assembly(learner, assemblies[learner], spec, work / learner, cell_timeout, timeout)
+            return grade_assembly(learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine)
         except Exception as err:  # one broken submission must not stop the batch
             return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
 

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import queue
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 
 from lab_env.grading.execute import this_python_kernel_spec
+from lab_env.grading.sandbox import Sandbox
+from lab_env.stack.engine import Engine
 
 _REMOTE = "__import__('lab_env.grading.remote', fromlist=['remote'])"
+
+
+class _SandboxKernelManager(KernelManager):
+    """Hands the connection file to the sandbox's uid each time it is written (it is written more than once)."""
+
+    owner = -1
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        os.chown(self.connection_file, self.owner, self.owner)
 
 
 class KernelDied(BaseException):
@@ -43,10 +57,22 @@ class GradingKernel:
     # binds one before the kernel does.
     START_ATTEMPTS = 3
 
-    def __init__(self, cwd: Path, env: dict[str, str], startup_timeout: float = 120) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        env: dict[str, str],
+        startup_timeout: float = 120,
+        sandbox: tuple[Sandbox, Engine] | None = None,
+    ) -> None:
+        """A kernel in ``cwd`` with ``env``; with ``sandbox``, in that container (which gets only its own
+        environment: ``env`` is then the docker CLI's)."""
+        self.sandbox = sandbox
         for attempt in range(1, self.START_ATTEMPTS + 1):
-            self.km = KernelManager(kernel_name="python3")
-            self.km._kernel_spec = this_python_kernel_spec()
+            if sandbox is None:
+                self.km = KernelManager(kernel_name="python3")
+                self.km._kernel_spec = this_python_kernel_spec()
+            else:
+                self._into(*sandbox)
             self.km.start_kernel(cwd=str(cwd), env=env)
             self.kc = self.km.client()
             self.kc.start_channels()
@@ -57,6 +83,15 @@ class GradingKernel:
                 self.shutdown()
                 if attempt == self.START_ATTEMPTS:
                     raise KernelDied(f"the kernel did not start ({attempt} attempts): {err}") from None
+
+    def _into(self, box: Sandbox, engine: Engine) -> None:
+        """Launch the kernel with `docker run`: its connection file written first and handed to the
+        sandbox's uid (it holds only this kernel's HMAC key), on 127.0.0.1 (the host's loopback)."""
+        box.remove(engine)  # a kernel of an earlier attempt or run
+        self.km = _SandboxKernelManager(kernel_name="python3", connection_file=str(box.connection_file))
+        self.km.ip, self.km.owner = "127.0.0.1", box.uid
+        argv = box.run_argv(Path("{connection_file}"))
+        self.km._kernel_spec = KernelSpec(argv=argv, display_name="sandbox", language="python")
 
     def run(self, code: str, timeout: float, user_expressions: dict[str, str] | None = None) -> CellRun:
         """Execute ``code``; on ``timeout`` interrupt it. Raises KernelDied."""
@@ -116,8 +151,12 @@ class GradingKernel:
         try:
             self.kc.stop_channels()
         finally:
-            if self.km.has_kernel:
-                self.km.shutdown_kernel(now=True)
+            try:
+                if self.km.has_kernel:
+                    self.km.shutdown_kernel(now=True)
+            finally:
+                if self.sandbox is not None:  # killing `docker run` leaves its container running
+                    self.sandbox[0].remove(self.sandbox[1])
 
 
 def _json_expression(run: CellRun, key: str, what: str) -> Any:

@@ -17,6 +17,7 @@ from lab_env.grading.assemble import Assembly
 from lab_env.grading.signing import verify
 from lab_env.grading.spec import LabSpec
 from lab_env.runtime.apps import kill_run
+from lab_env.stack.engine import Engine
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Graded:
     finished: bool = False  # the worker ran the notebook to its end and signed its verdicts
     hints: dict[int, tuple[int, int]] = field(default_factory=dict)  # exercise -> (deepest level, levels) shown
     deducted: int = 0  # points taken off for last-level hints (lab-env grade --deduct-last-hint)
+    sandboxed: bool = False  # its kernel ran in a container (sandbox.py), not as the grader's user
 
     @property
     def total(self) -> int:
@@ -70,10 +72,20 @@ def with_hints(graded: Graded, assembly: Assembly, deduct_last_hint: int) -> Gra
     )
 
 
+SANDBOXED = "graded in a sandbox: a container of its own, without the grader's files or processes"
+NOT_SANDBOXED = "graded without a sandbox, as the grader's user (no container engine was used)"
+
+
 def grade_assembly(
-    learner: str, assembly: Assembly, spec: LabSpec, workdir: Path, cell_timeout: int, timeout: int
+    learner: str,
+    assembly: Assembly,
+    spec: LabSpec,
+    workdir: Path,
+    cell_timeout: int,
+    timeout: int,
+    sandbox: Engine | None = None,
 ) -> Graded:
-    """Run an assembled notebook in a worker and read its verdicts."""
+    """Run an assembled notebook in a worker and read its verdicts; its kernel in a container on ``sandbox``."""
     workdir.mkdir(parents=True, exist_ok=True)
     nbformat.write(assembly.notebook, workdir / "graded.ipynb")
     token = secrets.token_hex(3)  # the kernel's unique_name() suffix: its apps, actor types, topics
@@ -90,6 +102,7 @@ def grade_assembly(
         "cell_timeout": cell_timeout,
         "timeout": timeout,
         "key": key.hex(),
+        "sandbox": {"host": sandbox.host, "managed": sandbox.managed} if sandbox else None,
     }
     log = workdir / "worker.log"
     log.unlink(missing_ok=True)  # this run's log only
@@ -107,7 +120,8 @@ def grade_assembly(
     finally:
         kill_run(token)  # the last resort, if the worker itself was killed
     result = _result(learner, spec, workdir, key, assembly.notes, code)
-    result.run_token = token
+    result.run_token, result.sandboxed = token, sandbox is not None
+    result.notes.append(SANDBOXED if sandbox else NOT_SANDBOXED)
     return result
 
 

@@ -1,33 +1,46 @@
 """A graded submission's sandbox: the container its kernel (and every app the kernel starts) runs in.
 
-Work in progress (issue 31, step 1), on a branch: this module builds what
-`docs/sandbox-probe.md` found to work here, and nothing calls it yet. The
-worker still runs kernels as the grader's user.
-
 The image holds nothing but the merged-/usr links (``rootfs_tar``): everything
 the kernel needs comes in read-only through bind mounts at the same paths as on
 the host (the interpreter, the venv, ``lab_env``, the components, Dapr's
 binaries, Kafka's jars), so nothing is pulled or copied. What is left out is
 the point: the repository itself (``solutions/``, ``.git``, ``tests/``), other
-submissions, the grader's key and results, and every host process (its own pid
-namespace). The network is the host's, so the kernel's apps reach the stack on
-127.0.0.1 and the worker reaches the kernel and the apps' ports as today.
+submissions, the grader's key, results and graded notebook (its hidden checks),
+and every host process (its own pid namespace). The network is the host's, so
+the kernel's apps reach the stack on 127.0.0.1 and the worker reaches the
+kernel and the apps' ports as today. docs/grading.md has the threat model;
+docs/sandbox-probe.md the probe this was built from.
+
+The worker never acts on the sandbox's processes itself: their pids belong to
+the container, and their registry records are the learner's to write. Crashing,
+restarting or reading an app goes through ``exec_lab_env`` (``docker exec`` as
+the sandbox's user, see inside.py).
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
 import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from lab_env.core import ports
 from lab_env.core.paths import REPO_ROOT, cache_dir, dapr_home
+from lab_env.errors import LabEnvError
+from lab_env.stack import engine as engines
 
 IMAGE = "localhost/lab-env/grading-sandbox:1"
 UID_BASE = 50000  # sandbox n runs as uid UID_BASE + n: no host user has it
+UIDS = 10000
+PORT_SLICES = 8  # sandboxes graded side by side take their apps' ports from disjoint slices of the window
 _LINKS = {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"}
 _DIRS = ("usr", "etc", "proc", "sys", "dev", "home", "work")
+MODES = ("auto", "on", "off")
 
 
 def rootfs_tar() -> bytes:
@@ -46,6 +59,37 @@ def rootfs_tar() -> bytes:
             info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
     return out.getvalue()
+
+
+def choose(mode: str) -> engines.Engine | None:
+    """The engine to sandbox with, or None to grade as the grader's user.
+
+    ``auto`` sandboxes where an engine on this machine answers and the grader is root (it hands
+    each sandbox's folder to the sandbox's uid); ``on`` requires it; ``off`` never sandboxes."""
+    if mode not in MODES:
+        raise LabEnvError(f"--sandbox {mode!r} is not one of {', '.join(MODES)}", "pass auto, on or off")
+    if mode == "off":
+        return None
+    found = engines.find()
+    why = ""
+    if found is None:
+        why = "no Docker engine answers"
+    elif not found.host.startswith("unix://"):
+        why = f"the engine on {found.host} is not on this machine (the sandbox shares its loopback and folders)"
+    elif os.geteuid() != 0:
+        why = "the grader is not root (it gives each sandbox its own uid)"
+    if not why:
+        return found
+    if mode == "on":
+        raise LabEnvError(f"cannot grade in a sandbox: {why}", "`lab-env engine up` as root, or --sandbox off")
+    return None
+
+
+def ensure_image(engine: engines.Engine) -> None:
+    """Import the links-only image once (nothing to pull or build)."""
+    if engine.docker("image", "inspect", IMAGE, timeout=30).returncode == 0:
+        return
+    engine.check("import", "-", IMAGE, input=rootfs_tar(), timeout=120)
 
 
 @dataclass(frozen=True)
@@ -69,6 +113,19 @@ def read_only_mounts() -> list[Mount]:
     return [Mount(p) for p in unique]
 
 
+def number_of(token: str) -> int:
+    """A graded run's sandbox number, from its run token: its uid and port slice."""
+    return int(token, 16) % UIDS
+
+
+def port_window(number: int) -> str:
+    """``low-high``: the sandbox's slice of the ports lab-env chooses from (see ports.window)."""
+    whole = ports.window()
+    size = len(whole) // PORT_SLICES
+    low = whole.start + (number % PORT_SLICES) * size
+    return f"{low}-{low + size - 1}"
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """One submission's container: ``job`` holds its writable home and workspace (same paths inside)."""
@@ -77,8 +134,8 @@ class Sandbox:
     job: Path
     number: int  # its uid is UID_BASE + number
     token: str  # LAB_RUN_TOKEN of the graded run
-    memory: str = "2g"
-    pids: int = 512
+    memory: str = "3g"
+    pids: int = 1024
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -93,6 +150,10 @@ class Sandbox:
     def workspace(self) -> Path:
         return self.job / "workspace"
 
+    @property
+    def connection_file(self) -> Path:
+        return self.job / "kernel.json"
+
     def env(self) -> dict[str, str]:
         """The whole environment the kernel gets: named here, never the worker's own (it may hold secrets)."""
         return {
@@ -101,21 +162,53 @@ class Sandbox:
             "DAPR_HOME": str(dapr_home()),
             "LAB_ENV_CACHE": str(cache_dir()),
             "LAB_ENV_WORKSPACE": str(self.workspace),
+            "LAB_ENV_PORT_WINDOW": port_window(self.number),
             "LAB_RUN_TOKEN": self.token,
             "LAB_ENV_GRADING": "1",
+            "LAB_ENV_PROGRESS": "0",
             "MPLBACKEND": "agg",
             "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
             **self.extra_env,
         }
 
+    def prepare(self) -> None:
+        """An empty home and workspace, the sandbox's own (mode 0700: no other sandbox's uid reads them)."""
+        shutil.rmtree(self.job, ignore_errors=True)
+        for folder in (self.job, self.home, self.workspace):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, self.uid, self.uid)
+            folder.chmod(0o700)
+
     def run_argv(self, connection_file: Path, docker: str = "docker") -> list[str]:
-        """`docker run -d ...` that starts the kernel with ``connection_file`` (readable by the sandbox's uid)."""
-        argv = [docker, "run", "-d", "--name", self.name, "--network", "host", "--user", f"{self.uid}:{self.uid}"]
+        """`docker run` that starts the kernel with ``connection_file`` (in ``job``, readable by the sandbox's uid).
+
+        In the foreground, so the kernel manager's process is the container's: SIGINT reaches the
+        kernel through tini (an interrupt), and the container exits when the kernel does."""
+        argv = [docker, "run", "--rm", "--name", self.name, "--network", "host", "--user", f"{self.uid}:{self.uid}"]
         argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only"]
         argv += ["--tmpfs", "/tmp:rw,size=256m,mode=1777", "--pids-limit", str(self.pids), "--memory", self.memory]
-        for mount in [*read_only_mounts(), Mount(self.job, writable=True), Mount(connection_file.parent)]:
+        for mount in [*read_only_mounts(), Mount(self.job, writable=True)]:
             argv += mount.flag()
         for key, value in self.env().items():
             argv += ["-e", f"{key}={value}"]
         argv += ["-w", str(self.workspace), IMAGE, "/usr/bin/tini", "--"]
         return [*argv, sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+
+    def exec_lab_env(self, engine: engines.Engine, *args: str, timeout: float = 300.0) -> Any:
+        """``python -m lab_env.grading.inside *args`` in the sandbox, as its user; its JSON answer.
+
+        A LabEnvError if the sandbox is gone or the command fails (its last line says why)."""
+        argv = ["exec", "--user", f"{self.uid}:{self.uid}", "-w", str(self.workspace)]
+        for key, value in self.env().items():
+            argv += ["-e", f"{key}={value}"]
+        argv += [self.name, sys.executable, "-m", "lab_env.grading.inside", *args]
+        done = engine.docker(*argv, timeout=timeout)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            raise LabEnvError(f"in the sandbox, {' '.join(args[:3])} failed: {why}", "see the worker's log")
+        return json.loads(lines[-1])
+
+    def remove(self, engine: engines.Engine) -> None:
+        """The container and every process in it, gone (the kernel, its apps, their sidecars)."""
+        engine.docker("rm", "-f", self.name, timeout=60)

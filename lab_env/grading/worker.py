@@ -34,10 +34,13 @@ import nbformat
 
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
+from lab_env.grading.sandbox import Sandbox, ensure_image, number_of
+from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster
 from lab_env.grading.signing import sign
 from lab_env.labs.checks import Verdict, verdict
-from lab_env.runtime.apps import kill_run, load_app, run_token
+from lab_env.runtime.apps import kill_run, list_apps_of_runs_with, load_app, run_token
 from lab_env.runtime.kafka.replicated import load_cluster
+from lab_env.stack.engine import Engine
 
 
 @dataclass
@@ -90,8 +93,20 @@ class Grader:
         self.cell_timeout, self.deadline = float(job["cell_timeout"]), time.monotonic() + float(job["timeout"])
         self.state = State()
         self.token = run_token()
+        self.engine: Engine | None = None
+        self.box: Sandbox | None = None
+        if job.get("sandbox"):  # the kernel runs in a container; see sandbox.py
+            self.engine = Engine(job["sandbox"]["host"], job["sandbox"]["managed"])
+            self.box = Sandbox(f"lab-env-grade-{self.token}", self.workdir / "box", number_of(self.token), self.token)
+            ensure_image(self.engine)
+            box, engine = self.box, self.engine
+            list_apps_of_runs_with(lambda token: sandboxed_apps(box, engine, token))
         # The checks' workspace() in this process is the graded kernel's.
-        os.environ["LAB_ENV_WORKSPACE"] = str(self.workdir / "workspace")
+        os.environ["LAB_ENV_WORKSPACE"] = str(self.workspace)
+
+    @property
+    def workspace(self) -> Path:
+        return self.box.workspace if self.box else self.workdir / "workspace"
 
     def save(self) -> None:
         path = self.workdir / "results.json"
@@ -113,13 +128,22 @@ class Grader:
     def _clean(self) -> None:
         # SIGKILL, not a graceful stop: nothing of the run is needed any more,
         # and stopping apps with thousands of active actors takes long.
+        if self.box is not None and self.engine is not None:
+            self.box.remove(self.engine)  # the kernel and everything it started, gone with their namespace
+            kill_run(self.token)  # what the checks started here for this run
+            self.box.prepare()
+            return
         kill_run(self.token)
-        shutil.rmtree(self.workdir / "workspace", ignore_errors=True)
-        (self.workdir / "workspace").mkdir()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+        self.workspace.mkdir()
 
     def _kernel(self) -> GradingKernel:
         started = time.monotonic()
-        kernel = GradingKernel(self.workdir / "workspace", kernel_env(os.environ))
+        if self.box is not None and self.engine is not None:
+            docker_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": self.engine.host}
+            kernel = GradingKernel(self.workspace, docker_env, sandbox=(self.box, self.engine))
+        else:
+            kernel = GradingKernel(self.workspace, kernel_env(os.environ))
         _log("kernel start", started)
         return kernel
 
@@ -263,7 +287,7 @@ class Grader:
                 if not app_id.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not an app this notebook started")
                 try:
-                    args.append(load_app(app_id))
+                    args.append(self._app(app_id))
                 except Exception:
                     raise ValueError(f"{expression} ({app_id}) is not running") from None
             elif kind == "kafka_cluster":
@@ -271,12 +295,12 @@ class Grader:
                 if not name.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not a cluster this notebook started")
                 try:
-                    args.append(load_cluster(name))
+                    args.append(self._cluster(name))
                 except Exception:
                     raise ValueError(f"{expression} ({name}) is not running") from None
             elif kind == "path":
                 path = Path(described["path"]).resolve()
-                if not path.is_relative_to((self.workdir / "workspace").resolve()):
+                if not path.is_relative_to(self.workspace.resolve()):
                     raise ValueError(f"{expression} is not in the lab workspace")
                 args.append(path)
             elif kind == "function":
@@ -286,6 +310,16 @@ class Grader:
             else:
                 raise ValueError(f"{expression} is a {described.get('type')}, which the check cannot use")
         return call.func.attr, args  # type: ignore[attr-defined]
+
+    def _app(self, app_id: str) -> Any:
+        if self.box is not None and self.engine is not None:
+            return sandboxed_app(self.box, self.engine, app_id)
+        return load_app(app_id)
+
+    def _cluster(self, name: str) -> Any:
+        if self.box is not None and self.engine is not None:
+            return sandboxed_cluster(self.box, self.engine, name)
+        return load_cluster(name)
 
 
 def _log(what: str, started: float) -> None:

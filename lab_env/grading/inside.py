@@ -1,0 +1,76 @@
+"""What the grader asks of a sandbox's own processes: ``python -m lab_env.grading.inside WHAT NAME [ARGS]``.
+
+The worker runs it with ``docker exec`` as the sandbox's user (sandbox.exec_lab_env), so a crash
+kills the sandbox's pids and a restart relaunches the learner's recorded command **inside** the
+sandbox, never on the grading machine. It prints one JSON line: the answer.
+
+    apps TOKEN                 the ids of that run's running apps
+    app NAME record            the app's ports and launch spec (no pids: they mean nothing outside)
+    app NAME crash | restart [TIMEOUT] | alive | exit_reason | logs WHICH LINES
+    cluster NAME record        the Kafka cluster's name, folder and node ports
+    cluster NAME kill|pause|resume NODE | restart NODE... | alive NODE
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from lab_env.runtime.apps import apps_of_run, load_app
+
+_APP_FIELDS = ("http_port", "grpc_port", "app_port", "workdir", "command", "cwd", "env", "sidecar_argv", "sidecar_env")
+
+
+def app(name: str, what: str, *args: str) -> Any:
+    handle = load_app(name)
+    if what == "record":
+        return {"app_id": handle.app_id, "internal_port": handle.internal_port} | {
+            key: str(value) if key in ("workdir", "cwd") and value is not None else value
+            for key, value in ((k, getattr(handle, k)) for k in _APP_FIELDS)
+        }
+    if what == "crash":
+        handle.crash()
+    elif what == "restart":
+        handle.restart(float(args[0]) if args else 60.0)
+    elif what == "alive":
+        return handle.alive()
+    elif what == "exit_reason":
+        return handle.exit_reason()
+    elif what == "logs":
+        return handle.logs(args[0], int(args[1]))
+    else:
+        raise SystemExit(f"unknown app request {what!r}")
+    return None
+
+
+def cluster(name: str, what: str, *args: str) -> Any:
+    from lab_env.runtime.kafka.replicated import load_cluster  # lab 03's only: confluent_kafka is slow to import
+
+    handle = load_cluster(name)
+    nodes = [int(a) for a in args]
+    if what == "record":
+        return {"name": handle.name, "folder": str(handle.folder), "ports": handle.ports}
+    if what == "alive":
+        return handle.nodes[nodes[0]].alive()
+    if what == "restart":
+        handle.restart(*nodes)
+    elif what in ("kill", "pause", "resume"):
+        getattr(handle, what)(nodes[0])
+    else:
+        raise SystemExit(f"unknown cluster request {what!r}")
+    return None
+
+
+def main(argv: list[str]) -> None:
+    kind, name, *rest = argv
+    if kind == "apps":  # the ids of the run ``name``'s running apps
+        print(json.dumps([a.app_id for a in apps_of_run(name)]))
+        return
+    what, *args = rest
+    answer = {"app": app, "cluster": cluster}[kind](name, what, *args)
+    print(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

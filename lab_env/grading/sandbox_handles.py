@@ -1,0 +1,115 @@
+"""The worker's handles on what a sandboxed kernel started: the checks use them as DaprApp and Cluster.
+
+Ports and names come from the sandbox's own records, read inside it (inside.py): the
+worker connects to them as to any app. Everything that touches a process (crash,
+restart, alive, logs, a broker's kill, pause or restart) runs inside the sandbox as
+its user; the worker never signals a pid or runs a command the learner recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab_env.grading.sandbox import Sandbox
+from lab_env.runtime.apps import DaprApp
+from lab_env.runtime.kafka.replicated import Cluster
+from lab_env.stack.engine import Engine
+
+
+class SandboxedApp(DaprApp):
+    box: Sandbox
+    engine: Engine
+
+    def _ask(self, *args: str, timeout: float = 300.0) -> Any:
+        return self.box.exec_lab_env(self.engine, "app", self.app_id, *args, timeout=timeout)
+
+    def crash(self) -> None:
+        self._ask("crash")
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self._ask("restart", str(timeout), timeout=timeout + 120)
+
+    def alive(self) -> bool:
+        return bool(self._ask("alive"))
+
+    def exit_reason(self) -> str | None:
+        return self._ask("exit_reason")
+
+    def logs(self, which: str = "daprd", lines: int = 40) -> str:
+        return str(self._ask("logs", which, str(lines)))
+
+    def _sync(self) -> None:  # pids live in the sandbox only
+        pass
+
+    def _save(self) -> None:  # the record is the sandbox's
+        pass
+
+
+def sandboxed_app(box: Sandbox, engine: Engine, app_id: str) -> SandboxedApp:
+    """The handle of an app the sandboxed kernel started (a LabEnvError if it is not running)."""
+    spec = box.exec_lab_env(engine, "app", app_id, "record", timeout=60)
+    app = SandboxedApp(
+        spec["app_id"],
+        int(spec["http_port"]),
+        int(spec["grpc_port"]),
+        int(spec["app_port"]) if spec["app_port"] is not None else None,
+        Path(spec["workdir"]),
+        command=list(spec["command"]),
+        cwd=Path(spec["cwd"]) if spec["cwd"] else None,
+        env=dict(spec["env"]),
+        sidecar_argv=list(spec["sidecar_argv"]),
+        sidecar_env=dict(spec["sidecar_env"]),
+        internal_port=int(spec["internal_port"]),
+    )
+    app.box, app.engine = box, engine
+    return app
+
+
+def sandboxed_apps(box: Sandbox, engine: Engine, token: str) -> list[DaprApp]:
+    """Handles on the running apps of the sandbox's run (as apps.apps_of_run lists them there)."""
+    ids = box.exec_lab_env(engine, "apps", token, timeout=60)
+    return [sandboxed_app(box, engine, str(app_id)) for app_id in ids]
+
+
+class SandboxedNode:
+    """A Kafka node of a sandboxed cluster: only whether it runs is asked of it here."""
+
+    def __init__(self, cluster: SandboxedCluster, node: int) -> None:
+        self.cluster, self.node = cluster, node
+
+    def alive(self) -> bool:
+        return bool(self.cluster.ask("alive", str(self.node)))
+
+
+class SandboxedCluster(Cluster):
+    box: Sandbox
+    engine: Engine
+
+    def ask(self, *args: str, timeout: float = 300.0) -> Any:
+        return self.box.exec_lab_env(self.engine, "cluster", self.name, *args, timeout=timeout)
+
+    def kill(self, node: int) -> None:
+        self.ask("kill", str(node))
+
+    def pause(self, node: int) -> None:
+        self.ask("pause", str(node))
+
+    def resume(self, node: int) -> None:
+        self.ask("resume", str(node))
+
+    def restart(self, *nodes: int) -> None:
+        self.ask("restart", *map(str, nodes), timeout=600)
+
+    def stop(self) -> None:  # the sandbox's removal stops it
+        pass
+
+
+def sandboxed_cluster(box: Sandbox, engine: Engine, name: str) -> SandboxedCluster:
+    spec = box.exec_lab_env(engine, "cluster", name, "record", timeout=60)
+    cluster = SandboxedCluster(
+        spec["name"], Path(spec["folder"]), {int(k): int(v) for k, v in spec["ports"].items()}, {}
+    )
+    cluster.box, cluster.engine = box, engine
+    cluster.nodes = {node: SandboxedNode(cluster, node) for node in cluster.ports}  # type: ignore[misc]
+    return cluster
