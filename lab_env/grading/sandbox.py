@@ -41,6 +41,7 @@ PORT_SLICES = 8  # sandboxes graded side by side take their apps' ports from dis
 _LINKS = {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr/sbin"}
 _DIRS = ("usr", "etc", "proc", "sys", "dev", "home", "work")
 MODES = ("auto", "on", "off")
+TINI = "/usr/bin/tini"  # the sandbox's PID 1, from the host's /usr: it forwards an interrupt to the kernel
 
 
 def rootfs_tar() -> bytes:
@@ -78,6 +79,8 @@ def choose(mode: str) -> engines.Engine | None:
         why = f"the engine on {found.host} is not on this machine (the sandbox shares its loopback and folders)"
     elif os.geteuid() != 0:
         why = "the grader is not root (it gives each sandbox its own uid)"
+    elif not Path(TINI).exists():
+        why = f"{TINI} is missing (`lab-env setup --containers` installs it)"
     if not why:
         return found
     if mode == "on":
@@ -191,7 +194,7 @@ class Sandbox:
             argv += mount.flag()
         for key, value in self.env().items():
             argv += ["-e", f"{key}={value}"]
-        argv += ["-w", str(self.workspace), IMAGE, "/usr/bin/tini", "--"]
+        argv += ["-w", str(self.workspace), IMAGE, TINI, "--"]
         return [*argv, sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
 
     def exec_lab_env(self, engine: engines.Engine, *args: str, timeout: float = 300.0) -> Any:

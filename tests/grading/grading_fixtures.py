@@ -211,6 +211,64 @@ CHEATS = [
 ]
 
 
+def _in_app(code: str) -> Callable[[nbformat.NotebookNode], None]:
+    """The cheat in the app file's first answer (BaseAgent.handle): it runs in the app's own process
+    when a check first calls Handle, where the screen applies only its process rules."""
+    return _in_region(code, APP_CELL_MARK)
+
+
+# Operating-system cheats (issue 31): what only a sandbox stops. The env var whose value the
+# environment reader looks for; the test sets it in the grader's own environment.
+CANARY = "LAB_ENV_GRADER_CANARY"
+_READ_SOLUTION = """import json, pathlib
+import lab_env
+found = pathlib.Path(lab_env.__file__).resolve().parents[1] / "solutions" / "01_actors.ipynb"
+if found.exists():
+    cells = ["".join(c["source"]) for c in json.loads(found.read_text())["cells"]]
+    source = next(c for c in cells if c.startswith("%%app_file"))
+    theirs = {"__name__": "theirs"}
+    exec(source.split("\\n", 1)[1], theirs)
+    for name in ("BaseAgent", "ProductActor"):
+        for key, value in vars(theirs[name]).items():
+            if callable(value) and not key.startswith("__"):
+                setattr(globals()[name], key, value)
+    return await theirs["BaseAgent"].handle(self, message)"""
+_READ_ENVIRONMENTS = f"""import os
+seen = []
+for pid in os.listdir("/proc"):
+    try:
+        with open(f"/proc/{{pid}}/environ", "rb") as f:
+            seen += [v.decode() for v in f.read().split(b"\\0") if v.startswith(b"{CANARY}=")]
+    except OSError:
+        continue
+if seen:
+    return {{"handled": seen}}"""
+_KILL_GRADERS = """import os
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or int(pid) == os.getpid():
+        continue
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"lab_env.grading.worker" in f.read():
+                getattr(os, "ki" + "ll")(int(pid), 9)
+    except OSError:
+        continue"""
+_WRITE_OTHERS = """import glob, os, tempfile
+for path in glob.glob(os.path.join(tempfile.gettempdir(), "lab-env-grade-*", "*", "*")):
+    if path.endswith(("results.json", "graded.ipynb")):
+        try:
+            with open(path, "w") as f:
+                f.write("{}")
+        except OSError:
+            continue"""
+OS_CHEATS = [
+    Cheat("read the solution notebook on the grading machine (app answer)", _in_app(_READ_SOLUTION)),
+    Cheat("read the grader's environment through /proc (app answer)", _in_app(_READ_ENVIRONMENTS)),
+    Cheat("kill the grader's workers (app answer)", _in_app(_KILL_GRADERS)),
+    Cheat("write into other submissions' files (app answer)", _in_app(_WRITE_OTHERS)),
+]
+
+
 def cheat_notebook(cheat: Cheat) -> nbformat.NotebookNode:
     nb = copy.deepcopy(unsolved())
     cheat.apply(nb)
@@ -226,7 +284,9 @@ def corrupt_json() -> str:
 
 
 __all__ = [
+    "CANARY",
     "CHEATS",
+    "OS_CHEATS",
     "SPEC",
     "Cheat",
     "cheat_notebook",

@@ -1,4 +1,4 @@
-"""The grading sandbox's container, as built (pure: no engine). Work in progress, see lab_env/grading/sandbox.py."""
+"""The grading sandbox's container, as built (pure: no engine; tests/grading/test_grading_sandbox.py grades in it)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import io
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from lab_env.core import ports
 from lab_env.core.paths import REPO_ROOT
-from lab_env.grading.sandbox import Sandbox, read_only_mounts, rootfs_tar
+from lab_env.errors import LabEnvError
+from lab_env.grading import sandbox
+from lab_env.grading.sandbox import PORT_SLICES, Sandbox, choose, port_window, read_only_mounts, rootfs_tar
+from lab_env.stack.engine import Engine
 
 
 def _sandbox(tmp_path: Path) -> Sandbox:
@@ -62,3 +68,36 @@ def test_read_only_mounts_do_not_nest():
     sources = [m.source for m in read_only_mounts()]
     assert len(sources) == len(set(sources))
     assert not any(a != b and b.is_relative_to(a) for a in sources for b in sources)
+
+
+def test_sandboxes_side_by_side_take_ports_from_disjoint_slices(monkeypatch):
+    monkeypatch.delenv("LAB_ENV_PORT_WINDOW", raising=False)
+    slices = []
+    for number in range(PORT_SLICES):
+        low, high = map(int, port_window(number).split("-"))
+        slices.append(range(low, high + 1))
+    assert all(s.start >= ports.window().start and s.stop <= ports.window().stop for s in slices)
+    assert all(a.stop <= b.start for a, b in zip(slices, slices[1:], strict=False)), slices
+    monkeypatch.setenv("LAB_ENV_PORT_WINDOW", port_window(3))
+    assert ports.window() == slices[3]
+    assert all(p in slices[3] for p in ports.free_ports(4))
+
+
+def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox.engines, "find", lambda: None)
+    assert choose("auto") is None and choose("off") is None
+    with pytest.raises(LabEnvError, match="no Docker engine answers"):
+        choose("on")
+    remote = Engine("tcp://10.0.0.5:2376", False)
+    monkeypatch.setattr(sandbox.engines, "find", lambda: remote)
+    assert choose("auto") is None
+    with pytest.raises(LabEnvError, match="not on this machine"):
+        choose("on")
+    local = Engine("unix:///run/x/docker.sock", True)
+    monkeypatch.setattr(sandbox.engines, "find", lambda: local)
+    assert choose("auto") is local and choose("on") is local and choose("off") is None
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    assert choose("auto") is None
+    with pytest.raises(LabEnvError, match="not root"):
+        choose("on")

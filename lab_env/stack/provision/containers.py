@@ -10,7 +10,7 @@ from lab_env.core import registry
 from lab_env.errors import LabEnvError
 from lab_env.stack.provision.redis import _POLICY_RC
 
-PACKAGES = ["docker.io", "docker-compose", "mmdebstrap"]
+PACKAGES = ["docker.io", "docker-compose", "mmdebstrap", "tini"]  # tini: PID 1 of a grading sandbox
 ELSEWHERE = "install Docker (Docker Desktop, or your system's docker.io package), then re-run"
 
 
@@ -19,8 +19,8 @@ def install_containers() -> str:
 
     Not root or no apt: a LabEnvError naming what to install instead.
     """
-    if all(shutil.which(tool) for tool in ("dockerd", "docker", "docker-compose", "mmdebstrap")):
-        return "docker.io, docker-compose and mmdebstrap already installed"
+    if all(shutil.which(tool) for tool in ("dockerd", "docker", "docker-compose", "mmdebstrap", "tini")):
+        return "docker.io, docker-compose, mmdebstrap and tini already installed"
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise LabEnvError("Docker is not installed and lab-env installs it only as root with apt", ELSEWHERE)
     print(f"Installing {', '.join(PACKAGES)} from Debian packages ...", flush=True)
