@@ -12,7 +12,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,47 @@ import psutil
 from lab_env.errors import LabEnvError
 
 LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where a grader's worker runs the learner's code its checks start: a process whose working
+    folder lies in ``root`` (a grading sandbox's folder) runs in the sandbox instead, as the argv
+    ``wrap(argv, env, cwd, tethered)`` returns (``docker exec ...``), with ``host_env`` as the
+    wrapper's own environment. A tethered process ends when its wrapper does (see grading/inside.py)."""
+
+    root: Path
+    wrap: Callable[[list[str], Mapping[str, str], Path, bool], list[str]]
+    host_env: dict[str, str]
+
+
+_confinement: Confinement | None = None
+_tethers: list[subprocess.Popen[bytes]] = []  # wrappers' input pipes: closing one ends its process
+
+
+def confine(confinement: Confinement | None) -> None:
+    global _confinement
+    _confinement = confinement
+
+
+def _confined(cwd: Path | None) -> Confinement | None:
+    if _confinement is None or cwd is None:
+        return None
+    return _confinement if Path(cwd).resolve().is_relative_to(_confinement.root.resolve()) else None
+
+
+def capture(
+    argv: Sequence[str | os.PathLike[str]], cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in ``cwd`` to its end; its exit code and output as text (TimeoutExpired after
+    ``timeout``). Confined like ``spawn``: a check probing the learner's module uses this."""
+    confinement = _confined(cwd)
+    args = [str(a) for a in argv]
+    if confinement is not None:
+        wrapped = confinement.wrap(args, env or {}, cwd, False)
+        return subprocess.run(wrapped, env=confinement.host_env, capture_output=True, text=True, timeout=timeout)
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def spawn(
@@ -82,9 +124,13 @@ def _popen(
 ) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
+    confinement = _confined(cwd)
+    if confinement is not None:  # the learner's code, started by a grader's check: in its sandbox
+        argv = confinement.wrap([str(a) for a in argv], env or {}, Path(cwd or "."), True)
+        full_env, cwd, stdin = confinement.host_env, None, subprocess.PIPE
     with open(log_path, "ab") as log:
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [str(a) for a in argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -95,6 +141,9 @@ def _popen(
             )
         except FileNotFoundError as err:
             raise LabEnvError(f"cannot start {argv[0]}: not found", "run `lab-env setup`") from err
+    if confinement is not None:
+        _tethers.append(proc)
+    return proc
 
 
 def alive(pid: int) -> bool:

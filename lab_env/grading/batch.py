@@ -7,6 +7,7 @@ Layouts: SUBMISSIONS/<learner>.ipynb, or SUBMISSIONS/<learner>/<any>.ipynb
 from __future__ import annotations
 
 import hashlib
+import queue
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +99,7 @@ def grade_folder(
     if not submissions:
         raise LabEnvError(f"no submissions in {folder}", "put one notebook (or folder) per learner there")
     ensure_up()
-    engine = sandbox_engine(sandbox)  # auto: where one answers on this machine
+    engine = sandbox_engine(sandbox, spec.lab)  # auto: where one answers on this machine
     work = Path(tempfile.mkdtemp(prefix=f"lab-env-grade-{spec.number}-"))
 
     prepared = {sub.learner: _prepare(sub, spec, specs) for sub in submissions}
@@ -109,11 +110,20 @@ def grade_folder(
         key = learner if regrade_identical else _digest(assembly)
         runs.setdefault(key, []).append(learner)
 
+    slots: queue.SimpleQueue[int] = queue.SimpleQueue()  # one per submission graded at a time
+    for slot in range(max(1, jobs)):
+        slots.put(slot)
+
     def grade_one(learner: str) -> Graded:
+        slot = slots.get()
         try:
-            return grade_assembly(learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine)
+            return grade_assembly(
+                learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine, slot
+            )
         except Exception as err:  # one broken submission must not stop the batch
             return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
+        finally:
+            slots.put(slot)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         firsts = [learners[0] for learners in runs.values()]

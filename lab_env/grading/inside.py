@@ -9,12 +9,18 @@ sandbox, never on the grading machine. It prints one JSON line: the answer.
     app NAME crash | restart [TIMEOUT] | alive | exit_reason | logs WHICH LINES
     cluster NAME record        the Kafka cluster's name, folder and node ports
     cluster NAME kill|pause|resume NODE | restart NODE... | alive NODE
+    tether -- ARGV...          run ARGV until it ends or this command's input closes (the grader's
+                               wrapper of a process its check started in the sandbox was stopped)
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import threading
 from typing import Any
 
 from lab_env.runtime.apps import apps_of_run, load_app
@@ -47,7 +53,7 @@ def app(name: str, what: str, *args: str) -> Any:
 def cluster(name: str, what: str, *args: str) -> Any:
     from lab_env.runtime.kafka.replicated import load_cluster  # lab 03's only: confluent_kafka is slow to import
 
-    handle = load_cluster(name)
+    handle = load_cluster(name, all_running=what != "record")
     nodes = [int(a) for a in args]
     if what == "record":
         return {"name": handle.name, "folder": str(handle.folder), "ports": handle.ports}
@@ -62,7 +68,30 @@ def cluster(name: str, what: str, *args: str) -> Any:
     return None
 
 
+def tether(argv: list[str]) -> int:
+    child = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL)
+
+    def let_go() -> None:
+        while sys.stdin.buffer.read(65536):
+            pass
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(child.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                child.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    threading.Thread(target=let_go, daemon=True).start()
+    return child.wait()
+
+
 def main(argv: list[str]) -> None:
+    if argv[:2] == ["tether", "--"]:
+        sys.exit(tether(argv[2:]))
     kind, name, *rest = argv
     if kind == "apps":  # the ids of the run ``name``'s running apps
         print(json.dumps([a.app_id for a in apps_of_run(name)]))

@@ -34,7 +34,7 @@ class _SandboxKernelManager(KernelManager):
 
     def write_connection_file(self, **kwargs: Any) -> None:
         super().write_connection_file(**kwargs)
-        os.chown(self.connection_file, self.owner, self.owner)
+        os.chown(self.connection_file, self.owner, self.owner, follow_symlinks=False)
 
 
 class KernelDied(BaseException):

@@ -84,6 +84,7 @@ def grade_assembly(
     cell_timeout: int,
     timeout: int,
     sandbox: Engine | None = None,
+    slot: int = 0,
 ) -> Graded:
     """Run an assembled notebook in a worker and read its verdicts; its kernel in a container on ``sandbox``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,7 @@ def grade_assembly(
         "timeout": timeout,
         "key": key.hex(),
         "sandbox": {"host": sandbox.host, "managed": sandbox.managed} if sandbox else None,
+        "slot": slot,  # no other submission graded at the same time has it
     }
     log = workdir / "worker.log"
     log.unlink(missing_ok=True)  # this run's log only

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lab_env.errors import LabEnvError
 from lab_env.grading.sandbox import Sandbox
 from lab_env.runtime.apps import DaprApp
 from lab_env.runtime.kafka.replicated import Cluster
@@ -49,6 +50,12 @@ class SandboxedApp(DaprApp):
 def sandboxed_app(box: Sandbox, engine: Engine, app_id: str) -> SandboxedApp:
     """The handle of an app the sandboxed kernel started (a LabEnvError if it is not running)."""
     spec = box.exec_lab_env(engine, "app", app_id, "record", timeout=60)
+    # The record is the learner's to write: only the id asked for, and ports, are taken from it.
+    if spec.get("app_id") != app_id:
+        raise LabEnvError(f"the sandbox answered for {spec.get('app_id')!r}, not {app_id!r}", "see the worker's log")
+    for key in ("http_port", "grpc_port", "app_port", "internal_port"):
+        if spec[key] is not None and not (isinstance(spec[key], int) and 0 < spec[key] < 65536):
+            raise LabEnvError(f"{app_id}'s {key} is not a port: {spec[key]!r}", "see the worker's log")
     app = SandboxedApp(
         spec["app_id"],
         int(spec["http_port"]),
@@ -107,6 +114,8 @@ class SandboxedCluster(Cluster):
 
 def sandboxed_cluster(box: Sandbox, engine: Engine, name: str) -> SandboxedCluster:
     spec = box.exec_lab_env(engine, "cluster", name, "record", timeout=60)
+    if spec.get("name") != name:
+        raise LabEnvError(f"the sandbox answered for {spec.get('name')!r}, not {name!r}", "see the worker's log")
     cluster = SandboxedCluster(
         spec["name"], Path(spec["folder"]), {int(k): int(v) for k, v in spec["ports"].items()}, {}
     )

@@ -32,13 +32,14 @@ from typing import Any
 
 import nbformat
 
+from lab_env.core import procs
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
-from lab_env.grading.sandbox import Sandbox, ensure_image, number_of
+from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
 from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster
 from lab_env.grading.signing import sign
 from lab_env.labs.checks import Verdict, verdict
-from lab_env.runtime.apps import kill_run, list_apps_of_runs_with, load_app, run_token
+from lab_env.runtime.apps import _APP_ID_OK, kill_run, list_apps_of_runs_with, load_app, run_token
 from lab_env.runtime.kafka.replicated import load_cluster
 from lab_env.stack.engine import Engine
 
@@ -97,10 +98,13 @@ class Grader:
         self.box: Sandbox | None = None
         if job.get("sandbox"):  # the kernel runs in a container; see sandbox.py
             self.engine = Engine(job["sandbox"]["host"], job["sandbox"]["managed"])
-            self.box = Sandbox(f"lab-env-grade-{self.token}", self.workdir / "box", number_of(self.token), self.token)
+            slot = int(job.get("slot", 0))
+            self.box = Sandbox(f"lab-env-grade-{self.token}", self.workdir / "box", slot, self.token)
+            os.environ["LAB_ENV_PORT_WINDOW"] = port_window(slot, worker=True)  # what the checks start here
             ensure_image(self.engine)
             box, engine = self.box, self.engine
             list_apps_of_runs_with(lambda token: sandboxed_apps(box, engine, token))
+            procs.confine(box.confinement(engine))  # the learner's modules a check starts run in there too
         # The checks' workspace() in this process is the graded kernel's.
         os.environ["LAB_ENV_WORKSPACE"] = str(self.workspace)
 
@@ -284,7 +288,7 @@ class Grader:
             kind = described.get("kind")
             if kind == "app":
                 app_id = str(described.get("app_id"))
-                if not app_id.endswith(f"-{self.token}"):
+                if not _APP_ID_OK.match(app_id) or not app_id.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not an app this notebook started")
                 try:
                     args.append(self._app(app_id))
@@ -292,7 +296,7 @@ class Grader:
                     raise ValueError(f"{expression} ({app_id}) is not running") from None
             elif kind == "kafka_cluster":
                 name = str(described.get("name"))
-                if not name.endswith(f"-{self.token}"):
+                if not _APP_ID_OK.match(name) or not name.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not a cluster this notebook started")
                 try:
                     args.append(self._cluster(name))

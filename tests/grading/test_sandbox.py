@@ -70,17 +70,20 @@ def test_read_only_mounts_do_not_nest():
     assert not any(a != b and b.is_relative_to(a) for a in sources for b in sources)
 
 
-def test_sandboxes_side_by_side_take_ports_from_disjoint_slices(monkeypatch):
+def test_sandboxes_and_their_workers_side_by_side_take_ports_from_disjoint_slices(monkeypatch):
     monkeypatch.delenv("LAB_ENV_PORT_WINDOW", raising=False)
     slices = []
-    for number in range(PORT_SLICES):
-        low, high = map(int, port_window(number).split("-"))
-        slices.append(range(low, high + 1))
+    for slot in range(PORT_SLICES):
+        for worker in (False, True):
+            low, high = map(int, port_window(slot, worker).split("-"))
+            slices.append(range(low, high + 1))
     assert all(s.start >= ports.window().start and s.stop <= ports.window().stop for s in slices)
-    assert all(a.stop <= b.start for a, b in zip(slices, slices[1:], strict=False)), slices
+    ordered = sorted(slices, key=lambda r: r.start)
+    assert all(a.stop <= b.start for a, b in zip(ordered, ordered[1:], strict=False)), slices
+    assert min(len(s) for s in slices) >= 500  # enough for a lab's apps, sidecars and brokers
     monkeypatch.setenv("LAB_ENV_PORT_WINDOW", port_window(3))
-    assert ports.window() == slices[3]
-    assert all(p in slices[3] for p in ports.free_ports(4))
+    assert ports.window() == slices[6]
+    assert all(p in slices[6] for p in ports.free_ports(4))
 
 
 def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
@@ -97,6 +100,9 @@ def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
     local = Engine("unix:///run/x/docker.sock", True)
     monkeypatch.setattr(sandbox.engines, "find", lambda: local)
     assert choose("auto") is local and choose("on") is local and choose("off") is None
+    assert choose("auto", "07_capstone") is None
+    with pytest.raises(LabEnvError, match="lab 07 is not graded in a sandbox yet"):
+        choose("on", "07_capstone")
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     assert choose("auto") is None
     with pytest.raises(LabEnvError, match="not root"):

@@ -9,13 +9,13 @@ the grader runs the same checks from its own process.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab_env.core import procs
 from lab_env.core.probes import wait_until
 from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.marketplace.agents import supply_chain
@@ -198,9 +198,7 @@ def idempotent_handler(ledger_module: Path, ledger_db: Path, expected_ids: list[
         "apply_once(conn, order); apply_once(conn, dict(order))\n"
         "print(conn.execute('SELECT COUNT(*) FROM applied').fetchone()[0])\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ledger_module.parent, capture_output=True, text=True, timeout=CALL_PATIENCE
-    )
+    proc = procs.capture([sys.executable, "-c", probe], cwd=ledger_module.parent, timeout=CALL_PATIENCE)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         if "NotImplementedError" in last:

@@ -230,15 +230,16 @@ def start_cluster(name: str, timeout: float = 300) -> Cluster:
     return cluster
 
 
-def load_cluster(name: str) -> Cluster:
-    """The handle of a running cluster, from its nodes' records and its folder (started by any process)."""
+def load_cluster(name: str, all_running: bool = True) -> Cluster:
+    """The handle of a running cluster, from its nodes' records and its folder (started by any process).
+    ``all_running=False``: also while a node is killed or stopped (to restart or resume it)."""
     folder = apps_dir() / name
     ports: dict[int, int] = {}
     nodes: dict[int, Worker] = {}
     for node in (CONTROLLER, *BROKERS):
         record = registry.load(f"{name}-node-{node}")
         properties = folder / f"node-{node}" / "server.properties"
-        if record is None or not registry.live_pids(record) or not properties.exists():
+        if record is None or (all_running and not registry.live_pids(record)) or not properties.exists():
             raise LabEnvError(f"no Kafka cluster {name!r} is running", "start it with start_cluster first")
         listener = next(line for line in properties.read_text().splitlines() if line.startswith("listeners="))
         ports[node] = int(listener.rsplit(":", 1)[1])

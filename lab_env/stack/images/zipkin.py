@@ -15,6 +15,7 @@ repository (~/.m2), and linked into the build context from there.
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 from lab_env.core.paths import logs_dir
@@ -65,9 +66,14 @@ def version_of(ref: str) -> str:
     return tag
 
 
+def maven_repository() -> Path:
+    """Maven's local repository: LAB_ENV_MAVEN_REPO (a grading sandbox reads the grader's), else ~/.m2's."""
+    return Path(os.environ.get("LAB_ENV_MAVEN_REPO") or Path.home() / ".m2" / "repository")
+
+
 def jar(version: str) -> Path:
     """The server jar in Maven's local repository, fetched first when it is not there."""
-    local = Path.home() / ".m2" / "repository" / GROUP.replace(".", "/") / ARTIFACT / version
+    local = maven_repository() / GROUP.replace(".", "/") / ARTIFACT / version
     path = local / f"{ARTIFACT}-{version}-{CLASSIFIER}.jar"
     if path.exists():
         return path
