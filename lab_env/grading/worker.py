@@ -33,6 +33,7 @@ from typing import Any
 import nbformat
 
 from lab_env.core import procs
+from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
@@ -133,7 +134,10 @@ class Grader:
         # SIGKILL, not a graceful stop: nothing of the run is needed any more,
         # and stopping apps with thousands of active actors takes long.
         if self.box is not None and self.engine is not None:
-            self.box.remove(self.engine)  # the kernel and everything it started, gone with their namespace
+            try:
+                self.box.remove(self.engine)  # the kernel and everything it started, gone with their namespace
+            except LabEnvError as err:  # grade.py's last resort (kill_run) still reaps it
+                print(f"removing the sandbox failed: {err}", flush=True)
             kill_run(self.token)  # what the checks started here for this run
             self.box.prepare()
             return
