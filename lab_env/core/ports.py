@@ -41,6 +41,11 @@ def window() -> range:
     if narrowed:
         first, _, last = narrowed.partition("-")
         return range(int(first), int(last) + 1)
+    return whole_window()
+
+
+def whole_window() -> range:
+    """``window()`` before any LAB_ENV_PORT_WINDOW narrows it."""
     low, high = ephemeral_range()
     if low - WINDOW_FLOOR >= 2000:
         return range(WINDOW_FLOOR, low)

@@ -142,7 +142,7 @@ def port_window(slot: int, worker: bool = False) -> str:
     ``worker``, for what its worker's checks start on the host. Submissions graded side by side
     have different slots (batch.py), so no two choose from the same slice: a sandbox cannot see
     another's reservations."""
-    whole = ports.window()
+    whole = ports.whole_window()  # not the worker's own slice, which it may have set already
     size = len(whole) // (2 * PORT_SLICES)
     low = whole.start + (2 * (slot % PORT_SLICES) + worker) * size
     return f"{low}-{low + size - 1}"

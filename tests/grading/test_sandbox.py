@@ -83,6 +83,7 @@ def test_sandboxes_and_their_workers_side_by_side_take_ports_from_disjoint_slice
     assert min(len(s) for s in slices) >= 500  # enough for a lab's apps, sidecars and brokers
     monkeypatch.setenv("LAB_ENV_PORT_WINDOW", port_window(3))
     assert ports.window() == slices[6]
+    assert port_window(3, worker=True) == f"{slices[7].start}-{slices[7].stop - 1}"  # not a slice of the slice
     assert all(p in slices[6] for p in ports.free_ports(4))
 
 

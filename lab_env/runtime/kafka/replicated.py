@@ -243,7 +243,7 @@ def load_cluster(name: str, all_running: bool = True) -> Cluster:
             raise LabEnvError(f"no Kafka cluster {name!r} is running", "start it with start_cluster first")
         listener = next(line for line in properties.read_text().splitlines() if line.startswith("listeners="))
         ports[node] = int(listener.rsplit(":", 1)[1])
-        pid = record.pids[0]
+        pid = record.pids[0] if record.pids else 0  # 0: killed (Worker.kill keeps the record)
         env = {"LAB_RUN_TOKEN": record.token} if record.token else {}
         argv = list(record.extra["argv"])
         nodes[node] = Worker(record.name, argv, apps_dir() / record.name, folder, env, STARTED, pid, 1)
