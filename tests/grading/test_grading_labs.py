@@ -2,21 +2,30 @@
 workspace, plain values (topic names), apps and the learner's functions,
 which the grader resolves from its own process, and judge the stack from
 there. The solution gets full marks, the unsolved lab none, each check with
-its own message."""
+its own message. In the full tier (LAB_ENV_CONTAINERS=1, lab-env's own engine
+up for the run) each submission is graded in its sandbox, as `lab-env grade`
+does by default; labs 05 and 07 are not sandboxed yet (sandbox.NOT_YET)."""
 
 from __future__ import annotations
+
+import os
 
 import nbformat
 import pytest
 
 from lab_env.grading import grade_folder
 from lab_env.grading.generate import LABS_DIR
+from lab_env.grading.sandbox import NOT_YET
 from lab_env.grading.spec import load_spec
 from lab_env.runtime.clusters.native import NativeCluster
 
 pytestmark = pytest.mark.stack  # each lab's test may run beside another (conftest.SIDE_BY_SIDE)
 # Graded here, unsolved included: the only run of each unsolved lab in the suite.
 LABS = ["02", "03", "04", "05", "06", "07"]
+
+
+def _sandbox(lab: str) -> str:
+    return "on" if os.environ.get("LAB_ENV_CONTAINERS") == "1" and lab not in NOT_YET else "off"
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -31,13 +40,14 @@ def test_solution_full_marks_and_unsolved_none(lab, tmp_path):
     nbformat.write(solved, folder / "ada.ipynb")
     nbformat.write(nbformat.read(LABS_DIR / spec.solution.name, as_version=4), folder / "zed.ipynb")
     clusters = NativeCluster().workdir / "clusters"
-    results, _ = grade_folder(folder, lab, jobs=2, progress=False, sandbox="off")
+    results, _ = grade_folder(folder, lab, jobs=2, progress=False, sandbox=_sandbox(lab))
     # This batch's runs only: lab 05's notebook on the other test worker has a cluster of its own.
     tokens = {r.run_token for r in results}
     assert [c.name for c in clusters.glob("*") if c.name.rsplit("-", 1)[-1] in tokens] == [], (
         "a graded run left a cluster behind"
     )
     by_name = {r.learner: r for r in results}
+    assert by_name["ada"].sandboxed == (_sandbox(lab) == "on")
     assert [(c.name, c.message) for c in by_name["ada"].checks if not c.passed] == []
     assert by_name["ada"].total == spec.max_points
     assert [c.name for c in by_name["zed"].checks if c.passed] == []
