@@ -35,7 +35,7 @@ from lab_env.grading.spec import load_spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def _profile(log: Path) -> str:
+def _profile(log: Path, mode: str) -> str:
     """Where one graded notebook spends its time, from the worker's log (slowest first)."""
     steps = []
     for line in log.read_text().splitlines():
@@ -49,7 +49,7 @@ def _profile(log: Path) -> str:
         f"| {what} | {sec:.2f} | {100 * sec / total:.0f}% |\n" for sec, what in sorted(steps, reverse=True)[:8]
     )
     return (
-        "| step (one notebook, --jobs 1) | seconds | share |\n| --- | ---: | ---: |\n"
+        f"| step (one notebook, {mode}) | seconds | share |\n| --- | ---: | ---: |\n"
         f"{rows}| all steps | {total:.2f} | 100% |\n"
     )
 
@@ -95,7 +95,7 @@ def main() -> None:
                 sandbox=sandbox,
             )
             if label == modes[-1][0]:
-                profile = _profile(out / "logs" / "learner00.log")
+                profile = _profile(out / "logs" / "learner00.log", label)
             elapsed = time.perf_counter() - start
             full = sum(1 for r in results if r.total == spec.max_points)
             lost = [f"{r.learner}: {c.message}" for r in results for c in r.checks if not c.passed]
@@ -127,7 +127,7 @@ def main() -> None:
         table += f"\nThe sandbox costs {on - off:+.1f} s per submission ({on:.1f} s against {off:.1f} s) at --jobs 2.\n"
     print(table)
     print(profile)
-    name = "grading-sandbox" if args.sandbox else "grading-load" if args.load else "grading"
+    name = "grading" + ("-sandbox" if args.sandbox else "") + ("-load" if args.load else "")
     where = f"2 cores, with a busy loop on each of {len(loops)} cores" if args.load else "2 cores, otherwise idle"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(

@@ -4,7 +4,7 @@ The worker runs it with ``docker exec`` as the sandbox's user (sandbox.exec_lab_
 kills the sandbox's pids and a restart relaunches the learner's recorded command **inside** the
 sandbox, never on the grading machine. It prints one JSON line: the answer.
 
-    apps TOKEN                 the ids of that run's running apps
+    apps TOKEN                 the records of that run's running apps (as app NAME record)
     app NAME record            the app's ports and launch spec (no pids: they mean nothing outside)
     app NAME crash | restart [TIMEOUT] | alive | exit_reason | logs WHICH LINES
     cluster NAME record        the Kafka cluster's name, folder and node ports
@@ -93,8 +93,8 @@ def main(argv: list[str]) -> None:
     if argv[:2] == ["tether", "--"]:
         sys.exit(tether(argv[2:]))
     kind, name, *rest = argv
-    if kind == "apps":  # the ids of the run ``name``'s running apps
-        print(json.dumps([a.app_id for a in apps_of_run(name)]))
+    if kind == "apps":  # the records of the run ``name``'s running apps (one request, not one per app)
+        print(json.dumps([app(a.app_id, "record") for a in apps_of_run(name)]))
         return
     what, *args = rest
     answer = {"app": app, "cluster": cluster}[kind](name, what, *args)

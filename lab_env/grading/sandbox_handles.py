@@ -13,7 +13,7 @@ from typing import Any
 
 from lab_env.errors import LabEnvError
 from lab_env.grading.sandbox import Sandbox
-from lab_env.runtime.apps import DaprApp
+from lab_env.runtime.apps import _APP_ID_OK, DaprApp
 from lab_env.runtime.kafka.replicated import Cluster
 from lab_env.stack.engine import Engine
 
@@ -49,7 +49,10 @@ class SandboxedApp(DaprApp):
 
 def sandboxed_app(box: Sandbox, engine: Engine, app_id: str) -> SandboxedApp:
     """The handle of an app the sandboxed kernel started (a LabEnvError if it is not running)."""
-    spec = box.exec_lab_env(engine, "app", app_id, "record", timeout=60)
+    return _from_record(box, engine, app_id, box.exec_lab_env(engine, "app", app_id, "record", timeout=60))
+
+
+def _from_record(box: Sandbox, engine: Engine, app_id: str, spec: dict[str, Any]) -> SandboxedApp:
     # The record is the learner's to write: only the id asked for, and ports, are taken from it.
     if spec.get("app_id") != app_id:
         raise LabEnvError(f"the sandbox answered for {spec.get('app_id')!r}, not {app_id!r}", "see the worker's log")
@@ -75,8 +78,13 @@ def sandboxed_app(box: Sandbox, engine: Engine, app_id: str) -> SandboxedApp:
 
 def sandboxed_apps(box: Sandbox, engine: Engine, token: str) -> list[DaprApp]:
     """Handles on the running apps of the sandbox's run (as apps.apps_of_run lists them there)."""
-    ids = box.exec_lab_env(engine, "apps", token, timeout=60)
-    return [sandboxed_app(box, engine, str(app_id)) for app_id in ids]
+    records = box.exec_lab_env(engine, "apps", token, timeout=60)
+    apps: list[DaprApp] = []
+    for spec in records:
+        app_id = str(spec.get("app_id"))
+        if _APP_ID_OK.match(app_id) and app_id.endswith(f"-{token}"):
+            apps.append(_from_record(box, engine, app_id, spec))
+    return apps
 
 
 class SandboxedNode:
