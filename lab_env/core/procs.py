@@ -36,7 +36,9 @@ class Confinement:
 
 
 _confinement: Confinement | None = None
-_tethers: list[subprocess.Popen[bytes]] = []  # wrappers' input pipes: closing one ends its process
+# Confined wrappers, kept so their input pipes stay open (never read): the process inside ends when
+# its wrapper does, or when this process exits and the pipes close.
+_tethers: list[subprocess.Popen[bytes]] = []
 
 
 def confine(confinement: Confinement | None) -> None:
@@ -45,9 +47,16 @@ def confine(confinement: Confinement | None) -> None:
 
 
 def _confined(cwd: Path | None) -> Confinement | None:
+    """The confinement of a process started in ``cwd``: by its path as written or as resolved, so a
+    link inside the sandbox's folder to a folder outside it is confined all the same (and a link
+    from outside into it too)."""
     if _confinement is None or cwd is None:
         return None
-    return _confinement if Path(cwd).resolve().is_relative_to(_confinement.root.resolve()) else None
+    root = os.path.abspath(_confinement.root)
+    for path in (os.path.abspath(cwd), str(Path(cwd).resolve())):
+        if path == root or path.startswith(root + os.sep):
+            return _confinement
+    return None
 
 
 def capture(
@@ -58,7 +67,7 @@ def capture(
     confinement = _confined(cwd)
     args = [str(a) for a in argv]
     if confinement is not None:
-        wrapped = confinement.wrap(args, env or {}, cwd, False)
+        wrapped = confinement.wrap(args, env or {}, Path(os.path.abspath(cwd)), False)
         return subprocess.run(wrapped, env=confinement.host_env, capture_output=True, text=True, timeout=timeout)
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
@@ -126,7 +135,7 @@ def _popen(
     full_env = {**os.environ, **(env or {})}
     confinement = _confined(cwd)
     if confinement is not None:  # the learner's code, started by a grader's check: in its sandbox
-        argv = confinement.wrap([str(a) for a in argv], env or {}, Path(cwd or "."), True)
+        argv = confinement.wrap([str(a) for a in argv], env or {}, Path(os.path.abspath(cwd or ".")), True)
         full_env, cwd, stdin = confinement.host_env, None, subprocess.PIPE
     with open(log_path, "ab") as log:
         try:

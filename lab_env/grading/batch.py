@@ -22,6 +22,7 @@ from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_hints, write_junit
 from lab_env.grading.run import Graded, grade_assembly, identify_lab, with_hints
+from lab_env.grading.sandbox import PORT_SLICES
 from lab_env.grading.sandbox import choose as sandbox_engine
 from lab_env.grading.spec import LabSpec, load_spec
 
@@ -99,7 +100,10 @@ def grade_folder(
     if not submissions:
         raise LabEnvError(f"no submissions in {folder}", "put one notebook (or folder) per learner there")
     ensure_up()
-    engine = sandbox_engine(sandbox, spec.lab)  # auto: where one answers on this machine
+    engine, unsandboxed = sandbox_engine(sandbox, spec.lab)  # auto: where one answers on this machine
+    if engine is not None and jobs > PORT_SLICES:  # each sandbox side by side needs a port slice of its own
+        print(f"grading {PORT_SLICES} submissions at a time, not {jobs}: sandboxes have {PORT_SLICES} port slices")
+        jobs = PORT_SLICES
     work = Path(tempfile.mkdtemp(prefix=f"lab-env-grade-{spec.number}-"))
 
     prepared = {sub.learner: _prepare(sub, spec, specs) for sub in submissions}
@@ -118,7 +122,7 @@ def grade_folder(
         slot = slots.get()
         try:
             return grade_assembly(
-                learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine, slot
+                learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine, slot, unsandboxed
             )
         except Exception as err:  # one broken submission must not stop the batch
             return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")

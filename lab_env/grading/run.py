@@ -73,7 +73,7 @@ def with_hints(graded: Graded, assembly: Assembly, deduct_last_hint: int) -> Gra
 
 
 SANDBOXED = "graded in a sandbox: a container of its own, without the grader's files or processes"
-NOT_SANDBOXED = "graded without a sandbox, as the grader's user (no container engine was used)"
+NOT_SANDBOXED = "graded without a sandbox, as the grader's user"
 
 
 def grade_assembly(
@@ -85,6 +85,7 @@ def grade_assembly(
     timeout: int,
     sandbox: Engine | None = None,
     slot: int = 0,
+    unsandboxed: str = "",
 ) -> Graded:
     """Run an assembled notebook in a worker and read its verdicts; its kernel in a container on ``sandbox``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,7 @@ def grade_assembly(
         kill_run(token)  # the last resort, if the worker itself was killed
     result = _result(learner, spec, workdir, key, assembly.notes, code)
     result.run_token, result.sandboxed = token, sandbox is not None
-    result.notes.append(SANDBOXED if sandbox else NOT_SANDBOXED)
+    result.notes.append(SANDBOXED if sandbox else NOT_SANDBOXED + (f": {unsandboxed}" if unsandboxed else ""))
     return result
 
 

@@ -76,8 +76,8 @@ NOT_YET = {
 }
 
 
-def choose(mode: str, lab: str = "") -> engines.Engine | None:
-    """The engine to sandbox with, or None to grade as the grader's user.
+def choose(mode: str, lab: str = "") -> tuple[engines.Engine | None, str]:
+    """The engine to sandbox with, or None and why to grade as the grader's user.
 
     ``auto`` sandboxes where an engine on this machine answers and the grader is root (it hands
     each sandbox's folder to the sandbox's uid), for every lab but those in NOT_YET; ``on``
@@ -85,7 +85,7 @@ def choose(mode: str, lab: str = "") -> engines.Engine | None:
     if mode not in MODES:
         raise LabEnvError(f"--sandbox {mode!r} is not one of {', '.join(MODES)}", "pass auto, on or off")
     if mode == "off":
-        return None
+        return None, "--sandbox off"
     found = engines.find()
     why = ""
     if lab[:2] in NOT_YET:
@@ -99,10 +99,10 @@ def choose(mode: str, lab: str = "") -> engines.Engine | None:
     elif not Path(TINI).exists():
         why = f"{TINI} is missing (`lab-env setup --containers` installs it)"
     if not why:
-        return found
+        return found, ""
     if mode == "on":
         raise LabEnvError(f"cannot grade in a sandbox: {why}", "`lab-env engine up` as root, or --sandbox off")
-    return None
+    return None, why
 
 
 def ensure_image(engine: engines.Engine) -> None:
@@ -176,7 +176,7 @@ class Sandbox:
 
     @property
     def connection_file(self) -> Path:
-        return self.job / "kernel.json"
+        return self.job / "kernel.json"  # in root's folder: nothing of the learner's is on its way
 
     def env(self) -> dict[str, str]:
         """The whole environment the kernel gets: named here, never the worker's own (it may hold secrets)."""
@@ -197,10 +197,13 @@ class Sandbox:
         }
 
     def prepare(self) -> None:
-        """An empty home and workspace, the sandbox's own (mode 0700: no other sandbox's uid reads them)."""
+        """An empty home and workspace, the sandbox's own (mode 0700: no other sandbox's uid reads them),
+        in a folder that stays root's, so the learner cannot swap either for a link elsewhere."""
         shutil.rmtree(self.job, ignore_errors=True)
-        for folder in (self.job, self.home, self.workspace):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.job.mkdir(parents=True)
+        self.job.chmod(0o755)
+        for folder in (self.home, self.workspace):
+            folder.mkdir()
             os.chown(folder, self.uid, self.uid)
             folder.chmod(0o700)
 

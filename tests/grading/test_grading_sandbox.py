@@ -82,7 +82,7 @@ def test_nothing_of_the_graders_environment_reaches_the_feedback(graded):
 
 def test_without_a_sandbox_the_solution_reader_gains_marks(graded, unsandboxed):
     by_name, _ = graded
-    assert NOT_SANDBOXED in unsandboxed.notes and not unsandboxed.sandboxed
+    assert any(n.startswith(NOT_SANDBOXED) for n in unsandboxed.notes) and not unsandboxed.sandboxed
     assert unsandboxed.total > by_name["zed"].total, [(c.name, c.passed, c.message) for c in unsandboxed.checks]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_env.core import ports
+from lab_env.core import ports, procs
 from lab_env.core.paths import REPO_ROOT
 from lab_env.errors import LabEnvError
 from lab_env.grading import sandbox
@@ -90,21 +90,51 @@ def test_sandboxes_and_their_workers_side_by_side_take_ports_from_disjoint_slice
 def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
     monkeypatch.setattr(sandbox.engines, "find", lambda: None)
-    assert choose("auto") is None and choose("off") is None
+    assert choose("auto") == (None, "no Docker engine answers") and choose("off") == (None, "--sandbox off")
     with pytest.raises(LabEnvError, match="no Docker engine answers"):
         choose("on")
     remote = Engine("tcp://10.0.0.5:2376", False)
     monkeypatch.setattr(sandbox.engines, "find", lambda: remote)
-    assert choose("auto") is None
+    assert choose("auto")[0] is None and "not on this machine" in choose("auto")[1]
     with pytest.raises(LabEnvError, match="not on this machine"):
         choose("on")
     local = Engine("unix:///run/x/docker.sock", True)
     monkeypatch.setattr(sandbox.engines, "find", lambda: local)
-    assert choose("auto") is local and choose("on") is local and choose("off") is None
-    assert choose("auto", "07_capstone") is None
+    assert choose("auto") == (local, "") and choose("on") == (local, "") and choose("off")[0] is None
+    assert choose("auto", "07_capstone")[0] is None
     with pytest.raises(LabEnvError, match="lab 07 is not graded in a sandbox yet"):
         choose("on", "07_capstone")
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
-    assert choose("auto") is None
+    assert choose("auto")[0] is None
     with pytest.raises(LabEnvError, match="not root"):
         choose("on")
+
+
+def test_a_link_in_the_sandboxes_folder_does_not_let_a_process_out(tmp_path):
+    box = Sandbox("lab-env-grade-x", tmp_path / "box", 1, "abc123")
+    (box.workspace / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (box.workspace / "away").symlink_to(outside)
+    procs.confine(procs.Confinement(box.job, box.exec_argv, {}))
+    try:
+        assert procs._confined(box.workspace / "sub") is not None
+        assert procs._confined(box.workspace / "away") is not None  # resolves outside, written inside
+        assert procs._confined(box.workspace / "sub" / ".." / "away") is not None
+        (tmp_path / "into").symlink_to(box.workspace)
+        assert procs._confined(tmp_path / "into") is not None  # written outside, resolves inside
+        assert procs._confined(outside) is None
+    finally:
+        procs.confine(None)
+
+
+def test_a_record_gives_the_worker_no_path_outside_the_sandbox(tmp_path):
+    from lab_env.grading.sandbox_handles import _harmless
+
+    box = Sandbox("lab-env-grade-x", tmp_path / "box", 1, "abc123")
+    box.workspace.mkdir(parents=True)
+    (box.workspace / "link").symlink_to(tmp_path)
+    assert _harmless(box, "v2_patched") and _harmless(box, str(box.workspace / "ledger.db"))
+    assert not _harmless(box, "/etc/passwd")
+    assert not _harmless(box, str(box.workspace / ".." / ".." / "elsewhere.db"))
+    assert not _harmless(box, str(box.workspace / "link" / "ledger.db"))

@@ -46,13 +46,14 @@ def _processes(ours, box: Sandbox) -> str:
 def test_what_a_check_starts_from_the_learners_folder_runs_in_the_sandbox(box, ours, tmp_path):
     solutions = str(REPO_ROOT / "solutions")
     probe = (
-        f"import os, time; print(os.getuid(), os.path.exists({solutions!r}), os.path.exists('/proc/1/environ'), "
-        "flush=True); time.sleep(600)"
+        f"import os, time; print(os.getuid(), os.path.exists({solutions!r}), "
+        "open('/proc/1/cmdline').read().split(chr(0))[0], flush=True); time.sleep(600)"
     )
     log = tmp_path / "probe.log"
     wrapper = procs.spawn([sys.executable, "-c", probe, "learner-probe"], log, cwd=box.workspace)
     wait_until(lambda: log.exists() and log.read_text().strip() != "", 60, "the probe's first line")
-    assert log.read_text().split() == [str(box.uid), "False", "True"], log.read_text()
+    # Its own uid, no solutions, and its own pid namespace (pid 1 is the sandbox's tini).
+    assert log.read_text().split() == [str(box.uid), "False", TINI], log.read_text()
     assert "learner-probe" in _processes(ours, box)
     procs.stop(wrapper.pid)  # as stop_app does: the wrapper's input closes, the process inside ends
     wait_until(lambda: "learner-probe" not in _processes(ours, box), 30, "the probe gone from the sandbox")
