@@ -200,10 +200,10 @@ class Sandbox:
         """An empty home and workspace, the sandbox's own (mode 0700: no other sandbox's uid reads them),
         in a folder that stays root's, so the learner cannot swap either for a link elsewhere."""
         shutil.rmtree(self.job, ignore_errors=True)
-        self.job.mkdir(parents=True)
+        self.job.mkdir(parents=True, exist_ok=True)
         self.job.chmod(0o755)
         for folder in (self.home, self.workspace):
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
             os.chown(folder, self.uid, self.uid)
             folder.chmod(0o700)
 
