@@ -16,13 +16,10 @@ sandbox, never on the grading machine. It prints one JSON line: the answer.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import threading
 from typing import Any
 
+from lab_env.core import procs
 from lab_env.runtime.apps import apps_of_run, load_app
 
 _APP_FIELDS = ("http_port", "grpc_port", "app_port", "workdir", "command", "cwd", "env", "sidecar_argv", "sidecar_env")
@@ -68,30 +65,9 @@ def cluster(name: str, what: str, *args: str) -> Any:
     return None
 
 
-def tether(argv: list[str]) -> int:
-    child = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL)
-
-    def let_go() -> None:
-        while sys.stdin.buffer.read(65536):
-            pass
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(child.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                child.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    threading.Thread(target=let_go, daemon=True).start()
-    return child.wait()
-
-
 def main(argv: list[str]) -> None:
     if argv[:2] == ["tether", "--"]:
-        sys.exit(tether(argv[2:]))
+        sys.exit(procs.tethered(argv[2:], sys.stdin.buffer))
     kind, name, *rest = argv
     if kind == "apps":  # the records of the run ``name``'s running apps (one request, not one per app)
         print(json.dumps([app(a.app_id, "record") for a in apps_of_run(name)]))
