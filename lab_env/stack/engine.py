@@ -341,6 +341,11 @@ def stop(timeout: float = STOP_TIMEOUT_S) -> list[str]:
         except LabEnvError:
             pass  # registry.stop below kills it
     registry.stop(RECORD, timeout=5, where=pid_dir())
+    for point in _mounts():
+        # libnetwork's handle on the host's network namespace, made for the first `--network host`
+        # container (a grading sandbox's) and never unmounted by dockerd: not a leftover, just ours to undo.
+        if point.endswith("/netns/default"):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     left = _leftovers(kill=True)
     if not _mounts():
         shutil.rmtree(run_dir(), ignore_errors=True)

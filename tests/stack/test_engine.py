@@ -94,6 +94,9 @@ def test_stop_leaves_no_process_mount_or_socket_and_keeps_the_images(ours):
     ref = busybox.ensure(ours)
     ours.docker("rm", "-f", "lab-env-test-left")  # a failed run's
     ours.check("run", "-d", "--name", "lab-env-test-left", ref, "sleep", "600")  # stop must stop it too
+    ours.docker("rm", "-f", "lab-env-test-host-net")
+    # A grading sandbox's network: dockerd mounts a handle on the host's namespace for it, and keeps it.
+    ours.check("run", "-d", "--name", "lab-env-test-host-net", "--network", "host", ref, "sleep", "600")
     assert _ours()
     started = time.perf_counter()
     killed = engine.stop()
