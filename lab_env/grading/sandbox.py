@@ -26,7 +26,7 @@ import shutil
 import sys
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,6 @@ class Sandbox:
     token: str  # LAB_RUN_TOKEN of the graded run
     memory: str = "3g"
     pids: int = 1024
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def uid(self) -> int:
@@ -193,7 +192,6 @@ class Sandbox:
             "LAB_ENV_PROGRESS": "0",
             "MPLBACKEND": "agg",
             "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-            **self.extra_env,
         }
 
     def prepare(self) -> None:

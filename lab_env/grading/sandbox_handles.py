@@ -14,7 +14,7 @@ from typing import Any
 
 from lab_env.errors import LabEnvError
 from lab_env.grading.sandbox import Sandbox
-from lab_env.runtime.apps import _APP_ID_OK, DaprApp
+from lab_env.runtime.apps import DaprApp, is_app_id
 from lab_env.runtime.kafka.replicated import Cluster
 from lab_env.stack.engine import Engine
 
@@ -100,7 +100,7 @@ def sandboxed_apps(box: Sandbox, engine: Engine, token: str) -> list[DaprApp]:
     apps: list[DaprApp] = []
     for spec in records:
         app_id = str(spec.get("app_id"))
-        if _APP_ID_OK.match(app_id) and app_id.endswith(f"-{token}"):
+        if is_app_id(app_id) and app_id.endswith(f"-{token}"):
             apps.append(_from_record(box, engine, app_id, spec))
     return apps
 

@@ -40,7 +40,7 @@ from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
 from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster
 from lab_env.grading.signing import sign
 from lab_env.labs.checks import Verdict, verdict
-from lab_env.runtime.apps import _APP_ID_OK, kill_run, list_apps_of_runs_with, load_app, run_token
+from lab_env.runtime.apps import is_app_id, kill_run, list_apps_of_runs_with, load_app, run_token
 from lab_env.runtime.kafka.replicated import load_cluster
 from lab_env.stack.engine import Engine
 
@@ -292,7 +292,7 @@ class Grader:
             kind = described.get("kind")
             if kind == "app":
                 app_id = str(described.get("app_id"))
-                if not _APP_ID_OK.match(app_id) or not app_id.endswith(f"-{self.token}"):
+                if not is_app_id(app_id) or not app_id.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not an app this notebook started")
                 try:
                     args.append(self._app(app_id))
@@ -300,7 +300,7 @@ class Grader:
                     raise ValueError(f"{expression} ({app_id}) is not running") from None
             elif kind == "kafka_cluster":
                 name = str(described.get("name"))
-                if not _APP_ID_OK.match(name) or not name.endswith(f"-{self.token}"):
+                if not is_app_id(name) or not name.endswith(f"-{self.token}"):
                     raise ValueError(f"{expression} is not a cluster this notebook started")
                 try:
                     args.append(self._cluster(name))

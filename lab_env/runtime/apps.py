@@ -206,6 +206,11 @@ class DaprApp:
             self.started = record.start_times
 
 
+def is_app_id(name: str) -> bool:
+    """``name`` is a valid app id (what a grader checks of an id it did not choose)."""
+    return bool(_APP_ID_OK.match(name))
+
+
 def _validate_app_id(app_id: str) -> None:
     if not _APP_ID_OK.match(app_id):
         raise LabEnvError(f"app id {app_id!r} is not valid", "use lowercase letters, digits and hyphens (at most 62)")
