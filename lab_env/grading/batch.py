@@ -173,6 +173,8 @@ def grade_folder(
         if not log.exists():
             continue
         shutil.copy(log, logs / f"{learners[0]}.log")
+        if (work / learners[0] / "sandbox-logs").is_dir():  # its apps' logs, kept when its sandbox went
+            shutil.copytree(work / learners[0] / "sandbox-logs", logs / f"{learners[0]}-apps", dirs_exist_ok=True)
         for other in learners[1:]:
             (logs / f"{other}.log").write_text(
                 f"{SHARED_RUN}, {learners[0]}'s (graded once for "

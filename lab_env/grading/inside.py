@@ -9,6 +9,8 @@ sandbox, never on the grading machine. It prints one JSON line: the answer.
     app NAME crash | restart [TIMEOUT] | alive | exit_reason | logs WHICH LINES
     cluster NAME record        the Kafka cluster's name, folder and node ports
     cluster NAME kill|pause|resume NODE | restart NODE... | alive NODE
+    market NAME record         the market's record as `market.up` saved it, and which of its app
+                               and carrier run
     tether -- ARGV...          run ARGV until it ends or this command's input closes (the grader's
                                wrapper of a process its check started in the sandbox was stopped)
 """
@@ -65,6 +67,20 @@ def cluster(name: str, what: str, *args: str) -> Any:
     return None
 
 
+def market(name: str, what: str) -> Any:
+    from lab_env.marketplace.market.control import record_path  # lab 07's only
+    from lab_env.runtime.apps import running_apps
+
+    if what != "record":
+        raise SystemExit(f"unknown market request {what!r}")
+    try:
+        saved = json.loads(record_path(name).read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"no market called {name!r}") from None  # its last line is what the worker quotes
+    running = running_apps()
+    return {"saved": saved, "running": [a for a in (saved.get("app_id"), saved.get("carrier")) if a in running]}
+
+
 def main(argv: list[str]) -> None:
     if argv[:2] == ["tether", "--"]:
         sys.exit(procs.tethered(argv[2:], sys.stdin.buffer))
@@ -73,7 +89,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps([app(a.app_id, "record") for a in apps_of_run(name)]))
         return
     what, *args = rest
-    answer = {"app": app, "cluster": cluster}[kind](name, what, *args)
+    answer = {"app": app, "cluster": cluster, "market": market}[kind](name, what, *args)
     print(json.dumps(answer))
 
 

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tarfile
 from collections.abc import Mapping
@@ -71,8 +72,6 @@ def rootfs_tar() -> bytes:
 NOT_YET = {
     "05": "its native Kubernetes cluster finds manifests through Go's module cache and the go command, "
     "which the sandbox does not carry",
-    "07": "the capstone's validation suite hands the learner's code hosts the grader runs, to call and "
-    "restart by app id, which a sandboxed kernel cannot reach",
 }
 
 
@@ -160,6 +159,7 @@ class Sandbox:
     token: str  # LAB_RUN_TOKEN of the graded run
     memory: str = "3g"
     pids: int = 1024
+    extra_env: tuple[tuple[str, str], ...] = ()  # services of the worker's the kernel may use (its trial desk)
 
     @property
     def uid(self) -> int:
@@ -192,7 +192,7 @@ class Sandbox:
             "LAB_ENV_PROGRESS": "0",
             "MPLBACKEND": "agg",
             "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        }
+        } | dict(self.extra_env)
 
     def prepare(self) -> None:
         """An empty home and workspace, the sandbox's own (mode 0700: no other sandbox's uid reads them),
@@ -204,6 +204,48 @@ class Sandbox:
             folder.mkdir(exist_ok=True)
             os.chown(folder, self.uid, self.uid)
             folder.chmod(0o700)
+
+    def keep_logs(self, dest: Path, limit: int = 1_000_000, budget: int = 20_000_000) -> int:
+        """Copy the run's app and sidecar logs (``apps/<id>/{app,daprd}.log`` in lab-env's state folder
+        in its home) and lab-env's own (``logs/*.log``) to ``dest`` before ``prepare`` empties the
+        home: the last ``limit`` bytes of each, ``budget`` bytes in all; how many files.
+
+        Only once the container is removed (``remove`` confirms it): no process of the learner's is
+        left to swap anything under it. Even so, every step is opened by descriptor without following
+        a link, and only regular files are read (a FIFO or device would block or never end)."""
+        kept, left, opened = 0, budget, []
+        try:
+            opened.append(_open_dirs(self.home, (".local", "state", "lab-env")))
+        except OSError:
+            return 0  # the run started nothing of lab-env's, or the learner made it something else
+        try:
+            state = opened[0]
+            sources: list[tuple[int, str, Path]] = []  # (folder fd, file name, where it goes)
+            for folder in ("apps", "logs"):
+                try:
+                    opened.append(fd := os.open(folder, _DIR_FLAGS, dir_fd=state))
+                except OSError:
+                    continue
+                if folder == "logs":
+                    sources += [(fd, e.name, Path(folder) / e.name) for e in os.scandir(fd) if e.name.endswith(".log")]
+                    continue
+                for entry in os.scandir(fd):  # apps/<id>/: each app's own folder
+                    if entry.is_dir(follow_symlinks=False) and len(opened) < 500:
+                        try:
+                            opened.append(app := os.open(entry.name, _DIR_FLAGS, dir_fd=fd))
+                        except OSError:
+                            continue
+                        sources += [(app, n, Path(folder) / entry.name / n) for n in ("app.log", "daprd.log")]
+            for folder_fd, name, where in sources[:1000]:
+                copied = _copy_tail(folder_fd, name, dest / where, min(limit, left))
+                left -= copied
+                kept += copied > 0
+        except OSError as err:  # a full disk, say: the logs are a help, never a reason to fail a run
+            print(f"keeping the sandbox's logs stopped: {err}", flush=True)
+        finally:
+            for fd in opened:
+                os.close(fd)
+        return kept
 
     def run_argv(self, connection_file: Path, docker: str = "docker") -> list[str]:
         """`docker run` that starts the kernel with ``connection_file`` (in ``job``, readable by the sandbox's uid).
@@ -254,5 +296,46 @@ class Sandbox:
         return json.loads(lines[-1])
 
     def remove(self, engine: engines.Engine) -> None:
-        """The container and every process in it, gone (the kernel, its apps, their sidecars)."""
-        engine.docker("rm", "-f", self.name, timeout=60)
+        """The container and every process in it, gone (the kernel, its apps, their sidecars); a
+        LabEnvError if the engine cannot say it is."""
+        engine.check("rm", "-f", self.name, timeout=60)  # -f: a container already gone is no error
+        if engine.docker("container", "inspect", self.name, timeout=60).returncode == 0:
+            raise LabEnvError(f"the sandbox {self.name} is still there after `docker rm -f`", "see `docker ps -a`")
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _open_dirs(top: Path, steps: tuple[str, ...]) -> int:
+    """A descriptor of ``top/steps...``, each step opened without following a link."""
+    fd = os.open(top, _DIR_FLAGS)
+    for step in steps:
+        try:
+            inner = os.open(step, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = inner
+    return fd
+
+
+def _copy_tail(folder_fd: int, name: str, target: Path, limit: int) -> int:
+    """The last ``limit`` bytes of the regular file ``name`` in ``folder_fd``, written to ``target``
+    (no more than the file holds on disk, so a sparse file cannot swell); how many bytes."""
+    if limit <= 0:
+        return 0
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=folder_fd)
+    except OSError:
+        return 0  # absent, or a link
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return 0
+        size = min(limit, info.st_size, info.st_blocks * 512)
+        f.seek(max(0, info.st_size - size))
+        data = f.read(size)
+    if not data:
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return len(data)

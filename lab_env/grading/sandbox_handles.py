@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab_env.errors import LabEnvError
 from lab_env.grading.sandbox import Sandbox
 from lab_env.runtime.apps import DaprApp, is_app_id
 from lab_env.runtime.kafka.replicated import Cluster
 from lab_env.stack.engine import Engine
+
+if TYPE_CHECKING:
+    from lab_env.marketplace.market.control import Market
 
 
 class SandboxedApp(DaprApp):
@@ -148,3 +151,31 @@ def sandboxed_cluster(box: Sandbox, engine: Engine, name: str) -> SandboxedClust
     cluster.box, cluster.engine = box, engine
     cluster.nodes = {node: SandboxedNode(cluster, node) for node in cluster.ports}  # type: ignore[misc]
     return cluster
+
+
+def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
+    """The market ``name`` the sandboxed kernel started (control.attach, read inside): its app and
+    carrier as sandboxed handles; names and ports only are taken from its record."""
+    from lab_env.marketplace.market.control import Catalog, Market
+
+    answer = box.exec_lab_env(engine, "market", name, "record", timeout=60)
+    saved, running = answer.get("saved") or {}, {str(a) for a in answer.get("running") or []}
+    app_id, carrier = str(saved.get("app_id")), str(saved.get("carrier"))
+    for which in (app_id, carrier):  # the record is the learner's to write: only this run's apps
+        if which in running and not (is_app_id(which) and which.endswith(f"-{box.token}")):
+            raise LabEnvError(f"market {name!r} names {which!r}, not an app of this run", "see the worker's log")
+    if app_id not in running:
+        raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
+    view_port = saved.get("view_port")
+    try:
+        catalog = Catalog(**saved["catalog"])
+    except (KeyError, TypeError):
+        raise LabEnvError(f"market {name!r}'s record has no catalog it can use", "start it with market.up") from None
+    return Market(
+        name,
+        sandboxed_app(box, engine, app_id),
+        str(saved.get("topic")),
+        catalog,
+        view_port if type(view_port) is int else None,
+        sandboxed_app(box, engine, carrier) if carrier in running else None,
+    )

@@ -37,8 +37,9 @@ from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
-from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster
+from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster, sandboxed_market
 from lab_env.grading.signing import sign
+from lab_env.grading.trial_desk import TrialDesk
 from lab_env.labs.checks import Verdict, verdict
 from lab_env.runtime.apps import is_app_id, kill_run, list_apps_of_runs_with, load_app, run_token
 from lab_env.runtime.kafka.replicated import load_cluster
@@ -97,14 +98,23 @@ class Grader:
         self.token = run_token()
         self.engine: Engine | None = None
         self.box: Sandbox | None = None
+        self.desk: TrialDesk | None = None
+        self.runs = 0  # kernels started so far (a kernel that dies mid-notebook means another run)
         if job.get("sandbox"):  # the kernel runs in a container; see sandbox.py
             self.engine = Engine(job["sandbox"]["host"], job["sandbox"]["managed"])
             slot = int(job.get("slot", 0))
-            self.box = Sandbox(f"lab-env-grade-{self.token}", self.workdir / "box", slot, self.token)
+            self.desk = TrialDesk()  # lab 07's candidate hosts, which the worker runs, reached from the kernel
+            desk_env = tuple(self.desk.env().items())
+            self.box = Sandbox(
+                f"lab-env-grade-{self.token}", self.workdir / "box", slot, self.token, extra_env=desk_env
+            )
             os.environ["LAB_ENV_PORT_WINDOW"] = port_window(slot, worker=True)  # what the checks start here
             ensure_image(self.engine)
             box, engine = self.box, self.engine
             list_apps_of_runs_with(lambda token: sandboxed_apps(box, engine, token))
+            from lab_env.marketplace.market import control  # here: a second of imports the rest never needs
+
+            control.attach_markets_with(lambda name: sandboxed_market(box, engine, name))  # lab 07's
             procs.confine(box.confinement(engine))  # the learner's modules a check starts run in there too
         # The checks' workspace() in this process is the graded kernel's.
         os.environ["LAB_ENV_WORKSPACE"] = str(self.workspace)
@@ -120,14 +130,17 @@ class Grader:
         tmp.replace(path)
 
     def grade(self) -> None:
-        runs = 0
-        while not self.state.finished:
-            runs += 1
+        try:
+            while not self.state.finished:
+                self._clean()
+                self.runs += 1
+                if not self._run_once(first=self.runs == 1):
+                    break
+            self.state.finished = True
             self._clean()
-            if not self._run_once(first=runs == 1):
-                break
-        self.state.finished = True
-        self._clean()
+        finally:
+            if self.desk is not None:
+                self.desk.close()
         self.save()
 
     def _clean(self) -> None:
@@ -136,6 +149,8 @@ class Grader:
         if self.box is not None and self.engine is not None:
             try:
                 self.box.remove(self.engine)  # the kernel and everything it started, gone with their namespace
+                # The apps' logs of the run that ended, kept beside the worker's own (they go with the box).
+                self.box.keep_logs(self.workdir / "sandbox-logs" / f"run-{self.runs}")
             except LabEnvError as err:  # grade.py's last resort (kill_run) still reaps it
                 print(f"removing the sandbox failed: {err}", flush=True)
             kill_run(self.token)  # what the checks started here for this run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -101,9 +102,9 @@ def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
     local = Engine("unix:///run/x/docker.sock", True)
     monkeypatch.setattr(sandbox.engines, "find", lambda: local)
     assert choose("auto") == (local, "") and choose("on") == (local, "") and choose("off")[0] is None
-    assert choose("auto", "07_capstone")[0] is None
-    with pytest.raises(LabEnvError, match="lab 07 is not graded in a sandbox yet"):
-        choose("on", "07_capstone")
+    assert choose("auto", "05_agent_homes")[0] is None and choose("auto", "07_capstone")[0] is local
+    with pytest.raises(LabEnvError, match="lab 05 is not graded in a sandbox yet"):
+        choose("on", "05_agent_homes")
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     assert choose("auto")[0] is None
     with pytest.raises(LabEnvError, match="not root"):
@@ -138,3 +139,40 @@ def test_a_record_gives_the_worker_no_path_outside_the_sandbox(tmp_path):
     assert not _harmless(box, "/etc/passwd")
     assert not _harmless(box, str(box.workspace / ".." / ".." / "elsewhere.db"))
     assert not _harmless(box, str(box.workspace / "link" / "ledger.db"))
+
+
+def test_the_runs_app_logs_are_kept_without_following_a_link_out(tmp_path):
+    box = _sandbox(tmp_path)
+    state = box.home / ".local" / "state" / "lab-env"
+    (state / "apps" / "host-1f2e3d").mkdir(parents=True)
+    (state / "apps" / "host-1f2e3d" / "app.log").write_text("started\n" + "x" * 50 + "the last line\n")
+    (state / "apps" / "host-1f2e3d" / "ledger.db").write_bytes(b"data, not a log")
+    os.mkfifo(state / "apps" / "host-1f2e3d" / "daprd.log")  # opened for reading, it would block forever
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "app.log").write_text("another submission's")
+    (state / "apps" / "linked").symlink_to(tmp_path / "elsewhere")  # the learner's link to a folder elsewhere
+    (state / "logs").mkdir()
+    (state / "logs" / "stack.log").write_text("0123456789" * 3)
+    (tmp_path / "grader-secret.log").write_text("the instructor's key")
+    (state / "logs" / "planted.log").symlink_to(tmp_path / "grader-secret.log")
+    with open(state / "logs" / "huge.log", "wb") as sparse:  # a terabyte that takes no room on disk
+        sparse.truncate(10**12)
+
+    dest = tmp_path / "kept"
+    assert box.keep_logs(dest, limit=14, budget=20) == 2
+    assert (dest / "apps" / "host-1f2e3d" / "app.log").read_text() == "the last line\n", "the last `limit` bytes"
+    assert (dest / "logs" / "stack.log").read_text() == "456789", "what is left of the budget"
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
+        "apps/host-1f2e3d/app.log",
+        "logs/stack.log",
+    ]
+
+
+def test_a_state_folder_linked_out_of_the_home_is_not_read(tmp_path):
+    box = _sandbox(tmp_path)
+    (tmp_path / "grader").mkdir()
+    (tmp_path / "grader" / "worker.log").write_text("secret")
+    (box.home / ".local" / "state").mkdir(parents=True)
+    (box.home / ".local" / "state" / "lab-env").symlink_to(tmp_path / "grader")
+    assert box.keep_logs(tmp_path / "kept") == 0
+    assert not (tmp_path / "kept").exists()
