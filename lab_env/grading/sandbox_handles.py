@@ -156,6 +156,7 @@ def sandboxed_cluster(box: Sandbox, engine: Engine, name: str) -> SandboxedClust
 def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
     """The market ``name`` the sandboxed kernel started (control.attach, read inside): its app and
     carrier as sandboxed handles; names and ports only are taken from its record."""
+    from lab_env.marketplace.market import control
     from lab_env.marketplace.market.control import Catalog, Market
 
     answer = box.exec_lab_env(engine, "market", name, "record", timeout=60)
@@ -171,10 +172,13 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
         catalog = Catalog(**saved["catalog"])
     except (KeyError, TypeError):
         raise LabEnvError(f"market {name!r}'s record has no catalog it can use", "start it with market.up") from None
+    for field, value in vars(catalog).items():  # counts the checks loop over, and amounts: bounded
+        if type(value) not in (int, float) or not 0 <= value <= (1e12 if field in ("funds", "list_price") else 1e6):
+            raise LabEnvError(f"market {name!r}'s catalog has {field}={value!r}", "start it with market.up")
     return Market(
         name,
         sandboxed_app(box, engine, app_id),
-        str(saved.get("topic")),
+        control.orders_topic(name),  # the market's own, not a topic its record names
         catalog,
         view_port if type(view_port) is int else None,
         sandboxed_app(box, engine, carrier) if carrier in running else None,

@@ -22,13 +22,36 @@ from lab_env.errors import LabEnvError
 from lab_env.models import trial
 from lab_env.runtime.actors import ActorCallFailed
 
+MAX_CONNECTIONS = 8  # a suite needs one; the port is on the shared loopback, the token checked after a read
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """Refuses a connection beyond MAX_CONNECTIONS at once (closed unanswered), so no client holds
+    the worker's threads or memory without bound, token or not."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
 
 class TrialDesk:
     """A small HTTP server in the worker; ``env()`` is what the sandboxed kernel needs to use it."""
 
     def __init__(self) -> None:
         self.token = secrets.token_urlsafe(24)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.token))
+        self._server = _BoundedServer(("127.0.0.1", 0), _handler(self.token))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="trial-desk", daemon=True)
         self._thread.start()
@@ -76,7 +99,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
 def _handler(token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        timeout = 10  # seconds a client may take to send its request (a socket left open holds a thread)
+        timeout = 10  # seconds a client may wait between two reads of its request
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             given = self.headers.get("Authorization", "").removeprefix("Bearer ")

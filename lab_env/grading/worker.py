@@ -148,9 +148,12 @@ class Grader:
         # and stopping apps with thousands of active actors takes long.
         if self.box is not None and self.engine is not None:
             try:
-                self.box.remove(self.engine)  # the kernel and everything it started, gone with their namespace
-                # The apps' logs of the run that ended, kept beside the worker's own (they go with the box).
-                self.box.keep_logs(self.workdir / "sandbox-logs" / f"run-{self.runs}")
+                # The kernel and everything it started, gone with their namespace; then (no process of
+                # the learner's left) the apps' logs of the run that ended, kept beside the worker's own.
+                if self.box.remove(self.engine):
+                    self.box.keep_logs(self.workdir / "sandbox-logs" / f"run-{self.runs}")
+                else:
+                    print("the engine did not confirm the sandbox gone: its apps' logs are not kept", flush=True)
             except LabEnvError as err:  # grade.py's last resort (kill_run) still reaps it
                 print(f"removing the sandbox failed: {err}", flush=True)
             kill_run(self.token)  # what the checks started here for this run

@@ -148,6 +148,7 @@ def test_the_runs_app_logs_are_kept_without_following_a_link_out(tmp_path):
     (state / "apps" / "host-1f2e3d" / "app.log").write_text("started\n" + "x" * 50 + "the last line\n")
     (state / "apps" / "host-1f2e3d" / "ledger.db").write_bytes(b"data, not a log")
     os.mkfifo(state / "apps" / "host-1f2e3d" / "daprd.log")  # opened for reading, it would block forever
+    (state / "apps" / "other-1f2e3d" / "app.log").mkdir(parents=True)  # a folder by a log's name
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "app.log").write_text("another submission's")
     (state / "apps" / "linked").symlink_to(tmp_path / "elsewhere")  # the learner's link to a folder elsewhere
@@ -157,11 +158,14 @@ def test_the_runs_app_logs_are_kept_without_following_a_link_out(tmp_path):
     (state / "logs" / "planted.log").symlink_to(tmp_path / "grader-secret.log")
     with open(state / "logs" / "huge.log", "wb") as sparse:  # a terabyte that takes no room on disk
         sparse.truncate(10**12)
+    (state / "logs" / "folder.log").mkdir()
 
     dest = tmp_path / "kept"
+    fds = len(os.listdir("/proc/self/fd"))
     assert box.keep_logs(dest, limit=14, budget=20) == 2
-    assert (dest / "apps" / "host-1f2e3d" / "app.log").read_text() == "the last line\n", "the last `limit` bytes"
-    assert (dest / "logs" / "stack.log").read_text() == "456789", "what is left of the budget"
+    assert len(os.listdir("/proc/self/fd")) == fds, "a descriptor left open"
+    assert (dest / "logs" / "stack.log").read_text() == "67890123456789", "lab-env's own first, the last `limit` bytes"
+    assert (dest / "apps" / "host-1f2e3d" / "app.log").read_text() == " line\n", "what is left of the budget"
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
         "apps/host-1f2e3d/app.log",
         "logs/stack.log",

@@ -97,6 +97,10 @@ class Market:
         ]
 
 
+def orders_topic(name: str) -> str:
+    return f"{name}-orders"
+
+
 def record_path(name: str) -> Path:
     return state_dir() / "markets" / f"{name}.json"
 
@@ -130,7 +134,7 @@ def up(
     if record_path(name).exists():  # up again under the same name (a cell run twice): replace it, keep its state
         down(name)
     catalog = catalog or Catalog()
-    topic = f"{name}-orders"
+    topic = orders_topic(name)
     folder = state_dir() / "markets" / name
     folder.mkdir(parents=True, exist_ok=True)
     # The event topics exist before anyone subscribes (a consumer subscribed to a missing topic
