@@ -44,9 +44,10 @@ def test_every_agent_runs_next_to_its_own_sidecar_in_one_network_namespace():
 
 def test_the_model_key_reaches_only_the_sidecar_of_the_agent_that_uses_it():
     services = container.compose(SPEC)["services"]
-    holders = [name for name, svc in services.items() if "OPENAI_API_KEY" in svc.get("environment", {})]
+    holders = [name for name, svc in services.items() if "LAB_SECRET_OPENAI_API_KEY" in svc.get("environment", {})]
     assert holders == ["buyers-dapr"]  # only buyers use the model component
-    assert services["buyers-dapr"]["environment"]["OPENAI_API_KEY"].startswith("${OPENAI_API_KEY:?")
+    # Under local.env's prefix, from the variable of whoever runs compose.
+    assert services["buyers-dapr"]["environment"]["LAB_SECRET_OPENAI_API_KEY"].startswith("${OPENAI_API_KEY:?")
 
 
 def test_components_use_the_container_network_addresses():

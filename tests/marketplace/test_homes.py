@@ -143,7 +143,12 @@ def test_native_home_files_are_dapr_resources_and_a_run_file(tmp_path):
     ports = {a.app_id: (41000 + i, 42000 + i, 43000 + i, 44000 + i) for i, a in enumerate(spec.agents)}
     run_file = native.write(spec, tmp_path, ports, app_dir=tmp_path)
     docs = {p.name: load_resource(p) for p in sorted((tmp_path / "resources").glob("*.yaml"))}
-    assert docs[f"{kube.SECRET_STORE}.yaml"]["spec"]["type"] == "secretstores.local.env"
+    assert docs[f"{kube.SECRET_STORE}.yaml"]["spec"] == {
+        "type": "secretstores.local.env",
+        "version": "v1",
+        # Without a prefix its secrets API serves the sidecar's whole environment.
+        "metadata": [{"name": "prefix", "value": "LAB_SECRET_"}],
+    }
     model_key = next(m for m in docs["model.yaml"]["spec"]["metadata"] if m["name"] == "securityToken")
     assert model_key["secretKeyRef"] == {"name": "OPENAI_API_KEY", "key": "OPENAI_API_KEY"}
     assert all("namespace" not in d["metadata"] for d in docs.values())

@@ -96,3 +96,15 @@ def test_a_second_home_on_the_same_app_ports_is_refused_in_one_line(home, tmp_pa
         LabEnvError, match=f"the home's app ports are taken: products-{run_token()}:{spec.agents[0].port}"
     ):
         native.start(spec, tmp_path, REPO)
+
+
+def test_the_secret_store_serves_the_homes_secret_and_not_the_sidecars_environment(home):
+    _, running = home
+    sidecar = running.sidecars[f"buyers-{run_token()}"]
+    bulk = httpx.get(f"{sidecar}/v1.0/secrets/{native.SECRET_STORE}/bulk", timeout=30)
+    assert bulk.status_code == 200, bulk.text
+    # Only the spec's secret: not PATH, HOME or anything else the sidecar inherited.
+    assert bulk.json() == {"OPENAI_API_KEY": {"OPENAI_API_KEY": "Bearer sk-home-test"}}
+    # Asked by name, PATH is looked up as LAB_SECRET_PATH, which is unset.
+    path = httpx.get(f"{sidecar}/v1.0/secrets/{native.SECRET_STORE}/PATH", timeout=30)
+    assert "/usr/bin" not in path.text and path.json() in ({}, {"PATH": ""}), path.text

@@ -174,7 +174,9 @@ def compose(spec: HomeSpec) -> dict:
         if needed:
             # Required, never defaulted: compose stops with this message when it is unset.
             sidecar["environment"] = {
-                native._env_var(name): f"${{{native._env_var(name)}:?export it before compose up}}" for name in needed
+                native.SECRET_PREFIX
+                + native._env_var(name): f"${{{native._env_var(name)}:?export it before compose up}}"
+                for name in needed
             }
         services[agent.app_id] = service
         services[f"{agent.app_id}-dapr"] = sidecar

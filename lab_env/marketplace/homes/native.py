@@ -4,7 +4,8 @@ multi-app run (`dapr run -f dapr.yaml`), on this machine's lab stack.
     folder/dapr.yaml             apps: one entry per agent replica
     folder/resources/*.yaml      the Components, scoped as in the spec, and
                                  the secret store (local.env: secrets are
-                                 read from the environment, never a file)
+                                 read from the environment, never a file,
+                                 and only from variables named LAB_SECRET_*)
     folder/config/<app>.yaml     each agent's Configuration (access control)
     folder/runtime/.dapr/bin/daprd
                                  what the CLI starts as daprd: the real one,
@@ -42,11 +43,20 @@ from lab_env.marketplace.homes.spec import HomeSpec
 from lab_env.runtime.sidecar import health_url
 
 SECRET_STORE = kube.SECRET_STORE
+# local.env serves only variables with this prefix (it strips it): without it,
+# its secrets API would hand out the sidecar's whole environment, which is the
+# environment of whoever started the home (a grader's, say).
+SECRET_PREFIX = "LAB_SECRET_"
 
 
 def _env_var(secret: str) -> str:
-    """'openai-api-key' -> 'OPENAI_API_KEY': where local.env finds it."""
+    """'openai-api-key' -> 'OPENAI_API_KEY': the secret's name in local.env."""
     return secret.upper().replace("-", "_")
+
+
+def secret_env(secrets: dict[str, str]) -> dict[str, str]:
+    """The sidecars' environment for the spec's secret values."""
+    return {SECRET_PREFIX + _env_var(k): v for k, v in secrets.items()}
 
 
 def resources(spec: HomeSpec) -> dict[str, dict]:
@@ -55,7 +65,11 @@ def resources(spec: HomeSpec) -> dict[str, dict]:
     for component in kube.components(spec):
         component = {**component, "metadata": {"name": component["metadata"]["name"]}}
         if component["spec"]["type"] == "secretstores.kubernetes":
-            component["spec"] = {"type": "secretstores.local.env", "version": "v1", "metadata": []}
+            component["spec"] = {
+                "type": "secretstores.local.env",
+                "version": "v1",
+                "metadata": [{"name": "prefix", "value": SECRET_PREFIX}],
+            }
         else:
             component["spec"] = {
                 **component["spec"],
@@ -239,7 +253,7 @@ def start(
     ports = free_ports(4 * len(spec.agents))
     sidecar_ports = {a.app_id: tuple(ports[4 * i : 4 * i + 4]) for i, a in enumerate(spec.agents)}
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
-    env = {**current().dapr_cli_env(), **{_env_var(k): v for k, v in (secrets or {}).items()}}
+    env = {**current().dapr_cli_env(), **secret_env(secrets or {})}
     cli = procs.spawn([dapr_bin("dapr"), "run", "-f", str(path)], folder / "dapr-run.log", env=env, cwd=folder)
     record = registry.Record(f"home-{spec.home}", token=run_token())
     record.add(cli.pid, registry.start_time(cli.pid))
