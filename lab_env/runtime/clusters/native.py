@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -46,9 +47,21 @@ class KubectlError(LabEnvError):
     """The API server (or kubectl) refused: the message is the server's own."""
 
 
+# kwokctl's own rule for a cluster name; it is also a file name under the state
+# folder, so a name from a notebook can never reach a path outside it.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
 @dataclass(frozen=True)
 class NativeCluster:
     name: str = DEFAULT_NAME
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise LabEnvError(
+                f"{self.name!r} is not a cluster name",
+                "use lower-case letters, digits and '-', at most 63 characters, as `lab-env cluster up` names them",
+            )
 
     @property
     def workdir(self) -> Path:
