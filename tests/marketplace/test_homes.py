@@ -55,6 +55,10 @@ BAD = [
     (lambda r: r["components"]["pubsub"].update(actors=True), "are all marked actors: true"),
     (lambda r: r["agents"][1].update(env={"OPENAI_API_KEY": "sk-1"}), "env OPENAI_API_KEY looks like a secret"),
     (lambda r: r["agents"][1].update(env={"log level": "info"}), "is not a mapping of VARIABLE_NAMES to values"),
+    *(
+        (lambda r, name=name: r["agents"][1].update(env={name: "x"}), f"env {name} is not the agent's to set")
+        for name in ("LD_PRELOAD", "PYTHONSTARTUP", "PATH", "BASH_ENV", "DAPR_HTTP_PORT", "LAB_RUN_TOKEN")
+    ),
 ]
 
 

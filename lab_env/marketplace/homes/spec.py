@@ -38,6 +38,12 @@ _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi)?$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # A variable named like these holds a secret: it belongs in the secret store.
 _SECRET_LIKE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD")
+# Variables that change how a process starts (the loader, the interpreter, the
+# shell) or that Dapr and lab_env set themselves: a spec setting LD_PRELOAD
+# would run its own code in whatever process starts the home, a grader's too.
+_RESERVED_ENV = re.compile(
+    r"^(LD_|PYTHON|DAPR_|APP_|LAB_|GCONV|MALLOC_|(PATH|HOME|SHELL|IFS|ENV|BASH_ENV|KUBECONFIG)$)"
+)
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,13 @@ def _agent(raw: Any, index: int) -> Agent:
     env = raw.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(k, str) and _ENV_NAME.match(k) for k in env):
         raise _fail(where, f"env {env!r} is not a mapping of VARIABLE_NAMES to values", "write env: {LOG_LEVEL: info}")
+    reserved = next((k for k in env if _RESERVED_ENV.match(k)), None)
+    if reserved and reserved != "LAB_WORKFLOW_MODULE":  # the mediator's own setting
+        raise _fail(
+            where,
+            f"env {reserved} is not the agent's to set: it changes how the process starts, or lab_env sets it",
+            "give the setting a name of its own, like LOG_LEVEL",
+        )
     secret_like = next((k for k in env if _SECRET_LIKE.search(k)), None)
     if secret_like:
         raise _fail(
