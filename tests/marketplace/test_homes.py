@@ -59,6 +59,10 @@ BAD = [
         (lambda r, name=name: r["agents"][1].update(env={name: "x"}), f"env {name} is not the agent's to set")
         for name in ("LD_PRELOAD", "PYTHONSTARTUP", "PATH", "BASH_ENV", "DAPR_HTTP_PORT", "LAB_RUN_TOKEN")
     ),
+    *(
+        (lambda r, kind=kind: r["components"]["model"].update(type=kind), f"type {kind} reaches the files or code")
+        for kind in ("bindings.localstorage", "secretstores.local.file", "state.sqlite", "middleware.http.wasm")
+    ),
 ]
 
 

@@ -41,6 +41,12 @@ _SECRET_LIKE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD")
 # Variables that change how a process starts (the loader, the interpreter, the
 # shell) or that Dapr and lab_env set themselves: a spec setting LD_PRELOAD
 # would run its own code in whatever process starts the home, a grader's too.
+# Component types that reach the files or run code on the machine that starts
+# the home (a grader's, when lab 05 is graded): a home's components are
+# networked services, and its secret store is the home's own.
+_HOST_COMPONENT = re.compile(
+    r"^(bindings\.(localstorage|wasm)|state\.sqlite|secretstores\.|middleware\.|nameresolution\.)"
+)
 _RESERVED_ENV = re.compile(
     r"^(LD_|PYTHON|DAPR_|APP_|LAB_|GCONV|MALLOC_|(PATH|HOME|SHELL|IFS|ENV|BASH_ENV|KUBECONFIG)$)"
 )
@@ -220,6 +226,12 @@ def _component(name: str, raw: Any) -> Component:
     if not isinstance(kind, str) or not re.match(r"^[a-z]+\.[a-z0-9.-]+$", kind):
         raise _fail(
             where, f"type {kind!r} is not a Dapr component type", "write a type like state.redis or pubsub.kafka"
+        )
+    if _HOST_COMPONENT.match(kind):
+        raise _fail(
+            where,
+            f"type {kind} reaches the files or code of the machine the home runs on",
+            "use a networked component (state.redis, pubsub.kafka, bindings.http); list secrets under secrets",
         )
     scopes = raw.get("scopes")
     if not isinstance(scopes, list) or not scopes:
