@@ -57,11 +57,23 @@ BAD = [
     (lambda r: r["agents"][1].update(env={"log level": "info"}), "is not a mapping of VARIABLE_NAMES to values"),
     *(
         (lambda r, name=name: r["agents"][1].update(env={name: "x"}), f"env {name} is not the agent's to set")
-        for name in ("LD_PRELOAD", "PYTHONSTARTUP", "PATH", "BASH_ENV", "DAPR_HTTP_PORT", "LAB_RUN_TOKEN")
+        for name in ("LD_PRELOAD", "PYTHONSTARTUP", "PATH", "BASH_ENV", "DAPR_HTTP_PORT", "LAB_ENV_HOME")
     ),
     *(
         (lambda r, kind=kind: r["components"]["model"].update(type=kind), f"type {kind} reaches the files or code")
         for kind in ("bindings.localstorage", "secretstores.local.file", "state.sqlite", "middleware.http.wasm")
+    ),
+    *(
+        (lambda r, name=name: r["agents"][1].update(env={name: "x"}), f"env {name} is not the agent's to set")
+        for name in ("UVICORN_APP_DIR", "HTTPS_PROXY", "SSL_CERT_FILE", "OPENAI_BASE_URL", "GLIBC_TUNABLES")
+    ),
+    (lambda r: r["agents"][1].update(env={"LOG_LEVEL\n": "x"}), "is not a mapping of VARIABLE_NAMES to values"),
+    *(
+        (
+            lambda r, key=key: r["components"]["model"]["metadata"].update({key: "/root/.ssh/id_rsa"}),
+            f"{key} names a file on the machine the home runs on",
+        )
+        for key in ("MTLSClientKey", "mtlsRootCA")
     ),
 ]
 
@@ -206,3 +218,30 @@ def test_an_isolated_copy_renames_every_app_id_scope_and_caller_and_takes_new_po
     assert spec.components["model"].scopes == ("buyers-t1",) and spec.home == "marketplace-t1"
     # Still a valid spec: every name it refers to exists.
     assert load(yaml.safe_load(yaml.safe_dump(to_dict(spec)))) == spec
+
+
+def test_pem_text_and_secret_references_are_fine_for_file_or_pem_settings(raw):
+    fine = copy.deepcopy(raw)
+    fine["components"]["model"]["metadata"].update(
+        MTLSRootCA="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", MTLSClientKey="secret:client-key"
+    )
+    assert load(fine).components["model"].metadata["MTLSClientKey"] == "secret:client-key"
+
+
+def test_a_home_gets_its_secrets_under_the_prefix_and_never_the_starters_own_key():
+    # Whoever starts the home may hold a real OPENAI_API_KEY: the home sees it emptied.
+    assert native.secret_env({"openai-api-key": "Bearer placeholder"}) == {
+        "OPENAI_API_KEY": "",
+        "LAB_SECRET_OPENAI_API_KEY": "Bearer placeholder",
+    }
+
+
+def test_lab_05_checks_take_a_spec_mapping_never_a_path(tmp_path):
+    from lab_env.labs.checks import verdict
+    from lab_env.labs.lab05_agent_homes import checks as lab05
+
+    secret = tmp_path / "graders.yaml"
+    secret.write_text("home: sk-the-graders-own\n")
+    failed = verdict(lab05.sellers_agent, str(secret))
+    assert failed.passed is False and "sk-the-graders-own" not in failed.message
+    assert "pass the SPEC mapping itself" in failed.message

@@ -24,3 +24,14 @@ def test_anything_else_is_refused_in_one_line(name):
     with pytest.raises(LabEnvError, match="is not a cluster name") as refused:
         NativeCluster(name)
     assert "\n" not in refused.value.problem.replace(repr(name), "")
+
+
+def test_lab_env_down_skips_a_folder_that_is_no_cluster_name(tmp_path, monkeypatch):
+    from lab_env.runtime.clusters import native
+
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
+    clusters = NativeCluster().workdir / "clusters"
+    (clusters / "Not_A_Cluster-abc123").mkdir(parents=True)
+    seen = []
+    monkeypatch.setattr(native, "down", lambda name, **_: seen.append(name) or True)
+    assert native.down_all() == [] and native.forget_run("abc123") == [] and seen == []

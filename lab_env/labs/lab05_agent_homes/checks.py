@@ -26,6 +26,13 @@ from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
 
 
+def _spec(raw: object):
+    """The notebook's spec: a mapping only. `load` also reads a path, and a path
+    from a notebook would make the grader read (and quote) a file of its own."""
+    assert isinstance(raw, dict), f"the spec is a {type(raw).__name__}: pass the SPEC mapping itself"
+    return load(raw)
+
+
 @check(
     "sellers agent",
     hint="add to SPEC['agents'] a sellers agent: app lab_env.marketplace.agents.plain_agent:app, port 8104, "
@@ -33,7 +40,7 @@ CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an
     "scale {min: 1, max: 4, cpu_percent: 60}; and add sellers to pubsub's scopes",
 )
 def sellers_agent(raw: dict) -> str:
-    spec = load(raw)
+    spec = _spec(raw)
     ids = [a.app_id for a in spec.agents]
     assert "sellers" in ids, f"the spec's agents are {ids}: there is no sellers agent yet"
     sellers = spec.agent("sellers")
@@ -179,7 +186,7 @@ def access_policy(raw: dict, least_privilege: Callable[[list, str], dict]) -> st
             least_privilege, copy.deepcopy(observed), callee, timeout=CALL_PATIENCE, what="least_privilege"
         )
         _judge(policy, observed, callee, made_up=True)
-    spec = load(raw)
+    spec = _spec(raw)
     ids = [a.app_id for a in spec.agents]
     assert {"products", "mediator", "buyers"} <= set(ids), (
         f"the spec's agents are {ids}: keep products, buyers and mediator"
@@ -270,7 +277,7 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
 
 @check("kubernetes home", hint="apply home_manifests(SPEC) with CLUSTER.apply(...), then wait for the Deployments")
 def kube_home(cluster: str, raw: dict) -> str:
-    spec = load(raw)
+    spec = _spec(raw)
     c = NativeCluster(cluster)
     dead = c.exited()
     assert c.running(), (

@@ -38,18 +38,25 @@ _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi)?$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # A variable named like these holds a secret: it belongs in the secret store.
 _SECRET_LIKE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD")
-# Variables that change how a process starts (the loader, the interpreter, the
-# shell) or that Dapr and lab_env set themselves: a spec setting LD_PRELOAD
-# would run its own code in whatever process starts the home, a grader's too.
+# Variables that change how a process starts or where it connects (the loader,
+# the interpreter, uvicorn, the shell, proxies, certificates, the model), or
+# that Dapr and lab_env set themselves: a spec setting LD_PRELOAD or
+# UVICORN_APP_DIR would run its own code in whatever process starts the home,
+# a grader's too.
+_RESERVED_ENV = re.compile(
+    r"^(LD_|PYTHON|UVICORN_|DAPR_|APP_|LAB_|GCONV|MALLOC_|GLIBC_|SSL_|OPENAI_|NODE_|JAVA_|"
+    r"(PATH|HOME|SHELL|IFS|ENV|BASH_ENV|KUBECONFIG|LOCPATH|HOSTALIASES|TMPDIR|"
+    r"(HTTP|HTTPS|ALL|NO)_PROXY|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE)$)"
+)
 # Component types that reach the files or run code on the machine that starts
 # the home (a grader's, when lab 05 is graded): a home's components are
 # networked services, and its secret store is the home's own.
 _HOST_COMPONENT = re.compile(
     r"^(bindings\.(localstorage|wasm)|state\.sqlite|secretstores\.|middleware\.|nameresolution\.)"
 )
-_RESERVED_ENV = re.compile(
-    r"^(LD_|PYTHON|DAPR_|APP_|LAB_|GCONV|MALLOC_|(PATH|HOME|SHELL|IFS|ENV|BASH_ENV|KUBECONFIG)$)"
-)
+# Settings that daprd reads as a file path when they are not PEM text (bindings.http's
+# MTLSRootCA, MTLSClientCert, MTLSClientKey; Dapr reads metadata keys in any case).
+_FILE_OR_PEM = re.compile(r"^mtls", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -189,19 +196,19 @@ def _agent(raw: Any, index: int) -> Agent:
     if not isinstance(components, list):
         raise _fail(where, "components must be a list of component names", "write components: [statestore]")
     env = raw.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and _ENV_NAME.match(k) for k in env):
+    if not isinstance(env, dict) or not all(isinstance(k, str) and _ENV_NAME.fullmatch(k) for k in env):
         raise _fail(where, f"env {env!r} is not a mapping of VARIABLE_NAMES to values", "write env: {LOG_LEVEL: info}")
+    secret_like = next((k for k in env if _SECRET_LIKE.search(k)), None)
+    if secret_like:
+        raise _fail(
+            where, f"env {secret_like} looks like a secret", "list it under secrets and read it from the secret store"
+        )
     reserved = next((k for k in env if _RESERVED_ENV.match(k)), None)
     if reserved and reserved != "LAB_WORKFLOW_MODULE":  # the mediator's own setting
         raise _fail(
             where,
             f"env {reserved} is not the agent's to set: it changes how the process starts, or lab_env sets it",
             "give the setting a name of its own, like LOG_LEVEL",
-        )
-    secret_like = next((k for k in env if _SECRET_LIKE.search(k)), None)
-    if secret_like:
-        raise _fail(
-            where, f"env {secret_like} looks like a secret", "list it under secrets and read it from the secret store"
         )
     return Agent(
         app_id,
@@ -215,6 +222,10 @@ def _agent(raw: Any, index: int) -> Agent:
         _scale(raw.get("scale"), f"{where}.scale", replicas),
         {k: str(v) for k, v in env.items()},
     )
+
+
+def _pem_or_secret(value: str) -> bool:
+    return value.lstrip().startswith("-----BEGIN ") or value.startswith("secret:")
 
 
 def _component(name: str, raw: Any) -> Component:
@@ -233,12 +244,19 @@ def _component(name: str, raw: Any) -> Component:
             f"type {kind} reaches the files or code of the machine the home runs on",
             "use a networked component (state.redis, pubsub.kafka, bindings.http); list secrets under secrets",
         )
-    scopes = raw.get("scopes")
-    if not isinstance(scopes, list) or not scopes:
-        raise _fail(where, "no scopes: every agent could use it", "list the app ids that may use it (deny by default)")
     metadata = raw.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise _fail(where, "metadata must be a mapping", "write metadata: {redisHost: ...}")
+    as_file = next((k for k, v in metadata.items() if _FILE_OR_PEM.match(str(k)) and not _pem_or_secret(str(v))), None)
+    if as_file:
+        raise _fail(
+            where,
+            f"{as_file} names a file on the machine the home runs on",
+            f"give {as_file} as PEM text, or as secret:NAME from the secret store",
+        )
+    scopes = raw.get("scopes")
+    if not isinstance(scopes, list) or not scopes:
+        raise _fail(where, "no scopes: every agent could use it", "list the app ids that may use it (deny by default)")
     return Component(
         _name(name, where),
         kind,

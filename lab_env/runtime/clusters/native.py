@@ -379,7 +379,11 @@ def forget_run(token: str) -> list[str]:
     """Delete the clusters a run named with its token (``unique_name``), once its
     processes are gone: a grader killed them, but their folders stayed."""
     clusters = NativeCluster().workdir / "clusters"
-    names = sorted(p.name for p in clusters.glob(f"*-{token}")) if token and clusters.exists() else []
+    names = (
+        sorted(p.name for p in clusters.glob(f"*-{token}") if _NAME.fullmatch(p.name))
+        if token and clusters.exists()
+        else []
+    )
     for name in names:
         down(name, timeout=5, keep_logs=False)  # the grader killed them: nothing to learn from their logs
     return names
@@ -389,7 +393,12 @@ def down_all(timeout: float = 30) -> list[str]:
     """Delete every native cluster (``lab-env down``): one a notebook left when a cell failed before its
     own ``down`` would otherwise run on, unseen. Returns their names."""
     clusters = NativeCluster().workdir / "clusters"
-    names = sorted(p.name for p in clusters.iterdir() if p.is_dir()) if clusters.exists() else []
+    # A folder that is no cluster name is no cluster of ours: skip it rather than stop halfway.
+    names = (
+        sorted(p.name for p in clusters.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+        if clusters.exists()
+        else []
+    )
     return [name for name in names if down(name, timeout=timeout)]
 
 
