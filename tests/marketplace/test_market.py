@@ -60,8 +60,11 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     sheet = control.balance_sheet(m, outcomes)
     assert sheet["statuses"] == {"completed": 14, "compensated": 4, "no deal": 3}, sheet
     assert sheet["balanced"], sheet
-    completed = next(o for o in outcomes.values() if o["status"] == "completed")
-    assert 95 <= completed["price"] <= 110  # between the seller's floor and the buyer's limit
+    deals = {int(i.rsplit("-", 1)[1]): o["price"] for i, o in outcomes.items() if o["status"] == "completed"}
+    for n, price in deals.items():  # between the seller's floor and the buyer's limit, each order's own
+        buyer, seller = control._limits(m.catalog, n)
+        assert seller["limit"] <= price <= buyer["limit"], (n, price, buyer, seller)
+    assert len(set(deals.values())) >= len(deals) // 2, f"agents with their own terms strike their own deals: {deals}"
     assert _announced(m) == Counter(ids), "without a crash, each order's outcome goes out on Kafka once"
     stock = {
         m.product(n): invoke(m.app, m.actor("ProductActor"), m.product(n), "Stock") for n in range(m.catalog.products)

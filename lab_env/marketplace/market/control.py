@@ -389,11 +389,23 @@ def deal_possible(n: int) -> bool:
     return n % 7 != 6
 
 
+def spread(n: int) -> tuple[float, float]:
+    """How much keener than the reference (order 0's) order n's buyer and seller are,
+    as fractions of the list price: agents differ, so their deals do (with the same
+    terms for everyone, every deal closed at the same price)."""
+    return ((7 * n) % 9) * 0.02, ((5 * n) % 7) * 0.02
+
+
 def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
-    """Private terms for order n's buyer and seller (see deal_possible)."""
-    base = cat.list_price
-    buyer = {"opening": round(base * 0.7, 2), "limit": round(base * (1.1 if deal_possible(n) else 0.9), 2)}
-    seller = {"opening": round(base * 1.3, 2), "limit": round(base * 0.95, 2)}
+    """Private terms for order n's buyer and seller (see deal_possible). A keener buyer
+    opens and stops higher; a keener seller opens and stops lower. Openings never pass
+    limits, so a negotiation that concedes towards its limit crosses only where the
+    limits overlap."""
+    base, (keen_buyer, keen_seller) = cat.list_price, spread(n)
+    seller_limit = 0.95 - keen_seller / 2
+    buyer_limit = 1.1 + keen_buyer if deal_possible(n) else seller_limit - 0.05
+    buyer = {"opening": round(base * (0.7 + keen_buyer / 2), 2), "limit": round(base * buyer_limit, 2)}
+    seller = {"opening": round(base * (1.3 - keen_seller), 2), "limit": round(base * seller_limit, 2)}
     return buyer, seller
 
 
