@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from lab_env.errors import LabEnvError
 
@@ -44,7 +45,6 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from lab_env.labs.course import lab_named
     from lab_env.labs.solve import solve
@@ -92,13 +92,24 @@ def cmd_build_labs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _solution_path(given: Path) -> Path:
+    """A notebook path as given, or the solution of the lab it numbers ("7", "07")."""
+    from lab_env.grading.generate import SOLUTIONS_DIR
+    from lab_env.labs.course import lab_named
+
+    if given.is_file():
+        return given
+    if given.suffix != ".ipynb" and given.name[:2].strip("_").isdigit():
+        return SOLUTIONS_DIR / lab_named(given.name).notebook
+    raise LabEnvError(f"no notebook {given}", "give a path to a .ipynb or a lab number such as 07")
+
+
 def cmd_run_solutions(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from lab_env.grading.execute import execute
     from lab_env.grading.generate import SOLUTIONS_DIR
 
-    paths = [Path(p) for p in args.notebooks] or sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    paths = [_solution_path(Path(p)) for p in args.notebooks] or sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))
     for path in paths:
         execute(path, write=True)
         print(f"executed {path.name}; outputs saved")
@@ -149,5 +160,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.set_defaults(fn=cmd_build_labs)
 
     s = sub.add_parser("run-solutions", help="execute solution notebooks and save their outputs (for nbval)")
-    s.add_argument("notebooks", nargs="*", help="default: every solutions/NN_*.ipynb")
+    s.add_argument("notebooks", nargs="*", help="paths or lab numbers (07); default: every solutions/NN_*.ipynb")
     s.set_defaults(fn=cmd_run_solutions)

@@ -334,7 +334,7 @@ def metrics_server_manifest(kubectl: str) -> str:
     from lab_env.stack.images import kind_node
     from lab_env.stack.provision import kube
 
-    base = kube.module_dir("sigs.k8s.io/metrics-server", f"v{pins().kubernetes['metrics_server']}") / "manifests/base"
+    base = kube.manifests("metrics-server")
     docs = list(yaml.safe_load_all(_run([kubectl, "kustomize", str(base)], "rendering metrics-server's manifests")))
     for doc in docs:
         if doc and doc.get("kind") == "Deployment":

@@ -26,7 +26,6 @@ from typing import Any
 from lab_env.core.paths import state_dir
 from lab_env.core.ports import free_ports
 from lab_env.core.procs import alive, stop
-from lab_env.core.versions import pins
 from lab_env.errors import LabEnvError
 
 DEFAULT_NAME = "agent-homes"
@@ -142,10 +141,9 @@ def _server_message(text: str) -> str:
 
 
 def _config(cluster: NativeCluster, ports: list[int]) -> dict[str, Any]:
-    from lab_env.stack.provision.kube import kube_bin, module_dir
+    from lab_env.stack.provision.kube import kube_bin, manifests
 
-    v = pins().kubernetes
-    metrics_manifests = module_dir("sigs.k8s.io/metrics-server", f"v{v['metrics_server']}") / "manifests" / "base"
+    metrics_manifests = manifests("metrics-server")
     options: dict[str, Any] = {
         "runtime": "binary",
         "bindAddress": "127.0.0.1",  # kwokctl's default is every interface
@@ -179,7 +177,7 @@ def _config(cluster: NativeCluster, ports: list[int]) -> dict[str, Any]:
 
 def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> NativeCluster:
     """Start the cluster (building its binaries on first use); a running one is reused."""
-    from lab_env.stack.provision.kube import install_kube, kube_bin, module_dir
+    from lab_env.stack.provision.kube import install_kube, kube_bin, manifests
 
     cluster = NativeCluster(name)
     if cluster.running():
@@ -239,7 +237,7 @@ def up(name: str = DEFAULT_NAME, nodes: int = NODES, timeout: float = 180) -> Na
         cluster.kubectl(
             "wait", "--for=condition=Ready", "node", "--all", f"--timeout={int(timeout)}s", timeout=timeout + 10
         )
-        crds = module_dir("github.com/dapr/dapr", f"v{pins().dapr_runtime}") / "charts" / "dapr" / "crds"
+        crds = manifests("dapr-crds")
         cluster.kubectl("apply", "--server-side", "-f", str(crds))
         cluster.kubectl(
             "wait", "--for", "condition=established", "crd", "--all", f"--timeout={int(timeout)}s", timeout=timeout + 10

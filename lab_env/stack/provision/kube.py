@@ -52,6 +52,8 @@ def kube_installed() -> bool:
 def install_kube(force: bool = False) -> Path:
     """The folder holding the control plane's binaries, built if missing."""
     if kube_installed() and not force:
+        for name in MANIFESTS:
+            manifests(name)
         return kube_bin_dir()
     go = require_go()
     work = cache_dir() / "kube-build"
@@ -101,6 +103,8 @@ def install_kube(force: bool = False) -> Path:
         shutil.copy2(staging / name, tmp)
         tmp.replace(out / name)
     (out / "versions.json").write_text(json.dumps(_stamp()))
+    for name in MANIFESTS:
+        manifests(name)
     return out
 
 
@@ -122,6 +126,40 @@ def module_dir(module: str, version: str) -> Path:
     """
     go = require_go()
     return download_module(go, module, version, BUILD_MODULE)
+
+
+# The manifests a cluster applies, by name: (Go module, its pinned version, the folder inside it).
+MANIFESTS = {
+    "metrics-server": (
+        "sigs.k8s.io/metrics-server",
+        lambda: pins().kubernetes["metrics_server"],
+        "manifests/base",
+    ),
+    "dapr-crds": ("github.com/dapr/dapr", lambda: pins().dapr_runtime, "charts/dapr/crds"),
+}
+
+
+def manifests(name: str) -> Path:
+    """The folder of manifests ``name`` (a MANIFESTS key) at its pinned version.
+
+    Copied out of its Go module into the cache once (install_kube does it), so
+    starting a cluster later needs no Go toolchain and no module download.
+    """
+    module, version_of, inside = MANIFESTS[name]
+    version = version_of()
+    kept = cache_dir() / "manifests" / f"{name}-{version}"
+    if kept.is_dir():
+        return kept
+    source = module_dir(module, f"v{version}") / inside
+    staging = kept.with_name(f".{kept.name}.new")
+    if staging.exists():
+        shutil.rmtree(staging)
+    # copyfile, not copy2: the module cache is read-only and its modes would follow.
+    shutil.copytree(source, staging, copy_function=shutil.copyfile)
+    for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
+        folder.chmod(0o755)
+    staging.replace(kept)
+    return kept
 
 
 def _check_module_versions(work: Path) -> None:
