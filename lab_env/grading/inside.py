@@ -11,6 +11,10 @@ sandbox, never on the grading machine. It prints one JSON line: the answer.
     cluster NAME kill|pause|resume NODE | restart NODE... | alive NODE
     market NAME record         the market's record as `market.up` saved it, and which of its app
                                and carrier run
+    kube NAME status           whether lab 05's native cluster runs, and its exited components
+    kube NAME get KIND NAMESPACE | dry-run MANIFEST_JSON
+                               kubectl with the cluster's kubeconfig, run here as the sandbox's user
+                               (a kubeconfig can name a command): {"out": ...} or {"refused": why}
     tether -- ARGV...          run ARGV until it ends or this command's input closes (the grader's
                                wrapper of a process its check started in the sandbox was stopped)
 """
@@ -81,6 +85,22 @@ def market(name: str, what: str) -> Any:
     return {"saved": saved, "running": [a for a in (saved.get("app_id"), saved.get("carrier")) if a in running]}
 
 
+def kube(name: str, what: str, *args: str) -> Any:
+    from lab_env.runtime.clusters.native import KubectlError, NativeCluster  # lab 05's only
+
+    handle = NativeCluster(name)
+    if what == "status":
+        return {"running": handle.running(), "exited": handle.exited()}
+    try:
+        if what == "get":
+            return {"out": handle.get(args[0], namespace=args[1])}
+        if what == "dry-run":
+            return {"out": handle.apply(json.loads(args[0]), dry_run=True)}
+    except KubectlError as err:
+        return {"refused": str(err)}
+    raise SystemExit(f"unknown kube request {what!r}")
+
+
 def main(argv: list[str]) -> None:
     if argv[:2] == ["tether", "--"]:
         sys.exit(procs.tethered(argv[2:], sys.stdin.buffer))
@@ -89,7 +109,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps([app(a.app_id, "record") for a in apps_of_run(name)]))
         return
     what, *args = rest
-    answer = {"app": app, "cluster": cluster, "market": market}[kind](name, what, *args)
+    answer = {"app": app, "cluster": cluster, "market": market, "kube": kube}[kind](name, what, *args)
     print(json.dumps(answer))
 
 

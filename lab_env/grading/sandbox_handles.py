@@ -8,13 +8,17 @@ its user; the worker never signals a pid or runs a command the learner recorded.
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab_env.errors import LabEnvError
 from lab_env.grading.sandbox import Sandbox
 from lab_env.runtime.apps import DaprApp, is_app_id
+from lab_env.runtime.clusters.native import KubectlError, NativeCluster
 from lab_env.runtime.kafka.replicated import Cluster
 from lab_env.stack.engine import Engine
 
@@ -183,3 +187,55 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
         view_port if type(view_port) is int else None,
         sandboxed_app(box, engine, carrier) if carrier in running else None,
     )
+
+
+@dataclass(frozen=True)
+class SandboxedNativeCluster(NativeCluster):
+    """Lab 05's native cluster, started by the sandboxed kernel: kubectl runs inside the sandbox
+    with its kubeconfig, which is the learner's to write (it can name a command to run)."""
+
+    box: Sandbox | None = dataclass_field(default=None, compare=False)
+    engine: Engine | None = dataclass_field(default=None, compare=False)
+
+    def _ask(self, *args: str, timeout: float = 180.0) -> Any:
+        assert self.box is not None and self.engine is not None
+        return self.box.exec_lab_env(self.engine, "kube", self.name, *args, timeout=timeout)
+
+    def _status(self) -> dict[str, Any]:
+        answer = self._ask("status")
+        exited = answer.get("exited") if isinstance(answer, dict) else None
+        return {"running": answer.get("running") is True, "exited": [str(e) for e in exited or []]}
+
+    def running(self) -> bool:
+        return bool(self._status()["running"])
+
+    def exited(self) -> list[str]:
+        return list(self._status()["exited"])
+
+    def _out(self, answer: Any) -> Any:
+        if isinstance(answer, dict) and "refused" in answer:
+            raise KubectlError(str(answer["refused"])[:1500])
+        if not isinstance(answer, dict) or "out" not in answer:
+            raise LabEnvError("the sandbox gave no kubectl answer", "see the worker's log")
+        return answer["out"]
+
+    def get(self, kind: str, name: str | None = None, namespace: str = "default") -> dict[str, Any]:
+        if name is not None:
+            raise LabEnvError("a sandboxed cluster lists objects, it does not get one by name", "list and filter")
+        got = self._out(self._ask("get", kind, namespace))
+        if not isinstance(got, dict) or not isinstance(got.get("items"), list):
+            raise LabEnvError(f"the sandbox's list of {kind} is not a list", "see the worker's log")
+        return got
+
+    def apply(self, objects: list[dict[str, Any]] | dict[str, Any], dry_run: bool = False) -> str:
+        if not dry_run:
+            raise LabEnvError("the grader only dry-runs manifests in a sandboxed cluster", "pass dry_run=True")
+        return str(self._out(self._ask("dry-run", json.dumps(objects))))
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
+        raise LabEnvError("the grader never runs kubectl on a sandboxed cluster's kubeconfig", "use get or apply")
+
+
+def sandboxed_native_cluster(box: Sandbox, engine: Engine, name: str) -> NativeCluster:
+    """Lab 05's cluster ``name`` in the sandbox (its name checked here, its kubectl run there)."""
+    return SandboxedNativeCluster(name, box=box, engine=engine)

@@ -37,11 +37,18 @@ from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
 from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
-from lab_env.grading.sandbox_handles import sandboxed_app, sandboxed_apps, sandboxed_cluster, sandboxed_market
+from lab_env.grading.sandbox_handles import (
+    sandboxed_app,
+    sandboxed_apps,
+    sandboxed_cluster,
+    sandboxed_market,
+    sandboxed_native_cluster,
+)
 from lab_env.grading.signing import sign
 from lab_env.grading.trial_desk import TrialDesk
 from lab_env.labs.checks import Verdict, verdict
 from lab_env.runtime.apps import is_app_id, kill_run, list_apps_of_runs_with, load_app, run_token
+from lab_env.runtime.clusters import native as native_cluster
 from lab_env.runtime.kafka.replicated import load_cluster
 from lab_env.stack.engine import Engine
 
@@ -115,6 +122,7 @@ class Grader:
             from lab_env.marketplace.market import control  # here: a second of imports the rest never needs
 
             control.attach_markets_with(lambda name: sandboxed_market(box, engine, name))  # lab 07's
+            native_cluster.attach_clusters_with(lambda name: sandboxed_native_cluster(box, engine, name))  # 05's
             procs.confine(box.confinement(engine))  # the learner's modules a check starts run in there too
         # The checks' workspace() in this process is the graded kernel's.
         os.environ["LAB_ENV_WORKSPACE"] = str(self.workspace)

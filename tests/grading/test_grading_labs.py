@@ -4,8 +4,8 @@ which the grader resolves from its own process, and judge the stack from
 there. The solution gets full marks, the unsolved lab none, each check with
 its own message. In the full tier (LAB_ENV_CONTAINERS=1, lab-env's own engine
 up for the run) each submission is graded in its sandbox, as `lab-env grade`
-does by default; lab 05 is not sandboxed yet (sandbox.NOT_YET), nor, here, lab 06
-(UNDER_INVESTIGATION)."""
+does by default (lab 05's cluster read inside it), except labs in sandbox.NOT_YET (none
+today) and, here, lab 06 (UNDER_INVESTIGATION)."""
 
 from __future__ import annotations
 

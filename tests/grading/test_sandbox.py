@@ -102,6 +102,9 @@ def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
     local = Engine("unix:///run/x/docker.sock", True)
     monkeypatch.setattr(sandbox.engines, "find", lambda: local)
     assert choose("auto") == (local, "") and choose("on") == (local, "") and choose("off")[0] is None
+    assert choose("auto", "05_agent_homes")[0] is local and choose("auto", "07_capstone")[0] is local
+    # a lab the sandbox cannot carry (none today) is graded without one by auto, refused by on
+    monkeypatch.setattr(sandbox, "NOT_YET", {"05": "its checks need what the sandbox lacks"})
     assert choose("auto", "05_agent_homes")[0] is None and choose("auto", "07_capstone")[0] is local
     with pytest.raises(LabEnvError, match="lab 05 is not graded in a sandbox yet"):
         choose("on", "05_agent_homes")
@@ -180,3 +183,57 @@ def test_a_state_folder_linked_out_of_the_home_is_not_read(tmp_path):
     (box.home / ".local" / "state" / "lab-env").symlink_to(tmp_path / "grader")
     assert box.keep_logs(tmp_path / "kept") == 0
     assert not (tmp_path / "kept").exists()
+
+
+class _Box:
+    """Stands in for a Sandbox's exec (pure logic of the handle: what it asks, what it accepts)."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def exec_lab_env(self, engine, *args, timeout=300.0):
+        self.asked.append(args)
+        return self.answers[args[2]]
+
+
+def test_lab_05s_cluster_is_asked_inside_the_sandbox_and_its_answers_are_checked():
+    from lab_env.grading.sandbox_handles import sandboxed_native_cluster
+    from lab_env.runtime.clusters.native import KubectlError
+
+    box = _Box(
+        {
+            "status": {"running": "yes", "exited": ["etcd"]},  # only True is running
+            "get": {"out": {"items": [{"metadata": {"name": "sellers"}}]}},
+            "dry-run": {"refused": 'HorizontalPodAutoscaler.autoscaling "x" is invalid'},
+        }
+    )
+    cluster = sandboxed_native_cluster(box, object(), "home-1a2b3c")
+    assert cluster.running() is False and cluster.exited() == ["etcd"]
+    assert cluster.get("deployments", namespace="shop")["items"][0]["metadata"]["name"] == "sellers"
+    with pytest.raises(KubectlError, match="is invalid"):
+        cluster.apply({"kind": "HorizontalPodAutoscaler"}, dry_run=True)
+    assert box.asked[:3] == [("kube", "home-1a2b3c", "status")] * 2 + [
+        ("kube", "home-1a2b3c", "get", "deployments", "shop")
+    ]
+    # the grader never runs the learner's kubeconfig itself, nor applies for real
+    with pytest.raises(LabEnvError, match="never runs kubectl"):
+        cluster.kubectl("get", "nodes")
+    with pytest.raises(LabEnvError, match="only dry-runs"):
+        cluster.apply({"kind": "Deployment"})
+    box.answers["get"] = {"out": "not a list"}
+    with pytest.raises(LabEnvError, match="not a list"):
+        cluster.get("pods")
+    with pytest.raises(LabEnvError, match="is not a cluster name"):
+        sandboxed_native_cluster(box, object(), "../../root")
+
+
+def test_the_checks_reach_clusters_through_the_hook_the_worker_sets():
+    from lab_env.runtime.clusters import native
+
+    found = []
+    native.attach_clusters_with(lambda name: found.append(name) or native.NativeCluster(name))
+    try:
+        assert native.attach("home-x").name == "home-x" and found == ["home-x"]
+    finally:
+        native.attach_clusters_with(None)
+    assert type(native.attach("home-x")) is native.NativeCluster

@@ -21,7 +21,8 @@ from lab_env.labs.checks import call_learner, check, fresh
 from lab_env.marketplace.homes import kube, native, security
 from lab_env.marketplace.homes.spec import isolated, load
 from lab_env.runtime import sidecar
-from lab_env.runtime.clusters.native import KubectlError, NativeCluster
+from lab_env.runtime.clusters import native as native_cluster
+from lab_env.runtime.clusters.native import KubectlError
 
 CALL_PATIENCE = 60.0  # a rendering function returns at once; this only stops an endless loop
 
@@ -254,7 +255,7 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
             "not autoscaling/v2 HorizontalPodAutoscaler"
         )
         try:
-            accepted = NativeCluster(cluster).apply(got, dry_run=True)
+            accepted = native_cluster.attach(cluster).apply(got, dry_run=True)
         except KubectlError as err:
             raise AssertionError(f"the API server refused autoscaler({case['app_id']}): {str(err)[:300]}") from None
         assert "dry run" in accepted, accepted
@@ -278,7 +279,7 @@ def autoscaler(render: Callable[[dict, str], dict | None], cluster: str) -> str:
 @check("kubernetes home", hint="apply home_manifests(SPEC) with CLUSTER.apply(...), then wait for the Deployments")
 def kube_home(cluster: str, raw: dict) -> str:
     spec = _spec(raw)
-    c = NativeCluster(cluster)
+    c = native_cluster.attach(cluster)
     dead = c.exited()
     assert c.running(), (
         f"cluster {cluster} is not running"
