@@ -7,13 +7,17 @@ is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -35,6 +39,11 @@ class Confinement:
     root: Path
     wrap: Callable[[list[str], Mapping[str, str], Path, bool], list[str]]
     host_env: dict[str, str]
+    # Folders a check prepares for what it starts in the sandbox go in ``scratch`` (in ``root``,
+    # the grader's, so the learner can neither write there nor swap a folder in it for a link);
+    # hand_over gives their insides to ``owner``, the sandbox's uid. None: not offered.
+    scratch: Path | None = None
+    owner: int | None = None
 
 
 _confinement: Confinement | None = None
@@ -46,6 +55,40 @@ _tethers: list[subprocess.Popen[bytes]] = []
 def confine(confinement: Confinement | None) -> None:
     global _confinement
     _confinement = confinement
+
+
+@contextlib.contextmanager
+def workroom(prefix: str) -> Iterator[Path]:
+    """A new empty folder, removed afterwards, for processes a check starts: in the grading
+    sandbox's scratch folder when this process is confined (so they start in the sandbox)."""
+    scratch = _confinement.scratch if _confinement is not None else None
+    if scratch is not None:
+        scratch.mkdir(mode=0o755, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
+    if scratch is not None:
+        scratch.chmod(0o755)
+        folder.chmod(0o755)  # the sandbox's user reads what this process writes here
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def hand_over(folder: Path) -> None:
+    """Let a confined process write in what this process just wrote under ``folder`` (a workroom):
+    its subfolders and their files become the sandbox user's. ``folder`` itself and the files
+    directly in it stay this process's (it writes its logs there). Links are never followed."""
+    if _confinement is None or _confinement.owner is None or _confined(folder) is None:
+        return
+    owner, me = _confinement.owner, os.geteuid()
+    # Bottom up: a folder changes hands only once all in it has, so nothing the learner's
+    # processes put in it meanwhile (a hard link to a file of the grader's, say) is handed over.
+    for top, dirs, files, fd in os.fwalk(folder, topdown=False, follow_symlinks=False):
+        at_top = Path(top) == folder
+        for name in dirs if at_top else files + dirs:
+            found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if found.st_uid == me and (stat.S_ISDIR(found.st_mode) or found.st_nlink == 1):
+                os.chown(name, owner, owner, dir_fd=fd, follow_symlinks=False)
 
 
 def _confined(cwd: Path | None) -> Confinement | None:

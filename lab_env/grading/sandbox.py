@@ -276,7 +276,7 @@ class Sandbox:
     def confinement(self, engine: engines.Engine) -> procs.Confinement:
         """What the worker's checks start with a working folder in this sandbox runs in it."""
         host_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": engine.host}
-        return procs.Confinement(self.job, self.exec_argv, host_env)
+        return procs.Confinement(self.job, self.exec_argv, host_env, scratch=self.job / "checks", owner=self.uid)
 
     def exec_lab_env(self, engine: engines.Engine, *args: str, timeout: float = 300.0) -> Any:
         """``python -m lab_env.grading.inside *args`` in the sandbox, as its user; its JSON answer.

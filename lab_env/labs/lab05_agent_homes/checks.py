@@ -11,10 +11,9 @@ notebook's variables, so the grader runs the same checks from its process.
 from __future__ import annotations
 
 import copy
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
+from lab_env.core import procs
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.ports import free_ports
 from lab_env.labs.checks import call_learner, check, fresh
@@ -63,10 +62,8 @@ def sellers_agent(raw: dict) -> str:
     suffix = fresh()
     private = isolated(spec, suffix, free_ports(len(spec.agents)))
     with (
-        tempfile.TemporaryDirectory(prefix="check-home-") as tmp,
-        native.running(
-            private, Path(tmp), REPO_ROOT, secrets={s: "Bearer check-placeholder" for s in spec.secrets}
-        ) as home,
+        procs.workroom("check-home-") as tmp,  # in the grading sandbox, the home runs in there
+        native.running(private, tmp, REPO_ROOT, secrets={s: "Bearer check-placeholder" for s in spec.secrets}) as home,
     ):
         url = home.sidecars[f"sellers-{suffix}"]
         loaded = sorted(c["name"] for c in sidecar.get(url, sidecar.METADATA, timeout=30).json()["components"])
