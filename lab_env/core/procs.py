@@ -59,36 +59,55 @@ def confine(confinement: Confinement | None) -> None:
 
 @contextlib.contextmanager
 def workroom(prefix: str) -> Iterator[Path]:
-    """A new empty folder, removed afterwards, for processes a check starts: in the grading
+    """A new empty folder for processes a check starts, removed afterwards: in the grading
     sandbox's scratch folder when this process is confined (so they start in the sandbox)."""
-    scratch = _confinement.scratch if _confinement is not None else None
-    if scratch is not None:
-        scratch.mkdir(mode=0o755, exist_ok=True)
+    if _confinement is None:
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    scratch = _confinement.scratch
+    if scratch is None:
+        raise LabEnvError("this grading sandbox offers no scratch folder", "pass scratch= to procs.Confinement")
+    scratch.mkdir(exist_ok=True)
+    scratch.chmod(0o755)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
-    if scratch is not None:
-        scratch.chmod(0o755)
-        folder.chmod(0o755)  # the sandbox's user reads what this process writes here
+    folder.chmod(0o755)  # the sandbox's user reads what this process writes here
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        # Not removed while the sandbox lives (its user may swap what it was handed for a FIFO
+        # or a link under a root rmtree): closed to it, and removed with the sandbox's folder.
+        folder.chmod(0o700)
 
 
-def hand_over(folder: Path) -> None:
-    """Let a confined process write in what this process just wrote under ``folder`` (a workroom):
-    its subfolders and their files become the sandbox user's. ``folder`` itself and the files
-    directly in it stay this process's (it writes its logs there). Links are never followed."""
+def hand_over(folder: Path, *inside: str) -> None:
+    """Let a confined process write in the subfolders ``inside`` of ``folder`` (a workroom), which
+    this process just wrote: they and what is in them become the sandbox user's. ``folder`` itself,
+    the files directly in it (this process's logs) and its other subfolders stay this process's.
+    Never follows a link; never hands over a file with a second name."""
     if _confinement is None or _confinement.owner is None or _confined(folder) is None:
         return
     owner, me = _confinement.owner, os.geteuid()
-    # Bottom up: a folder changes hands only once all in it has, so nothing the learner's
-    # processes put in it meanwhile (a hard link to a file of the grader's, say) is handed over.
-    for top, dirs, files, fd in os.fwalk(folder, topdown=False, follow_symlinks=False):
-        at_top = Path(top) == folder
-        for name in dirs if at_top else files + dirs:
-            found = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if found.st_uid == me and (stat.S_ISDIR(found.st_mode) or found.st_nlink == 1):
-                os.chown(name, owner, owner, dir_fd=fd, follow_symlinks=False)
+
+    def give(name: str, dir_fd: int) -> None:
+        found = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if found.st_uid == me and (stat.S_ISDIR(found.st_mode) or found.st_nlink == 1):
+            os.chown(name, owner, owner, dir_fd=dir_fd, follow_symlinks=False)
+
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in inside:
+            # Bottom up: a folder changes hands only once all in it has, so nothing the learner's
+            # processes put in it meanwhile (a hard link to a file of the grader's, say) is handed over.
+            for _, dirs, files, fd in os.fwalk(name, topdown=False, follow_symlinks=False, dir_fd=top):
+                for entry in files + dirs:
+                    give(entry, fd)
+            give(name, top)
+    finally:
+        os.close(top)
 
 
 def _confined(cwd: Path | None) -> Confinement | None:
@@ -137,9 +156,13 @@ def capture(
     args = [str(a) for a in argv]
     if confinement is not None:
         wrapped = confinement.wrap(args, env or {}, Path(os.path.abspath(cwd)), False)
-        return subprocess.run(wrapped, env=confinement.host_env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            wrapped, env=confinement.host_env, capture_output=True, text=True, errors="replace", timeout=timeout
+        )
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        args, cwd=cwd, env=full_env, capture_output=True, text=True, errors="replace", timeout=timeout
+    )
 
 
 def spawn(

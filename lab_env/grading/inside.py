@@ -14,7 +14,8 @@ sandbox, never on the grading machine. It prints one JSON line: the answer.
     kube NAME status           whether lab 05's native cluster runs, and its exited components
     kube NAME get KIND NAMESPACE | dry-run MANIFEST_JSON
                                kubectl with the cluster's kubeconfig, run here as the sandbox's user
-                               (a kubeconfig can name a command): {"out": ...} or {"refused": why}
+                               (a kubeconfig can name a command): {"out": ...}, {"refused": why}
+                               or {"error": [problem, fix]}
     tether -- ARGV...          run ARGV until it ends or this command's input closes (the grader's
                                wrapper of a process its check started in the sandbox was stopped)
 """
@@ -26,6 +27,7 @@ import sys
 from typing import Any
 
 from lab_env.core import procs
+from lab_env.errors import LabEnvError
 from lab_env.runtime.apps import apps_of_run, load_app
 
 _APP_FIELDS = ("http_port", "grpc_port", "app_port", "workdir", "command", "cwd", "env", "sidecar_argv", "sidecar_env")
@@ -98,6 +100,8 @@ def kube(name: str, what: str, *args: str) -> Any:
             return {"out": handle.apply(json.loads(args[0]), dry_run=True)}
     except KubectlError as err:
         return {"refused": str(err)}
+    except LabEnvError as err:  # no such cluster here, say: the learner's message, not a traceback
+        return {"error": [err.problem, err.fix]}
     raise SystemExit(f"unknown kube request {what!r}")
 
 

@@ -202,9 +202,12 @@ class SandboxedNativeCluster(NativeCluster):
         return self.box.exec_lab_env(self.engine, "kube", self.name, *args, timeout=timeout)
 
     def _status(self) -> dict[str, Any]:
-        answer = self._ask("status")
-        exited = answer.get("exited") if isinstance(answer, dict) else None
-        return {"running": answer.get("running") is True, "exited": [str(e) for e in exited or []]}
+        answer = self._ask("status")  # the learner's to forge: only a well-formed answer counts
+        if not isinstance(answer, dict):
+            return {"running": False, "exited": []}
+        exited = answer.get("exited")
+        exited = [str(e)[:100] for e in exited[:20]] if isinstance(exited, list) else []
+        return {"running": answer.get("running") is True, "exited": exited}
 
     def running(self) -> bool:
         return bool(self._status()["running"])
@@ -215,6 +218,9 @@ class SandboxedNativeCluster(NativeCluster):
     def _out(self, answer: Any) -> Any:
         if isinstance(answer, dict) and "refused" in answer:
             raise KubectlError(str(answer["refused"])[:1500])
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, list) and len(error) == 2:
+            raise LabEnvError(str(error[0])[:300], str(error[1])[:300])
         if not isinstance(answer, dict) or "out" not in answer:
             raise LabEnvError("the sandbox gave no kubectl answer", "see the worker's log")
         return answer["out"]

@@ -97,3 +97,6 @@ def test_a_kubeconfigs_command_runs_on_the_grading_machine_only_without_a_sandbo
         assert canary.exists(), f"the cheat did not work without a sandbox: {autoscaler.message}"
     else:
         assert not canary.exists(), "the learner's kubeconfig ran a command on the grading machine"
+    # Either way kubectl ran with the learner's kubeconfig (here or in the sandbox) and found no
+    # API server behind it: not a cluster the check could not find at all.
+    assert "the API server refused autoscaler" in autoscaler.message, autoscaler.message

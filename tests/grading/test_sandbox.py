@@ -225,6 +225,15 @@ def test_lab_05s_cluster_is_asked_inside_the_sandbox_and_its_answers_are_checked
         cluster.get("pods")
     with pytest.raises(LabEnvError, match="is not a cluster name"):
         sandboxed_native_cluster(box, object(), "../../root")
+    # what the sandbox says is the learner's to forge: a malformed answer is no running cluster
+    for forged in (["running"], {"running": True, "exited": "etcd"}, None):
+        box.answers["status"] = forged
+        assert cluster.exited() == [] and cluster.running() is (isinstance(forged, dict))
+    # no cluster in there: the learner gets lab-env's own message, not a traceback's last line
+    box.answers["get"] = {"error": ["no native cluster named home-1a2b3c is running", "start it"]}
+    with pytest.raises(LabEnvError, match="no native cluster named") as missing:
+        cluster.get("pods")
+    assert missing.value.fix == "start it"
 
 
 def test_the_checks_reach_clusters_through_the_hook_the_worker_sets():

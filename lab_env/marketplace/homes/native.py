@@ -258,7 +258,7 @@ def start(
     ports = free_ports(4 * len(spec.agents))
     sidecar_ports = {a.app_id: tuple(ports[4 * i : 4 * i + 4]) for i, a in enumerate(spec.agents)}
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
-    procs.hand_over(folder)  # a grader's check in a sandbox: the CLI there writes its apps' logs
+    procs.hand_over(folder, "apps")  # a grader's check in a sandbox: the CLI there writes its apps' logs
     env = {**current().dapr_cli_env(), **secret_env(secrets or {})}
     cli = procs.spawn([dapr_bin("dapr"), "run", "-f", str(path)], folder / "dapr-run.log", env=env, cwd=folder)
     record = registry.Record(f"home-{spec.home}", token=run_token())
@@ -309,15 +309,17 @@ def stop(home: RunningHome) -> None:
         members = [psutil.Process(home.pid), *psutil.Process(home.pid).children(recursive=True)]
     except psutil.Error:
         members = []
-    try:  # in the run's folder: in a grading sandbox, it stops the run in there
-        procs.capture([dapr_bin("dapr"), "stop", "-f", home.run_file], home.run_file.parent, timeout=120)
-    except subprocess.TimeoutExpired:
-        pass  # what it left is stopped below
-    procs.stop(home.pid, timeout=20)
-    _, left = psutil.wait_procs(members, timeout=20)
-    for proc in left:
-        proc.kill()
-    psutil.wait_procs(left, timeout=5)
+    try:
+        try:  # in the run's folder: in a grading sandbox, it stops the run in there
+            procs.capture([dapr_bin("dapr"), "stop", "-f", home.run_file], home.run_file.parent, timeout=120)
+        except (subprocess.TimeoutExpired, OSError):
+            pass  # what it left is stopped below
+    finally:
+        procs.stop(home.pid, timeout=20)
+        _, left = psutil.wait_procs(members, timeout=20)
+        for proc in left:
+            proc.kill()
+        psutil.wait_procs(left, timeout=5)
     if home.record:
         registry.forget(home.record)
 
