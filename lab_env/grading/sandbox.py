@@ -292,7 +292,10 @@ class Sandbox:
         if done.returncode != 0 or not lines:
             why = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
             raise LabEnvError(f"in the sandbox, {' '.join(args[:3])} failed: {why}", "see the worker's log")
-        return json.loads(lines[-1])
+        try:
+            return json.loads(lines[-1])
+        except (ValueError, RecursionError):  # another process of the learner's wrote to its output
+            raise LabEnvError(f"in the sandbox, {' '.join(args[:3])} gave no answer", "see the worker's log") from None
 
     def remove(self, engine: engines.Engine) -> bool:
         """The container and every process in it, gone (the kernel, its apps, their sidecars): whether

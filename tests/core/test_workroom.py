@@ -60,6 +60,8 @@ def test_hand_over_gives_the_named_subfolders_and_keeps_the_rest_and_what_is_not
         (folder / "apps" / "sellers" / "out").symlink_to(pointed_at)
         (folder / "apps" / "sellers" / "deep" / "way").symlink_to(tmp_path)
         os.link(linked_file, folder / "apps" / "linked.txt")  # a second name for a file of the grader's
+        (folder / "apps" / "someone-elses").write_text("not the grader's to give")
+        os.chown(folder / "apps" / "someone-elses", 777, 777)
         procs.hand_over(folder, "apps")
         owners = {p.relative_to(folder).as_posix(): p.lstat().st_uid for p in folder.rglob("*")}
         assert folder.stat().st_uid == os.geteuid()  # the learner cannot add or swap anything at the top
@@ -68,6 +70,7 @@ def test_hand_over_gives_the_named_subfolders_and_keeps_the_rest_and_what_is_not
         assert owners["apps"] == owners["apps/sellers"] == owners["apps/sellers/config.yaml"] == OWNER
         assert owners["apps/sellers/deep"] == OWNER
         assert owners["apps/linked.txt"] == os.geteuid()
+        assert owners["apps/someone-elses"] == 777
         for target in (pointed_at, tmp_path, linked_file):  # no link was followed
             assert target.stat().st_uid == os.geteuid(), target
 

@@ -48,11 +48,26 @@ def test_copied_once_then_served_from_the_cache_without_go(module_tree, monkeypa
     assert len(module_tree) == 1
 
 
-def test_a_half_copied_folder_is_never_served(module_tree):
+def test_nothing_half_copied_is_left_beside_it(module_tree):
     kept = kube.manifests("metrics-server")
-    staging = kept.with_name(f".{kept.name}.new")
-    assert not staging.exists()
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
     assert kept.name.endswith(kube.pins().kubernetes["metrics_server"])
+
+
+def test_a_copy_another_grader_landed_first_is_taken(module_tree, monkeypatch):
+    real = kube.module_dir
+
+    def racing(name, version):  # another grader's copy lands while this one downloads
+        found = real(name, version)
+        theirs = kube.cache_dir() / "manifests" / f"metrics-server-{version[1:]}"
+        theirs.mkdir(parents=True)
+        (theirs / "kustomization.yaml").write_text("theirs\n")
+        return found
+
+    monkeypatch.setattr(kube, "module_dir", racing)
+    kept = kube.manifests("metrics-server")
+    assert (kept / "kustomization.yaml").read_text() == "theirs\n"
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
 
 
 def test_install_kube_leaves_every_manifest_in_the_cache(module_tree, monkeypatch):

@@ -22,6 +22,7 @@ objects (kube.py), so the two homes cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import sys
@@ -315,13 +316,16 @@ def stop(home: RunningHome) -> None:
         except (subprocess.TimeoutExpired, OSError):
             pass  # what it left is stopped below
     finally:
-        procs.stop(home.pid, timeout=20)
-        _, left = psutil.wait_procs(members, timeout=20)
-        for proc in left:
-            proc.kill()
-        psutil.wait_procs(left, timeout=5)
-    if home.record:
-        registry.forget(home.record)
+        try:
+            procs.stop(home.pid, timeout=20)
+            _, left = psutil.wait_procs(members, timeout=20)
+            for proc in left:
+                with contextlib.suppress(psutil.Error):  # it may end on its own meanwhile
+                    proc.kill()
+            psutil.wait_procs(left, timeout=5)
+        finally:
+            if home.record:
+                registry.forget(home.record)
 
 
 @contextmanager

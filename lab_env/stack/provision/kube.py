@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from lab_env.core.paths import cache_dir
@@ -151,14 +152,21 @@ def manifests(name: str) -> Path:
     if kept.is_dir():
         return kept
     source = module_dir(module, f"v{version}") / inside
-    staging = kept.with_name(f".{kept.name}.new")
-    if staging.exists():
-        shutil.rmtree(staging)
-    # copyfile, not copy2: the module cache is read-only and its modes would follow.
-    shutil.copytree(source, staging, copy_function=shutil.copyfile)
-    for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
-        folder.chmod(0o755)
-    staging.replace(kept)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    # A staging folder of this call's own: graders side by side may copy at the same time.
+    staging = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent)) / "copy"
+    try:
+        # copyfile, not copy2: the module cache is read-only and its modes would follow.
+        shutil.copytree(source, staging, copy_function=shutil.copyfile)
+        for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
+            folder.chmod(0o755)
+        try:
+            staging.rename(kept)
+        except OSError:
+            if not kept.is_dir():  # another copy landing first is fine
+                raise
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
     return kept
 
 
