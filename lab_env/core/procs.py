@@ -87,7 +87,8 @@ def hand_over(folder: Path, *inside: str) -> None:
     """Let a confined process write in the subfolders ``inside`` of ``folder`` (a workroom), which
     this process just wrote: they and what is in them become the sandbox user's. ``folder`` itself,
     the files directly in it (this process's logs) and its other subfolders stay this process's.
-    Never follows a link; never hands over a file with a second name."""
+    Never follows a link; never hands over a file with a second name. Call it once, on a tree
+    nothing was handed from yet: the walk opens folders the learner cannot have touched."""
     if _confinement is None or _confinement.owner is None or _confined(folder) is None:
         return
     owner, me = _confinement.owner, os.geteuid()
