@@ -28,6 +28,7 @@ from lab_env.runtime.workers import python_command, start_worker, stop_worker
 # returns in well under a second (function calls) or a few seconds (groups).
 CALL_PATIENCE = 60.0
 GROUP_PATIENCE = 90.0
+TOPIC_PATIENCE = 30.0  # a created topic shows in the broker's metadata within a second
 ORDERS_IN_DRILL = 100  # written while the leader alone has them, then the leader is killed
 
 
@@ -40,8 +41,15 @@ def create_topic(create: Callable[[str, int], None]) -> str:
     topic = fresh(unique_name("chk-topic"))
     try:
         call_learner(create, topic, 5, timeout=CALL_PATIENCE, what="create_topic")
+        # Without an operation_timeout the controller answers once creation has
+        # started; the broker's metadata may show the topic a moment later.
+        wait_until(
+            lambda: kafka.partition_count(topic) > 0,
+            TOPIC_PATIENCE,
+            f"topic {topic}",
+            failure=f"create_topic({topic!r}, 5) returned, but the broker has no such topic",
+        )
         got = kafka.partition_count(topic)
-        assert got, f"create_topic({topic!r}, 5) returned, but the broker has no such topic"
         assert got == 5, f"create_topic({topic!r}, 5) made {got} partitions"
         try:
             call_learner(create, topic, 5, timeout=CALL_PATIENCE, what="create_topic")
