@@ -29,6 +29,7 @@ from lab_env.stack.components import load_resource
 # Safety nets against code that never finishes. A right answer takes a few
 # seconds; these only stop a wrong one from hanging the cell.
 PATIENCE = 120.0
+AUCTION_S = 12  # the checked auction's deadline: it must outlast 13 actor calls on a busy machine
 BREAKER_TIMEOUT_MAX_S = 10  # longer would make the check wait that long for the breaker to close
 
 
@@ -188,7 +189,9 @@ CONTRACT_SELLERS: dict[str, tuple[float, int, str]] = {
     "refuser": (50.0, 1, "refuses"),
     "late": (10.0, 1, "late"),
 }
-PROPOSE_WITHIN_S, REPORT_WITHIN_S, LATE_BY_S = 5, 8, 30
+# Deadlines long enough for seven brand-new sidecars to answer on a busy 2-core machine, and well
+# short of the late seller's delay and the hanger's hang, which must miss them.
+PROPOSE_WITHIN_S, REPORT_WITHIN_S, LATE_BY_S = 10, 15, 30
 
 
 def run_contract_net(
@@ -276,7 +279,7 @@ def auction_deadline(app: DaprApp) -> str:
     auctioneer_t, bidder_t = actor_type_in(app, "AuctioneerActor"), actor_type_in(app, "BidderActor")
     auction, bidders = f"vase-{fresh()}", [f"bidder-{fresh()}-{n}" for n in range(12)]
     # Sealed bids at the first price: the deadline is graded apart from exercise 4b's Vickrey price.
-    opened = invoke(app, auctioneer_t, auction, "Open", {"kind": "sealed", "item": "vase", "seconds": 4})
+    opened = invoke(app, auctioneer_t, auction, "Open", {"kind": "sealed", "item": "vase", "seconds": AUCTION_S})
     assert opened == {"opened": True}, f"Open answered {opened!r}"
     for bidder in bidders:
         assert invoke(app, bidder_t, bidder, "Bid", auction) is True, f"{bidder}'s bid was not accepted"
