@@ -204,7 +204,7 @@ class Sandbox:
             folder.chmod(0o700)
 
     def keep_logs(self, dest: Path, limit: int = 1_000_000, budget: int = 20_000_000) -> int:
-        """Copy the run's app and sidecar logs (``apps/<id>/{app,daprd}.log`` in lab-env's state folder
+        """Copy the run's app and sidecar logs (``apps/<id>/{app,daprd,worker}.log`` in lab-env's state folder
         in its home) and lab-env's own (``logs/*.log``) to ``dest`` before ``prepare`` empties the
         home: the last ``limit`` bytes of each, ``budget`` bytes in all; how many files.
 
@@ -234,7 +234,7 @@ class Sandbox:
                             opened.append(app := os.open(entry.name, _DIR_FLAGS, dir_fd=fd))
                         except OSError:
                             continue
-                        sources += [(app, n, Path(folder) / entry.name / n) for n in ("app.log", "daprd.log")]
+                        sources += [(app, n, Path(folder) / entry.name / n) for n in APP_LOGS]
             for folder_fd, name, where in sources:
                 copied = _copy_tail(folder_fd, name, dest / where, min(limit, left))
                 left -= copied
@@ -306,6 +306,9 @@ class Sandbox:
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+# What an app's folder holds worth keeping: an app's and its sidecar's output, and a worker's
+# (lab 03's consumers and Kafka nodes, whose last words say why one exited).
+APP_LOGS = ("app.log", "daprd.log", "worker.log")
 
 
 def _open_dirs(top: Path, steps: tuple[str, ...]) -> int:

@@ -175,6 +175,19 @@ def test_the_runs_app_logs_are_kept_without_following_a_link_out(tmp_path):
     ]
 
 
+def test_a_workers_log_is_kept_too(tmp_path):
+    # A Kafka node of lab 03's three-broker cluster once exited while starting in a graded run,
+    # and nothing kept its output.
+    box = _sandbox(tmp_path)
+    node = box.home / ".local" / "state" / "lab-env" / "apps" / "trio-1f2e3d-node-2"
+    node.mkdir(parents=True)
+    (node / "worker.log").write_text("ERROR the reason it exited\n")
+    assert box.keep_logs(tmp_path / "kept") == 1
+    assert (tmp_path / "kept" / "apps" / "trio-1f2e3d-node-2" / "worker.log").read_text() == (
+        "ERROR the reason it exited\n"
+    )
+
+
 def test_a_state_folder_linked_out_of_the_home_is_not_read(tmp_path):
     box = _sandbox(tmp_path)
     (tmp_path / "grader").mkdir()
