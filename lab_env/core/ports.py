@@ -20,6 +20,7 @@ from pathlib import Path
 from lab_env.core.paths import state_dir
 
 RESERVE_S = 300.0  # longer than any app takes to bind its ports; then its own listener holds them
+HOST_SHARE = 4  # the host's own choices take the window's first quarter; graders' sandboxes share the rest
 WINDOW_FLOOR = 20000  # the stack's fixed ports (6379, 9092, 5000x, 5xxxx) lie outside the window
 _DEFAULT_EPHEMERAL = (32768, 60999)
 
@@ -41,7 +42,20 @@ def window() -> range:
     if narrowed:
         first, _, last = narrowed.partition("-")
         return range(int(first), int(last) + 1)
-    return whole_window()
+    return host_window()
+
+
+def host_window() -> range:
+    """The ports chosen on the host (LAB_ENV_PORT_WINDOW unset): apart from ``sandbox_span()``, since
+    a sandbox has its own reservations file and cannot see the host's."""
+    whole = whole_window()
+    return range(whole.start, whole.start + len(whole) // HOST_SHARE)
+
+
+def sandbox_span() -> range:
+    """The rest of the window, cut into grading sandboxes' slices (grading.sandbox.port_window)."""
+    whole = whole_window()
+    return range(whole.start + len(whole) // HOST_SHARE, whole.stop)
 
 
 def whole_window() -> range:

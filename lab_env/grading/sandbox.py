@@ -19,6 +19,8 @@ the sandbox's user, see inside.py).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import itertools
 import json
@@ -27,13 +29,14 @@ import shutil
 import stat
 import sys
 import tarfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab_env.core import ports, procs
-from lab_env.core.paths import REPO_ROOT, cache_dir, dapr_home
+from lab_env.core.paths import REPO_ROOT, cache_dir, dapr_home, state_dir
 from lab_env.errors import LabEnvError
 from lab_env.stack import engine as engines
 from lab_env.stack.images import zipkin
@@ -139,12 +142,39 @@ def read_only_mounts() -> list[Mount]:
 def port_window(slot: int, worker: bool = False) -> str:
     """``low-high``: the ports lab-env chooses from (see ports.window) in sandbox ``slot``, or, with
     ``worker``, for what its worker's checks start on the host. Submissions graded side by side
-    have different slots (batch.py), so no two choose from the same slice: a sandbox cannot see
-    another's reservations."""
-    whole = ports.whole_window()  # not the worker's own slice, which it may have set already
-    size = len(whole) // (2 * PORT_SLICES)
-    low = whole.start + (2 * (slot % PORT_SLICES) + worker) * size
+    hold different slots (``lease_slot``), so no two choose from the same slice: a sandbox cannot
+    see another's reservations, nor the host's, whose ports lie outside every slice."""
+    span = ports.sandbox_span()  # not the worker's own slice, which it may have set already
+    size = len(span) // (2 * PORT_SLICES)
+    low = span.start + (2 * (slot % PORT_SLICES) + worker) * size
     return f"{low}-{low + size - 1}"
+
+
+@contextlib.contextmanager
+def lease_slot(poll_s: float = 0.2) -> Iterator[int]:
+    """A sandbox slot no other grading on this machine holds until the block ends: its port slices
+    and its uid are its own. Every `lab-env grade` (and the suite's side-by-side tests) draws
+    from the same PORT_SLICES; a lock per slot, dropped by the kernel when its holder dies."""
+    folder = state_dir() / "sandbox-slots"
+    folder.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        for slot in range(PORT_SLICES):
+            handle = open(folder / f"{slot}.lock", "w")  # noqa: SIM115 (held open for the whole block)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                yield slot
+            finally:
+                handle.close()  # releases the lock
+            return
+        if not said:
+            print(f"waiting for a grading sandbox slot: other gradings hold all {PORT_SLICES}", file=sys.stderr)
+            said = True
+        time.sleep(poll_s)  # a slot frees when another submission's grading ends; no event to wait on
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -78,14 +81,49 @@ def test_sandboxes_and_their_workers_side_by_side_take_ports_from_disjoint_slice
         for worker in (False, True):
             low, high = map(int, port_window(slot, worker).split("-"))
             slices.append(range(low, high + 1))
-    assert all(s.start >= ports.window().start and s.stop <= ports.window().stop for s in slices)
-    ordered = sorted(slices, key=lambda r: r.start)
+    whole, host = ports.whole_window(), ports.window()
+    assert all(s.start >= whole.start and s.stop <= whole.stop for s in slices)
+    # The host's own choices (the suite's other worker, the stack's apps) never land in a slice:
+    # a sandbox cannot see the host's reservations, so a shared port could be chosen twice.
+    ordered = sorted([*slices, host], key=lambda r: r.start)
     assert all(a.stop <= b.start for a, b in zip(ordered, ordered[1:], strict=False)), slices
     assert min(len(s) for s in slices) >= 500  # enough for a lab's apps, sidecars and brokers
     monkeypatch.setenv("LAB_ENV_PORT_WINDOW", port_window(3))
     assert ports.window() == slices[6]
     assert port_window(3, worker=True) == f"{slices[7].start}-{slices[7].stop - 1}"  # not a slice of the slice
     assert all(p in slices[6] for p in ports.free_ports(4))
+
+
+_LEASE_IN_ANOTHER_PROCESS = """
+from lab_env.grading.sandbox import lease_slot
+with lease_slot() as slot:
+    print(slot, flush=True)
+"""
+
+
+def test_a_slot_is_leased_machine_wide_not_per_grading(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
+    with sandbox.lease_slot() as first, sandbox.lease_slot() as second:
+        assert (first, second) == (0, 1)
+        # Another `lab-env grade` (here, another process) gets neither while they are held ...
+        other = subprocess.run([sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], capture_output=True, text=True)
+        assert other.stdout.split() == ["2"], other.stderr
+    # ... and the first again once they are not, even after a holder dies.
+    other = subprocess.run([sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], capture_output=True, text=True)
+    assert other.stdout.split() == ["0"], other.stderr
+
+
+def test_a_grading_waits_for_a_slot_when_all_are_held(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
+    with contextlib.ExitStack() as held:
+        assert [held.enter_context(sandbox.lease_slot()) for _ in range(PORT_SLICES)] == list(range(PORT_SLICES))
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert "waiting for a grading sandbox slot" in waiting.stderr.readline()  # said once it found none free
+        assert waiting.poll() is None
+    out, err = waiting.communicate(timeout=120)  # a safety net: the slots are free now
+    assert out.split() == ["0"], err
 
 
 def test_auto_sandboxes_only_where_a_local_engine_answers(monkeypatch):
