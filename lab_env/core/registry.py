@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,6 +189,18 @@ def last_line(log_text: str) -> str:
     """The last non-empty line of a log (at most 300 characters), or "no output"."""
     lines = [line for line in log_text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
+
+
+_TELLING = re.compile(r"\b(ERROR|FATAL|SEVERE)\b|Exception\b|Error:")
+
+
+def telling_line(log_text: str) -> str:
+    """The first line of a log that reports an error (a JVM logs a fatal one, then many lines of
+    orderly shutdown), else its last line: why a process exited, in one line."""
+    for line in log_text.splitlines():
+        if _TELLING.search(line):
+            return line.strip()[:300]
+    return last_line(log_text)
 
 
 def _at_once() -> bool:

@@ -170,7 +170,7 @@ def _ready_probe(worker: Worker, offset: int) -> Callable[[], bool]:
 
 def _exited(worker: Worker) -> str | None:
     if worker.pid and not worker.alive():
-        return f"it exited: {registry.last_line(worker.logs(30))}"
+        return f"it exited: {registry.telling_line(worker.logs(400))} (its log: {worker.log})"
     return None
 
 

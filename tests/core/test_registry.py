@@ -189,3 +189,18 @@ def test_run_kills_the_whole_group_after_its_timeout(tmp_path):
     assert procs.run([sys.executable, "-c", code, str(pidfile)], tmp_path / "run.log", stdin=b"", timeout=2) == -9
     assert time.monotonic() - started < 15
     assert not procs.alive(int(pidfile.read_text()))
+
+
+def test_why_a_process_exited_is_its_first_error_not_its_last_words():
+    kafka_like = "\n".join(
+        [
+            "[2026-12-07 08:29:01] INFO Starting controller (kafka.server.ControllerServer)",
+            "[2026-12-07 08:29:02] ERROR [BrokerServer id=2] Fatal error during broker startup. Prepare to shutdown",
+            "org.apache.kafka.common.KafkaException: Socket server failed to bind to 127.0.0.1:23001",
+            *[f"[2026-12-07 08:29:03] INFO shutting down part {n}" for n in range(40)],
+            "[2026-12-07 08:29:04] INFO App info kafka.server for 2 unregistered",
+        ]
+    )
+    assert registry.telling_line(kafka_like).startswith("[2026-12-07 08:29:02] ERROR [BrokerServer id=2] Fatal error")
+    assert registry.telling_line("INFO up\nINFO down\n") == "INFO down"  # no error: its last words
+    assert registry.telling_line("") == "no output"
