@@ -202,6 +202,63 @@ def run(
     return proc.wait()
 
 
+def run_bounded(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    limit: int,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run(argv, capture_output=True)`` that never holds more than ``limit`` bytes of
+    either stream: a command whose output passes it is killed (exit code -9) and told so on stderr.
+    For output another party can write to, such as a sandbox's answer, which a process of the
+    learner's can flood. subprocess.TimeoutExpired after ``timeout``, the command killed."""
+    proc = subprocess.Popen(
+        [str(a) for a in argv],
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=None if env is None else dict(env),
+    )
+    kept: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+    over: list[int] = []
+
+    def read(stream: IO[bytes], into: bytearray) -> None:
+        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+            if len(into) + len(chunk) > limit:
+                over.append(1)
+                proc.kill()
+                break
+            into += chunk
+        stream.close()
+
+    readers = [
+        threading.Thread(target=read, args=(stream, kept[n]), daemon=True)
+        for n, stream in ((1, proc.stdout), (2, proc.stderr))
+        if stream is not None
+    ]
+    for reader in readers:
+        reader.start()
+    if input is not None and proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(input)
+        proc.stdin.close()
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        for reader in readers:
+            reader.join(timeout=10)  # the pipes close when the process and its children have gone
+    if over:
+        kept[2] += f"\nstopped: over {limit} bytes of output".encode()
+        code = -signal.SIGKILL
+    return subprocess.CompletedProcess(proc.args, code, bytes(kept[1]), bytes(kept[2]))
+
+
 def piped(argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``argv`` with pipes to its input and from its output (stderr dropped): a relay,
     such as a port forwarded through `docker exec`, that lives as long as its caller reads it."""

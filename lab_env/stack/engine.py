@@ -57,8 +57,11 @@ class Engine:
     host: str
     managed: bool
 
-    def docker(self, *args: str, timeout: float = 60.0, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the docker CLI against this engine to its end; its output as text, never raising on failure."""
+    def docker(
+        self, *args: str, timeout: float = 60.0, input: bytes | None = None, limit: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the docker CLI against this engine to its end; its output as text, never raising on failure.
+        ``limit``: at most that many bytes of each stream kept, the command killed past it (procs.run_bounded)."""
         cli = shutil.which("docker")
         if not cli:
             raise LabEnvError("the docker CLI is not installed", INSTALL_FIX)
@@ -67,7 +70,12 @@ class Engine:
             for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
                 env.pop(name, None)
         try:
-            done = subprocess.run([cli, *args], env=env, input=input, capture_output=True, timeout=timeout, check=False)
+            if limit is None:
+                done = subprocess.run(
+                    [cli, *args], env=env, input=input, capture_output=True, timeout=timeout, check=False
+                )
+            else:
+                done = procs.run_bounded([cli, *args], limit=limit, timeout=timeout, env=env, input=input)
         except subprocess.TimeoutExpired as err:
             raise LabEnvError(
                 f"`docker {' '.join(args)}` took over {timeout:.0f} s", "see `lab-env engine status`"
