@@ -148,21 +148,25 @@ def tethered(argv: Sequence[str], leash: IO[bytes]) -> int:
     return child.wait()
 
 
+CAPTURE_LIMIT = 16 * 2**20  # of each stream: what a check reads of the learner's code, or a sandbox's answer
+
+
 def capture(
     argv: Sequence[str | os.PathLike[str]], cwd: Path, timeout: float, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``cwd`` to its end; its exit code and output as text (TimeoutExpired after
-    ``timeout``). Confined like ``spawn``: a check probing the learner's module uses this."""
+    ``timeout``), at most CAPTURE_LIMIT bytes of each stream (``run_bounded``). Confined like
+    ``spawn``: a check probing the learner's module uses this."""
     confinement = _confined(cwd)
     args = [str(a) for a in argv]
     if confinement is not None:
         wrapped = confinement.wrap(args, env or {}, Path(os.path.abspath(cwd)), False)
-        return subprocess.run(
-            wrapped, env=confinement.host_env, capture_output=True, text=True, errors="replace", timeout=timeout
-        )
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        args, cwd=cwd, env=full_env, capture_output=True, text=True, errors="replace", timeout=timeout
+        done = run_bounded(wrapped, limit=CAPTURE_LIMIT, timeout=timeout, env=confinement.host_env)
+    else:
+        full_env = {**os.environ, **(env or {})}
+        done = run_bounded(args, limit=CAPTURE_LIMIT, timeout=timeout, env=full_env, cwd=cwd)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     )
 
 
@@ -209,6 +213,7 @@ def run_bounded(
     timeout: float,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """``subprocess.run(argv, capture_output=True)`` that never holds more than ``limit`` bytes of
     either stream: a command whose output passes it is killed (exit code -9) and told so on stderr.
@@ -220,6 +225,7 @@ def run_bounded(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=None if env is None else dict(env),
+        cwd=cwd,
     )
     kept: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
     over: list[int] = []

@@ -50,7 +50,6 @@ _DIRS = ("usr", "etc", "proc", "sys", "dev", "home", "work")
 MODES = ("auto", "on", "off")
 _CACHE_LEFT_OUT = {"docker", "images", "logs"}
 _INSIDE = [sys.executable, "-I", "-m", "lab_env.grading.inside"]
-ANSWER_LIMIT = 16 * 2**20  # an inside.py answer is a few kB; the worker keeps no more than this of one
 TINI = "/usr/bin/tini"  # the sandbox's PID 1, from the host's /usr: it forwards an interrupt to the kernel
 
 
@@ -319,7 +318,7 @@ class Sandbox:
             argv += ["-e", f"{key}={value}"]
         argv += [self.name, *_INSIDE, *args]
         # Bounded: a process of the learner's, as the same user, can write into this command's output.
-        done = engine.docker(*argv, timeout=timeout, limit=ANSWER_LIMIT)
+        done = engine.docker(*argv, timeout=timeout, limit=procs.CAPTURE_LIMIT)
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:
             why = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]

@@ -39,3 +39,11 @@ def test_a_flood_on_the_error_stream_is_cut_too():
 def test_a_command_that_hangs_is_killed_at_its_timeout():
     with pytest.raises(subprocess.TimeoutExpired):
         procs.run_bounded([sys.executable, "-c", "import time; time.sleep(600)"], limit=4096, timeout=1)
+
+
+def test_what_a_check_reads_of_a_learners_module_is_bounded_too(monkeypatch, tmp_path):
+    monkeypatch.setattr(procs, "CAPTURE_LIMIT", 4096)
+    done = procs.capture([sys.executable, "-c", FLOOD], cwd=tmp_path, timeout=120)
+    assert done.returncode == -9 and len(done.stdout) <= 4096
+    quiet = procs.capture([sys.executable, "-c", "import os; print(os.getcwd())"], cwd=tmp_path, timeout=120)
+    assert (quiet.returncode, quiet.stdout.strip()) == (0, str(tmp_path))
