@@ -105,7 +105,17 @@ def kube(name: str, what: str, *args: str) -> Any:
     raise SystemExit(f"unknown kube request {what!r}")
 
 
+def _undumpable() -> None:
+    """The learner's processes run as this one's user: without this they could open its
+    /proc/PID/fd (to write a forged answer into its output), mem and environ. A program it
+    starts (``tether``) is dumpable again once it execs, as the learner's own should be."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
 def main(argv: list[str]) -> None:
+    _undumpable()
     if argv[:2] == ["tether", "--"]:
         sys.exit(procs.tethered(argv[2:], sys.stdin.buffer))
     kind, name, *rest = argv

@@ -73,3 +73,33 @@ def test_a_module_of_the_learners_cannot_answer_for_the_grader(box, ours):
     (fake / "__init__.py").write_text("")
     (fake / "inside.py").write_text("print('[\"forged-app-c0ffee\"]')\n")
     assert box.exec_lab_env(ours, "apps", box.token) == []
+
+
+_PEEK = """
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        args = open(f"/proc/{pid}/cmdline").read().split(chr(0))
+    except OSError:
+        continue
+    role = "grader" if "lab_env.grading.inside" in args else "learner" if "learner-probe" in args else None
+    if role:
+        try:
+            os.listdir(f"/proc/{pid}/fd")
+            print(role, "open")
+        except PermissionError:
+            print(role, "closed")
+"""
+
+
+def test_the_graders_process_in_the_sandbox_is_closed_to_the_learners(box, ours, tmp_path):
+    probe = "import time; print('up', flush=True); time.sleep(600)"
+    log = tmp_path / "probe.log"
+    wrapper = procs.spawn([sys.executable, "-c", probe, "learner-probe"], log, cwd=box.workspace)  # inside.py tether
+    try:
+        wait_until(lambda: log.exists() and "up" in log.read_text(), 60, "the probe's first line")
+        # Another process of the learner's, as the same user, looks at both.
+        seen = ours.check("exec", "--user", f"{box.uid}:{box.uid}", box.name, sys.executable, "-c", _PEEK)
+        assert sorted(seen.splitlines()) == ["grader closed", "learner open"], seen
+    finally:
+        procs.stop(wrapper.pid)
