@@ -239,26 +239,31 @@ def run_bounded(
             into += chunk
         stream.close()
 
-    readers = [
+    def write(stream: IO[bytes], data: bytes) -> None:  # in a thread: a command that never reads must not block us
+        with contextlib.suppress(BrokenPipeError, OSError):
+            stream.write(data)
+            stream.close()
+
+    threads = [
         threading.Thread(target=read, args=(stream, kept[n]), daemon=True)
         for n, stream in ((1, proc.stdout), (2, proc.stderr))
         if stream is not None
     ]
-    for reader in readers:
-        reader.start()
     if input is not None and proc.stdin is not None:
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(input)
-        proc.stdin.close()
+        threads.append(threading.Thread(target=write, args=(proc.stdin, input), daemon=True))
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
     try:
         code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        for thread in threads:  # a child of the command's that still holds a pipe keeps them open
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    except BaseException:  # its time is up, or an interrupt: the command does not outlive the call
         proc.kill()
         proc.wait()
         raise
-    finally:
-        for reader in readers:
-            reader.join(timeout=10)  # the pipes close when the process and its children have gone
     if over:
         kept[2] += f"\nstopped: over {limit} bytes of output".encode()
         code = -signal.SIGKILL

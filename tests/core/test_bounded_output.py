@@ -47,3 +47,16 @@ def test_what_a_check_reads_of_a_learners_module_is_bounded_too(monkeypatch, tmp
     assert done.returncode == -9 and len(done.stdout) <= 4096
     quiet = procs.capture([sys.executable, "-c", "import os; print(os.getcwd())"], cwd=tmp_path, timeout=120)
     assert (quiet.returncode, quiet.stdout.strip()) == (0, str(tmp_path))
+
+
+def test_a_command_that_never_reads_its_input_is_still_stopped_at_its_timeout():
+    with pytest.raises(subprocess.TimeoutExpired):  # 4 MiB fill the pipe: writing must not block the call
+        procs.run_bounded(
+            [sys.executable, "-c", "import time; time.sleep(600)"], limit=4096, timeout=1, input=b"x" * 2**22
+        )
+
+
+def test_a_child_left_holding_the_output_counts_as_a_timeout_not_an_answer():
+    leaves_a_child = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])"
+    with pytest.raises(subprocess.TimeoutExpired):
+        procs.run_bounded([sys.executable, "-c", leaves_a_child], limit=4096, timeout=2)
