@@ -84,7 +84,6 @@ def grade_assembly(
     cell_timeout: int,
     timeout: int,
     sandbox: Engine | None = None,
-    slot: int = 0,
     unsandboxed: str = "",
 ) -> Graded:
     """Run an assembled notebook in a worker and read its verdicts; its kernel in a container on ``sandbox``."""
@@ -105,7 +104,6 @@ def grade_assembly(
         "timeout": timeout,
         "key": key.hex(),
         "sandbox": {"host": sandbox.host, "managed": sandbox.managed} if sandbox else None,
-        "slot": slot,  # no other submission graded at the same time has it
     }
     log = workdir / "worker.log"
     log.unlink(missing_ok=True)  # this run's log only

@@ -153,8 +153,9 @@ def port_window(slot: int, worker: bool = False) -> str:
 @contextlib.contextmanager
 def lease_slot(poll_s: float = 0.2) -> Iterator[int]:
     """A sandbox slot no other grading on this machine holds until the block ends: its port slices
-    and its uid are its own. Every `lab-env grade` (and the suite's side-by-side tests) draws
-    from the same PORT_SLICES; a lock per slot, dropped by the kernel when its holder dies."""
+    and its uid are its own. Every grading worker (of any `lab-env grade`, and of the suite's
+    side-by-side tests) draws from the same PORT_SLICES; a lock per slot, dropped by the kernel
+    when its holder dies."""
     folder = state_dir() / "sandbox-slots"
     folder.mkdir(parents=True, exist_ok=True)
     said = False

@@ -99,18 +99,27 @@ from lab_env.grading.sandbox import lease_slot
 with lease_slot() as slot:
     print(slot, flush=True)
 """
+_HOLD_IN_ANOTHER_PROCESS = _LEASE_IN_ANOTHER_PROCESS + "    __import__('time').sleep(600)\n"
 
 
 def test_a_slot_is_leased_machine_wide_not_per_grading(monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
     with sandbox.lease_slot() as first, sandbox.lease_slot() as second:
         assert (first, second) == (0, 1)
-        # Another `lab-env grade` (here, another process) gets neither while they are held ...
+        # Another grading's worker (here, another process) gets neither while they are held ...
         other = subprocess.run([sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], capture_output=True, text=True)
         assert other.stdout.split() == ["2"], other.stderr
-    # ... and the first again once they are not, even after a holder dies.
-    other = subprocess.run([sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], capture_output=True, text=True)
-    assert other.stdout.split() == ["0"], other.stderr
+    # ... and a slot whose holder was killed is free again.
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_IN_ANOTHER_PROCESS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().split() == ["0"]
+        with sandbox.lease_slot() as taken:
+            assert taken == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    with sandbox.lease_slot() as freed:
+        assert freed == 0
 
 
 def test_a_grading_waits_for_a_slot_when_all_are_held(monkeypatch, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from lab_env.core import procs
 from lab_env.core.paths import REPO_ROOT
 from lab_env.core.probes import wait_until
-from lab_env.grading.sandbox import TINI, Sandbox, ensure_image
+from lab_env.grading.sandbox import TINI, Sandbox, ensure_image, lease_slot
 from tests import own_engine
 
 pytestmark = [pytest.mark.containers]
@@ -25,7 +25,12 @@ ours = own_engine.ours  # the fixture
 def box(ours, tmp_path) -> Iterator[Sandbox]:
     """A sandbox whose PID 1 waits (as the kernel would), and the confinement a worker installs."""
     ensure_image(ours)
-    sandbox = Sandbox(f"lab-env-grade-test-{tmp_path.name[-12:].lower().strip('_')}", tmp_path / "box", 7, "c0ffee")
+    with lease_slot() as slot:  # as a grading worker does: no grading beside this test has its uid and ports
+        yield from _started(ours, tmp_path, slot)
+
+
+def _started(ours, tmp_path: Path, slot: int) -> Iterator[Sandbox]:
+    sandbox = Sandbox(f"lab-env-grade-test-{tmp_path.name[-12:].lower().strip('_')}", tmp_path / "box", slot, "c0ffee")
     sandbox.prepare()
     argv = sandbox.run_argv(Path("/unused"))
     argv = [*argv[: argv.index(TINI) + 2], "sleep", "600"]
