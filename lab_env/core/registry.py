@@ -191,16 +191,19 @@ def last_line(log_text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-_TELLING = re.compile(r"\b(ERROR|FATAL|SEVERE)\b|Exception\b|Error:")
+_TELLING = re.compile(r"\b(ERROR|FATAL|SEVERE)\b|\blevel=(error|fatal)\b")  # a log level, not any "Exception"
 
 
 def telling_line(log_text: str) -> str:
-    """The first line of a log that reports an error (a JVM logs a fatal one, then many lines of
-    orderly shutdown), else its last line: why a process exited, in one line."""
+    """Why a process exited, in one line: the first line of its log logged at an error level (a
+    JVM logs a fatal error, then many lines of orderly shutdown) and its last line, or only its
+    last line when none is."""
+    last = last_line(log_text)
     for line in log_text.splitlines():
         if _TELLING.search(line):
-            return line.strip()[:300]
-    return last_line(log_text)
+            first = line.strip()[:300]
+            return first if first == last else f"{first} (its last line: {last[:200]})"
+    return last
 
 
 def _at_once() -> bool:

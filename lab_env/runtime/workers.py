@@ -138,7 +138,13 @@ def start_worker(
 def _launch(worker: Worker, timeout: float) -> None:
     offset = worker.log.stat().st_size if worker.log.exists() else 0
     process = registry.Managed(
-        "it", worker.argv, worker.log, env=worker.env, cwd=worker.cwd, ready=_ready_probe(worker, offset)
+        "it",
+        worker.argv,
+        worker.log,
+        env=worker.env,
+        cwd=worker.cwd,
+        ready=_ready_probe(worker, offset),
+        reason=registry.telling_line,
     )
     try:
         worker.pid, worker.started = process.spawn(), process.started

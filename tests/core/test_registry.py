@@ -201,6 +201,12 @@ def test_why_a_process_exited_is_its_first_error_not_its_last_words():
             "[2026-12-07 08:29:04] INFO App info kafka.server for 2 unregistered",
         ]
     )
-    assert registry.telling_line(kafka_like).startswith("[2026-12-07 08:29:02] ERROR [BrokerServer id=2] Fatal error")
+    told = registry.telling_line(kafka_like)
+    assert told.startswith("[2026-12-07 08:29:02] ERROR [BrokerServer id=2] Fatal error"), told
+    assert told.endswith("(its last line: [2026-12-07 08:29:04] INFO App info kafka.server for 2 unregistered)")
     assert registry.telling_line("INFO up\nINFO down\n") == "INFO down"  # no error: its last words
     assert registry.telling_line("") == "no output"
+    # daprd's levels are lowercase; a handled exception logged under WARN is no error line.
+    assert registry.telling_line('time=1 level=info msg="up"\ntime=2 level=fatal msg="no port"\n').endswith('no port"')
+    handled = "WARN retrying\njava.io.IOException: Connection refused\nINFO stopped by a signal\n"
+    assert registry.telling_line(handled) == "INFO stopped by a signal"
