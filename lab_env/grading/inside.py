@@ -108,10 +108,12 @@ def kube(name: str, what: str, *args: str) -> Any:
 def _undumpable() -> None:
     """The learner's processes run as this one's user: without this they could open its
     /proc/PID/fd (to write a forged answer into its output), mem and environ. A program it
-    starts (``tether``) is dumpable again once it execs, as the learner's own should be."""
+    starts (``tether``) is dumpable again once it execs, as the learner's own should be.
+    sandbox.py starts it so from its first line; this covers a start by hand."""
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE, 0
+        raise SystemExit("PR_SET_DUMPABLE failed")
 
 
 def main(argv: list[str]) -> None:

@@ -49,7 +49,16 @@ _LINKS = {"bin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib64", "sbin": "usr
 _DIRS = ("usr", "etc", "proc", "sys", "dev", "home", "work")
 MODES = ("auto", "on", "off")
 _CACHE_LEFT_OUT = {"docker", "images", "logs"}
-_INSIDE = [sys.executable, "-I", "-m", "lab_env.grading.inside"]
+# inside.py, started so that it is not dumpable before anything is imported: the learner's
+# processes (same user) watching /proc could otherwise open its fds while it starts. Isolated
+# (-I) and without site (-S) until then, so no module of the learner's stands in for it.
+_INSIDE_BOOT = (
+    "import ctypes, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0: sys.exit('PR_SET_DUMPABLE failed')\n"
+    "import site; site.main()\n"
+    "import runpy; runpy.run_module('lab_env.grading.inside', run_name='__main__', alter_sys=True)\n"
+)
+_INSIDE = [sys.executable, "-I", "-S", "-c", _INSIDE_BOOT]
 TINI = "/usr/bin/tini"  # the sandbox's PID 1, from the host's /usr: it forwards an interrupt to the kernel
 
 
