@@ -35,7 +35,7 @@ def _allocate(state: str, rounds: int, queue) -> None:
 
 
 def test_two_processes_choosing_at_once_never_get_the_same_port(tmp_path):
-    # 2 x 300 random ports from ~12,000 would share several without the shared reservations.
+    # 2 x 300 random ports from the host window (~3,200 here) would share many without the shared reservations.
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     workers = [ctx.Process(target=_allocate, args=(str(tmp_path), 60, queue)) for _ in range(2)]
