@@ -188,13 +188,15 @@ def run(
     timeout: float,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> int:
     """Run ``argv`` like ``spawn`` to its end, ``stdin`` written to its input; its exit code.
+    ``pass_fds``: descriptors it inherits (a lock it must hold as long as it lives).
 
     Input goes through a pipe, not the environment, so a secret in it is not
     readable from /proc. After ``timeout`` its whole group is killed (exit code -9).
     """
-    proc = _popen(argv, log_path, env, cwd, subprocess.PIPE)
+    proc = _popen(argv, log_path, env, cwd, subprocess.PIPE, pass_fds)
     try:
         proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -291,6 +293,7 @@ def _popen(
     env: Mapping[str, str] | None,
     cwd: Path | None,
     stdin: int,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
@@ -308,6 +311,7 @@ def _popen(
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except FileNotFoundError as err:
             raise LabEnvError(f"cannot start {argv[0]}: not found", "run `lab-env setup`") from err

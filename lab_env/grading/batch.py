@@ -6,6 +6,7 @@ Layouts: SUBMISSIONS/<learner>.ipynb, or SUBMISSIONS/<learner>/<any>.ipynb
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from lab_env.grading.assemble import Assembly, assemble
 from lab_env.grading.generate import SOLUTIONS_DIR
 from lab_env.grading.report import summary_table, write_feedback, write_gradebook, write_hints, write_junit
 from lab_env.grading.run import Graded, grade_assembly, identify_lab, with_hints
-from lab_env.grading.sandbox import PORT_SLICES
+from lab_env.grading.sandbox import PORT_SLICES, lease_slot
 from lab_env.grading.sandbox import choose as sandbox_engine
 from lab_env.grading.spec import LabSpec, load_spec
 
@@ -114,12 +115,15 @@ def grade_folder(
         runs.setdefault(key, []).append(learner)
 
     def grade_one(learner: str) -> Graded:
-        try:
-            return grade_assembly(
-                learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine, unsandboxed
-            )
-        except Exception as err:  # one broken submission must not stop the batch
-            return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
+        # A sandbox's slot is leased machine-wide, here (so a wait for one shows and costs the
+        # grading no time) and held by its worker too (run.py), which outlives its sandbox.
+        with lease_slot() if engine is not None else contextlib.nullcontext(None) as slot:
+            try:
+                return grade_assembly(
+                    learner, assemblies[learner], spec, work / learner, cell_timeout, timeout, engine, unsandboxed, slot
+                )
+            except Exception as err:  # one broken submission must not stop the batch
+                return Graded(learner, spec.lab, "not graded", f"grading failed: {type(err).__name__}: {err}")
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         firsts = [learners[0] for learners in runs.values()]

@@ -14,6 +14,7 @@ import nbformat
 
 from lab_env.core import procs
 from lab_env.grading.assemble import Assembly
+from lab_env.grading.sandbox import Slot
 from lab_env.grading.signing import verify
 from lab_env.grading.spec import LabSpec
 from lab_env.runtime.apps import kill_run
@@ -85,6 +86,7 @@ def grade_assembly(
     timeout: int,
     sandbox: Engine | None = None,
     unsandboxed: str = "",
+    slot: Slot | None = None,
 ) -> Graded:
     """Run an assembled notebook in a worker and read its verdicts; its kernel in a container on ``sandbox``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ def grade_assembly(
         "timeout": timeout,
         "key": key.hex(),
         "sandbox": {"host": sandbox.host, "managed": sandbox.managed} if sandbox else None,
+        "slot": slot.number if slot else 0,  # no other submission graded at the same time has it
     }
     log = workdir / "worker.log"
     log.unlink(missing_ok=True)  # this run's log only
@@ -117,6 +120,7 @@ def grade_assembly(
             timeout=timeout + 120,
             env=env,
             cwd=workdir,
+            pass_fds=(slot.fd,) if slot else (),  # the slot stays taken while the worker lives
         )
     finally:
         kill_run(token)  # the last resort, if the worker itself was killed

@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lab_env.core import ports, procs
 from lab_env.core.paths import REPO_ROOT, cache_dir, dapr_home, state_dir
@@ -159,27 +159,33 @@ def port_window(slot: int, worker: bool = False) -> str:
     return f"{low}-{low + size - 1}"
 
 
+class Slot(NamedTuple):
+    number: int  # 0 .. PORT_SLICES - 1: the sandbox's uid and port slices
+    fd: int  # the open lock file: the lock lasts while any process holding this descriptor lives
+
+
 @contextlib.contextmanager
-def lease_slot(poll_s: float = 0.2) -> Iterator[int]:
+def lease_slot(poll_s: float = 0.2) -> Iterator[Slot]:
     """A sandbox slot no other grading on this machine holds until the block ends: its port slices
-    and its uid are its own. Every grading worker (of any `lab-env grade`, and of the suite's
-    side-by-side tests) draws from the same PORT_SLICES; a lock per slot, dropped by the kernel
-    when its holder dies."""
+    and its uid are its own. Every `lab-env grade` (and the suite's side-by-side tests) draws
+    from the same PORT_SLICES: a lock per slot, which the kernel drops once no process holds its
+    descriptor. The grading worker inherits it (``Slot.fd``), so the slot stays taken until the
+    worker has removed its sandbox, even if `lab-env grade` dies first."""
     folder = state_dir() / "sandbox-slots"
     folder.mkdir(parents=True, exist_ok=True)
     said = False
     while True:
-        for slot in range(PORT_SLICES):
-            handle = open(folder / f"{slot}.lock", "w")  # noqa: SIM115 (held open for the whole block)
+        for number in range(PORT_SLICES):
+            handle = open(folder / f"{number}.lock", "w")  # noqa: SIM115 (held open for the whole block)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
                 continue
             try:
-                yield slot
+                yield Slot(number, handle.fileno())
             finally:
-                handle.close()  # releases the lock
+                handle.close()  # the lock goes once the worker, if it inherited it, is gone too
             return
         if not said:
             print(f"waiting for a grading sandbox slot: other gradings hold all {PORT_SLICES}", file=sys.stderr)

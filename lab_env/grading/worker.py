@@ -19,7 +19,6 @@ results, HMAC-signed, to results.json after every verdict.
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib
 import json
 import os
@@ -37,7 +36,7 @@ from lab_env.core import procs
 from lab_env.errors import LabEnvError
 from lab_env.grading.assemble import DEMO, ROLE
 from lab_env.grading.kernel import GradingKernel, KernelDied
-from lab_env.grading.sandbox import Sandbox, ensure_image, lease_slot, port_window
+from lab_env.grading.sandbox import Sandbox, ensure_image, port_window
 from lab_env.grading.sandbox_handles import (
     sandboxed_app,
     sandboxed_apps,
@@ -121,13 +120,10 @@ class Grader:
         self.engine: Engine | None = None
         self.box: Sandbox | None = None
         self.desk: TrialDesk | None = None
-        self._lease = contextlib.ExitStack()  # the sandbox slot, released when this process ends
         self.runs = 0  # kernels started so far (a kernel that dies mid-notebook means another run)
         if job.get("sandbox"):  # the kernel runs in a container; see sandbox.py
             self.engine = Engine(job["sandbox"]["host"], job["sandbox"]["managed"])
-            # Leased here, not by the batch: this process outlives its sandbox (it removes it), while
-            # `lab-env grade` may die first, and the slot's uid and ports must stay taken till then.
-            slot = self._lease.enter_context(lease_slot())
+            slot = int(job["slot"])  # leased by the batch; this process holds its lock too (run.py)
             self.desk = TrialDesk()  # lab 07's candidate hosts, which the worker runs, reached from the kernel
             desk_env = tuple(self.desk.env().items())
             self.box = Sandbox(

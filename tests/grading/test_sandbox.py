@@ -97,7 +97,7 @@ def test_sandboxes_and_their_workers_side_by_side_take_ports_from_disjoint_slice
 _LEASE_IN_ANOTHER_PROCESS = """
 from lab_env.grading.sandbox import lease_slot
 with lease_slot() as slot:
-    print(slot, flush=True)
+    print(slot.number, flush=True)
 """
 _HOLD_IN_ANOTHER_PROCESS = _LEASE_IN_ANOTHER_PROCESS + "    __import__('time').sleep(600)\n"
 
@@ -105,7 +105,7 @@ _HOLD_IN_ANOTHER_PROCESS = _LEASE_IN_ANOTHER_PROCESS + "    __import__('time').s
 def test_a_slot_is_leased_machine_wide_not_per_grading(monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
     with sandbox.lease_slot() as first, sandbox.lease_slot() as second:
-        assert (first, second) == (0, 1)
+        assert (first.number, second.number) == (0, 1)
         # Another grading's worker (here, another process) gets neither while they are held ...
         other = subprocess.run([sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], capture_output=True, text=True)
         assert other.stdout.split() == ["2"], other.stderr
@@ -114,18 +114,33 @@ def test_a_slot_is_leased_machine_wide_not_per_grading(monkeypatch, tmp_path):
     try:
         assert holder.stdout.readline().split() == ["0"]
         with sandbox.lease_slot() as taken:
-            assert taken == 1
+            assert taken.number == 1
     finally:
         holder.kill()
         holder.wait()
     with sandbox.lease_slot() as freed:
-        assert freed == 0
+        assert freed.number == 0
+
+
+def test_a_slot_stays_taken_while_the_worker_that_inherited_it_lives(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
+    with sandbox.lease_slot() as slot:  # as run.py hands it to the grading worker
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], pass_fds=(slot.fd,))
+    try:  # `lab-env grade` let go (or died); the worker still holds it
+        with sandbox.lease_slot() as other:
+            assert other.number == 1
+    finally:
+        worker.kill()
+        worker.wait()
+    with sandbox.lease_slot() as again:
+        assert again.number == 0
 
 
 def test_a_grading_waits_for_a_slot_when_all_are_held(monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path))
     with contextlib.ExitStack() as held:
-        assert [held.enter_context(sandbox.lease_slot()) for _ in range(PORT_SLICES)] == list(range(PORT_SLICES))
+        held_numbers = [held.enter_context(sandbox.lease_slot()).number for _ in range(PORT_SLICES)]
+        assert held_numbers == list(range(PORT_SLICES))
         waiting = subprocess.Popen(
             [sys.executable, "-c", _LEASE_IN_ANOTHER_PROCESS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
