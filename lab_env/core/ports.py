@@ -15,6 +15,8 @@ import os
 import random
 import socket
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lab_env.core.paths import state_dir
@@ -101,13 +103,8 @@ def free_ports(count: int) -> list[int]:
     """``count`` distinct ports that are free now and reserved for this caller."""
     if count <= 0:
         return []
-    path = _reservations_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     candidates = window()
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if this process dies
-        now = time.time()
-        held = _read(path, now)
+    with _reservations() as (held, now):
         chosen: list[int] = []
         for port in random.sample(candidates, len(candidates)):
             if port in held or port in chosen or not usable(port):
@@ -118,7 +115,32 @@ def free_ports(count: int) -> list[int]:
         else:
             raise OSError(f"only {len(chosen)} of {count} ports free in {candidates.start}-{candidates.stop - 1}")
         held.update((port, now + RESERVE_S) for port in chosen)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text("".join(f"{port} {until:.0f}\n" for port, until in held.items()))
-        tmp.replace(path)
     return chosen
+
+
+def hold(ports: Iterable[int]) -> None:
+    """Reserve ``ports`` again, now: a process that is killed or stopped to be started again on the same
+    ports leaves them unbound for a while, and its first reservation may have run out long ago. Without
+    this, another caller could choose one of them in that gap, and one of the two would fail to bind."""
+    ports = [p for p in ports if p]
+    if not ports:
+        return
+    with _reservations() as (held, now):
+        held.update((port, max(held.get(port, 0.0), now + RESERVE_S)) for port in ports)
+
+
+@contextmanager
+def _reservations() -> Iterator[tuple[dict[int, float], float]]:
+    """The live reservations, under the lock every lab-env process takes; what the caller adds is saved."""
+    path = _reservations_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if this process dies
+        now = time.time()
+        held = _read(path, now)
+        before = dict(held)
+        yield held, now
+        if held != before:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text("".join(f"{port} {until:.0f}\n" for port, until in held.items()))
+            tmp.replace(path)

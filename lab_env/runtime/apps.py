@@ -25,7 +25,7 @@ from lab_env.core import procs, registry
 from lab_env.core.names import run_token as run_token  # re-exported: notebooks import both from here
 from lab_env.core.names import unique_name as unique_name
 from lab_env.core.paths import dapr_bin
-from lab_env.core.ports import free_ports
+from lab_env.core.ports import free_ports, hold
 from lab_env.core.probes import Waiting, http_status, tcp_open, wait_all, wait_until  # noqa: F401  (wait_until: re-exported for notebooks)
 from lab_env.core.profile import current
 from lab_env.errors import LabEnvError
@@ -146,10 +146,17 @@ class DaprApp:
         """Why the app or its sidecar is gone, or None while both run (a Watched for wait_until)."""
         return (_died(self, "app")() if self.command else None) or _died(self, "daprd")()
 
+    def ports(self) -> list[int]:
+        """Every port the app and its sidecar listen on (a restart takes the same ones)."""
+        argv = self.sidecar_argv
+        metrics = int(argv[argv.index("--metrics-port") + 1]) if "--metrics-port" in argv else 0
+        return [p for p in (self.app_port, self.http_port, self.grpc_port, self.internal_port, metrics) if p]
+
     def crash(self) -> None:
         """SIGKILL the app and its sidecar at once: the whole actor host dies,
         as when a machine or pod fails. Their state stays in the stack."""
         self._sync()
+        hold(self.ports())  # kept for the restart that usually follows
         for pid in (self.app_pid, self.sidecar_pid):
             if pid and self._may_stop(pid):
                 procs.kill(pid)
@@ -159,6 +166,7 @@ class DaprApp:
     def restart(self, timeout: float = 60.0) -> None:
         """Start the app and its sidecar again on the same ports; wait until healthy."""
         self._sync()
+        hold(self.ports())  # nobody else takes them while they are unbound
         for pid in (self.app_pid, self.sidecar_pid):
             if pid and self._may_stop(pid):
                 procs.stop(pid, timeout=5)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab_env.core import procs, registry
+from lab_env.core.ports import hold
 from lab_env.core.probes import wait_all, wait_until
 from lab_env.core.profile import current
 from lab_env.runtime.apps import _validate_app_id, apps_dir, run_token
@@ -52,6 +53,7 @@ class Worker:
     pid: int = 0
     starts: int = 0  # how many times it was started (a restart after a kill counts)
     started: float | None = None  # its process start time: the pid-reuse guard
+    ports: tuple[int, ...] = ()  # what it listens on, if the caller chose them: a restart binds them again
 
     @property
     def log(self) -> Path:
@@ -78,6 +80,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL it (and anything it forked): it gets no chance to clean up."""
+        hold(self.ports)  # kept for the restart that usually follows
         if self.pid and not registry.reused(self.pid, self.started):
             procs.kill(self.pid)
         self.pid = 0
@@ -108,9 +111,11 @@ def start_worker(
     env: Mapping[str, str] | None = None,
     ready: Ready = None,
     timeout: float = 180.0,  # a safety net: graded runs share a busy machine (a Kafka client's start can take long)
+    ports: Sequence[int] = (),
 ) -> Worker:
     """Start ``argv`` as a worker named ``name`` and wait until it is ready.
 
+    ``ports``: what it listens on (from free_ports): kept reserved across a kill and restart.
     If it exits before it is ready, the error quotes its last log line, and
     nothing is left running. Re-running a cell that starts the same name
     replaces the earlier worker.
@@ -128,7 +133,7 @@ def start_worker(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    worker = Worker(name, list(argv), workdir, Path(cwd) if cwd else None, child_env, ready)
+    worker = Worker(name, list(argv), workdir, Path(cwd) if cwd else None, child_env, ready, ports=tuple(ports))
     atexit.register(stop_worker, worker)
     _launch(worker, timeout)
     _started_here[name] = worker
@@ -136,6 +141,7 @@ def start_worker(
 
 
 def _launch(worker: Worker, timeout: float) -> None:
+    hold(worker.ports)  # reserved again: formatting a Kafka node can take a while, and a restart comes later
     offset = worker.log.stat().st_size if worker.log.exists() else 0
     process = registry.Managed(
         "it",

@@ -70,3 +70,32 @@ def test_a_port_someone_listens_on_is_not_chosen(monkeypatch):
         monkeypatch.setattr(ports, "window", lambda: range(port, port + 1))
         with pytest.raises(OSError, match="only 0 of 1"):
             ports.free_ports(1)
+
+
+def test_a_held_port_is_reserved_again_from_the_moment_it_is_held(monkeypatch):
+    # An app started long ago is killed for a drill: its ports are unbound until its restart binds them again.
+    (port,) = ports.free_ports(1)
+    monkeypatch.setattr(ports, "window", lambda: range(port, port + 1))
+    killed_at = ports.time.time() + ports.RESERVE_S + 1  # its first reservation has run out
+    monkeypatch.setattr(ports.time, "time", lambda: killed_at)
+    ports.hold([port])
+    with pytest.raises(OSError, match="only 0 of 1"):
+        ports.free_ports(1)  # another caller, in the gap before the restart
+
+
+def test_an_apps_crash_holds_every_port_it_will_restart_on(monkeypatch, tmp_path):
+    from lab_env.runtime.apps import DaprApp
+
+    chosen = ports.free_ports(5)
+    app = DaprApp("held", chosen[1], chosen[2], chosen[0], tmp_path, internal_port=chosen[3])
+    app.sidecar_argv = ["daprd", "--metrics-port", str(chosen[4])]
+    assert sorted(app.ports()) == sorted(chosen)
+    monkeypatch.setattr(app, "_sync", lambda: None)  # no record: nothing runs
+    monkeypatch.setattr(app, "_save", lambda: None)
+    later = ports.time.time() + ports.RESERVE_S + 1
+    monkeypatch.setattr(ports.time, "time", lambda: later)
+    app.crash()
+    for port in chosen:  # none of its ports may be chosen
+        monkeypatch.setattr(ports, "window", lambda port=port: range(port, port + 1))
+        with pytest.raises(OSError, match="only 0 of 1"):
+            ports.free_ports(1)

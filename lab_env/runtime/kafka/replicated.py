@@ -214,7 +214,7 @@ def start_cluster(name: str, timeout: float = 300) -> Cluster:
         for node in (CONTROLLER, *BROKERS):  # all four JVMs start side by side
             properties = folder / f"node-{node}" / "server.properties"
             argv = java_command("kafka.Kafka", str(properties), heap_mb=HEAP_MB)
-            nodes[node] = start_worker(f"{name}-node-{node}", argv, cwd=folder)
+            nodes[node] = start_worker(f"{name}-node-{node}", argv, cwd=folder, ports=[ports[node]])
         for worker in nodes.values():
             worker.ready = STARTED  # a restart waits for this line again
         wait_until(
