@@ -335,6 +335,45 @@ def start_app(
             "stop it (`lab-env down` stops all), or use lab_env.unique_name() for the id",
         )
 
+    for attempt in range(PORT_ATTEMPTS):
+        app = _prepare(
+            app_id, command, cwd, components, resources, config, env, log_level, sidecar_args, sidecar_env, replica_of
+        )
+        try:
+            _launch(app, timeout, progress)  # on any failure, both processes are stopped again
+            break
+        except LabEnvError as err:
+            # Another program on the machine bound a chosen port in the moment before the app or its
+            # sidecar did: nothing of this try runs any more, so fresh ports are safe to take.
+            if not any(words in str(err) for words in PORT_TAKEN) or attempt == PORT_ATTEMPTS - 1:
+                raise
+    # If the Python process that started the app ends without stopping it (a
+    # notebook kernel shut down mid-lab), stop it then.
+    if not detach:
+        atexit.register(stop_app, app)
+    _started_here[app_id] = app
+    return app
+
+
+PORT_ATTEMPTS = 3
+# What uvicorn and Go's net package say of a port someone holds, and what daprd's fatal line says then.
+PORT_TAKEN = ("address already in use", "could not listen on any endpoint")
+
+
+def _prepare(
+    app_id: str,
+    command: Sequence[str] | None,
+    cwd: Path | str | None,
+    components: Iterable[str] | None,
+    resources: Iterable[Path],
+    config: Path,
+    env: Mapping[str, str] | None,
+    log_level: str,
+    sidecar_args: Sequence[str],
+    sidecar_env: Mapping[str, str] | None,
+    replica_of: str | None,
+) -> DaprApp:
+    """A handle for a new app on fresh ports, with its folder and resources written; nothing started."""
     app_port, http_port, grpc_port, internal_port, metrics_port = free_ports(5)
     workdir = apps_dir() / app_id
     if workdir.exists():
@@ -358,12 +397,6 @@ def start_app(
         app, internal_port, metrics_port, resources_dir, config, log_level, sidecar_args, dapr_id=replica_of
     )
     app.sidecar_env = {**child_env, **(sidecar_env or {})}
-    # If the Python process that started the app ends without stopping it (a
-    # notebook kernel shut down mid-lab), stop it then.
-    if not detach:
-        atexit.register(stop_app, app)
-    _launch(app, timeout, progress)
-    _started_here[app_id] = app
     return app
 
 

@@ -108,3 +108,30 @@ def test_the_secret_store_serves_the_homes_secret_and_not_the_sidecars_environme
     # Asked by name, PATH is looked up as LAB_SECRET_PATH, which is unset.
     path = httpx.get(f"{sidecar}/v1.0/secrets/{native.SECRET_STORE}/PATH", timeout=30)
     assert "/usr/bin" not in path.text and path.json() in ({}, {"PATH": ""}), path.text
+
+
+def test_a_sidecar_port_taken_after_it_was_chosen_is_replaced_not_fatal(tmp_path, monkeypatch):
+    # Another program binds a chosen port before the CLI checks it: the CLI refuses the run file, and
+    # nothing has started yet, so the home starts again on fresh ports.
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    choices: list[list[int]] = []
+
+    def first_choice_taken(count: int) -> list[int]:
+        fresh = free_ports(count)
+        choices.append([taken.getsockname()[1], *fresh[1:]] if not choices else fresh)
+        return choices[-1]
+
+    monkeypatch.setattr(native, "free_ports", first_choice_taken)
+    spec = isolated(load(SPEC), f"taken{run_token()}", free_ports(3))
+    try:
+        with native.running(spec, tmp_path, REPO, secrets={"openai-api-key": "Bearer sk-home-test"}) as running:
+            assert len(choices) == 2, "the refused run file was written again with fresh ports"
+            urls = set(running.sidecars.values())
+            assert f"http://127.0.0.1:{taken.getsockname()[1]}" not in urls
+            assert all(httpx.get(f"{url}/v1.0/healthz", timeout=30).status_code == 204 for url in urls)
+    finally:
+        taken.close()

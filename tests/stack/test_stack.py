@@ -148,6 +148,38 @@ def test_starting_an_app_id_again_replaces_the_one_this_process_started():
         stop_app(second)
 
 
+def test_a_port_taken_after_it_was_chosen_costs_a_retry_not_the_app(monkeypatch):
+    # Another program binds a chosen port just before the sidecar does: the sidecar exits with
+    # "address already in use", both processes are stopped, and the app starts on fresh ports.
+    import socket
+
+    from lab_env import start_app, stop_app
+    from lab_env.runtime import apps
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    calls: list[list[int]] = []
+
+    def first_choice_taken(count: int) -> list[int]:
+        fresh = real(count)
+        calls.append(fresh if calls else [*fresh[:2], taken.getsockname()[1], *fresh[3:]])  # the gRPC port
+        return calls[-1]
+
+    real = apps.free_ports
+    monkeypatch.setattr(apps, "free_ports", first_choice_taken)
+    try:
+        app = start_app(unique_name("taken"), components=["statestore"])
+        try:
+            assert len(calls) == 2, "the refused sidecar was started again on fresh ports"
+            assert app.grpc_port != taken.getsockname()[1]
+            assert httpx.get(f"{app.sidecar_url}/v1.0/healthz", timeout=30).status_code == 204
+        finally:
+            stop_app(app)
+    finally:
+        taken.close()
+
+
 def test_every_stack_service_and_sidecar_listens_on_loopback_only():
     """Dapr 1.18.2's healthz servers ignore --healthz-listen-address; our build
     patches them (lab_env/stack/provision/dapr.py). This fails on a stock build."""

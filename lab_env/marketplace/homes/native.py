@@ -256,6 +256,24 @@ def start(
             f"the home's app ports are taken: {', '.join(busy)}",
             "stop the other home first, or change the ports in the spec",
         )
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return _start_once(spec, folder, app_dir, secrets, sentry, timeout)
+        except LabEnvError as err:
+            # The CLI checks every port before it starts anything: a port another program on the machine
+            # bound since free_ports chose it is refused there, and fresh ports are then safe to take.
+            if PORT_REFUSED not in str(err) or "AppPort" in str(err) or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+PORT_ATTEMPTS = 3
+PORT_REFUSED = "is not available"  # the dapr CLI's words for a run file's port someone holds
+
+
+def _start_once(
+    spec: HomeSpec, folder: Path, app_dir: Path, secrets: dict[str, str] | None, sentry, timeout: float
+) -> RunningHome:
     ports = free_ports(4 * len(spec.agents))
     sidecar_ports = {a.app_id: tuple(ports[4 * i : 4 * i + 4]) for i, a in enumerate(spec.agents)}
     path = write(spec, folder, sidecar_ports, app_dir, sentry=sentry)
