@@ -81,6 +81,27 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
         assert (f"credit:{i}" in entries) == (o["status"] == "completed"), (i, o["status"], entries)
 
 
+def test_a_seller_that_fails_an_order_loses_the_next_awards_to_the_others_and_the_books_balance(market):
+    # Seller 0 lists product 0 cheapest (0.90 of list; sellers 2 and 1 ask 1.00 and 1.05), and never
+    # delivers. Its first award fails and goes on its record; then its cheap card no longer wins.
+    m = market(control.Catalog(products=3, stock=50, buyers=4, sellers=3, rounds=4, unreliable=(0,)))
+    cheats, second = m.wallet("seller", 0), m.wallet("seller", 2)
+    assert min(control.seller_cards(m, 0), key=lambda c: c["price"])["id"] == cheats
+    first = control.wait_orders(m, control.place_orders(m, 1))  # order 0: product 0
+    assert [(o["seller"], o["status"]) for o in first.values()] == [(cheats, "compensated")], first
+    assert "never handed the goods" in next(iter(first.values()))["reason"]
+    assert invoke(m.app, m.actor("ReputationActor"), cheats, "Standing") == {"delivered": 0, "failed": 1}
+    later = control.wait_orders(m, control.place_orders(m, 6))  # orders 1 to 6; 3 and 6 are product 0's
+    awarded = {i: o["seller"] for i, o in later.items() if o["product"] == m.product(0)}
+    assert awarded and set(awarded.values()) == {second}, f"product 0 went to {awarded} after seller 0 failed"
+    assert all(o["status"] != "compensated" for o in later.values()), later
+    delivered = Counter(o["seller"] for o in later.values() if o["status"] == "completed")
+    for seller, count in delivered.items():  # each delivery on the seller's record
+        assert invoke(m.app, m.actor("ReputationActor"), seller, "Standing")["delivered"] == count
+    sheet = control.balance_sheet(m, {**first, **later})
+    assert sheet["balanced"], sheet
+
+
 def test_one_order_is_one_trace_through_its_workflows_activities_actors_events_and_the_carrier(market, zipkin):
     m = market(tracing=zipkin)
     ids = control.place_orders(m, 5, fail_every=5)  # the fifth order's shipment is refused: it compensates

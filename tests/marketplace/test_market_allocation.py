@@ -4,7 +4,7 @@ runs the same through the market's directory and workflows on the live stack."""
 
 from __future__ import annotations
 
-from lab_env.marketplace.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards
+from lab_env.marketplace.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards, trust
 
 SELLERS = [f"seller-{k}" for k in range(5)]
 
@@ -15,7 +15,7 @@ def _card(seller: str, price: float, days: int) -> dict:
 
 def test_the_lowest_price_wins_and_every_other_seller_is_rejected():
     got = award("o-1", [_card("a", 99.0, 1), _card("b", 91.5, 3), _card("c", 95.0, 1)])
-    assert got == {"seller": "b", "proposals": 3, "rejected": ["c", "a"]}
+    assert got == {"seller": "b", "proposals": 3, "rejected": ["c", "a"], "distrusted": {}}
 
 
 def test_equal_prices_go_to_the_fastest_delivery_then_to_the_first_card():
@@ -24,7 +24,7 @@ def test_equal_prices_go_to_the_fastest_delivery_then_to_the_first_card():
 
 
 def test_nobody_listing_the_product_awards_nobody():
-    assert award("o-4", []) == {"seller": None, "proposals": 0, "rejected": []}
+    assert award("o-4", []) == {"seller": None, "proposals": 0, "rejected": [], "distrusted": {}}
 
 
 def test_each_product_is_listed_by_distinct_sellers_and_winners_differ_across_products():
@@ -39,3 +39,29 @@ def test_each_product_is_listed_by_distinct_sellers_and_winners_differ_across_pr
     assert len(winners) > 1, "one seller wins every product"
     assert decided_by_terms, "the first card always wins: the sellers' prices and days decide nothing"
     assert len(seller_cards("m-product-0", 0, SELLERS[:2], 100.0)) == 2  # fewer sellers than offers per product
+
+
+# -- reputation ---------------------------------------------------------------------------
+
+
+def test_trust_is_whole_until_a_failure_halves_it_and_deliveries_earn_it_back():
+    assert trust(None) == trust({"delivered": 0, "failed": 0}) == trust({"delivered": 9, "failed": 0}) == 1.0
+    assert trust({"delivered": 0, "failed": 1}) == 0.5
+    assert trust({"delivered": 0, "failed": 2}) == 1 / 3
+    assert 0.5 < trust({"delivered": 3, "failed": 1}) < trust({"delivered": 9, "failed": 1}) < 1
+
+
+def test_a_seller_that_failed_loses_to_any_card_the_market_deals_in_even_when_its_own_is_cheapest():
+    # The market's cards range from 0.90 to 1.05 of the list price: under half a price apart.
+    cards = [_card("cheap", 90.0, 1), _card("dear", 105.0, 3)]
+    assert award("o-5", cards)["seller"] == "cheap"
+    failed_once = {"cheap": {"delivered": 0, "failed": 1}}
+    got = award("o-6", cards, failed_once)
+    assert got["seller"] == "dear" and got["rejected"] == ["cheap"]
+    assert got["distrusted"] == {"cheap": 0.5}
+    # A record of deliveries before the failure is worth something: a rare failure costs less.
+    assert award("o-7", cards, {"cheap": {"delivered": 20, "failed": 1}})["seller"] == "cheap"
+
+
+def test_the_only_seller_of_a_product_still_wins_whatever_its_record():
+    assert award("o-8", [_card("only", 95.0, 2)], {"only": {"delivered": 0, "failed": 5}})["seller"] == "only"

@@ -9,6 +9,14 @@ first registered (lab_env.marketplace.coordination.contract_net's rule); the oth
 rejected. The winner negotiates with the buyer and is paid when the order
 ships.
 
+Reputation: each seller's record of delivered and failed orders (a
+ReputationActor per seller) weighs its card. The contract net ranks
+proposals by price divided by the seller's trust, so a seller that failed
+once needs a card half the others' price to win again; since it then wins
+nothing, nothing forgives it, and it keeps losing wherever anyone else
+sells. Deliveries earn trust back only for a seller that still wins (the
+only one listing a product, say).
+
 Pure logic: the society's ``allocate`` activity does the reading, so the
 workflow only ever sees the recorded award.
 """
@@ -43,15 +51,29 @@ def seller_cards(product: str, product_index: int, sellers: list[str], list_pric
     return cards
 
 
-def award(order_id: str, cards: list[dict]) -> dict:
-    """The contract net over ``cards`` (in the order they were found): the seller awarded
-    (None if nobody lists the product) and the sellers told no."""
+def trust(standing: dict | None) -> float:
+    """How far a seller's word holds, from 1 (no failure yet) down: (delivered + 1) / (delivered + failed + 1).
+    One failure halves a newcomer's trust; every delivery after it earns some back."""
+    if not standing:
+        return 1.0
+    delivered, failed = int(standing.get("delivered", 0)), int(standing.get("failed", 0))
+    return (delivered + 1) / (delivered + failed + 1)
+
+
+def award(order_id: str, cards: list[dict], standings: dict[str, dict] | None = None) -> dict:
+    """The contract net over ``cards`` (in the order they were found), each price weighed by its seller's
+    trust (``standings``: seller -> its ReputationActor's standing; none known, all trusted): the seller
+    awarded (None if nobody lists the product), the sellers told no, and the trust of any seller below 1."""
+    standings = standings or {}
     task = Task(order_id)
     for card in cards:
-        task.propose(card["id"], float(card["price"]), int(card["days"]))
+        task.propose(card["id"], float(card["price"]) / trust(standings.get(card["id"])), int(card["days"]))
     winner = task.award()
     return {
         "seller": winner,
         "proposals": len(task.proposals),
         "rejected": [who for who, message in task.messages if message == "reject"],
+        "distrusted": {
+            c["id"]: round(trust(standings.get(c["id"])), 3) for c in cards if trust(standings.get(c["id"])) < 1
+        },
     }

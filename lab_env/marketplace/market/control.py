@@ -52,6 +52,10 @@ class Catalog:
     funds: float = 1_000_000.0
     list_price: float = 100.0
     rounds: int = 5
+    unreliable: tuple[int, ...] = ()  # sellers (by number) that never hand over the goods: reputation's drill
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unreliable", tuple(int(k) for k in self.unreliable))  # a list, from JSON
 
 
 @dataclass
@@ -453,6 +457,8 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
     }
     if fail_every and n % fail_every == fail_every - 1:
         spec["fail_at"] = "ship"
+    if cat.unreliable:
+        spec["unreliable"] = [market.wallet("seller", k) for k in cat.unreliable]
     return client.schedule_new_workflow("purchase", input=spec, instance_id=order)
 
 

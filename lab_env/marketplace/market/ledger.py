@@ -126,3 +126,33 @@ class OrderActor(Actor, OrderInterface):
         if settled is not None and not settled.get("announced"):
             await self._state_manager.set_state("outcome", {**settled, "announced": True})
             await self._state_manager.save_state()
+
+
+class ReputationInterface(ActorInterface):
+    @actormethod(name="Record")
+    async def record(self, outcome: dict) -> dict: ...
+
+    @actormethod(name="Standing")
+    async def standing(self) -> dict: ...
+
+
+class ReputationActor(Actor, ReputationInterface):
+    """What a seller (the actor id is its wallet) did with the orders it was awarded: delivered or failed,
+    each order counted once, since the activity that reports it is at-least-once. The contract net reads
+    the standing (allocation.trust) before each award."""
+
+    async def _on_activate(self) -> None:
+        _, saved = await self._state_manager.try_get_state("reputation")
+        self._outcomes: dict[str, bool] = saved or {}  # order id -> delivered
+
+    async def record(self, outcome: dict) -> dict:
+        order, delivered = str(outcome["order_id"]), bool(outcome["delivered"])
+        if order not in self._outcomes:
+            self._outcomes[order] = delivered
+            await self._state_manager.set_state("reputation", self._outcomes)
+            await self._state_manager.save_state()
+        return await self.standing()
+
+    async def standing(self) -> dict:
+        delivered = sum(self._outcomes.values())
+        return {"delivered": delivered, "failed": len(self._outcomes) - delivered}

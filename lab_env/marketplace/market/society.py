@@ -26,6 +26,7 @@ the same way to ``MARKET_INVENTORY_TOPIC``, keyed by product.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -56,13 +57,20 @@ from lab_env.marketplace.agents.offer_policy import (
     choose_policy,
 )
 from lab_env.marketplace.market import allocation
-from lab_env.marketplace.market.ledger import OrderActor, OrderInterface, WalletActor, WalletInterface
+from lab_env.marketplace.market.ledger import (
+    OrderActor,
+    OrderInterface,
+    ReputationActor,
+    ReputationInterface,
+    WalletActor,
+    WalletInterface,
+)
 from lab_env.runtime import sidecar
 from lab_env.runtime.actors import actor_type
 from lab_env.runtime.tracing import context as trace_context
 
 wfr = wf.WorkflowRuntime()
-ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor]
+ACTORS = [ProductActor, BuyerAgent, SellerAgent, WalletActor, OrderActor, DirectoryActor, ReputationActor]
 # The market's own sidecar; it requires its API token (control.up sets it for both): sent on every call.
 SIDECAR = sidecar.Sidecar.from_env()
 PUBSUB = "kafka-pubsub"
@@ -207,9 +215,11 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
 
 @wfr.activity(name="allocate")
 async def allocate(ctx, order: dict) -> dict:
-    """The sellers listing the order's product (the directory), and the contract net's award."""
+    """The sellers listing the order's product (the directory), their reputations, and the contract net's award."""
     cards = await _proxy("DirectoryActor", allocation.capability(order["product"]), DirectoryInterface).Find()
-    return allocation.award(order["id"], cards)
+    sellers = sorted({card["id"] for card in cards})
+    found = await asyncio.gather(*(_proxy("ReputationActor", s, ReputationInterface).Standing() for s in sellers))
+    return allocation.award(order["id"], cards, dict(zip(sellers, found, strict=True)))
 
 
 # -- the order saga ----------------------------------------------------------------------
@@ -256,7 +266,12 @@ async def refund(ctx, order: dict) -> dict:
 @wfr.activity(name="ship")
 async def ship(ctx, order: dict) -> dict:
     """The carrier (an app of its own, by service invocation) ships the parcel, then the seller is paid.
-    A refusal is an answer ({"ok": False}); anything else that fails is retried."""
+    A refusal is an answer ({"ok": False}); anything else that fails is retried. What the seller did
+    (delivered, or never handed over the goods) goes on its record (ReputationActor)."""
+    seller = _proxy("ReputationActor", order["seller_wallet"], ReputationInterface)
+    if order["seller_wallet"] in order.get("unreliable", ()):  # a drill's seller that never delivers
+        await seller.Record({"order_id": order["id"], "delivered": False})
+        return {"ok": False, "reason": f"seller {order['seller_wallet']} never handed the goods to the carrier"}
     parcel = {
         "order": order["id"],
         "product": order["product"],
@@ -279,6 +294,7 @@ async def ship(ctx, order: dict) -> dict:
     await _proxy("WalletActor", order["seller_wallet"], WalletInterface).Credit(
         {"order_id": order["id"], "amount": order["total"]}
     )
+    await seller.Record({"order_id": order["id"], "delivered": True})
     return {"ok": True, "tracking": reply.json()["tracking"]}
 
 
@@ -318,7 +334,7 @@ def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
 
 @wfr.workflow(name="order_saga")
 def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
-    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at."""
+    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at and unreliable."""
     order = {**order, "total": round(order["price"] * order["quantity"], 2)}
     undo: list = []
     outcome = {
@@ -357,7 +373,8 @@ class _Refused(Exception):
 
 @wfr.workflow(name="purchase")
 def purchase(ctx: wf.DaprWorkflowContext, order: dict):
-    """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at.
+    """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at and
+    unreliable (the wallets of sellers that never hand over the goods: a drill).
     The seller's wallet is the contract net's winner."""
     outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
     ctx.set_custom_status(json.dumps({"stage": "allocating"}))
