@@ -174,9 +174,13 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
     view_port = saved.get("view_port")
     try:
         catalog = Catalog(**saved["catalog"])
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         raise LabEnvError(f"market {name!r}'s record has no catalog it can use", "start it with market.up") from None
     for field, value in vars(catalog).items():  # counts the checks loop over, and amounts: bounded
+        if field == "unreliable":  # seller numbers
+            if len(value) > catalog.sellers or not all(0 <= k < catalog.sellers for k in value):
+                raise LabEnvError(f"market {name!r}'s catalog has {field}={value!r}", "start it with market.up")
+            continue
         if type(value) not in (int, float) or not 0 <= value <= (1e12 if field in ("funds", "list_price") else 1e6):
             raise LabEnvError(f"market {name!r}'s catalog has {field}={value!r}", "start it with market.up")
     return Market(
@@ -186,6 +190,7 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
         catalog,
         view_port if type(view_port) is int else None,
         sandboxed_app(box, engine, carrier) if carrier in running else None,
+        "yours" if saved.get("trust_rule") == "yours" else "the course's",
     )
 
 

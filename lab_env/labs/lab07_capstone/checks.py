@@ -145,3 +145,71 @@ def validation_suite(problems: Callable[[str], list]) -> str:
             )
             caught += 1
     return f"{len(spec.candidates)} candidates on live hosts: the correct one accepted, all {caught} planted bugs found"
+
+
+# The range of the market's card prices, as fractions of the list price (allocation.seller_cards).
+CHEAPEST_CARD, DEAREST_CARD = 0.90, 1.05
+
+
+@check(
+    "trust",
+    hint="a seller with no failure keeps trust 1; each failure lowers it, each delivery raises it, and it stays "
+    "above 0; one failure must leave a card at 0.90 of the list price behind one at 1.05. "
+    "Start the market with market.up(..., trust=trust)",
+)
+def reputation(trust: Callable[[dict], float], app: DaprApp) -> str:
+    def rule(delivered: int, failed: int) -> float:
+        standing = {"delivered": delivered, "failed": failed}
+        value = call_learner(trust, standing, timeout=PATIENCE, what="trust")
+        assert isinstance(value, int | float) and not isinstance(value, bool), (
+            f"trust({standing}) returned {value!r}, not a number"
+        )
+        assert 0 < value <= 1, f"trust({standing}) is {value}: a trust lies above 0 and at most 1"
+        return float(value)
+
+    newcomer = rule(0, 0)
+    assert newcomer == 1, (
+        f"a seller with no record has trust {newcomer}, not 1: until a seller fails, the cheapest card should win"
+    )
+    once = rule(0, 1)
+    assert CHEAPEST_CARD / once > DEAREST_CARD, (
+        f"after one failure a seller's trust is {once}: its card at {CHEAPEST_CARD} of the list price still "
+        f"beats a reliable seller's at {DEAREST_CARD}"
+    )
+    for delivered in (0, 1, 5, 20):
+        row = [rule(delivered, failed) for failed in range(4)]
+        assert all(a >= b for a, b in zip(row, row[1:], strict=False)), (
+            f"with {delivered} deliveries, more failures raised the trust: {row} for 0 to 3 failures"
+        )
+    for failed in (1, 3):
+        column = [rule(delivered, failed) for delivered in (0, 1, 5, 20)]
+        assert all(a <= b for a, b in zip(column, column[1:], strict=False)), (
+            f"with {failed} failures, more deliveries lowered the trust: {column} for 0, 1, 5, 20 deliveries"
+        )
+
+    market = control.attach(app.app_id)
+    assert market.trust_rule == "yours", (
+        "this market weighs the cards with the course's trust, not yours: start it with market.up(..., trust=trust)"
+    )
+    unreliable = {market.wallet("seller", k) for k in market.catalog.unreliable}
+    assert unreliable, "this market has no unreliable seller to find out: start it with Catalog(..., unreliable=(0,))"
+    products = market.catalog.products
+    # One order per product: any unreliable seller with a cheap card is awarded one and fails it (if it has not yet).
+    control.wait_orders(market, control.place_orders(market, products), timeout=PATIENCE)
+    later = control.wait_orders(market, control.place_orders(market, 2 * products), timeout=PATIENCE)
+    listed_by = {market.product(n): {c["id"] for c in control.seller_cards(market, n)} for n in range(products)}
+    still = [
+        (i, o["seller"])
+        for i, o in later.items()
+        if o and o.get("seller") in unreliable and listed_by[o["product"]] - unreliable
+    ]
+    assert not still, (
+        f"{still[0][1]} never delivers, yet won {still[0][0]} after failing: "
+        "a seller that failed should lose to the others' cards"
+    )
+    sheet = control.audit(market, PATIENCE)
+    assert sheet["balanced"], f"the books do not balance: {sheet}"
+    return (
+        f"your trust keeps {len(unreliable)} unreliable seller(s) from winning again "
+        f"({len(later)} orders after their failure), the books balance"
+    )

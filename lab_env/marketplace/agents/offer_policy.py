@@ -112,6 +112,18 @@ def check_offer(situation: Situation, offer: object, who: str) -> float:
     return round(float(offer), 2)
 
 
+def load_file(path: str):
+    """A learner's Python file (an ``%%app_file``), loaded as a module of its own; its errors are raised."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"learner_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise OfferRejected(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class FilePolicy:
     """A learner's own negotiator: class ``Negotiator`` in a Python file, with
     ``offer(situation) -> float``. Its offers pass the same checks as a model's,
@@ -121,14 +133,7 @@ class FilePolicy:
     name = "yours"
 
     def __init__(self, path: str) -> None:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location(f"negotiator_{abs(hash(path))}", path)
-        if spec is None or spec.loader is None:
-            raise OfferRejected(f"{path} is not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        self._negotiator = module.Negotiator()
+        self._negotiator = load_file(path).Negotiator()
 
     def offer(self, situation: Situation) -> float:
         try:

@@ -23,6 +23,8 @@ workflow only ever sees the recorded award.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lab_env.marketplace.coordination.contract_net import Task
 
 OFFERS_PER_PRODUCT = 3  # sellers listing each product (fewer if the market has fewer)
@@ -60,20 +62,30 @@ def trust(standing: dict | None) -> float:
     return (delivered + 1) / (delivered + failed + 1)
 
 
-def award(order_id: str, cards: list[dict], standings: dict[str, dict] | None = None) -> dict:
+def weigh(rule: Callable[[dict], float], standing: dict) -> float:
+    """``rule``'s trust for ``standing``, refused unless it is a number in (0, 1]: a learner's rule is called here."""
+    value = rule(standing)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError(f"trust({standing}) returned {value!r}: it must be a number above 0 and at most 1")
+    return float(value)
+
+
+def award(
+    order_id: str, cards: list[dict], standings: dict[str, dict] | None = None, rule: Callable[[dict], float] = trust
+) -> dict:
     """The contract net over ``cards`` (in the order they were found), each price weighed by its seller's
-    trust (``standings``: seller -> its ReputationActor's standing; none known, all trusted): the seller
-    awarded (None if nobody lists the product), the sellers told no, and the trust of any seller below 1."""
+    trust (``standings``: seller -> its ReputationActor's standing, no record for a seller never awarded;
+    ``rule`` turns one into a trust): the seller awarded (None if nobody lists the product), the sellers
+    told no, and the trust of every seller trusted less than fully."""
     standings = standings or {}
+    weights = {c["id"]: weigh(rule, standings.get(c["id"]) or {"delivered": 0, "failed": 0}) for c in cards}
     task = Task(order_id)
     for card in cards:
-        task.propose(card["id"], float(card["price"]) / trust(standings.get(card["id"])), int(card["days"]))
+        task.propose(card["id"], float(card["price"]) / weights[card["id"]], int(card["days"]))
     winner = task.award()
     return {
         "seller": winner,
         "proposals": len(task.proposals),
         "rejected": [who for who, message in task.messages if message == "reject"],
-        "distrusted": {
-            c["id"]: round(trust(standings.get(c["id"])), 3) for c in cards if trust(standings.get(c["id"])) < 1
-        },
+        "distrusted": {who: round(w, 3) for who, w in weights.items() if w < 1},
     }

@@ -66,6 +66,7 @@ class Market:
     catalog: Catalog = field(default_factory=Catalog)
     view_port: int | None = None
     carrier: DaprApp | None = None
+    trust_rule: str = "the course's"  # whose trust weighs the cards: "yours" when up() was given one
 
     def running_carrier(self) -> DaprApp:
         """The carrier app (None in ``carrier`` when the market was attached while it was down)."""
@@ -119,6 +120,7 @@ def up(
     secrets: dict[str, str] | None = None,
     policy: Path | str | None = None,
     tracing: Zipkin | None = None,
+    trust: Callable[[dict], float] | Path | str | None = None,
 ) -> Market:
     """Start the society and stock it: its own mTLS control plane (secure_plane), the carrier app, and the
     market app (actors, workflows, Kafka events), each sidecar under its access policy (access.py).
@@ -127,7 +129,10 @@ def up(
     secret store; ``env`` holds plain settings such as OPENAI_BASE_URL.
     ``policy`` is a Python file whose class ``Negotiator`` decides the offers
     (a learner's own); without it (and without a key) the rule decides.
-    ``tracing``: both sidecars send every trace to this Zipkin (tracing.zipkin)."""
+    ``tracing``: both sidecars send every trace to this Zipkin (tracing.zipkin).
+    ``trust`` is a function ``trust(standing) -> float`` (its source goes to the app, so it must need nothing
+    of the notebook but its own imports), or a Python file defining one: it weighs each seller's card in the
+    contract net (a learner's own); without it, allocation.trust does."""
     from lab_env.notebooks.widgets import require_stack
 
     require_stack()  # one line naming what is down
@@ -135,6 +140,8 @@ def up(
     if policy is not None:
         env["MARKET_POLICY"] = str(_loadable_policy(Path(policy)))
     name = name or unique_name("market")
+    if trust is not None:
+        env["MARKET_TRUST"] = str(_loadable_trust(_trust_file(trust, name)))
     if record_path(name).exists():  # up again under the same name (a cell run twice): replace it, keep its state
         down(name)
     catalog = catalog or Catalog()
@@ -193,7 +200,7 @@ def up(
             stop_app(carrier)
         secure_plane.stop_plane(access.plane_name(name))  # nothing half-started
         raise
-    market = Market(name, app, topic, catalog, carrier=carrier)
+    market = Market(name, app, topic, catalog, carrier=carrier, trust_rule="yours" if trust else "the course's")
     try:
         _stock(market)
     except BaseException:
@@ -227,6 +234,42 @@ def _loadable_policy(path: Path) -> Path:
     return path
 
 
+def _trust_file(trust: Callable[[dict], float] | Path | str, name: str) -> Path:
+    """A trust rule as the file the app loads: a function's own source, written beside the market's state."""
+    if not callable(trust):
+        return Path(trust)
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(trust))
+    except (OSError, TypeError):
+        raise LabEnvError("the trust function's source cannot be read", "define it with def in a cell") from None
+    path = state_dir() / "markets" / name / "trust.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{source}\n{'' if trust.__name__ == 'trust' else f'trust = {trust.__name__}'}\n")
+    return path
+
+
+def _loadable_trust(path: Path) -> Path:
+    """The trust file, loaded once here so a mistake is one line now, not a warning per order."""
+    from lab_env.marketplace.agents.offer_policy import load_file
+
+    path = path.resolve()
+    if not path.is_file():
+        raise LabEnvError(f"no trust file {path}", "run the cell that writes it")
+    try:
+        rule = load_file(str(path)).trust
+    except Exception as err:
+        raise LabEnvError(
+            f"{path.name} does not load: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}",
+            "it needs a function trust(standing) -> float",
+        ) from None
+    if not callable(rule):
+        raise LabEnvError(f"trust in {path.name} is not a function", "define def trust(standing) -> float")
+    return path
+
+
 def _save(market: Market) -> None:
     record_path(market.name).write_text(
         json.dumps(
@@ -237,6 +280,7 @@ def _save(market: Market) -> None:
                 "catalog": asdict(market.catalog),
                 "view_port": market.view_port,
                 "carrier": market.carrier.app_id if market.carrier else None,
+                "trust_rule": market.trust_rule,
             }
         )
     )
@@ -368,6 +412,7 @@ def attach(name: str) -> Market:
         Catalog(**saved["catalog"]),
         saved.get("view_port"),
         load_app(carrier) if carrier and carrier in running_apps() else None,
+        str(saved.get("trust_rule", "the course's")),
     )
 
 

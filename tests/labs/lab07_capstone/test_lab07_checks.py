@@ -68,3 +68,73 @@ def test_a_policy_file_that_does_not_load_is_one_line_before_the_market_starts(t
     with pytest.raises(control.LabEnvError, match=r"offers.py does not load: ModuleNotFoundError: No module named"):
         control.up(unique_name("t-cap-broken"), SMALL, policy=broken, view=False)
     assert not [a for a in control.running_apps() if a.startswith(unique_name("t-cap-broken"))]
+
+
+# -- trust: the tempting wrong answers -------------------------------------------------------------
+
+
+def _solution_trust(folder):
+    """The solution's trust, from the notebook's own cell, in a file of its own (so its source can be read)."""
+    import json
+
+    from lab_env.marketplace.agents.offer_policy import load_file
+
+    cell = next(
+        "".join(c["source"])
+        for c in json.loads(SOLUTION.read_text())["cells"]
+        if "".join(c["source"]).startswith("def trust(")
+    )
+    path = folder / "solution_trust.py"
+    path.write_text(cell)
+    return load_file(str(path)).trust
+
+
+def test_trust_rejects_rules_that_forgive_or_punish_wrongly_before_any_order(market):
+    m = market()  # the pure part comes first: no order is placed for these
+    wrong = {
+        "a failure costs nothing": (lambda s: 1.0, "still beats a reliable seller's"),
+        "a failure costs too little": (lambda s: 1 / (1 + 0.1 * s["failed"]), "still beats a reliable seller's"),
+        "a newcomer is distrusted": (lambda s: (s["delivered"] + 1) / (s["delivered"] + s["failed"] + 2), "not 1"),
+        "a newcomer divides by zero": (lambda s: s["delivered"] / (s["delivered"] + s["failed"]), "ZeroDivisionError"),
+        "a failure drops to zero": (lambda s: 0.0 if s["failed"] else 1.0, "above 0"),
+        "deliveries count against": (lambda s: 1 / (1 + s["failed"] + s["delivered"]), "lowered the trust"),
+        "not a number": (lambda s: "high", "not a number"),
+    }
+    for rule, because in wrong.values():
+        rejected(lab07.reputation, rule, m.app, because=because)
+
+
+def test_trust_rejects_a_market_that_weighs_with_the_courses_rule_or_has_nobody_to_distrust(market, tmp_path):
+    right = _solution_trust(tmp_path)
+    rejected(lab07.reputation, right, market().app, because="with the course's trust, not yours")
+    honest = control.up(unique_name(f"t-cap{next(_numbers)}"), SMALL, trust=right, view=False)
+    try:
+        rejected(lab07.reputation, right, honest.app, because="no unreliable seller")
+    finally:
+        control.down(honest.name)
+
+
+def test_trust_rejects_a_rule_the_market_never_used_when_it_keeps_awarding_the_unreliable_seller(tmp_path):
+    # The learner's function passes the pure part, but the market was given one that never counts a failure.
+    right = _solution_trust(tmp_path)
+
+    forgiving = tmp_path / "forgiving.py"
+    forgiving.write_text("def trust(standing):\n    return 1.0\n")
+    catalog = control.Catalog(products=3, stock=100, buyers=4, sellers=3, rounds=4, unreliable=(0,))
+    m = control.up(unique_name(f"t-cap{next(_numbers)}"), catalog, trust=forgiving, view=False)
+    try:
+        rejected(lab07.reputation, right, m.app, because="never delivers, yet won")
+    finally:
+        control.down(m.name)
+    right_market = control.up(unique_name(f"t-cap{next(_numbers)}"), catalog, trust=right, view=False)
+    try:
+        result = lab07_verdict(right, right_market)
+        assert result.passed, result.message
+    finally:
+        control.down(right_market.name)
+
+
+def lab07_verdict(rule, m):
+    from lab_env.labs.checks import verdict
+
+    return verdict(lab07.reputation, rule, m.app)
