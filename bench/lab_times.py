@@ -47,6 +47,18 @@ def reference() -> float:
         return timed_run(path)
 
 
+def _saved_rows() -> list[dict]:
+    """The rows of the last results, each with its commit and reference (older files kept them once)."""
+    try:
+        saved = json.loads((RESULTS / "lab_times.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [
+        {"commit": saved.get("commit", "?"), "reference_s": saved.get("reference_s", 0.0), **r}
+        for r in saved.get("labs", [])
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labs", nargs="*", help="lab numbers (default: all)")
@@ -68,20 +80,28 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    result = {"commit": commit, "reference_s": round(ref, 2), "labs": rows}
+    for row in rows:  # each row says when it was measured, against which reference
+        row.update(commit=commit, reference_s=round(ref, 2))
+    measured = {r["lab"] for r in rows}
+    # --labs re-measures those and keeps the other rows as they were.
+    kept = [r for r in _saved_rows() if r["lab"] not in measured] if args.labs else []
+    rows = sorted(kept + rows, key=lambda r: r["lab"])
+    result = {"labs": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "lab_times.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "# Running each solution notebook, top to bottom",
         "",
-        f"`bench/lab_times.py` at {commit}, on this 2-core machine with the stack up, one notebook at a time.",
-        f"Reference: a one-cell notebook through the same executor (a kernel started and stopped), {ref:.1f} s.",
+        "`bench/lab_times.py` on this 2-core machine with the stack up, one notebook at a time. Each row",
+        "gives its commit and its reference: a one-cell notebook through the same executor (a kernel started",
+        "and stopped) in the same run, so rows measured in different runs compare by their ratio.",
         "This is the machine's share of each lab: a learner also reads, thinks and writes.",
         "",
-        "| lab | notebook | seconds | minutes | × reference |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| lab | notebook | seconds | minutes | reference (s) | × reference | commit |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
         *(
-            f"| {r['lab']} | `{r['notebook']}` | {r['seconds']:.0f} | {r['seconds'] / 60:.1f} | {r['ratio']:.0f} |"
+            f"| {r['lab']} | `{r['notebook']}` | {r['seconds']:.0f} | {r['seconds'] / 60:.1f} | "
+            f"{r['reference_s']:.1f} | {r['ratio']:.0f} | {r['commit']} |"
             for r in rows
         ),
         "",
