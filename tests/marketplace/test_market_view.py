@@ -1,7 +1,8 @@
 """The marketplace's live view in a real browser (Debian's chromium, driven
 by Playwright): the page loads from the market's loopback address, orders
-complete on it as the workflows finish, and a negotiation's offer curves
-are drawn. The screenshot goes to test-artifacts/browser/market-view.png."""
+complete on it as the workflows finish, a negotiation's offer curves are
+drawn, and its charts show events per second over time, stock per product
+and each seller's trust (a seller that never delivers falls to 0.50). The screenshot goes to test-artifacts/browser/market-view.png."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_the_live_view_shows_orders_completing(tmp_path):
         pytest.fail("Debian's chromium is not installed: `make test-tools` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    market = control.up(unique_name("t-view"), control.Catalog(products=3, stock=40, buyers=4, sellers=2, rounds=6))
+    catalog = control.Catalog(products=3, stock=40, buyers=4, sellers=2, rounds=6, unreliable=(0,))
+    market = control.up(unique_name("t-view"), catalog)
     try:
         assert market.view_url and market.view_url.startswith("http://127.0.0.1:")
         with sync_playwright() as pw:
@@ -55,6 +57,26 @@ def test_the_live_view_shows_orders_completing(tmp_path):
             assert page.locator("#orders td.compensated").count() == sum(
                 o["status"] == "compensated" for o in outcomes.values()
             )
+            # The charts: a bar per product with its stock, a bar per seller with its trust, the event rate's line.
+            stock = control.stock_from_events(market)
+            page.wait_for_function(
+                f"() => document.querySelectorAll('svg.stock g').length === {catalog.products}", timeout=300_000
+            )
+            for product, units in stock.items():
+                label = " ".join(product.split("-")[-2:])
+                assert page.locator(f"svg.stock g[data-label='{label}']").text_content().endswith(str(units)), product
+            failed = sum("never handed" in o.get("reason", "") for o in outcomes.values())
+            assert failed, "seller 0 lists product 0 cheapest: it was awarded an order and failed it"
+            cheat = page.locator("svg.trust g[data-label='seller 0']")
+            page.wait_for_function(
+                "() => (document.querySelector(\"svg.trust g[data-label='seller 0']\") || {}).textContent"
+                f"?.includes('{failed} failed')",
+                timeout=300_000,
+            )
+            expected = 1 / (1 + failed)  # no delivery: the course's trust
+            assert f"{expected:.2f}" in cheat.text_content(), cheat.text_content()
+            assert "1.00" in page.locator("svg.trust g[data-label='seller 1']").text_content()
+            assert page.locator("svg.rate polyline").count() == 1
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "market-view.png"), full_page=True)
             browser.close()

@@ -4,8 +4,10 @@ at work. ``control.up`` starts it next to the market and prints its link.
     GET /            the page (plain HTML and JavaScript, polling /api/state)
     GET /api/state   agents, open negotiations with their offers per round,
                      the latest orders with their saga stage or outcome,
-                     outcome counts, order events per second and the Kafka
-                     lag of the view's own consumer group
+                     outcome counts, order events per second (now and over
+                     the last two minutes), stock per product, each seller's
+                     record and trust, and the Kafka lag of the view's own
+                     consumer group
 
 Everything is read from the market itself: the actors and workflows through
 its sidecar, the events from Kafka. An outcome, once settled, never changes,
@@ -25,7 +27,7 @@ from typing import TypedDict
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from lab_env.marketplace.market import control
+from lab_env.marketplace.market import allocation, control
 from lab_env.runtime import kafka, workflows
 from lab_env.runtime.actors import invoke
 
@@ -37,10 +39,18 @@ _settled: dict[str, dict] = {}
 class _Events(TypedDict):
     count: int
     by_status: Counter[str]
-    samples: deque[tuple[float, int]]  # (time, count)
+    samples: deque[tuple[float, int]]  # (time, count), every poll: the rate now
+    history: deque[tuple[float, int]]  # (time, count), once a second: the rate over time
 
 
-_events: _Events = {"count": 0, "by_status": Counter(), "samples": deque(maxlen=30)}
+SELLERS_SHOWN = 20  # a trust bar each; a bigger market shows its first ones
+HISTORY_S = 120
+_events: _Events = {
+    "count": 0,
+    "by_status": Counter(),
+    "samples": deque(maxlen=30),
+    "history": deque(maxlen=HISTORY_S + 1),
+}
 _lock = threading.Lock()
 
 
@@ -77,7 +87,35 @@ def _consume(topic: str, group: str) -> None:
                 _events["count"] += 1
                 _events["by_status"][status] += 1
         with _lock:
-            _events["samples"].append((time.time(), _events["count"]))
+            now = time.time()
+            _events["samples"].append((now, _events["count"]))
+            if not _events["history"] or now - _events["history"][-1][0] >= 1.0:
+                _events["history"].append((now, _events["count"]))
+
+
+def _per_second(history: list[tuple[float, int]]) -> list[float]:
+    """Events per second between consecutive samples of ``history`` (oldest first)."""
+    return [
+        round((c1 - c0) / (t1 - t0), 2) for (t0, c0), (t1, c1) in zip(history, history[1:], strict=False) if t1 > t0
+    ]
+
+
+_rule: tuple[str, object] | None = None
+
+
+def _trust(market: control.Market, standing: dict) -> float | None:
+    """The trust the market's app gives ``standing``: its learner's rule when it was given one
+    (the same file the app loads), else the course's; None when the learner's rule fails."""
+    global _rule
+    from lab_env.marketplace.agents.offer_policy import load_file
+
+    path = (getattr(market.app, "env", None) or {}).get("MARKET_TRUST", "")
+    try:
+        if _rule is None or _rule[0] != path:
+            _rule = (path, load_file(path).trust if path else allocation.trust)
+        return allocation.weigh(_rule[1], standing)  # type: ignore[arg-type]
+    except Exception:  # the learner's rule: the market counts no record then, and the page says so
+        return None
 
 
 def _lag(topic: str, group: str) -> int | None:
@@ -141,11 +179,21 @@ def state() -> dict:
         rate = 0.0
         if len(samples) > 1 and samples[-1][0] > samples[0][0]:
             rate = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
-        events = {"count": _events["count"], "by_status": dict(_events["by_status"]), "per_second": round(rate, 1)}
+        events = {
+            "count": _events["count"],
+            "by_status": dict(_events["by_status"]),
+            "per_second": round(rate, 1),
+            "series": _per_second(list(_events["history"])),
+        }
     stock = {
         market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
         for n in range(cat.products)
     }
+    sellers = []
+    for k in range(min(cat.sellers, SELLERS_SHOWN)):
+        wallet = market.wallet("seller", k)
+        standing = invoke(market.app, market.actor("ReputationActor"), wallet, "Standing")
+        sellers.append({"id": wallet, **standing, "trust": _trust(market, standing)})
     return {
         "market": market.name,
         "topic": market.topic,
@@ -160,6 +208,8 @@ def state() -> dict:
         "placed": len(placed),
         "orders": orders,
         "negotiations": negotiations[-6:],
+        "stock": stock,
+        "sellers": sellers,
         "events": events,
         "kafka_lag": _lag(market.topic, f"{market.name}-view"),
     }
@@ -183,6 +233,11 @@ PAGE = """<!doctype html>
   <table id="orders"><tr><th>order</th><th>seller</th><th>stage</th><th>total</th></tr></table></div>
  <div><h3>Open negotiations</h3><div id="curves"></div></div>
 </div>
+<div class="cols">
+ <div><h3>Order events per second</h3><div id="rate"></div></div>
+ <div><h3>Stock per product</h3><div id="stock"></div></div>
+ <div><h3>Sellers' trust</h3><div id="trust"></div></div>
+</div>
 <script>
 const colors = {bid: "#1f77b4", ask: "#ff7f0e"};
 function curve(n) {
@@ -193,6 +248,19 @@ function curve(n) {
   return `<div>${n.id}</div><svg width="${w}" height="${h}">` +
     ["bid", "ask"].map(k => `<polyline fill="none" stroke="${colors[k]}" stroke-width="2" points="${line(k)}"/>`)
       .join("") + "</svg>";
+}
+function bars(rows, max, cls) {  // rows: [label, value, text]; one horizontal bar each
+  const w = 440, h = 18 * rows.length + 4, len = v => (max > 0 ? 150 * v / max : 0);
+  return `<svg class="${cls}" width="${w}" height="${h}">` + rows.map(([label, v, text], i) =>
+    `<g data-label="${label}"><rect x="90" y="${2 + 18 * i}" height="14" width="${len(v)}" fill="#4c78a8"/>` +
+    `<text x="0" y="${13 + 18 * i}" font-size="11">${label}</text>` +
+    `<text x="${94 + len(v)}" y="${13 + 18 * i}" font-size="10">${text}</text></g>`).join("") + "</svg>";
+}
+function spark(series) {
+  const w = 300, h = 70, hi = Math.max(1, ...series);
+  const pts = series.map((v, i) => `${5 + i * (w - 10) / Math.max(1, series.length - 1)},${h - 5 - v * (h - 10) / hi}`);
+  return `<svg class="rate" width="${w}" height="${h}"><polyline fill="none" stroke="#1f77b4" stroke-width="2"` +
+    ` points="${pts.join(" ")}"/><text x="5" y="12" font-size="10">peak ${hi}/s, last ${series.length} s</text></svg>`;
 }
 async function refresh() {
   const s = await (await fetch("api/state")).json();
@@ -208,6 +276,13 @@ async function refresh() {
     s.orders.map(o => `<tr><td>${o.id}</td><td>${o.seller ?? ""}</td>` +
       `<td class="${o.stage}">${o.stage}</td><td>${o.total ?? ""}</td></tr>`).join("");
   document.getElementById("curves").innerHTML = s.negotiations.map(curve).join("") || "<i>none right now</i>";
+  document.getElementById("rate").innerHTML = spark(s.events.series);
+  const stock = Object.entries(s.stock);
+  document.getElementById("stock").innerHTML = bars(stock.map(([p, n]) => [p.split("-").slice(-2).join(" "), n, n]),
+    Math.max(1, ...stock.map(([, n]) => n)), "stock");
+  document.getElementById("trust").innerHTML = bars(s.sellers.map(x => [x.id.split("-").slice(-2).join(" "),
+    x.trust ?? 0, `${x.trust === null ? "rule failed" : x.trust.toFixed(2)} ` +
+    `(${x.delivered} delivered, ${x.failed} failed)`]), 1, "trust");
 }
 refresh(); setInterval(refresh, 1000);
 </script></body></html>"""
