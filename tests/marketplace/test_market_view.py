@@ -2,7 +2,8 @@
 by Playwright): the page loads from the market's loopback address, orders
 complete on it as the workflows finish, a negotiation's offer curves are
 drawn, and its charts show events per second over time, stock per product
-and each seller's trust (a seller that never delivers falls to 0.50). The screenshot goes to test-artifacts/browser/market-view.png."""
+and each seller's trust (a seller that never delivers falls with each
+failure). The screenshot goes to test-artifacts/browser/market-view.png."""
 
 from __future__ import annotations
 
