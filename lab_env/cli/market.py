@@ -10,7 +10,16 @@ DEFAULT_NAME = "market"
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    catalog = control.Catalog(products=args.products, stock=args.stock, buyers=args.buyers, sellers=args.sellers)
+    if any(not 0 <= k < args.sellers for k in args.unreliable):
+        print(f"--unreliable takes seller numbers from 0 to {args.sellers - 1}")
+        return 2
+    catalog = control.Catalog(
+        products=args.products,
+        stock=args.stock,
+        buyers=args.buyers,
+        sellers=args.sellers,
+        unreliable=tuple(args.unreliable),
+    )
     market = control.up(args.name, catalog, detach=True)
     print(
         f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
@@ -18,6 +27,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     print(
         f"  {catalog.products} products x {catalog.stock} in stock, {catalog.buyers} buyers, {catalog.sellers} sellers"
+        + (f" (never delivering: seller {', '.join(map(str, catalog.unreliable))})" if catalog.unreliable else "")
     )
     print(
         f"  carrier app {market.running_carrier().app_id}; both sidecars on the market's own mTLS control plane, "
@@ -76,6 +86,14 @@ def register(sub) -> None:
     s.add_argument("--stock", type=int, default=1000)
     s.add_argument("--buyers", type=int, default=20)
     s.add_argument("--sellers", type=int, default=5)
+    s.add_argument(
+        "--unreliable",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="SELLER",
+        help="sellers (by number) that never hand over the goods: watch their trust fall in the live view",
+    )
     s.set_defaults(fn=cmd_up)
     s = verbs.add_parser("status", help="the markets and whether they run")
     s.set_defaults(fn=cmd_status)
