@@ -174,7 +174,7 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
     view_port = saved.get("view_port")
     try:
         catalog = Catalog(**saved["catalog"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise LabEnvError(f"market {name!r}'s record has no catalog it can use", "start it with market.up") from None
     for field, value in vars(catalog).items():  # counts the checks loop over, and amounts: bounded
         if field == "unreliable":  # seller numbers

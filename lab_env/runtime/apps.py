@@ -342,10 +342,10 @@ def start_app(
         try:
             _launch(app, timeout, progress)  # on any failure, both processes are stopped again
             break
-        except LabEnvError as err:
+        except LabEnvError:
             # Another program on the machine bound a chosen port in the moment before the app or its
             # sidecar did: nothing of this try runs any more, so fresh ports are safe to take.
-            if not any(words in str(err) for words in PORT_TAKEN) or attempt == PORT_ATTEMPTS - 1:
+            if not _port_taken(app) or attempt == PORT_ATTEMPTS - 1:
                 raise
     # If the Python process that started the app ends without stopping it (a
     # notebook kernel shut down mid-lab), stop it then.
@@ -356,8 +356,13 @@ def start_app(
 
 
 PORT_ATTEMPTS = 3
-# What uvicorn and Go's net package say of a port someone holds, and what daprd's fatal line says then.
-PORT_TAKEN = ("address already in use", "could not listen on any endpoint")
+PORT_TAKEN = "address already in use"  # what Go's net package (daprd) and Python's (uvicorn) say of a held port
+
+
+def _port_taken(app: DaprApp) -> bool:
+    """The app or its sidecar failed to bind a port (in its log's last lines: an app at a chatty log level
+    logs its shutdown after the error)."""
+    return any(PORT_TAKEN in app.logs(which, 30) for which in ("daprd", "app") if which == "daprd" or app.command)
 
 
 def _prepare(

@@ -65,3 +65,44 @@ def test_a_seller_that_failed_loses_to_any_card_the_market_deals_in_even_when_it
 
 def test_the_only_seller_of_a_product_still_wins_whatever_its_record():
     assert award("o-8", [_card("only", 95.0, 2)], {"only": {"delivered": 0, "failed": 5}})["seller"] == "only"
+
+
+# -- a learner's trust rule, before the market starts (control.up(trust=...); no stack) --------------
+
+
+def _defined(tmp_path, source: str, name: str = "trust"):
+    from lab_env.marketplace.agents.offer_policy import load_file
+
+    path = tmp_path / f"rule_{abs(hash(source))}.py"
+    path.write_text(source)
+    return getattr(load_file(str(path)), name)
+
+
+def test_a_trust_rule_is_refused_in_one_line_unless_the_app_can_run_it_alone(tmp_path, monkeypatch):
+    import pytest
+
+    from lab_env.errors import LabEnvError
+    from lab_env.marketplace.market import control
+
+    monkeypatch.setenv("LAB_ENV_STATE", str(tmp_path / "state"))
+
+    def up(rule):
+        return control._loadable_trust(control._trust_file(rule, "m"), rule)
+
+    with pytest.raises(LabEnvError, match="a lambda"):
+        up(lambda s: 1.0)
+    decorated = _defined(tmp_path, "import functools\n\n@functools.lru_cache\ndef trust(s):\n    return 1.0\n")
+    with pytest.raises(LabEnvError, match="not a plain def|cannot be read"):
+        up(decorated)
+    uses_a_global = _defined(tmp_path, "PENALTY = 2\n\ndef trust(s):\n    return 1 / (1 + PENALTY * s['failed'])\n")
+    with pytest.raises(LabEnvError, match="fails in the market's app: NameError"):
+        up(uses_a_global)
+    out_of_range = _defined(tmp_path, "def trust(s):\n    return 2.0\n")
+    with pytest.raises(LabEnvError, match="at most 1"):
+        up(out_of_range)
+    unfinished = _defined(tmp_path, "def trust(s):\n    raise NotImplementedError('exercise not done yet')\n")
+    assert up(unfinished).read_text().startswith("def trust(s):")  # the market runs; the check says "not done"
+    renamed = _defined(
+        tmp_path, "def my_rule(s):\n    return (s['delivered'] + 1) / (s['delivered'] + s['failed'] + 1)\n", "my_rule"
+    )
+    assert "trust = my_rule" in up(renamed).read_text()

@@ -260,9 +260,11 @@ def start(
         try:
             return _start_once(spec, folder, app_dir, secrets, sentry, timeout)
         except LabEnvError as err:
-            # The CLI checks every port before it starts anything: a port another program on the machine
-            # bound since free_ports chose it is refused there, and fresh ports are then safe to take.
-            if PORT_REFUSED not in str(err) or "AppPort" in str(err) or attempt == PORT_ATTEMPTS - 1:
+            # The CLI checks each app's sidecar ports before it starts that app, and stops the apps it started
+            # when one is refused (a port another program bound since free_ports chose it); _start_once has
+            # stopped the rest, so fresh ports are safe to take. (A port taken after the CLI's check makes
+            # daprd fail instead: the home then times out with daprd's error, and is not retried.)
+            if PORT_REFUSED not in str(err) or attempt == PORT_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 

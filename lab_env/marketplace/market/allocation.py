@@ -11,11 +11,12 @@ ships.
 
 Reputation: each seller's record of delivered and failed orders (a
 ReputationActor per seller) weighs its card. The contract net ranks
-proposals by price divided by the seller's trust, so a seller that failed
-once needs a card half the others' price to win again; since it then wins
-nothing, nothing forgives it, and it keeps losing wherever anyone else
-sells. Deliveries earn trust back only for a seller that still wins (the
-only one listing a product, say).
+proposals by price divided by the seller's trust, so a newcomer that fails
+its first order needs a card half the others' price to win again; since it
+then wins nothing, nothing forgives it, and it keeps losing wherever a
+seller without failures sells. A seller with many deliveries loses less by
+one failure, and deliveries earn trust back for a seller that still wins
+(the only one listing a product, say).
 
 Pure logic: the society's ``allocate`` activity does the reading, so the
 workflow only ever sees the recorded award.

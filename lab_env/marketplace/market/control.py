@@ -141,7 +141,7 @@ def up(
         env["MARKET_POLICY"] = str(_loadable_policy(Path(policy)))
     name = name or unique_name("market")
     if trust is not None:
-        env["MARKET_TRUST"] = str(_loadable_trust(_trust_file(trust, name)))
+        env["MARKET_TRUST"] = str(_loadable_trust(_trust_file(trust, name), trust))
     if record_path(name).exists():  # up again under the same name (a cell run twice): replace it, keep its state
         down(name)
     catalog = catalog or Catalog()
@@ -238,22 +238,36 @@ def _trust_file(trust: Callable[[dict], float] | Path | str, name: str) -> Path:
     """A trust rule as the file the app loads: a function's own source, written beside the market's state."""
     if not callable(trust):
         return Path(trust)
+    import ast
     import inspect
     import textwrap
 
+    plain = "define trust with def in a cell of its own, with no decorator, importing what it uses inside it"
+    if not getattr(trust, "__name__", "").isidentifier():
+        raise LabEnvError("the trust rule is not a function defined with def (a lambda?)", plain)
     try:
         source = textwrap.dedent(inspect.getsource(trust))
-    except (OSError, TypeError):
-        raise LabEnvError("the trust function's source cannot be read", "define it with def in a cell") from None
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        raise LabEnvError("the trust function's source cannot be read", plain) from None
+    defined = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    if len(defined) != 1 or defined[0].decorator_list:
+        raise LabEnvError("the market's app gets the trust function's source alone, and it is not a plain def", plain)
     path = state_dir() / "markets" / name / "trust.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{source}\n{'' if trust.__name__ == 'trust' else f'trust = {trust.__name__}'}\n")
     return path
 
 
-def _loadable_trust(path: Path) -> Path:
-    """The trust file, loaded once here so a mistake is one line now, not a warning per order."""
+# Records a trust rule is tried on before the market starts: a newcomer, a failure, deliveries.
+TRUST_PROBES = ({"delivered": 0, "failed": 0}, {"delivered": 0, "failed": 1}, {"delivered": 5, "failed": 2})
+
+
+def _loadable_trust(path: Path, trust: object = None) -> Path:
+    """The trust file, loaded and tried here so a mistake is one line now, not a silent fallback per order.
+    An unfinished rule (NotImplementedError) is let through: the market then counts no record."""
     from lab_env.marketplace.agents.offer_policy import load_file
+    from lab_env.marketplace.market.allocation import weigh
 
     path = path.resolve()
     if not path.is_file():
@@ -267,6 +281,27 @@ def _loadable_trust(path: Path) -> Path:
         ) from None
     if not callable(rule):
         raise LabEnvError(f"trust in {path.name} is not a function", "define def trust(standing) -> float")
+    for standing in TRUST_PROBES:
+        try:
+            value = weigh(rule, dict(standing))
+        except NotImplementedError:
+            return path  # not written yet: the market runs, and the check says so
+        except Exception as err:
+            raise LabEnvError(
+                f"trust({standing}) fails in the market's app: {type(err).__name__}: "
+                f"{(str(err).splitlines() or [''])[0][:150]}",
+                "the app runs the function alone: import inside it what it uses, and return a number in (0, 1]",
+            ) from None
+        if callable(trust):
+            try:
+                here = trust(dict(standing))
+            except Exception as err:
+                here = f"{type(err).__name__}"
+            if here != value:
+                raise LabEnvError(
+                    f"trust({standing}) is {value} in the market's app but {here} in your notebook",
+                    "it uses something from the notebook: make it depend on its argument alone",
+                )
     return path
 
 

@@ -221,11 +221,11 @@ async def allocate(ctx, order: dict) -> dict:
     sellers = sorted({card["id"] for card in cards})
     found = await asyncio.gather(*(_proxy("ReputationActor", s, ReputationInterface).Standing() for s in sellers))
     standings = dict(zip(sellers, found, strict=True))
+    if not os.environ.get("MARKET_TRUST"):  # the course's rule: any error of its own is a bug, and raised
+        return allocation.award(order["id"], cards, standings)
     try:
         return allocation.award(order["id"], cards, standings, trust_rule())
-    except (
-        Exception
-    ) as err:  # a learner's rule: its error goes with the award, and no record counts (plain contract net)
+    except Exception as err:  # a learner's rule: its error goes with the award, and no record counts
         why = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}"
         log.warning("trust rule failed for %s: %s", order["id"], why)
         return {**allocation.award(order["id"], cards), "trust_error": why}

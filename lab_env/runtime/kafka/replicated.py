@@ -246,7 +246,9 @@ def load_cluster(name: str, all_running: bool = True) -> Cluster:
         pid = record.pids[0] if record.pids else 0  # 0: killed (Worker.kill keeps the record)
         env = {"LAB_RUN_TOKEN": record.token} if record.token else {}
         argv = list(record.extra["argv"])
-        nodes[node] = Worker(record.name, argv, apps_dir() / record.name, folder, env, STARTED, pid, 1)
+        nodes[node] = Worker(
+            record.name, argv, apps_dir() / record.name, folder, env, STARTED, pid, 1, ports=(ports[node],)
+        )
         nodes[node].started = record.start_times.get(pid)
     return Cluster(name, folder, ports, nodes)
 

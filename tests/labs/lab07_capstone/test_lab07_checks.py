@@ -97,8 +97,17 @@ def test_trust_rejects_rules_that_forgive_or_punish_wrongly_before_any_order(mar
         "a newcomer is distrusted": (lambda s: (s["delivered"] + 1) / (s["delivered"] + s["failed"] + 2), "not 1"),
         "a newcomer divides by zero": (lambda s: s["delivered"] / (s["delivered"] + s["failed"]), "ZeroDivisionError"),
         "a failure drops to zero": (lambda s: 0.0 if s["failed"] else 1.0, "above 0"),
-        "deliveries count against": (lambda s: 1 / (1 + s["failed"] + s["delivered"]), "lowered the trust"),
+        "deliveries count against a seller that failed": (
+            lambda s: 1.0 if s["failed"] == 0 else 1 / (1 + s["failed"] + s["delivered"]),
+            "lowered the trust",
+        ),
         "not a number": (lambda s: "high", "not a number"),
+        "a first delivery costs trust": (
+            lambda s: (
+                1.0 if s["delivered"] + s["failed"] == 0 else (s["delivered"] + 1) / (s["delivered"] + s["failed"] + 2)
+            ),
+            "no failure has trust",
+        ),
     }
     for rule, because in wrong.values():
         rejected(lab07.reputation, rule, m.app, because=because)
