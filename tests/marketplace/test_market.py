@@ -61,9 +61,14 @@ def test_orders_end_completed_compensated_or_without_a_deal_and_the_books_balanc
     assert sheet["statuses"] == {"completed": 14, "compensated": 4, "no deal": 3}, sheet
     assert sheet["balanced"], sheet
     deals = {int(i.rsplit("-", 1)[1]): o["price"] for i, o in outcomes.items() if o["status"] == "completed"}
-    for n, price in deals.items():  # between the seller's floor and the buyer's limit, each order's own
-        buyer, seller = control._limits(m.catalog, n)
-        assert seller["limit"] <= price <= buyer["limit"], (n, price, buyer, seller)
+    cards = {(c["id"], m.product(n)): c["price"] for n in range(m.catalog.products) for c in control.seller_cards(m, n)}
+    for i, o in outcomes.items():  # the awarded seller was briefed from its own card: it never sells below it
+        n, card = int(i.rsplit("-", 1)[1]), cards[o["seller"], o["product"]]
+        terms = invoke(m.app, m.actor("SellerAgent"), f"{i}-seller", "Terms")
+        assert (terms["limit"], terms["opening"]) == (card, max(card, control.seller_opening(m.catalog, n))), (i, terms)
+        buyer, seller = control._limits(m.catalog, n, card)
+        if n in deals:  # between the seller's card and the buyer's limit, each order's own
+            assert card <= deals[n] <= buyer["limit"], (n, deals[n], buyer, seller)
     assert len(set(deals.values())) >= len(deals) // 2, f"agents with their own terms strike their own deals: {deals}"
     assert _announced(m) == Counter(ids), "without a crash, each order's outcome goes out on Kafka once"
     stock = {
@@ -145,7 +150,7 @@ def test_a_crash_of_the_market_host_loses_and_doubles_nothing(market):
     assert control.stock_from_events(m) == stock, "the inventory topic, repeats counted once, rebuilds the stock"
 
 
-# The model's answers by (role, round): the seller's second is below its floor (95).
+# The model's answers by (role, round): the seller's second is below its floor (90, its card's price).
 SCRIPT = {
     ("buyer", 1): 98,
     ("seller", 1): 120,
@@ -175,7 +180,7 @@ def test_a_model_decides_the_offers_and_a_bad_answer_is_never_applied(market):
         deal = workflows.output(workflows.wait(m.app, f"{ids[0]}-deal"))
     assert model.requests and all(r["auth"] == "Bearer sk-scripted-key" for r in model.requests)
     assert [r["by"] for r in deal["rounds"]] == [["model", "model"], ["model", "rule"], ["model", "model"]], deal
-    assert deal["rounds"][1]["ask"] == 118.33  # the rule's ask for round 2, not the model's 50
+    assert deal["rounds"][1]["ask"] == 116.67  # the rule's ask for round 2, not the model's 50
     assert deal["price"] == 107.5 and outcome["status"] == "completed", (deal, outcome)
     # Every log the market wrote, whole, and every event it published: the rejection is there, the key is not.
     logs = {

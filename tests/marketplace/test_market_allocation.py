@@ -4,7 +4,7 @@ runs the same through the market's directory and workflows on the live stack."""
 
 from __future__ import annotations
 
-from lab_env.marketplace.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards, trust
+from lab_env.marketplace.market.allocation import OFFERS_PER_PRODUCT, award, seller_cards, seller_terms, trust
 
 SELLERS = [f"seller-{k}" for k in range(5)]
 
@@ -15,7 +15,16 @@ def _card(seller: str, price: float, days: int) -> dict:
 
 def test_the_lowest_price_wins_and_every_other_seller_is_rejected():
     got = award("o-1", [_card("a", 99.0, 1), _card("b", 91.5, 3), _card("c", 95.0, 1)])
-    assert got == {"seller": "b", "proposals": 3, "rejected": ["c", "a"], "distrusted": {}}
+    assert got == {"seller": "b", "price": 91.5, "proposals": 3, "rejected": ["c", "a"], "distrusted": {}}
+
+
+def test_the_award_keeps_the_winners_own_price_and_briefs_it_as_the_sellers_floor():
+    # Trust weighs the ranking, never the price: a trusted seller at 95 wins at 95, not at 95 / its trust.
+    got = award("o-5", [_card("a", 90.0, 1), _card("b", 95.0, 1)], {"a": {"delivered": 0, "failed": 1}})
+    assert (got["seller"], got["price"]) == ("b", 95.0), got
+    assert seller_terms(_card("b", 95.0, 1), 130.0, 4) == {"opening": 130.0, "limit": 95.0, "rounds": 4}
+    # A seller whose markup opens below its own card opens at the card.
+    assert seller_terms(_card("b", 95.0, 1), 80.0, 4) == {"opening": 95.0, "limit": 95.0, "rounds": 4}
 
 
 def test_equal_prices_go_to_the_fastest_delivery_then_to_the_first_card():
@@ -24,7 +33,7 @@ def test_equal_prices_go_to_the_fastest_delivery_then_to_the_first_card():
 
 
 def test_nobody_listing_the_product_awards_nobody():
-    assert award("o-4", []) == {"seller": None, "proposals": 0, "rejected": [], "distrusted": {}}
+    assert award("o-4", []) == {"seller": None, "price": None, "proposals": 0, "rejected": [], "distrusted": {}}
 
 
 def test_each_product_is_listed_by_distinct_sellers_and_winners_differ_across_products():

@@ -7,7 +7,9 @@ finds the cards for its product and runs a contract net over them: every card
 is a proposal, the lowest price wins, then the fastest delivery, then the
 first registered (lab_env.marketplace.coordination.contract_net's rule); the others are
 rejected. The winner negotiates with the buyer and is paid when the order
-ships.
+ships. A card's price binds its seller: it is the lowest price the seller
+accepts in the negotiation that follows (``seller_terms``), so a cheaper card
+wins more orders and sells each for less.
 
 Reputation: each seller's record of delivered and failed orders (a
 ReputationActor per seller) weighs its card. The contract net ranks
@@ -54,6 +56,13 @@ def seller_cards(product: str, product_index: int, sellers: list[str], list_pric
     return cards
 
 
+def seller_terms(card: dict, opening: float, rounds: int) -> dict:
+    """The awarded seller's terms for one order's negotiation: it never goes below its card's price (what it
+    proposed in the contract net), and opens at ``opening`` (its own markup for this order) or at that price."""
+    price = float(card["price"])
+    return {"opening": max(round(opening, 2), price), "limit": price, "rounds": rounds}
+
+
 def trust(standing: dict | None) -> float:
     """How far a seller's word holds, from 1 (no failure yet) down: (delivered + 1) / (delivered + failed + 1).
     One failure halves a newcomer's trust; every delivery after it earns some back."""
@@ -86,6 +95,7 @@ def award(
     winner = task.award()
     return {
         "seller": winner,
+        "price": next((float(c["price"]) for c in cards if c["id"] == winner), None),
         "proposals": len(task.proposals),
         "rejected": [who for who, message in task.messages if message == "reject"],
         "distrusted": {who: round(w, 3) for who, w in weights.items() if w < 1},

@@ -469,7 +469,8 @@ def markets() -> list[str]:
 
 
 def deal_possible(n: int) -> bool:
-    """Whether order n's buyer and seller limits overlap: all but every 7th order's do."""
+    """Whether order n's buyer can pay what its seller accepts: all but every 7th order's can, whichever
+    seller the contract net awards it to."""
     return n % 7 != 6
 
 
@@ -480,17 +481,29 @@ def spread(n: int) -> tuple[float, float]:
     return ((7 * n) % 9) * 0.02, ((5 * n) % 7) * 0.02
 
 
-def _limits(cat: Catalog, n: int) -> tuple[dict, dict]:
-    """Private terms for order n's buyer and seller (see deal_possible). A keener buyer
-    opens and stops higher; a keener seller opens and stops lower. Openings never pass
-    limits, so a negotiation that concedes towards its limit crosses only where the
-    limits overlap."""
-    base, (keen_buyer, keen_seller) = cat.list_price, spread(n)
-    seller_limit = 0.95 - keen_seller / 2
-    buyer_limit = 1.1 + keen_buyer if deal_possible(n) else seller_limit - 0.05
-    buyer = {"opening": round(base * (0.7 + keen_buyer / 2), 2), "limit": round(base * buyer_limit, 2)}
-    seller = {"opening": round(base * (1.3 - keen_seller), 2), "limit": round(base * seller_limit, 2)}
-    return buyer, seller
+def card_prices(cat: Catalog, n: int) -> list[float]:
+    """The prices on the cards of the sellers listing order n's product (names do not change them)."""
+    sellers = [f"seller-{k}" for k in range(cat.sellers)]
+    return [c["price"] for c in allocation.seller_cards("product", n % cat.products, sellers, cat.list_price)]
+
+
+def seller_opening(cat: Catalog, n: int) -> float:
+    """Where order n's seller opens (before its card's price is known): a keener seller opens lower."""
+    return round(cat.list_price * (1.3 - spread(n)[1]), 2)
+
+
+def _limits(cat: Catalog, n: int, price: float | None = None) -> tuple[dict, dict]:
+    """Private terms for order n's buyer and for its seller if awarded at a card of ``price`` (by default the
+    cheapest card for the product). The seller never goes below its card (allocation.seller_terms). A keener
+    buyer opens and stops higher; where deal_possible says no, the buyer stops below every card for the
+    product. Openings never pass limits, so a negotiation that concedes towards its limit crosses only where
+    the limits overlap."""
+    base, keen_buyer = cat.list_price, spread(n)[0]
+    prices = card_prices(cat, n)
+    limit = round(base * (1.1 + keen_buyer) if deal_possible(n) else min(prices) - 0.05 * base, 2)
+    buyer = {"opening": min(round(base * (0.7 + keen_buyer / 2), 2), limit), "limit": limit}
+    seller = allocation.seller_terms({"price": min(prices) if price is None else price}, seller_opening(cat, n), 0)
+    return buyer, {"opening": seller["opening"], "limit": seller["limit"]}
 
 
 def place_orders(
@@ -523,13 +536,14 @@ def place_orders(
 def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -> str:
     cat = market.catalog
     order = f"{market.name}-order-{n}"
-    buyer_terms, seller_terms = _limits(cat, n)
+    buyer_terms, _ = _limits(cat, n)
+    # The seller's negotiator is briefed inside the order's workflow, once the contract net has awarded it.
     invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
-    invoke(market.app, market.actor("SellerAgent"), f"{order}-seller", "Setup", {**seller_terms, "rounds": cat.rounds})
     spec = {
         "id": order,
         "buyer": f"{order}-buyer",
         "seller": f"{order}-seller",
+        "seller_opening": seller_opening(cat, n),
         "product": market.product(n),
         "quantity": quantity,
         "rounds": cat.rounds,

@@ -216,19 +216,26 @@ def negotiate(ctx: wf.DaprWorkflowContext, deal: dict):
 
 @wfr.activity(name="allocate")
 async def allocate(ctx, order: dict) -> dict:
-    """The sellers listing the order's product (the directory), their reputations, and the contract net's award."""
+    """The sellers listing the order's product (the directory), their reputations, and the contract net's award;
+    then the awarded seller's negotiator is briefed from its card (a re-run briefs it again, before any offer)."""
     cards = await _proxy("DirectoryActor", allocation.capability(order["product"]), DirectoryInterface).Find()
     sellers = sorted({card["id"] for card in cards})
     found = await asyncio.gather(*(_proxy("ReputationActor", s, ReputationInterface).Standing() for s in sellers))
     standings = dict(zip(sellers, found, strict=True))
     if not os.environ.get("MARKET_TRUST"):  # the course's rule: any error of its own is a bug, and raised
-        return allocation.award(order["id"], cards, standings)
-    try:
-        return allocation.award(order["id"], cards, standings, trust_rule())
-    except Exception as err:  # a learner's rule: its error goes with the award, and no record counts
-        why = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}"
-        log.warning("trust rule failed for %s: %s", order["id"], why)
-        return {**allocation.award(order["id"], cards), "trust_error": why}
+        awarded = allocation.award(order["id"], cards, standings)
+    else:
+        try:
+            awarded = allocation.award(order["id"], cards, standings, trust_rule())
+        except Exception as err:  # a learner's rule: its error goes with the award, and no record counts
+            why = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:150]}"
+            log.warning("trust rule failed for %s: %s", order["id"], why)
+            awarded = {**allocation.award(order["id"], cards), "trust_error": why}
+    if awarded["seller"] is not None:
+        card = next(c for c in cards if c["id"] == awarded["seller"])
+        terms = allocation.seller_terms(card, order.get("seller_opening", 0.0), order["rounds"])
+        await _proxy("SellerAgent", order["seller"], NegotiatorInterface).Setup(terms)
+    return awarded
 
 
 _trust_rule = None
@@ -394,9 +401,10 @@ class _Refused(Exception):
 
 @wfr.workflow(name="purchase")
 def purchase(ctx: wf.DaprWorkflowContext, order: dict):
-    """order: id, buyer, seller (negotiators), product, quantity, rounds, buyer_wallet, optionally fail_at and
-    unreliable (the wallets of sellers that never hand over the goods: a drill).
-    The seller's wallet is the contract net's winner."""
+    """order: id, buyer, seller (negotiators: the buyer's already Setup), product, quantity, rounds,
+    buyer_wallet, seller_opening, optionally fail_at and unreliable (the wallets of sellers that never hand
+    over the goods: a drill). The seller's wallet is the contract net's winner, and its card's price is
+    the seller negotiator's limit."""
     outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
     ctx.set_custom_status(json.dumps({"stage": "allocating"}))
     awarded = yield ctx.call_activity(allocate, input=order, retry_policy=RETRY)
