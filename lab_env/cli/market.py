@@ -13,6 +13,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if any(not 0 <= k < args.sellers for k in args.unreliable):
         print(f"--unreliable takes seller numbers from 0 to {args.sellers - 1}")
         return 2
+    if not 1 <= args.hosts <= control.MAX_HOSTS:
+        print(f"--hosts takes 1 to {control.MAX_HOSTS}")
+        return 2
     catalog = control.Catalog(
         products=args.products,
         stock=args.stock,
@@ -20,9 +23,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         sellers=args.sellers,
         unreliable=tuple(args.unreliable),
     )
-    market = control.up(args.name, catalog, detach=True)
+    market = control.up(args.name, catalog, detach=True, hosts=args.hosts)
     print(
-        f"market {market.name} is up: app pid {market.app.app_pid}, sidecar {market.app.sidecar_url}, "
+        f"market {market.name} is up on {len(market.hosts)} host(s): app pid {market.app.app_pid}, "
+        f"sidecar {market.app.sidecar_url}, "
         f"order events on Kafka topic {market.topic}"
     )
     print(
@@ -93,6 +97,12 @@ def register(sub) -> None:
         default=[],
         metavar="SELLER",
         help="sellers (by number) that never hand over the goods: watch their trust fall in the live view",
+    )
+    s.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="processes hosting the society under one app id (placement spreads the agents; kill one, the rest go on)",
     )
     s.set_defaults(fn=cmd_up)
     s = verbs.add_parser("status", help="the markets and whether they run")

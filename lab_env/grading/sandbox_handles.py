@@ -171,6 +171,14 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
             raise LabEnvError(f"market {name!r} names {which!r}, not an app of this run", "see the worker's log")
     if app_id not in running:
         raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
+    # More hosts of the market: only this market's own names (control.host_name), running now.
+    replicas = [str(r) for r in saved.get("replicas") or [] if isinstance(r, str)]
+    stem = app_id.removesuffix(f"-{box.token}")
+    hosts = [
+        r
+        for r in replicas[: control.MAX_HOSTS - 1]
+        if r in running and is_app_id(r) and r.startswith(f"{stem}-host") and r.endswith(f"-{box.token}")
+    ]
     view_port = saved.get("view_port")
     try:
         catalog = Catalog(**saved["catalog"])
@@ -191,6 +199,7 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
         view_port if type(view_port) is int else None,
         sandboxed_app(box, engine, carrier) if carrier in running else None,
         "yours" if saved.get("trust_rule") == "yours" else "the course's",
+        tuple(sandboxed_app(box, engine, host) for host in hosts),
     )
 
 

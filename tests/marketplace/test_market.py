@@ -19,6 +19,7 @@ from lab_env.marketplace.market import access, control
 from lab_env.runtime import workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
+from lab_env.runtime.scale import placement_spread
 from lab_env.runtime.tracing import zipkin as tracing
 from tests.marketplace.test_offer_policy import ScriptedModel
 
@@ -223,3 +224,22 @@ def test_app_to_app_calls_follow_the_access_policy_and_a_forbidden_call_is_refus
         ("stranger", "GET /healthz on the market", 403),  # nobody may call the market's app
     ], rows
     assert control.shipments(m, [f"{m.name}-drill"]) == {f"{m.name}-drill": None}, "the drill shipped nothing"
+
+
+def test_on_two_hosts_the_agents_spread_and_a_killed_host_loses_and_doubles_nothing(market):
+    m = market(control.Catalog(products=4, stock=50, buyers=4, sellers=3, rounds=3), hosts=2)
+    first, second = m.hosts
+    ids = control.place_orders(m, 16, fail_every=4)
+    workflows.wait(m.live(), ids[0], raise_failed=False)
+    # 16 of each: all on one host by chance is 2 in 65,536 (4 products would be 1 in 8).
+    spread = {kind: placement_spread(m.hosts, m.actor(kind)) for kind in ("OrderActor", "BuyerAgent")}
+    assert all(count > 0 for counts in spread.values() for count in counts.values()), (
+        f"placement put every agent of a kind on one host: {spread}"
+    )
+    first.crash()  # with orders in flight; nobody restarts it: the second host takes its agents over
+    outcomes = control.wait_orders(m, ids)
+    sheet = control.audit(m)
+    assert not sheet["lost"] and not sheet["double"] and sheet["balanced"], sheet
+    assert sheet["statuses"]["compensated"] == 4 and sum(sheet["statuses"].values()) == 16, sheet
+    assert all(o and o["status"] in control.TERMINAL for o in outcomes.values()), outcomes
+    assert control.attach(m.name).live().app_id == second.app_id, "attach finds the market by its live host"

@@ -7,7 +7,7 @@ lab_env/marketplace/agents/offer_policy.py, lab_env/marketplace/market/access.py
 lab_env/marketplace/market/control.py, lab_env/models/candidates.py, lab_env/models/client.py,
 lab_env/models/offline.py, lab_env/models/trial.py, lab_env/notebooks/widgets.py,
 lab_env/notebooks/workspace.py, lab_env/runtime/actors.py, lab_env/runtime/kafka/records.py,
-lab_env/runtime/tracing/zipkin.py, lab_env/runtime/workflows; tests:
+lab_env/runtime/scale.py, lab_env/runtime/tracing/zipkin.py, lab_env/runtime/workflows; tests:
 tests/labs/lab07_capstone/test_lab07_checks.py, tests/labs/lab07_capstone/test_validation_suite.py,
 tests/models/test_offline_model.py, tests/marketplace/test_market.py,
 tests/marketplace/test_market_actors.py, tests/marketplace/test_market_allocation.py,

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
 
+from lab_env.core.names import run_token
 from lab_env.core.paths import state_dir
 from lab_env.core.ports import free_ports
 from lab_env.errors import LabEnvError
@@ -67,6 +69,18 @@ class Market:
     view_port: int | None = None
     carrier: DaprApp | None = None
     trust_rule: str = "the course's"  # whose trust weighs the cards: "yours" when up() was given one
+    replicas: tuple[DaprApp, ...] = ()  # more hosts of the same app id: placement spreads the agents over all
+
+    @property
+    def hosts(self) -> tuple[DaprApp, ...]:
+        return (self.app, *self.replicas)
+
+    def live(self) -> DaprApp:
+        """A host whose sidecar answers, where lab_env's own calls go: the first, unless it was killed
+        (any host's sidecar reaches every agent, wherever placement put it)."""
+        if not self.replicas:
+            return self.app
+        return next((host for host in self.hosts if _listening(host.http_port)), self.app)
 
     def running_carrier(self) -> DaprApp:
         """The carrier app (None in ``carrier`` when the market was attached while it was down)."""
@@ -102,6 +116,26 @@ class Market:
         ]
 
 
+MAX_HOSTS = 4
+
+
+def _listening(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1:port (a killed sidecar's port refuses at once)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def host_name(name: str, i: int) -> str:
+    """The process name of market ``name``'s host ``i`` (1, 2, ...); host 0 is the app id itself.
+    It keeps the run's token last, as every app of a run does (apps_of_run, the grader)."""
+    token = run_token()
+    stem = name.removesuffix(f"-{token}")
+    return f"{stem}-host{i}-{token}" if stem != name else f"{name}-host{i}"
+
+
 def orders_topic(name: str) -> str:
     return f"{name}-orders"
 
@@ -121,6 +155,7 @@ def up(
     policy: Path | str | None = None,
     tracing: Zipkin | None = None,
     trust: Callable[[dict], float] | Path | str | None = None,
+    hosts: int = 1,
 ) -> Market:
     """Start the society and stock it: its own mTLS control plane (secure_plane), the carrier app, and the
     market app (actors, workflows, Kafka events), each sidecar under its access policy (access.py).
@@ -132,8 +167,13 @@ def up(
     ``tracing``: both sidecars send every trace to this Zipkin (tracing.zipkin).
     ``trust`` is a function ``trust(standing) -> float`` (its source goes to the app, so it must need nothing
     of the notebook but its own imports), or a Python file defining one: it weighs each seller's card in the
-    contract net (a learner's own); without it, allocation.trust does."""
+    contract net (a learner's own); without it, allocation.trust does.
+    ``hosts``: how many processes host the society (one app id; placement spreads its actors and workflows
+    over them, and when one is killed the others take its agents over)."""
     from lab_env.notebooks.widgets import require_stack
+
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise LabEnvError(f"a market runs on 1 to {MAX_HOSTS} hosts, not {hosts}", f"pass hosts=1..{MAX_HOSTS}")
 
     require_stack()  # one line naming what is down
     env = dict(env or {})
@@ -155,6 +195,7 @@ def up(
     # and lab_env's clients, which read it from the app's record (mode 0600).
     token = token_urlsafe(24)
     plane = carrier = None
+    started: list[DaprApp] = []
     try:
         # Its own control plane with mTLS, so each sidecar knows its caller and the access policies hold.
         plane = secure_plane.start_plane(access.plane_name(name), detach=detach)
@@ -174,33 +215,45 @@ def up(
             sidecar_args=mtls_args,
             detach=detach,
         )
-        app = workflows.start_agents_app(
-            name,
-            SOCIETY,
-            cwd=folder,
-            components=COMPONENTS,
-            config=configs["market"],
-            env={
+        host_settings = {
+            "cwd": folder,
+            "components": COMPONENTS,
+            "config": configs["market"],
+            "env": {
                 "MARKET_TOPIC": topic,
                 "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
                 "MARKET_CARRIER": carrier_id,
                 "DAPR_API_TOKEN": token,
                 **env,
             },
-            sidecar_env={
+            "sidecar_env": {
                 "DAPR_API_TOKEN": token,
                 **plane.sidecar_env(),
                 **{f"LAB_SECRET_{k}": v for k, v in (secrets or {}).items()},
             },
-            sidecar_args=mtls_args,
-            detach=detach,
-        )
+            "sidecar_args": mtls_args,
+            "detach": detach,
+        }
+        for i in range(hosts):  # the first is the app id; the others announce it (replica_of)
+            host_id, replica_of = (name, None) if i == 0 else (host_name(name, i), name)
+            started.append(workflows.start_agents_app(host_id, SOCIETY, replica_of=replica_of, **host_settings))
+        app = started[0]
     except BaseException:
+        for host in started:
+            stop_app(host)
         if carrier is not None:
             stop_app(carrier)
         secure_plane.stop_plane(access.plane_name(name))  # nothing half-started
         raise
-    market = Market(name, app, topic, catalog, carrier=carrier, trust_rule="yours" if trust else "the course's")
+    market = Market(
+        name,
+        app,
+        topic,
+        catalog,
+        carrier=carrier,
+        trust_rule="yours" if trust else "the course's",
+        replicas=tuple(started[1:]),
+    )
     try:
         _stock(market)
     except BaseException:
@@ -316,6 +369,7 @@ def _save(market: Market) -> None:
                 "view_port": market.view_port,
                 "carrier": market.carrier.app_id if market.carrier else None,
                 "trust_rule": market.trust_rule,
+                "replicas": [host.app_id for host in market.replicas],
             }
         )
     )
@@ -379,11 +433,15 @@ def _stock(market: Market) -> None:
     for n in range(cat.products):
         for card in seller_cards(market, n):  # registering a card twice changes nothing
             invoke(
-                market.app, market.actor("DirectoryActor"), allocation.capability(market.product(n)), "Register", card
+                market.live(),
+                market.actor("DirectoryActor"),
+                allocation.capability(market.product(n)),
+                "Register",
+                card,
             )
-        stock = invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        stock = invoke(market.live(), market.actor("ProductActor"), market.product(n), "Stock")
         if stock == 0:  # a market started again keeps its state: stock it once
-            invoke(market.app, market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
+            invoke(market.live(), market.actor("ProductActor"), market.product(n), "Restock", cat.stock)
             _publish(
                 market,
                 market.inventory_topic,
@@ -392,13 +450,13 @@ def _stock(market: Market) -> None:
             )
     for n in range(cat.buyers):
         wallet = market.wallet("buyer", n)
-        if invoke(market.app, market.actor("WalletActor"), wallet, "Balance") == 0:
-            invoke(market.app, market.actor("WalletActor"), wallet, "Fund", cat.funds)
+        if invoke(market.live(), market.actor("WalletActor"), wallet, "Balance") == 0:
+            invoke(market.live(), market.actor("WalletActor"), wallet, "Fund", cat.funds)
 
 
 def _publish(market: Market, topic: str, key: str, event: dict) -> None:
     sidecar.post(
-        market.app,
+        market.live(),
         sidecar.publish_path("kafka-pubsub", topic),
         params={"metadata.partitionKey": key},
         json=event,
@@ -437,7 +495,9 @@ def attach(name: str) -> Market:
         saved = json.loads(record_path(name).read_text())
     except FileNotFoundError:
         raise LabEnvError(f"no market called {name!r}", "start one with `lab-env market up`") from None
-    if saved["app_id"] not in running_apps():
+    running = running_apps()
+    host_ids = [saved["app_id"], *saved.get("replicas", [])]
+    if not any(host in running for host in host_ids):  # a killed host stays in the market: it can restart
         raise LabEnvError(f"market {name!r} is not running", "start it with `lab-env market up`")
     carrier = saved.get("carrier")
     return Market(
@@ -446,9 +506,18 @@ def attach(name: str) -> Market:
         saved["topic"],
         Catalog(**saved["catalog"]),
         saved.get("view_port"),
-        load_app(carrier) if carrier and carrier in running_apps() else None,
+        load_app(carrier) if carrier and carrier in running else None,
         str(saved.get("trust_rule", "the course's")),
+        tuple(host for host in map(_known_host, host_ids[1:]) if host is not None),
     )
+
+
+def _known_host(app_id: str) -> DaprApp | None:
+    """A host's handle from its record, running or killed; None once it was stopped (no record)."""
+    try:
+        return load_app(app_id)
+    except LabEnvError:
+        return None
 
 
 def down(name: str) -> None:
@@ -456,7 +525,11 @@ def down(name: str) -> None:
     (a market started again keeps it)."""
     _stop_view(name)
     running = running_apps()
-    for app_id in (name, access.carrier_id(name)):
+    try:
+        replicas = json.loads(record_path(name).read_text()).get("replicas", [])
+    except (FileNotFoundError, ValueError):
+        replicas = []
+    for app_id in (name, *replicas, access.carrier_id(name)):
         if app_id in running:
             stop_app(load_app(app_id))
     secure_plane.stop_plane(access.plane_name(name))
@@ -521,7 +594,7 @@ def place_orders(
 
     def place(n: int) -> str:
         if not hasattr(local, "client"):  # one workflow client per thread
-            local.client = workflows.client(market.app)
+            local.client = workflows.client(market.live())
             clients.append(local.client)
         return _place_one(market, local.client, n, fail_every, quantity)
 
@@ -538,7 +611,7 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
     order = f"{market.name}-order-{n}"
     buyer_terms, _ = _limits(cat, n)
     # The seller's negotiator is briefed inside the order's workflow, once the contract net has awarded it.
-    invoke(market.app, market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
+    invoke(market.live(), market.actor("BuyerAgent"), f"{order}-buyer", "Setup", {**buyer_terms, "rounds": cat.rounds})
     spec = {
         "id": order,
         "buyer": f"{order}-buyer",
@@ -560,13 +633,13 @@ def orders_placed(market: Market) -> list[str]:
     """The ids of every purchase this market has scheduled (from its sidecar)."""
     return sorted(
         i
-        for i in workflows.list_instances(market.app)
+        for i in workflows.list_instances(market.live())
         if i.startswith(f"{market.name}-order-") and not i.endswith(("-deal", "-saga"))
     )
 
 
 def outcomes(market: Market, ids: list[str]) -> dict[str, dict | None]:
-    return {i: invoke(market.app, market.actor("OrderActor"), i, "Outcome") for i in ids}
+    return {i: invoke(market.live(), market.actor("OrderActor"), i, "Outcome") for i in ids}
 
 
 def wait_orders(
@@ -579,8 +652,8 @@ def wait_orders(
     hidden = progress is None or os.environ.get("LAB_ENV_PROGRESS") == "0"
     with tqdm(total=len(ids), desc=progress, unit="order", disable=hidden) as bar:
         for instance in ids:
-            workflows.wait(market.app, instance, timeout)
-            outcomes[instance] = invoke(market.app, market.actor("OrderActor"), instance, "Outcome")
+            workflows.wait(market.live(), instance, timeout)
+            outcomes[instance] = invoke(market.live(), market.actor("OrderActor"), instance, "Outcome")
             bar.update()
     return outcomes
 
@@ -599,11 +672,11 @@ def balance_sheet(market: Market, outcomes: dict[str, dict | None]) -> dict:
         if o and o["status"] == "completed":
             sold[o["product"]] += o["quantity"]
     stock = {
-        market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        market.product(n): invoke(market.live(), market.actor("ProductActor"), market.product(n), "Stock")
         for n in range(cat.products)
     }
-    wallets = {w: invoke(market.app, market.actor("WalletActor"), w, "Entries") for w in market.wallets()}
-    balances = {w: invoke(market.app, market.actor("WalletActor"), w, "Balance") for w in wallets}
+    wallets = {w: invoke(market.live(), market.actor("WalletActor"), w, "Entries") for w in market.wallets()}
+    balances = {w: invoke(market.live(), market.actor("WalletActor"), w, "Balance") for w in wallets}
     debits = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("debit:"))
     credits = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("credit:"))
     refunds = Counter(k.split(":", 1)[1] for e in wallets.values() for k in e if k.startswith("refund:"))

@@ -145,7 +145,7 @@ def state() -> dict:
     placed = sorted(control.orders_placed(market), key=_order_number)
     for instance in placed:
         if instance not in _settled:
-            outcome = invoke(market.app, market.actor("OrderActor"), instance, "Outcome")
+            outcome = invoke(market.live(), market.actor("OrderActor"), instance, "Outcome")
             if outcome:
                 _settled[instance] = outcome
     orders, negotiations = [], []
@@ -161,9 +161,9 @@ def state() -> dict:
                 }
             )
             continue
-        purchase = workflows.custom_status(market.app, instance) or {}  # allocating, or the awarded seller
-        saga = workflows.custom_status(market.app, f"{instance}-saga")
-        deal = workflows.custom_status(market.app, f"{instance}-deal") or {}
+        purchase = workflows.custom_status(market.live(), instance) or {}  # allocating, or the awarded seller
+        saga = workflows.custom_status(market.live(), f"{instance}-saga")
+        deal = workflows.custom_status(market.live(), f"{instance}-deal") or {}
         orders.append(
             {
                 "id": instance,
@@ -186,13 +186,13 @@ def state() -> dict:
             "series": _per_second(list(_events["history"])),
         }
     stock = {
-        market.product(n): invoke(market.app, market.actor("ProductActor"), market.product(n), "Stock")
+        market.product(n): invoke(market.live(), market.actor("ProductActor"), market.product(n), "Stock")
         for n in range(cat.products)
     }
     sellers = []
     for k in range(min(cat.sellers, SELLERS_SHOWN)):
         wallet = market.wallet("seller", k)
-        standing = invoke(market.app, market.actor("ReputationActor"), wallet, "Standing")
+        standing = invoke(market.live(), market.actor("ReputationActor"), wallet, "Standing")
         sellers.append({"id": wallet, **standing, "trust": _trust(market, standing)})
     return {
         "market": market.name,

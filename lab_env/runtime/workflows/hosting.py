@@ -27,9 +27,11 @@ def start_workflow_app(
     sidecar_env: Mapping[str, str] | None = None,
     sidecar_args: Sequence[str] = (),
     config: Path | None = None,
+    replica_of: str | None = None,
 ) -> DaprApp:
     """Start ``module``'s workflows (and ACTORS) in an app with its sidecar.
-    ``sidecar_args``, ``sidecar_env`` and ``config`` go to daprd (see start_app).
+    ``sidecar_args``, ``sidecar_env`` and ``config`` go to daprd; ``replica_of`` makes it one more host
+    of that app id (see start_app).
 
     ``module`` is importable from ``cwd`` (default: the notebook's workspace).
     The app gets LAB_LEDGER, a ledger file of its own (see ``ledger``).
@@ -56,6 +58,7 @@ def start_workflow_app(
         sidecar_env=sidecar_env,
         sidecar_args=sidecar_args,
         config=config or CONFIG_FILE,
+        replica_of=replica_of,
     )
     wait_ready(app, timeout)
     return app

@@ -27,13 +27,13 @@ _numbers = itertools.count()
 def market(tmp_path):
     started = []
 
-    def up(policy_source: str | None = None):
+    def up(policy_source: str | None = None, hosts: int = 2):
         policy = None
         if policy_source is not None:
             policy = tmp_path / f"offers{len(started)}.py"
             policy.write_text(policy_source)
         # unique_name is per process: the count keeps this module's markets apart.
-        m = control.up(unique_name(f"t-cap{next(_numbers)}"), SMALL, policy=policy, view=False)
+        m = control.up(unique_name(f"t-cap{next(_numbers)}"), SMALL, policy=policy, view=False, hosts=hosts)
         started.append(m)
         return m
 
@@ -60,6 +60,12 @@ def test_negotiator_rejects_a_market_without_the_learners_negotiator_and_books_t
         return totals
 
     rejected(lab07.books_from_events, naive, m.app, because="an order counted twice?")
+    assert m.app.alive() and all(host.alive() for host in m.hosts), "the check leaves the market whole again"
+
+
+def test_books_from_events_needs_a_market_that_outlives_a_host(market):
+    m = market(hosts=1)
+    rejected(lab07.books_from_events, lambda events: {}, m.app, because="runs on one host")
 
 
 def test_a_policy_file_that_does_not_load_is_one_line_before_the_market_starts(tmp_path):
