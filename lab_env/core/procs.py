@@ -406,19 +406,30 @@ def _kill_orphaned_group(pgid: int) -> None:
 def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait until ``members`` have exited; those still running after ``timeout``.
 
-    A zombie counts as gone: a process another process started stays one
-    until its parent reaps it, and psutil.wait_procs would wait it out.
+    A zombie counts as gone once its threads are: a process another process
+    started stays one until its parent reaps it, and psutil.wait_procs would
+    wait it out.
     """
     deadline = time.monotonic() + timeout
     left = list(members)
     while left:
         for p in psutil.wait_procs(left, timeout=0)[0]:  # reaps our own children
             left.remove(p)
-        left = [p for p in left if alive(p.pid)]
+        left = [p for p in left if alive(p.pid) or _threads_left(p.pid)]
         if not left or time.monotonic() >= deadline:
             break
         time.sleep(0.05)
     return left
+
+
+def _threads_left(pid: int) -> bool:
+    """``pid`` is a zombie whose other threads have not all exited. Its leader thread is reported a
+    zombie as soon as it exits, but the files (listening sockets among them) are closed only when the
+    last thread is gone: a killed daprd's ports were seen still accepting connections then."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
