@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from secrets import token_urlsafe
 from lab_env.core.names import run_token
 from lab_env.core.paths import state_dir
 from lab_env.core.ports import free_ports
+from lab_env.core.probes import tcp_open
 from lab_env.errors import LabEnvError
 from lab_env.marketplace.market import access, allocation
 from lab_env.runtime import kafka, secure_plane, sidecar, workflows
@@ -77,10 +77,11 @@ class Market:
 
     def live(self) -> DaprApp:
         """A host whose sidecar answers, where lab_env's own calls go: the first, unless it was killed
-        (any host's sidecar reaches every agent, wherever placement put it)."""
+        (any host's sidecar reaches every agent, wherever placement put it). A killed sidecar's port
+        refuses at once: procs.kill returns when its last thread is gone."""
         if not self.replicas:
             return self.app
-        return next((host for host in self.hosts if _listening(host.http_port)), self.app)
+        return next((host for host in self.hosts if tcp_open("127.0.0.1", host.http_port, timeout=2)), self.app)
 
     def running_carrier(self) -> DaprApp:
         """The carrier app (None in ``carrier`` when the market was attached while it was down)."""
@@ -117,15 +118,6 @@ class Market:
 
 
 MAX_HOSTS = 4
-
-
-def _listening(port: int) -> bool:
-    """Something accepts connections on 127.0.0.1:port (a killed sidecar's port refuses at once)."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError:
-        return False
-    return True
 
 
 def host_name(name: str, i: int) -> str:

@@ -94,14 +94,13 @@ def wait(app: DaprApp, instance_id: str, timeout: float = 120.0, *, raise_failed
                         f"(it is {status(app, instance_id)})",
                         "look at its custom status and history: is it waiting for an event that never comes?",
                     ) from None
-                details = err.details() or ""
-                transient = _TORN_READ in details or _PEER_GONE in details or err.code() == grpc.StatusCode.CANCELLED
+                transient = _TORN_READ in (err.details() or "") or err.code() == grpc.StatusCode.CANCELLED
                 if not transient or not app.alive():
                     raise LabEnvError(
                         f"{app.app_id}'s sidecar stopped waiting for workflow {instance_id}: {err.details()}",
                         "is the app running? `app.alive()`; restart it with workflows.restart(app)",
                     ) from None
-                time.sleep(0.05 if _PEER_GONE not in details else 0.25)  # a torn read, a reset stream, a dead peer
+                time.sleep(0.05)  # a torn read while the instance saved, or a reset stream: wait again
     finally:
         wf_client.close()
     state = read_state(app, instance_id)
@@ -156,10 +155,6 @@ def output(state):
 # (continue_as_new, say) can find a key missing and fails with this message.
 # It is harmless and gone on the next read.
 _TORN_READ = "missing from state store"
-# A host of the same app id was killed and placement has not yet moved its workflow actors: the sidecar
-# forwards to the dead host's port for a few seconds. It passes once the placement table is updated.
-_PEER_GONE = "Failed to connect to remote host"
-PEER_PATIENCE = 120.0  # a safety net: placement moves a dead host's actors in seconds
 
 
 def read_state(app: DaprApp, instance_id: str, *, fetch_payloads: bool = True, attempts: int = 20):
@@ -171,18 +166,13 @@ def read_state(app: DaprApp, instance_id: str, *, fetch_payloads: bool = True, a
 
     wf_client = client(app)
     try:
-        attempt, peer_deadline = 0, time.monotonic() + PEER_PATIENCE
-        while True:
+        for attempt in range(attempts):
             try:
                 return wf_client.get_workflow_state(instance_id, fetch_payloads=fetch_payloads)
             except grpc.RpcError as err:
                 details = err.details() if hasattr(err, "details") else str(err)
-                attempt += 1
-                if _TORN_READ in (details or "") and attempt < attempts:
+                if _TORN_READ in (details or "") and attempt < attempts - 1:
                     time.sleep(0.05)
-                    continue
-                if _PEER_GONE in (details or "") and time.monotonic() < peer_deadline:
-                    time.sleep(0.25)
                     continue
                 raise LabEnvError(
                     f"{app.app_id}'s sidecar could not read workflow {instance_id}: {details}",
