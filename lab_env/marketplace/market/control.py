@@ -207,17 +207,17 @@ def up(
             sidecar_args=mtls_args,
             detach=detach,
         )
+        host_env = {
+            "MARKET_TOPIC": topic,
+            "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
+            "MARKET_CARRIER": carrier_id,
+            "DAPR_API_TOKEN": token,
+            **env,
+        }
         host_settings = {
             "cwd": folder,
             "components": COMPONENTS,
             "config": configs["market"],
-            "env": {
-                "MARKET_TOPIC": topic,
-                "MARKET_INVENTORY_TOPIC": f"{name}-inventory",
-                "MARKET_CARRIER": carrier_id,
-                "DAPR_API_TOKEN": token,
-                **env,
-            },
             "sidecar_env": {
                 "DAPR_API_TOKEN": token,
                 **plane.sidecar_env(),
@@ -228,7 +228,10 @@ def up(
         }
         for i in range(hosts):  # the first is the app id; the others announce it (replica_of)
             host_id, replica_of = (name, None) if i == 0 else (host_name(name, i), name)
-            started.append(workflows.start_agents_app(host_id, SOCIETY, replica_of=replica_of, **host_settings))
+            host_env["MARKET_HOST"] = host_id  # its own name: which host the drill kills (society.HOST)
+            started.append(
+                workflows.start_agents_app(host_id, SOCIETY, replica_of=replica_of, env=dict(host_env), **host_settings)
+            )
         app = started[0]
     except BaseException:
         for host in started:
@@ -572,11 +575,21 @@ def _limits(cat: Catalog, n: int, price: float | None = None) -> tuple[dict, dic
 
 
 def place_orders(
-    market: Market, count: int, *, start: int | None = None, fail_every: int = 0, quantity: int = 1, workers: int = 8
+    market: Market,
+    count: int,
+    *,
+    start: int | None = None,
+    fail_every: int = 0,
+    quantity: int = 1,
+    workers: int = 8,
+    hold_announce: float = 0.0,
 ) -> list[str]:
     """Schedule ``count`` purchases, numbered on from the market's last order (or from ``start``);
     every ``fail_every``-th one's shipment fails, so its saga compensates. Returns the instance ids.
-    An order id is never reused: its outcome, once settled, stands. ``workers`` place orders side by side."""
+    An order id is never reused: its outcome, once settled, stands. ``workers`` place orders side by side.
+    ``hold_announce`` (a drill): each outcome event, once published, waits this long before it is marked
+    sent, and its OrderActor names the host holding it (``held_on``); killing that host then makes the
+    re-run publish the event again, a real duplicate."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -588,7 +601,7 @@ def place_orders(
         if not hasattr(local, "client"):  # one workflow client per thread
             local.client = workflows.client(market.live())
             clients.append(local.client)
-        return _place_one(market, local.client, n, fail_every, quantity)
+        return _place_one(market, local.client, n, fail_every, quantity, hold_announce)
 
     try:
         with ThreadPoolExecutor(max(1, min(workers, count))) as pool:
@@ -598,7 +611,7 @@ def place_orders(
             c.close()
 
 
-def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -> str:
+def _place_one(market: Market, client, n: int, fail_every: int, quantity: int, hold_announce: float = 0.0) -> str:
     cat = market.catalog
     order = f"{market.name}-order-{n}"
     buyer_terms, _ = _limits(cat, n)
@@ -616,6 +629,8 @@ def _place_one(market: Market, client, n: int, fail_every: int, quantity: int) -
     }
     if fail_every and n % fail_every == fail_every - 1:
         spec["fail_at"] = "ship"
+    if hold_announce:
+        spec["hold_announce"] = hold_announce
     if cat.unreliable:
         spec["unreliable"] = [market.wallet("seller", k) for k in cat.unreliable]
     return client.schedule_new_workflow("purchase", input=spec, instance_id=order)

@@ -97,6 +97,9 @@ class OrderInterface(ActorInterface):
     @actormethod(name="Announced")
     async def announced(self) -> None: ...
 
+    @actormethod(name="Holding")
+    async def holding(self, host: str) -> None: ...
+
 
 class OrderActor(Actor, OrderInterface):
     """An order's final outcome. The first Settle wins; later ones (a re-run) are counted, not applied.
@@ -120,6 +123,13 @@ class OrderActor(Actor, OrderInterface):
     async def outcome(self) -> dict | None:
         _, settled = await self._state_manager.try_get_state("outcome")
         return settled
+
+    async def holding(self, host: str) -> None:
+        """A drill: the outcome's event went out from ``host``, which holds it unmarked (control.place_orders)."""
+        _, settled = await self._state_manager.try_get_state("outcome")
+        if settled is not None:
+            await self._state_manager.set_state("outcome", {**settled, "held_on": host})
+            await self._state_manager.save_state()
 
     async def announced(self) -> None:
         _, settled = await self._state_manager.try_get_state("outcome")

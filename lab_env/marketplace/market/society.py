@@ -77,6 +77,7 @@ SIDECAR = sidecar.Sidecar.from_env()
 PUBSUB = "kafka-pubsub"
 # The market's Kafka topics (control.up sets them): order outcomes, and stock reserved and released.
 ORDERS_TOPIC = os.environ.get("MARKET_TOPIC")
+HOST = os.environ.get("MARKET_HOST", "")  # this host's process name: which one the drill kills
 INVENTORY_TOPIC = os.environ.get("MARKET_INVENTORY_TOPIC")
 # The carrier's app id (control.up starts it beside the market): the ship step calls it.
 CARRIER = os.environ.get("MARKET_CARRIER", "carrier")
@@ -329,14 +330,18 @@ async def ship(ctx, order: dict) -> dict:
 @wfr.activity(name="settle")
 async def settle(ctx, outcome: dict) -> dict:
     """The outcome, once (the order actor keeps the first), then its event until it is marked sent."""
+    hold = float(outcome.pop("hold_announce", 0) or 0)
     order = _proxy("OrderActor", outcome["order"], OrderInterface)
     settled = await order.Settle(outcome)
     if not settled.get("announced") and ORDERS_TOPIC:
         _publish(
             ORDERS_TOPIC,
             outcome["order"],
-            {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced")},
+            {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced", "held_on")},
         )
+        if hold and settled["new"]:  # a drill: sent, not yet marked; this host killed now, the re-run sends it again
+            await order.Holding(HOST)
+            await asyncio.sleep(hold)
         await order.Announced()
     return settled
 
@@ -356,6 +361,11 @@ def _publish(topic: str | None, key: str, event: dict) -> None:
     reply.raise_for_status()
 
 
+def _drill(order: dict) -> dict:
+    """What the settle activity takes of a drill's order (control.place_orders' hold_announce); never kept."""
+    return {"hold_announce": order["hold_announce"]} if order.get("hold_announce") else {}
+
+
 def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
     return ctx.call_activity(settle, input=outcome, retry_policy=ANNOUNCE_RETRY)
 
@@ -371,6 +381,7 @@ def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
         "quantity": order["quantity"],
         "product": order["product"],
         "seller": order["seller_wallet"],
+        **_drill(order),
     }
     try:
         ctx.set_custom_status(json.dumps({"stage": "reserve"}))
@@ -405,7 +416,13 @@ def purchase(ctx: wf.DaprWorkflowContext, order: dict):
     buyer_wallet, seller_opening, optionally fail_at and unreliable (the wallets of sellers that never hand
     over the goods: a drill). The seller's wallet is the contract net's winner, and its card's price is
     the seller negotiator's limit."""
-    outcome = {"order": order["id"], "total": 0.0, "quantity": order["quantity"], "product": order["product"]}
+    outcome = {
+        "order": order["id"],
+        "total": 0.0,
+        "quantity": order["quantity"],
+        "product": order["product"],
+        **_drill(order),
+    }
     ctx.set_custom_status(json.dumps({"stage": "allocating"}))
     awarded = yield ctx.call_activity(allocate, input=order, retry_policy=RETRY)
     if awarded["seller"] is None:
