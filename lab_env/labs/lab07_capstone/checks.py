@@ -99,7 +99,12 @@ def books_from_events(revenue: Callable[[list[dict]], dict], app: DaprApp) -> st
         holder[:] = [(control.outcomes(market, [held])[held] or {}).get("held_on") or ""]
         return bool(holder[0])
 
-    wait_all({f"{held}'s event held": Waiting(holding, fix="look at the market app's log")}, PATIENCE, "the drill")
+    wait_all(
+        {f"{held}'s event held": Waiting(holding, fix="look at the market app's log")},
+        PATIENCE,
+        "the drill",
+        progress=False,
+    )
     victim = next(host for host in market.hosts if host.name == holder[0])
     victim.crash()  # app and sidecar SIGKILLed with orders in every stage; nobody restarts it
     try:
@@ -131,7 +136,7 @@ def books_from_events(revenue: Callable[[list[dict]], dict], app: DaprApp) -> st
             else "an order missing?"
         )
     return (
-        f"the society outlived one of its {len(market.hosts)} hosts ({DRILL_ORDERS} orders, none lost or doubled), "
+        f"the society outlived one of its {len(market.hosts)} hosts ({DRILL_ORDERS + 1} orders, none lost or doubled), "
         f"and your revenue matches the order actors' outcomes, with {held}'s event sent twice by the kill"
     )
 
