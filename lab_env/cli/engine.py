@@ -1,4 +1,4 @@
-"""`lab-env engine up | status | down` and `lab-env images build | status`: the Docker engine and its images."""
+"""`lab-env engine up | status | down` and `lab-env images build | status | prune`: the Docker engine and its images."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def cmd_images(args: argparse.Namespace) -> int:
     before = engine.find()
     found = before or engine.start()
     try:
+        if args.action == "prune":
+            if args.names:
+                print("prune takes no image names: it removes only images no tag names any more")
+                return 2
+            pruned = bakery.prune(found)
+            print(f"removed {pruned.images} untagged image(s), {pruned.reclaimed} freed; tagged images kept")
+            return 0
         if args.action == "build":
             for done in bakery.build(found, args.names or None, force=args.force):
                 print(f"{done.action:5}  {done.ref:40} {done.seconds:6.1f} s")
@@ -72,11 +79,12 @@ def cmd_images(args: argparse.Namespace) -> int:
 def register_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser(
         "images",
-        help="the local images (build [NAME...] | status)",
+        help="the local images (build [NAME...] | status | prune)",
         description="build makes each image the project names from Debian packages and the project's own builds, "
-        "never pulling; an image whose recipe is unchanged is kept. status shows what is built, its size and age.",
+        "never pulling; an image whose recipe is unchanged is kept. status shows what is built, its size and age. "
+        "prune removes the images no tag names any more (each rebuild leaves the one before it behind).",
     )
-    s.add_argument("action", choices=("build", "status"))
+    s.add_argument("action", choices=("build", "status", "prune"))
     s.add_argument("names", nargs="*", help="images to build (default: all), with the images they need")
     s.add_argument("--force", action="store_true", help="rebuild even when the recipe is unchanged")
     s.set_defaults(fn=cmd_images)

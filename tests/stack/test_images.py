@@ -58,6 +58,27 @@ def test_an_image_nobody_builds_fails_in_one_line_naming_the_build(ours):
     assert bakery.require(ours, catalog.get("redis").upstream or "") == catalog.get("redis").ref
 
 
+def test_prune_removes_the_image_a_rebuild_left_untagged_and_keeps_the_tagged_one(ours, monkeypatch):
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")  # the classic builder, as the bakery's: BuildKit's pulls its frontend
+    name = unique_name("prune")
+    tag, base = f"lab-env/{name}:t", catalog.get("busybox").ref
+
+    def build(n: int) -> str:
+        recipe = f"FROM {base}\nLABEL lab-env-test={name} build={n}\n"
+        return ours.check("build", "-q", "-t", tag, "-", input=recipe.encode()).strip()
+
+    first, second = build(1), build(2)
+    try:
+        assert first != second and ours.docker("image", "inspect", first).returncode == 0  # left untagged
+        pruned = bakery.prune(ours, label=f"lab-env-test={name}")  # this test's only: a build may run beside it
+        assert pruned.images >= 1
+        assert ours.docker("image", "inspect", first).returncode != 0, "the untagged image is still there"
+        assert ours.docker("image", "inspect", tag).returncode == 0, "prune removed a tagged image"
+        assert ours.docker("image", "inspect", base).returncode == 0
+    finally:
+        ours.docker("rmi", "-f", tag)
+
+
 def test_redis_stand_in_follows_the_upstream_entrypoint_rules(ours):
     ref = catalog.get("redis").ref
     # Bare options go to redis-server.

@@ -174,6 +174,26 @@ def status(engine: Engine) -> list[Row]:
     return rows
 
 
+@dataclass(frozen=True)
+class Pruned:
+    images: int  # how many untagged images went
+    reclaimed: str  # the space freed, as the engine reports it ("832.1MB")
+
+
+def prune(engine: Engine, label: str | None = None) -> Pruned:
+    """Remove the images no tag names any more: each rebuild of an image leaves the one before it behind,
+    untagged. A tagged image, or one a container still uses, stays. ``label``: only images with it."""
+    only = ["--filter", f"label={label}"] if label else []
+    before = set(engine.check("images", "-q", "--filter", "dangling=true", *only).split())
+    report = engine.check("image", "prune", "--force", *only, timeout=600.0)
+    after = set(engine.check("images", "-q", "--filter", "dangling=true", *only).split())
+    reclaimed = next(
+        (line.split(":", 1)[1].strip() for line in report.splitlines() if line.startswith("Total reclaimed space")),
+        "0B",
+    )
+    return Pruned(len(before - after), reclaimed)
+
+
 def _age(seconds: float) -> str:
     for unit, span in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= span:
