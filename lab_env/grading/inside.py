@@ -84,7 +84,9 @@ def market(name: str, what: str) -> Any:
     except FileNotFoundError:
         raise SystemExit(f"no market called {name!r}") from None  # its last line is what the worker quotes
     running = running_apps()
-    return {"saved": saved, "running": [a for a in (saved.get("app_id"), saved.get("carrier")) if a in running]}
+    hosts = [r for r in saved.get("replicas") or [] if isinstance(r, str)]  # the worker keeps this run's only
+    named = [a for a in (saved.get("app_id"), saved.get("carrier"), *hosts) if a in running]
+    return {"saved": saved, "running": named[:16]}
 
 
 def kube(name: str, what: str, *args: str) -> Any:

@@ -176,9 +176,9 @@ def sandboxed_market(box: Sandbox, engine: Engine, name: str) -> Market:
     stem = app_id.removesuffix(f"-{box.token}")
     hosts = [
         r
-        for r in replicas[: control.MAX_HOSTS - 1]
+        for r in replicas[:64]
         if r in running and is_app_id(r) and r.startswith(f"{stem}-host") and r.endswith(f"-{box.token}")
-    ]
+    ][: control.MAX_HOSTS - 1]
     view_port = saved.get("view_port")
     try:
         catalog = Catalog(**saved["catalog"])

@@ -321,3 +321,30 @@ def test_the_checks_reach_clusters_through_the_hook_the_worker_sets():
     finally:
         native.attach_clusters_with(None)
     assert type(native.attach("home-x")) is native.NativeCluster
+
+
+def test_a_markets_hosts_are_this_runs_own_whatever_its_record_names():
+    from dataclasses import asdict
+
+    from lab_env.grading.sandbox_handles import sandboxed_market
+    from lab_env.marketplace.market.control import Catalog
+
+    token = "1a2b3c"
+    app, host1 = f"capstone-{token}", f"capstone-host1-{token}"
+    forged = ["grader-host1-ffffff", f"other-host1-{token}", "capstone-host2-ffffff", "../capstone-host3-1a2b3c"]
+
+    class Box:  # the record is the learner's to write, and so is what the sandbox says is running
+        def __init__(self):
+            self.token = token
+
+        def exec_lab_env(self, engine, kind, name, what, timeout=300.0):
+            if kind == "market":
+                saved = {"app_id": app, "carrier": None, "replicas": [*forged, host1], "catalog": asdict(Catalog())}
+                return {"saved": saved, "running": [app, host1, *forged]}
+            port = 20000 + len(name)
+            return {"app_id": name, "http_port": port, "grpc_port": port + 1, "app_port": None, "workdir": "/w"} | {
+                "internal_port": port + 2
+            }
+
+    market = sandboxed_market(Box(), object(), app)
+    assert [h.app_id for h in market.hosts] == [app, host1]
