@@ -58,8 +58,8 @@ def cmd_images(args: argparse.Namespace) -> int:
             if args.names:
                 print("prune takes no image names: it removes only images no tag names any more")
                 return 2
-            pruned = bakery.prune(found)
-            print(f"removed {pruned.images} untagged image(s), {pruned.reclaimed} freed; tagged images kept")
+            pruned = bakery.prune(found, label=bakery.LABEL)  # the bakery's: an engine may hold others' images
+            print(f"removed {pruned.images} untagged image(s) of lab-env's, {pruned.reclaimed} freed; tagged kept")
             return 0
         if args.action == "build":
             for done in bakery.build(found, args.names or None, force=args.force):
@@ -82,7 +82,7 @@ def register_images(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the local images (build [NAME...] | status | prune)",
         description="build makes each image the project names from Debian packages and the project's own builds, "
         "never pulling; an image whose recipe is unchanged is kept. status shows what is built, its size and age. "
-        "prune removes the images no tag names any more (each rebuild leaves the one before it behind).",
+        "prune removes the images of the bakery's no tag names any more (each rebuild leaves the one before it).",
     )
     s.add_argument("action", choices=("build", "status", "prune"))
     s.add_argument("names", nargs="*", help="images to build (default: all), with the images they need")

@@ -252,6 +252,8 @@ def up(
     try:
         _stock(market)
     except BaseException:
+        for host in market.replicas:  # not in a record yet, which down() reads them from
+            stop_app(host)
         down(name)  # nothing half-started
         raise
     _save(market)
