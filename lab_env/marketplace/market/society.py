@@ -372,7 +372,8 @@ def _settle(ctx: wf.DaprWorkflowContext, outcome: dict):
 
 @wfr.workflow(name="order_saga")
 def order_saga(ctx: wf.DaprWorkflowContext, order: dict):
-    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at and unreliable."""
+    """order: id, product, quantity, price, buyer_wallet, seller_wallet, optionally fail_at, unreliable and
+    hold_announce."""
     order = {**order, "total": round(order["price"] * order["quantity"], 2)}
     undo: list = []
     outcome = {
@@ -413,9 +414,9 @@ class _Refused(Exception):
 @wfr.workflow(name="purchase")
 def purchase(ctx: wf.DaprWorkflowContext, order: dict):
     """order: id, buyer, seller (negotiators: the buyer's already Setup), product, quantity, rounds,
-    buyer_wallet, seller_opening, optionally fail_at and unreliable (the wallets of sellers that never hand
-    over the goods: a drill). The seller's wallet is the contract net's winner, and its card's price is
-    the seller negotiator's limit."""
+    buyer_wallet, seller_opening, optionally fail_at, unreliable (the wallets of sellers that never hand
+    over the goods: a drill) and hold_announce (seconds its settled event waits unmarked: lab 07's drill).
+    The seller's wallet is the contract net's winner, and its card's price is the seller negotiator's limit."""
     outcome = {
         "order": order["id"],
         "total": 0.0,
