@@ -49,11 +49,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     names = control.markets()
     if not names:
         print("no market: start one with `lab-env market up`")
-    from lab_env.runtime.apps import running_apps
-
-    running = set(running_apps())
     for name in names:
-        print(f"{name}: {'running' if name in running else 'stopped'}")
+        up, hosts = control.hosts_running(name)
+        if up == 0:
+            print(f"{name}: stopped")
+        elif up == hosts:
+            print(f"{name}: running" + (f" on {hosts} hosts" if hosts > 1 else ""))
+        else:  # a killed host: the others serve its agents
+            print(f"{name}: running on {up} of {hosts} hosts")
     return 0
 
 

@@ -16,9 +16,11 @@ an app's own sidecar or a deliberately wrong token) or a bare sidecar URL
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
@@ -183,6 +185,23 @@ def client(keep_alive: bool = True) -> httpx.Client:
         return made[1]
 
 
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def async_client() -> httpx.AsyncClient:
+    """The running event loop's client, made on first use there and then reused (an async client belongs
+    to the loop it first ran on). For an async app's calls that must not block its loop: a workflow
+    worker's activities publish events and invoke apps while its other activities wait."""
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    made = _async_clients.get(loop)
+    if made is None or made.is_closed:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=64, keepalive_expiry=2.0)
+        made = _async_clients[loop] = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT_S, limits=limits)
+    return made
+
+
 def _reset_lock_in_child() -> None:
     # A fork while another thread held the lock would leave the child's copy locked forever.
     global _lock
@@ -218,6 +237,14 @@ def put(target: Target, path: str, **kwargs: Any) -> httpx.Response:
 
 def delete(target: Target, path: str, **kwargs: Any) -> httpx.Response:
     return request("DELETE", target, path, **kwargs)
+
+
+async def arequest(
+    method: str, target: Target, path: str, *, timeout: float = DEFAULT_TIMEOUT_S, **kwargs: Any
+) -> httpx.Response:
+    """request(), awaited on the running loop's client (async_client)."""
+    sent = {**(kwargs.pop("headers", None) or {}), **headers(target)}
+    return await async_client().request(method, url(target, path), headers=sent, timeout=timeout, **kwargs)
 
 
 def invoked(path: str) -> tuple[str, str] | None:

@@ -243,3 +243,4 @@ def test_on_two_hosts_the_agents_spread_and_a_killed_host_loses_and_doubles_noth
     assert sheet["statuses"]["compensated"] == 4 and sum(sheet["statuses"].values()) == 16, sheet
     assert all(o and o["status"] in control.TERMINAL for o in outcomes.values()), outcomes
     assert control.attach(m.name).live().app_id == second.app_id, "attach finds the market by its live host"
+    assert control.hosts_running(m.name) == (1, 2), "status counts the killed host out, the market in"

@@ -203,3 +203,20 @@ def test_a_learners_app_gets_a_fresh_connection_per_request_and_a_sidecar_a_pool
     ports = [headers["x-test-client-port"] for _, _, headers in seen]
     assert ports[0] == ports[1], "the sidecar client reuses its connection"
     assert len({ports[2], ports[3]} - {ports[0]}) == 2, "each request to an app opens a connection of its own"
+
+
+def test_an_event_loops_async_client_sends_the_token_and_keeps_one_connection(server, tmp_path):
+    port, seen = server
+    app = _app(port, tmp_path, "s3cret")
+
+    async def three_calls() -> object:
+        for _ in range(3):
+            reply = await sidecar.arequest("POST", app, sidecar.publish_path("pubsub", "t"), json={"x": 1}, timeout=5)
+            reply.raise_for_status()
+        return sidecar.async_client()
+
+    first, second = asyncio.run(three_calls()), asyncio.run(three_calls())
+    assert first is not second  # a client belongs to the loop it ran on: a new loop gets its own
+    assert [headers.get("dapr-api-token") for _, _, headers in seen] == ["s3cret"] * 6
+    ports = [headers["x-test-client-port"] for _, _, headers in seen]
+    assert len(set(ports[:3])) == 1 and len(set(ports[3:])) == 1  # kept alive within a loop

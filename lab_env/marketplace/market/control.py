@@ -509,6 +509,17 @@ def attach(name: str) -> Market:
     )
 
 
+def hosts_running(name: str) -> tuple[int, int]:
+    """(how many of the market's hosts run, how many it has) from its record; (0, 0) without one."""
+    try:
+        saved = json.loads(record_path(name).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0, 0
+    running = running_apps()
+    host_ids = [saved["app_id"], *saved.get("replicas", [])]
+    return sum(host in running for host in host_ids), len(host_ids)
+
+
 def _known_host(app_id: str) -> DaprApp | None:
     """A host's handle from its record, running or killed; None once it was stopped (no record)."""
     try:

@@ -32,6 +32,7 @@ import logging
 import os
 import ssl
 from datetime import timedelta
+from typing import Any
 
 import dapr.ext.workflow as wf
 import httpx
@@ -99,6 +100,9 @@ ANNOUNCE_RETRY = wf.RetryPolicy(
     max_retry_interval=timedelta(seconds=5),
 )
 log = logging.getLogger("market")
+# Event publishes and the carrier's invocation awaited on one shared client; "0" is bench/market_levers.py's
+# reference (a blocking publish, a new client per shipment).
+ASYNC_SIDECAR_CALLS = os.environ.get("LAB_ASYNC_SIDECAR_CALLS", "1") != "0"
 # The sync sidecar calls of every activity share the process's one keep-alive client (sidecar.client): a new
 # httpx client costs about 50 ms of CPU here (it loads the CA bundle), which made the market app's CPU the bottleneck.
 _SSL = ssl.create_default_context()  # for the per-call async clients: no CA bundle load per call
@@ -260,7 +264,7 @@ async def reserve(ctx, order: dict) -> dict:
         {"order_id": order["id"], "quantity": order["quantity"]}
     )
     if held["ok"]:  # a re-run announces again; consumers count an (order, kind) once
-        _publish(
+        await _publish(
             INVENTORY_TOPIC,
             order["product"],
             {"product": order["product"], "order": order["id"], "kind": "reserved", "change": -order["quantity"]},
@@ -272,7 +276,7 @@ async def reserve(ctx, order: dict) -> dict:
 async def release(ctx, order: dict) -> dict:
     """Only ever after a reserve that held: the order's quantity goes back (a re-run releases nothing more)."""
     released = await _proxy("ProductActor", order["product"], ProductInterface).Release(order["id"])
-    _publish(
+    await _publish(
         INVENTORY_TOPIC,
         order["product"],
         {"product": order["product"], "order": order["id"], "kind": "released", "change": order["quantity"]},
@@ -307,14 +311,14 @@ async def ship(ctx, order: dict) -> dict:
         "quantity": order["quantity"],
         "refuse": order.get("fail_at") == "ship",
     }  # a drill's planned failure: the carrier refuses it
-    # Awaited, so an async client of its own per call (one belongs to one event loop); the path and token are
-    # the sidecar module's as for every other call.
-    async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
-        reply = await client.post(
-            sidecar.url(SIDECAR, sidecar.invoke_path(CARRIER, "ship")),
-            json=parcel,
-            headers={**sidecar.headers(SIDECAR), **trace_context.headers()},
-        )
+    path = sidecar.invoke_path(CARRIER, "ship")
+    if ASYNC_SIDECAR_CALLS:  # awaited on the worker loop's one keep-alive client
+        reply = await sidecar.arequest("POST", SIDECAR, path, json=parcel, headers=trace_context.headers())
+    else:  # bench/market_levers.py's reference: a client of its own per call, as before
+        async with httpx.AsyncClient(timeout=30, verify=_SSL) as client:
+            reply = await client.post(
+                sidecar.url(SIDECAR, path), json=parcel, headers={**sidecar.headers(SIDECAR), **trace_context.headers()}
+            )
     if reply.status_code == 422:
         return {"ok": False, "reason": reply.json().get("detail", reply.text)[:200]}
     if reply.status_code == 403:  # the carrier's access policy: retrying cannot help, and must not ship
@@ -334,7 +338,7 @@ async def settle(ctx, outcome: dict) -> dict:
     order = _proxy("OrderActor", outcome["order"], OrderInterface)
     settled = await order.Settle(outcome)
     if not settled.get("announced") and ORDERS_TOPIC:
-        _publish(
+        await _publish(
             ORDERS_TOPIC,
             outcome["order"],
             {k: v for k, v in settled.items() if k not in ("new", "repeats", "announced", "held_on")},
@@ -346,18 +350,21 @@ async def settle(ctx, outcome: dict) -> dict:
     return settled
 
 
-def _publish(topic: str | None, key: str, event: dict) -> None:
-    """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``."""
+async def _publish(topic: str | None, key: str, event: dict) -> None:
+    """One event on the market's Kafka topic through Dapr's kafka-pubsub, partitioned by ``key``. Awaited: the
+    broker's acknowledgement takes milliseconds, and every other activity of this host waits on a blocked loop."""
     if not topic:
         return
-    reply = sidecar.post(
-        SIDECAR,
-        sidecar.publish_path(PUBSUB, topic),
-        params={"metadata.partitionKey": key},
-        content=json.dumps(event),
-        headers={"content-type": "application/json", **trace_context.headers()},
-        timeout=30,
-    )
+    call: dict[str, Any] = {
+        "params": {"metadata.partitionKey": key},
+        "content": json.dumps(event),
+        "headers": {"content-type": "application/json", **trace_context.headers()},
+    }
+    path = sidecar.publish_path(PUBSUB, topic)
+    if ASYNC_SIDECAR_CALLS:
+        reply = await sidecar.arequest("POST", SIDECAR, path, timeout=30, **call)
+    else:  # bench/market_levers.py's reference: the blocking call it was
+        reply = sidecar.post(SIDECAR, path, timeout=30, **call)
     reply.raise_for_status()
 
 

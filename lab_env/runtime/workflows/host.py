@@ -28,7 +28,7 @@ from dapr.ext.fastapi import DaprActor
 from dapr.ext.workflow import WorkflowRuntime
 from fastapi import FastAPI, Response
 
-from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections
+from lab_env.runtime.actors import for_this_run, reuse_sidecar_connections, tune_gc_for_actors
 
 _worker: dict[str, object] = {"state": "starting"}
 
@@ -45,6 +45,9 @@ def _start_worker(runtime: WorkflowRuntime) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     reuse_sidecar_connections()  # the actors' state calls share one keep-alive session
+    # Fewer full collections over many live actors and workflow histories (LAB_TUNE_GC=0 measures the defaults).
+    if os.environ.get("LAB_TUNE_GC", "1") != "0":
+        tune_gc_for_actors()
     module = importlib.import_module(os.environ["LAB_WORKFLOW_MODULE"])
     for cls in getattr(module, "ACTORS", []):
         await actors.register_actor(for_this_run(cls))
