@@ -3,7 +3,8 @@
     .venv/bin/python bench/market_levers.py [--orders 300] [--repeats 2]
 
 On the running stack (`lab-env up`; used, never stopped). Each configuration
-starts a fresh market (lab_env.marketplace.market.control.up), warms it with
+starts a fresh market (lab_env.marketplace.market.control.up; forgotten after
+the run, so each starts from the same store), warms it with
 20 orders, then places --orders orders (8 at a time, every tenth one's
 shipment refused so its saga compensates) and waits for all of them.
 Configurations, each adding one lever to the row before:
@@ -44,8 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab_env import unique_name  # noqa: E402
-from lab_env.core import profile  # noqa: E402
-from lab_env.core.resp import RedisConnection  # noqa: E402
 from lab_env.core.versions import pins  # noqa: E402
 from lab_env.marketplace.market import control  # noqa: E402
 from lab_env.stack import lifecycle  # noqa: E402
@@ -98,16 +97,6 @@ def busy_seconds() -> float:
     return sum(times) - times.idle - times.iowait
 
 
-def forget(name: str) -> None:
-    """Delete the run's keys from the stack's Redis (its actors and workflow histories: about 110 per order),
-    so every run starts from the same store; other keys stay."""
-    prof = profile.current()
-    with RedisConnection(prof.redis_host, prof.redis_port) as redis:
-        keys = list(redis.scan(f"*{name}*"))
-        for at in range(0, len(keys), 500):
-            redis.command("UNLINK", *keys[at : at + 500])
-
-
 def run(config: str, orders: int) -> dict:
     env, hosts = CONFIGS[config]
     market = control.up(unique_name(f"lever-{config}"), CATALOG, view=False, env=env, hosts=hosts)
@@ -121,7 +110,7 @@ def run(config: str, orders: int) -> dict:
         cpu1, busy1 = {g: cpu_seconds(pids) for g, pids in groups.items()}, busy_seconds()
     finally:
         control.down(market.name)
-        forget(market.name)
+        control.forget(market.name)  # every run starts from the same store
     statuses = Counter((o or {}).get("status", "unsettled") for o in outcomes.values())
     row = {
         "config": config,

@@ -81,6 +81,9 @@ def cmd_orders(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     control.down(args.name)
     print(f"market {args.name} stopped")
+    if args.forget:
+        gone = control.forget(args.name)
+        print(f"forgotten: {len(gone['keys'])} Redis keys, {len(gone['topics'])} topics, {len(gone['groups'])} groups")
     return 0
 
 
@@ -119,4 +122,10 @@ def register(sub) -> None:
     s.set_defaults(fn=cmd_orders)
     s = verbs.add_parser("down", help="stop a market")
     s.add_argument("--name", default=DEFAULT_NAME)
+    s.add_argument(
+        "--forget",
+        action="store_true",
+        help="also delete its state (Redis keys, Kafka topics and groups): without it, a market started again "
+        "under the same name goes on where it stopped",
+    )
     s.set_defaults(fn=cmd_down)

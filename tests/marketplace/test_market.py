@@ -15,8 +15,11 @@ import pytest
 
 from lab_env import unique_name
 from lab_env.core.paths import state_dir
+from lab_env.core.profile import current
+from lab_env.core.resp import RedisConnection
+from lab_env.errors import LabEnvError
 from lab_env.marketplace.market import access, control
-from lab_env.runtime import workflows
+from lab_env.runtime import kafka, workflows
 from lab_env.runtime.actors import invoke
 from lab_env.runtime.kafka import read_topic
 from lab_env.runtime.scale import placement_spread
@@ -41,6 +44,7 @@ def market():
     yield up
     for m in started:
         control.down(m.name)
+        control.forget(m.name)  # every suite run would leave its markets' keys in Redis
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +248,31 @@ def test_on_two_hosts_the_agents_spread_and_a_killed_host_loses_and_doubles_noth
     assert all(o and o["status"] in control.TERMINAL for o in outcomes.values()), outcomes
     assert control.attach(m.name).live().app_id == second.app_id, "attach finds the market by its live host"
     assert control.hosts_running(m.name) == (1, 2), "status counts the killed host out, the market in"
+
+
+def test_a_forgotten_market_leaves_no_key_topic_or_group_and_a_running_one_is_not_forgotten(market):
+    m = market(control.Catalog(products=2, stock=10, buyers=2, sellers=2, rounds=2))
+    kept = control.up(unique_name(f"{m.name}x"), control.Catalog(products=2, stock=10, buyers=2, sellers=2, rounds=2))
+    try:
+        control.wait_orders(m, control.place_orders(m, 3, fail_every=3))
+        control.wait_orders(kept, control.place_orders(kept, 1))
+        with pytest.raises(LabEnvError, match="is running"):
+            control.forget(m.name)
+        control.down(m.name)
+        prof = current()
+        with RedisConnection(prof.redis_host, prof.redis_port) as redis:
+            before = list(redis.scan(f"*{m.name}*"))
+        assert any(k.startswith(f"{m.name}||") for k in before) and any(
+            k.startswith(f"carrier-{m.name}||") for k in before
+        ), "the market and its carrier kept state in Redis"
+        gone = control.forget(m.name)
+        assert m.topic in gone["topics"] and m.inventory_topic in gone["topics"], gone["topics"]
+        with RedisConnection(prof.redis_host, prof.redis_port) as redis:
+            assert not [k for k in redis.scan(f"*{m.name}*") if kept.name not in k]
+            assert any(k.startswith(f"{kept.name}||") for k in redis.scan(f"*{kept.name}*")), "another market's went"
+        assert not {m.topic, m.inventory_topic} & set(kafka.topic_partitions_all())
+        assert kept.topic in kafka.topic_partitions_all(), "a market whose name starts the same lost its topic"
+        assert control.wait_orders(kept, control.place_orders(kept, 1)), "the other market goes on"
+    finally:
+        control.down(kept.name)
+        control.forget(kept.name)

@@ -544,6 +544,42 @@ def down(name: str) -> None:
     record_path(name).unlink(missing_ok=True)
 
 
+def forget(name: str) -> dict[str, list[str]]:
+    """Delete a stopped market's state from the stack, for a market nobody will start again (``down`` keeps it,
+    so a market started again under its name goes on): the Redis keys of its app and its carrier (actors,
+    workflow instances and their histories, about 110 keys an order) and its Kafka topics and consumer groups.
+    Returns what went, by kind."""
+    import re
+
+    from lab_env.core.profile import current
+    from lab_env.core.resp import RedisConnection
+
+    if hosts_running(name)[0]:
+        raise LabEnvError(f"market {name!r} is running", f"stop it first: lab-env market down --name {name}")
+    owners = {name, access.carrier_id(name)}
+    prof = current()
+    try:
+        with RedisConnection(prof.redis_host, prof.redis_port) as redis:
+            # A key starts with its app id: "<app id>||<actor type>||<actor id>||<key>".
+            keys = [key for key in redis.scan(f"*{name}*") if key.split("||", 1)[0] in owners]
+            for start in range(0, len(keys), 500):
+                redis.command("UNLINK", *keys[start : start + 500])
+    except OSError as err:
+        raise LabEnvError(f"Redis does not answer at {prof.redis_address}: {err}", "run `lab-env up`") from None
+    ours = re.compile(re.escape(name) + "(?![0-9A-Za-z])").search  # not another market whose name starts the same
+    topics = [t for t in kafka.topic_partitions_all() if ours(t)]
+    groups = [g for g in kafka.consumer_groups() if ours(g)]
+    try:
+        kafka.delete_topics(topics)
+        kafka.delete_groups(groups)
+    except Exception as err:  # confluent_kafka's KafkaException: a live consumer, or the broker down
+        raise LabEnvError(
+            f"Kafka kept some of market {name!r}'s topics or groups: {str(err)[:150]}",
+            "stop the notebooks that read its topics (their consumers hold the groups), then forget it again",
+        ) from None
+    return {"keys": keys, "topics": topics, "groups": groups}
+
+
 def markets() -> list[str]:
     folder = state_dir() / "markets"
     return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
