@@ -12,10 +12,11 @@ Configurations, each adding one lever to the row before:
   ref     the market app as it was: each event publish blocks the workflow
           worker's event loop (a sync call to the sidecar), each shipment
           opens an HTTP client of its own, Python's default GC
-          (LAB_ASYNC_SIDECAR_CALLS=0, LAB_TUNE_GC=0)
+          (LAB_ASYNC_SIDECAR_CALLS=0)
   async   publishes and the carrier call awaited on the loop's one
           keep-alive client (lab_env.runtime.sidecar.async_client)
   gc      lab_env.runtime.actors.tune_gc_for_actors() in the workflow host
+          (LAB_TUNE_GC=1; off by default)
   2hosts  the society on two hosts: placement spreads agents and workflows
 
 Per run: orders/s from the first placement to the last outcome; CPU per
@@ -45,17 +46,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab_env import unique_name  # noqa: E402
+from lab_env.core import registry  # noqa: E402
 from lab_env.core.versions import pins  # noqa: E402
-from lab_env.marketplace.market import control  # noqa: E402
+from lab_env.marketplace.market import access, control  # noqa: E402
+from lab_env.runtime import secure_plane  # noqa: E402
 from lab_env.stack import lifecycle  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CATALOG = control.Catalog(products=200, stock=100_000, buyers=2000, sellers=500, rounds=3)
 CONFIGS: dict[str, tuple[dict[str, str], int]] = {  # name -> (the app's environment, hosts)
-    "ref": ({"LAB_ASYNC_SIDECAR_CALLS": "0", "LAB_TUNE_GC": "0"}, 1),
-    "async": ({"LAB_TUNE_GC": "0"}, 1),
-    "gc": ({}, 1),
-    "2hosts": ({}, 2),
+    "ref": ({"LAB_ASYNC_SIDECAR_CALLS": "0"}, 1),
+    "async": ({}, 1),
+    "gc": ({"LAB_TUNE_GC": "1"}, 1),
+    "2hosts": ({"LAB_TUNE_GC": "1"}, 2),
 }
 
 LEVERS = {
@@ -87,7 +90,14 @@ def processes(market: control.Market) -> dict[str, list[int]]:
         "sidecar": [h.sidecar_pid for h in market.hosts],
         "carrier (app + sidecar)": [carrier.app_pid, carrier.sidecar_pid],
     }
-    found.update({s.name: [s.pid] for s in lifecycle.status() if s.pid})
+    plane = secure_plane.load_plane(access.plane_name(market.name))
+    found["market's plane (placement, scheduler, sentry)"] = [
+        pid
+        for record in (registry.load(access.plane_name(market.name)), registry.load(plane.sentry_name if plane else ""))
+        if record
+        for pid in record.pids
+    ]
+    found.update({f"stack's {s.name}": [s.pid] for s in lifecycle.status() if s.pid})
     found["bench (places, waits)"] = [os.getpid()]
     return found
 

@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import threading
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
@@ -185,7 +184,7 @@ def client(keep_alive: bool = True) -> httpx.Client:
         return made[1]
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
 
 def async_client() -> httpx.AsyncClient:
@@ -195,6 +194,8 @@ def async_client() -> httpx.AsyncClient:
     import httpx
 
     loop = asyncio.get_running_loop()
+    for closed in [other for other in list(_async_clients) if other.is_closed()]:  # a client keeps its loop alive
+        del _async_clients[closed]
     made = _async_clients.get(loop)
     if made is None or made.is_closed:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=64, keepalive_expiry=2.0)

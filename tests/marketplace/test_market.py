@@ -44,7 +44,8 @@ def market():
     yield up
     for m in started:
         control.down(m.name)
-        control.forget(m.name)  # every suite run would leave its markets' keys in Redis
+    for m in started:  # every suite run would leave its markets' keys in Redis
+        control.forget(m.name)
 
 
 @pytest.fixture(scope="module")

@@ -217,6 +217,7 @@ def test_an_event_loops_async_client_sends_the_token_and_keeps_one_connection(se
 
     first, second = asyncio.run(three_calls()), asyncio.run(three_calls())
     assert first is not second  # a client belongs to the loop it ran on: a new loop gets its own
+    assert len(sidecar._async_clients) == 1, "a closed loop's client is dropped when the next loop makes one"
     assert [headers.get("dapr-api-token") for _, _, headers in seen] == ["s3cret"] * 6
     ports = [headers["x-test-client-port"] for _, _, headers in seen]
     assert len(set(ports[:3])) == 1 and len(set(ports[3:])) == 1  # kept alive within a loop
