@@ -5,12 +5,21 @@ come back as one line, never as a gRPC traceback."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from lab_env import stop_app, unique_name
 from lab_env.errors import LabEnvError
 from lab_env.runtime import workflows
 from lab_env.runtime.workflows import Ledger, WorkflowFailed, output
+
+OTHER_UID = 49999  # no user of this machine (the sandboxes use 50000 and up)
 
 MODULE = """
 import dapr.ext.workflow as wf
@@ -168,3 +177,39 @@ def test_an_armed_crash_kills_the_activity_after_its_first_write_past_started(tm
     again = subprocess.run([sys.executable, "-c", activity, str(path)], capture_output=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert ledger.count("o-1", "charge", "effect") == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to write as another uid, as the sandboxed grader does")
+def test_an_app_of_another_uid_writes_while_root_reads_the_ledger():
+    """The sandboxed grader (root) polls an app's ledger while the app (the sandbox's uid) writes to it:
+    no write of the app may fail because root opened the file at the same moment."""
+    folder = Path(tempfile.mkdtemp(prefix="ledger-uid-"))
+    try:
+        os.chmod(folder, 0o755)
+        os.chown(folder, OTHER_UID, OTHER_UID)
+        path = folder / "l.sqlite"
+        writer = (
+            "import sys\nfrom lab_env.runtime.workflows import Ledger\n"
+            "ledger = Ledger(sys.argv[1])\n"
+            "for i in range(300):\n    ledger.append('o-1', 'charge', 'started', i)\n"
+            "ledger.open_gate('done')\n"
+        )
+        # As the sandbox's uid; allowed to read this machine's Python (under /root), nothing more.
+        as_other = ["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups"]
+        as_other += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+        app = subprocess.Popen(
+            [*as_other, sys.executable, "-c", writer, str(path)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        polls = 0
+        while app.poll() is None:
+            if path.exists():
+                Ledger(path).held("anything")
+                polls += 1
+        assert app.returncode == 0, app.stderr.read()[-600:]
+        assert polls > 0 and Ledger(path).gate_open("done")
+        assert Ledger(path).count("o-1", "charge", "started") == 300
+    finally:
+        shutil.rmtree(folder)
