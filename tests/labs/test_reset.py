@@ -36,6 +36,15 @@ def _keys(token: str) -> list[str]:
         return [k for k in redis.scan(f"*{token}*") if of_runs([token])(k)]
 
 
+def _empty_group(group: str, topic: str) -> None:
+    """A consumer group with a committed offset and no member left (what a closed consumer leaves)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(kafka.config(group_id=group))
+    consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    consumer.close()
+
+
 def _run_lab(tmp_path, name: str) -> None:
     from lab_env.grading.execute import execute
 
@@ -57,6 +66,9 @@ def test_a_lab_run_is_reset_and_runs_again_clean(tmp_path, monkeypatch):
 
     # What other labs' steps leave, under this run's token, and another run's names beside them.
     kafka.create_topics({f"reset-orders-{token}": 1, f"reset-orders-{other}": 1})
+    _empty_group(f"reset-group-{token}", f"reset-orders-{token}")
+    _empty_group(f"reset-group-{other}", f"reset-orders-{other}")
+    assert {f"reset-group-{token}", f"reset-group-{other}"} <= set(kafka.consumer_groups())
     prof = current()
     with RedisConnection(prof.redis_host, prof.redis_port) as redis:
         redis.command("SET", f"reset-kept-{other}", "1")
@@ -72,9 +84,11 @@ def test_a_lab_run_is_reset_and_runs_again_clean(tmp_path, monkeypatch):
         done = {step.step: step.names for step in outcome.removed}
         assert f"reset-agent-{token}" in done["apps"] and not worker.alive()
         assert set(done["state"]) == set(left_by_lab) and _keys(token) == []
-        assert f"reset-orders-{token}" in done["kafka"]
+        assert f"reset-orders-{token}" in done["kafka"] and f"group reset-group-{token}" in done["kafka"]
         topics = kafka.topic_partitions_all()
         assert f"reset-orders-{token}" not in topics and f"reset-orders-{other}" in topics
+        groups = kafka.consumer_groups()
+        assert f"reset-group-{token}" not in groups and f"reset-group-{other}" in groups
         assert done["files"] == [folder_of_run(token).name] and not folder_of_run(token).exists()
         with RedisConnection(prof.redis_host, prof.redis_port) as redis:
             assert redis.command("EXISTS", f"reset-kept-{other}", f"reset-kept-{token}0") == 2
@@ -86,6 +100,7 @@ def test_a_lab_run_is_reset_and_runs_again_clean(tmp_path, monkeypatch):
         assert again != token
     finally:
         kafka.delete_topics([f"reset-orders-{other}"])
+        kafka.delete_groups([f"reset-group-{other}"])
         with RedisConnection(prof.redis_host, prof.redis_port) as redis:
             redis.command("DEL", f"reset-kept-{other}", f"reset-kept-{token}0")
         reset("02")

@@ -259,7 +259,13 @@ def test_a_forgotten_market_leaves_no_key_topic_or_group_and_a_running_one_is_no
         control.wait_orders(kept, control.place_orders(kept, 1))
         with pytest.raises(LabEnvError, match="is running"):
             control.forget(m.name)
+        record = control.record_path(m.name).read_text()
         control.down(m.name)
+        control.record_path(m.name).write_text(record)  # as a kernel that died before `down` leaves it
+        with pytest.raises(LabEnvError, match="still has its record"):
+            control.forget(m.name)
+        control.down(m.name)  # what that error says to do: it clears the record of a market whose apps are gone
+        assert not control.record_path(m.name).exists()
         prof = current()
         with RedisConnection(prof.redis_host, prof.redis_port) as redis:
             before = list(redis.scan(f"*{m.name}*"))

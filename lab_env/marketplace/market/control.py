@@ -552,16 +552,20 @@ def forget(name: str, group_wait: float = 60.0) -> dict[str, list[str]]:
 
     A consumer that was killed, not closed (the view's), keeps its group busy until the broker's session for
     it expires: its deletion is retried for up to ``group_wait`` seconds (a safety net; it ends on success)."""
-    import time
-
+    from lab_env.core.probes import wait_until
     from lab_env.core.profile import current
     from lab_env.core.resp import RedisConnection
 
     if not name:
         raise LabEnvError("forget which market?", "pass its name: lab-env market down --name NAME --forget")
     ours = {name, access.carrier_id(name), _view_name(name), *(host_name(name, i) for i in range(1, MAX_HOSTS))}
-    if record_path(name).exists() or ours & set(running_apps()):
+    if ours & set(running_apps()):
         raise LabEnvError(f"market {name!r} is running", f"stop it first: lab-env market down --name {name}")
+    if record_path(name).exists():  # none of its apps runs: a kernel that died before `down`
+        raise LabEnvError(
+            f"market {name!r} still has its record (none of its apps runs)",
+            f"clear it first: lab-env market down --name {name}",
+        )
     prof = current()
     owners = {name, access.carrier_id(name)}  # Dapr app ids: the replicas share the market's
     try:
@@ -576,16 +580,21 @@ def forget(name: str, group_wait: float = 60.0) -> dict[str, list[str]]:
         topics = sorted({orders_topic(name), f"{name}-inventory"} & set(kafka.topic_partitions_all()))
         kafka.delete_topics(topics)
         groups = sorted({name, access.carrier_id(name), f"{name}-view"} & set(kafka.consumer_groups()))
-        busy, deadline = list(groups), time.monotonic() + group_wait
-        while busy:
+        busy = list(groups)
+
+        def deleted() -> bool:
+            nonlocal busy
             try:
                 kafka.delete_groups(busy)
-                busy = []
             except Exception as err:  # confluent_kafka's KafkaException
-                if "NON_EMPTY_GROUP" not in str(err) or time.monotonic() > deadline:
+                if "NON_EMPTY_GROUP" not in str(err):
                     raise
                 busy = sorted(set(busy) & set(kafka.consumer_groups()))
-                time.sleep(1)
+                return not busy
+            return True
+
+        if busy:
+            wait_until(deleted, group_wait, f"consumer groups {busy} to empty", interval=1.0)
     except Exception as err:  # a live consumer, or the broker down
         raise LabEnvError(
             f"Kafka kept some of market {name!r}'s topics or groups: {str(err)[:150]}",

@@ -134,7 +134,10 @@ def broker_settings(*names: str) -> dict[str, str]:
 
 def consumer_groups() -> list[str]:
     """The id of every consumer group the broker knows."""
-    result = admin().list_consumer_groups(request_timeout=30).result(30)
+    client = admin()  # keep a reference: a collected client fails the request and lists no group at all
+    result = client.list_consumer_groups(request_timeout=30).result(30)
+    if result.errors:
+        raise LabEnvError(f"Kafka did not list its consumer groups: {result.errors[0]}", "is it up? run `lab-env up`")
     return sorted(g.group_id for g in result.valid)
 
 
@@ -142,5 +145,6 @@ def delete_groups(names: Iterable[str]) -> None:
     """Delete consumer groups (each must have no live member: stop its consumers first)."""
     names = list(names)
     if names:
-        for future in admin().delete_consumer_groups(names, request_timeout=30).values():
+        client = admin()  # keep a reference: the futures fail if the client is collected
+        for future in client.delete_consumer_groups(names, request_timeout=30).values():
             future.result(30)
