@@ -95,7 +95,8 @@ def keyed_orders(topic: str, orders: list[dict[str, Any]]) -> str:
 
 @check(
     "group assignment",
-    hint="AdminClient.describe_consumer_groups([group])[group].result(): for each member, "
+    hint="admin.describe_consumer_groups([group])[group].result() on an AdminClient you keep in a variable "
+    "until the future is done (a client collected early fails its futures); for each member, "
     "member.client_id -> sorted partitions of member.assignment.topic_partitions",
 )
 def assignment(learner_assignment: Callable[[str], dict[str, list[int]]]) -> str:
