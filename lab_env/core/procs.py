@@ -344,7 +344,7 @@ def stop(pid: int, timeout: float = 10.0) -> None:
     left = _wait_gone(members, timeout)
     for p in left:
         _signal(p, signal.SIGKILL)
-    _wait_gone(left, 5)
+    _wait_killed(left)
 
 
 def kill(pid: int) -> None:
@@ -357,7 +357,7 @@ def kill(pid: int) -> None:
         return
     except (ProcessLookupError, PermissionError):
         return
-    _wait_gone(members, 5)
+    _wait_killed(members)
 
 
 def pause(pid: int) -> None:
@@ -400,7 +400,23 @@ def _kill_orphaned_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return
-    _wait_gone(members, 5)
+    _wait_killed(members)
+
+
+# A safety net: a SIGKILLed process is gone in milliseconds, even on a busy machine, unless the kernel
+# holds it (state D: a hung disk or mount). Past it the caller would reuse ports that are still bound.
+KILLED_PATIENCE_S = 60.0
+
+
+def _wait_killed(members: list[psutil.Process]) -> None:
+    """Wait until SIGKILLed ``members`` are gone; a LabEnvError if any is still there after the safety net."""
+    left = _wait_gone(members, KILLED_PATIENCE_S)
+    if left:
+        pids = " ".join(str(p.pid) for p in left)
+        raise LabEnvError(
+            f"process {pids} still runs {KILLED_PATIENCE_S:.0f} s after SIGKILL",
+            f"`ps -o pid,stat,cmd -p {pids}`: state D waits on a disk or a mount; once it is gone, run the cell again",
+        )
 
 
 def _wait_gone(members: list[psutil.Process], timeout: float) -> list[psutil.Process]:
@@ -496,5 +512,5 @@ def kill_by_env(name: str, value: str) -> list[int]:
             continue
     for proc in found:
         _signal(proc, signal.SIGKILL)
-    _wait_gone(found, 5)
+    _wait_killed(found)
     return [p.pid for p in found]

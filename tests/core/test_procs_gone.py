@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from lab_env.core import procs
+from lab_env.errors import LabEnvError
 
 # The main thread leaves with the exit system call (60 on x86-64: this thread only), as a killed Go
 # program's first thread may, while another thread keeps the listening socket open.
@@ -46,3 +47,13 @@ def test_a_zombie_whose_threads_run_is_not_gone_until_they_are():
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_a_process_that_outlives_its_sigkill_is_an_error_naming_it(monkeypatch):
+    """kill's wait is a safety net: past it, the caller hears which pid is left (it would otherwise
+    restart on ports still bound). This test's own process stands for one that SIGKILL did not end."""
+    monkeypatch.setattr(procs, "KILLED_PATIENCE_S", 0.3)
+    me = psutil.Process()
+    with pytest.raises(LabEnvError, match=f"process {me.pid} still runs"):
+        procs._wait_killed([me])
+    procs._wait_killed([])  # nothing left: no error
