@@ -25,7 +25,7 @@ the outcomes, so a lever that loses or fails orders shows. The
 configurations run interleaved --repeats times; the table gives medians and
 ratios against ref from the same run.
 
-Writes bench/results/market_levers.{json,md}.
+Writes bench/results/market_levers.{json,md} (or --out NAME's).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ CONFIGS: dict[str, tuple[dict[str, str], int]] = {  # name -> (the app's environ
     "async": ({}, 1),
     "gc": ({"LAB_TUNE_GC": "1"}, 1),
     "2hosts": ({"LAB_TUNE_GC": "1"}, 2),
+    "etcd-mem": ({}, 1),
 }
+PLANE_ENV = {"etcd-mem": {"LAB_PLANE_ETCD_IN_MEMORY": "1"}}  # read where the market's plane starts: here
 
 LEVERS = {
     "ref": "the market app as it was: each event publish blocks the workflow worker's event loop, each shipment "
@@ -67,6 +69,8 @@ LEVERS = {
     "async": "publishes and the carrier call awaited on the loop's one keep-alive client",
     "gc": "tune_gc_for_actors() in the workflow host (frozen start-up objects, fewer collections)",
     "2hosts": "the society on two hosts (app + sidecar each); placement spreads agents and workflows",
+    "etcd-mem": "`async`, with the market plane's scheduler keeping its etcd in /dev/shm (no disk writes or "
+    "fsyncs; not `gc` or `2hosts`)",
 }
 
 
@@ -91,12 +95,13 @@ def processes(market: control.Market) -> dict[str, list[int]]:
         "carrier (app + sidecar)": [carrier.app_pid, carrier.sidecar_pid],
     }
     plane = secure_plane.load_plane(access.plane_name(market.name))
-    found["market's plane (placement, scheduler, sentry)"] = [
-        pid
-        for record in (registry.load(access.plane_name(market.name)), registry.load(plane.sentry_name if plane else ""))
-        if record
-        for pid in record.pids
-    ]
+    for record in (registry.load(access.plane_name(market.name)), registry.load(plane.sentry_name if plane else "")):
+        for pid in record.pids if record else []:
+            try:  # placement, scheduler or sentry: the binary's name
+                role = Path(psutil.Process(pid).cmdline()[0]).name
+            except (psutil.Error, IndexError):
+                role = "plane process"
+            found.setdefault(f"market's {role}", []).append(pid)
     found.update({f"stack's {s.name}": [s.pid] for s in lifecycle.status() if s.pid})
     found["bench (places, waits)"] = [os.getpid()]
     return found
@@ -109,7 +114,13 @@ def busy_seconds() -> float:
 
 def run(config: str, orders: int) -> dict:
     env, hosts = CONFIGS[config]
-    market = control.up(unique_name(f"lever-{config}"), CATALOG, view=False, env=env, hosts=hosts)
+    saved = {k: os.environ.get(k) for k in PLANE_ENV.get(config, {})}
+    os.environ.update(PLANE_ENV.get(config, {}))
+    try:
+        market = control.up(unique_name(f"lever-{config}"), CATALOG, view=False, env=env, hosts=hosts)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
     try:
         control.wait_orders(market, control.place_orders(market, 20))  # first calls, activations, JIT-free warm-up
         groups = processes(market)
@@ -145,10 +156,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--table-only", action="store_true", help="print the table of the last run's JSON again")
+    parser.add_argument("--out", default="market_levers", help="results file name under bench/results (no suffix)")
     args = parser.parse_args()
     configs = args.configs.split(",")
     if args.table_only:  # the last run's table again, from its JSON
-        runs = json.loads((RESULTS / "market_levers.json").read_text())["runs"]
+        runs = json.loads((RESULTS / f"{args.out}.json").read_text())["runs"]
     else:
         runs = [run(config, args.orders) for _ in range(args.repeats) for config in configs]
     rows = []
@@ -166,8 +178,8 @@ def main() -> int:
     text = table(rows, args)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "market_levers.md").write_text(text)
-    (RESULTS / "market_levers.json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
+    (RESULTS / f"{args.out}.md").write_text(text)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, "runs": runs}, indent=2))
     unsettled = [r for r in runs if r["outcomes"].get("unsettled")]
     return 1 if unsettled else 0
 
@@ -177,11 +189,13 @@ def table(rows: list[dict], args) -> str:
     ref = rows[0]
     head = (
         f"# Levers on the marketplace's order path\n\n`python bench/market_levers.py --orders {args.orders} "
-        f"--repeats {args.repeats}` on daprd {v.dapr_runtime}, Python {platform.python_version()}, "
+        f"--repeats {args.repeats}{'' if args.configs == ','.join(CONFIGS) else ' --configs ' + args.configs}"
+        f"{'' if args.out == 'market_levers' else ' --out ' + args.out}` on daprd {v.dapr_runtime}, "
+        f"Python {platform.python_version()}, "
         f"{psutil.cpu_count()} cores. A fresh market per run ({CATALOG.products} products, {CATALOG.buyers} buyers, "
         f"{CATALOG.sellers} sellers, {CATALOG.rounds} rounds), {args.orders} orders after 20 to warm it; each row "
-        f"adds one lever to the row before; medians of {args.repeats} interleaved runs, ratios against "
-        f"`{ref['config']}`.\n\n"
+        f"adds one lever to the row before (`etcd-mem` to `async`); medians of {args.repeats} interleaved runs, "
+        f"ratios against `{ref['config']}`.\n\n"
     )
     lines = [
         "| config | orders/s | runs' range | × ref | app CPU ms/order | sidecar CPU ms/order | machine CPU ms/order | "

@@ -18,6 +18,7 @@ so `lab-env down` and a grader's clean-up stop it too.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -67,6 +68,8 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
     workdir = apps_dir() / name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    etcd_dir = _etcd_dir(name, workdir)
+    shutil.rmtree(etcd_dir, ignore_errors=True)
     p_grpc, p_health, p_raft, s_grpc, s_health, s_etcd, s_peer = free_ports(7)
     plane = SecurePlane(
         name, authority.name, authority.address, str(authority.credentials / "ca.crt"), p_grpc, s_grpc, str(workdir)
@@ -109,7 +112,7 @@ def start_plane(name: str, *, detach: bool = False, timeout: float = 90.0) -> Se
             "--id",
             "dapr-scheduler-server-0",
             "--etcd-data-dir",
-            str(workdir / "etcd"),
+            str(etcd_dir),
             "--etcd-client-port",
             str(s_etcd),
             "--etcd-initial-cluster",
@@ -155,3 +158,13 @@ def stop_plane(name: str) -> None:
     sentry_name = plane.sentry_name if plane else f"sentry-{name}"
     ca.stop_sentry_named(sentry_name)
     shutil.rmtree(apps_dir() / name, ignore_errors=True)
+    shutil.rmtree(_etcd_dir(name, apps_dir() / name), ignore_errors=True)
+
+
+def _etcd_dir(name: str, workdir: Path) -> Path:
+    """Where the plane's scheduler keeps its etcd: in the plane's folder, or in memory (/dev/shm) with
+    LAB_PLANE_ETCD_IN_MEMORY=1, a lever bench/market_levers.py measures (the plane's files go at its stop
+    either way; in memory they also go with the machine)."""
+    if os.environ.get("LAB_PLANE_ETCD_IN_MEMORY") == "1" and Path("/dev/shm").is_dir():
+        return Path("/dev/shm") / f"lab-env-{name}-etcd"
+    return workdir / "etcd"

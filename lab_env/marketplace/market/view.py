@@ -77,7 +77,7 @@ def _consume(topic: str, group: str) -> None:
         )
     )
     consumer.subscribe([topic])
-    while True:
+    while not _stopping.is_set():
         for msg in consumer.consume(200, 0.5):
             if msg.error():
                 continue
@@ -91,6 +91,7 @@ def _consume(topic: str, group: str) -> None:
             _events["samples"].append((now, _events["count"]))
             if not _events["history"] or now - _events["history"][-1][0] >= 1.0:
                 _events["history"].append((now, _events["count"]))
+    consumer.close()  # leaves the group now: a killed consumer keeps it busy for the broker's session timeout
 
 
 def _per_second(history: list[tuple[float, int]]) -> list[float]:
@@ -127,10 +128,24 @@ def _lag(topic: str, group: str) -> int | None:
     return sum(end - (committed.get(p) or 0) for p, end in ends.items())
 
 
+_stopping = threading.Event()
+_consumer_thread: list[threading.Thread] = []
+
+
 @app.on_event("startup")
 def _start_consumer() -> None:
     market = _market()
-    threading.Thread(target=_consume, args=(market.topic, f"{market.name}-view"), daemon=True, name="events").start()
+    thread = threading.Thread(target=_consume, args=(market.topic, f"{market.name}-view"), daemon=True, name="events")
+    thread.start()
+    _consumer_thread.append(thread)
+
+
+@app.on_event("shutdown")
+def _stop_consumer() -> None:
+    """On SIGTERM (`market down`): the consumer closes, so forgetting the market need not wait for its group."""
+    _stopping.set()
+    for thread in _consumer_thread:
+        thread.join(timeout=3)
 
 
 @app.get("/healthz", status_code=204)
