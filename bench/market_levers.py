@@ -154,7 +154,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default="ref,async,gc,2hosts", help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--table-only", action="store_true", help="print the table of the last run's JSON again")
     parser.add_argument("--out", default="market_levers", help="results file name under bench/results (no suffix)")
     args = parser.parse_args()
@@ -189,7 +189,7 @@ def table(rows: list[dict], args) -> str:
     ref = rows[0]
     head = (
         f"# Levers on the marketplace's order path\n\n`python bench/market_levers.py --orders {args.orders} "
-        f"--repeats {args.repeats}{'' if args.configs == ','.join(CONFIGS) else ' --configs ' + args.configs}"
+        f"--repeats {args.repeats}{'' if args.configs == 'ref,async,gc,2hosts' else ' --configs ' + args.configs}"
         f"{'' if args.out == 'market_levers' else ' --out ' + args.out}` on daprd {v.dapr_runtime}, "
         f"Python {platform.python_version()}, "
         f"{psutil.cpu_count()} cores. A fresh market per run ({CATALOG.products} products, {CATALOG.buyers} buyers, "

@@ -97,8 +97,9 @@ def delete_kafka(tokens: list[str]) -> list[str]:
             return topics + [f"group {g}" for g in groups]  # gone with its last member
         if err.args and getattr(err.args[0], "code", lambda: None)() == KafkaError.NON_EMPTY_GROUP:
             raise LabEnvError(
-                "a consumer group of the lab still has a live member: its kernel is still running",
-                "shut the notebook's kernel down (Kernel > Shut Down Kernel), then reset again",
+                "a consumer group of the lab still has a member: its kernel runs, or an app of it was killed "
+                "less than its session timeout ago (the broker then waits it out)",
+                "shut the notebook's kernel down (Kernel > Shut Down Kernel), wait a minute, then reset again",
             ) from None
         raise LabEnvError(f"Kafka did not answer: {err}", "run `lab-env up`, then reset again") from None
     return topics + [f"group {g}" for g in groups]

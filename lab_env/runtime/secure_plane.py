@@ -158,7 +158,7 @@ def stop_plane(name: str) -> None:
     sentry_name = plane.sentry_name if plane else f"sentry-{name}"
     ca.stop_sentry_named(sentry_name)
     shutil.rmtree(apps_dir() / name, ignore_errors=True)
-    shutil.rmtree(_etcd_dir(name, apps_dir() / name), ignore_errors=True)
+    shutil.rmtree(_in_memory_etcd(name), ignore_errors=True)  # wherever it was started: the setting may be gone
 
 
 def _etcd_dir(name: str, workdir: Path) -> Path:
@@ -166,5 +166,9 @@ def _etcd_dir(name: str, workdir: Path) -> Path:
     LAB_PLANE_ETCD_IN_MEMORY=1, a lever bench/market_levers.py measures (the plane's files go at its stop
     either way; in memory they also go with the machine)."""
     if os.environ.get("LAB_PLANE_ETCD_IN_MEMORY") == "1" and Path("/dev/shm").is_dir():
-        return Path("/dev/shm") / f"lab-env-{name}-etcd"
+        return _in_memory_etcd(name)
     return workdir / "etcd"
+
+
+def _in_memory_etcd(name: str) -> Path:
+    return Path("/dev/shm") / f"lab-env-{name}-etcd"

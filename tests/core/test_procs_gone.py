@@ -54,6 +54,6 @@ def test_a_process_that_outlives_its_sigkill_is_an_error_naming_it(monkeypatch):
     restart on ports still bound). This test's own process stands for one that SIGKILL did not end."""
     monkeypatch.setattr(procs, "KILLED_PATIENCE_S", 0.3)
     me = psutil.Process()
-    with pytest.raises(LabEnvError, match=f"process {me.pid} still runs"):
+    with pytest.raises(LabEnvError, match=f"process {me.pid} still there"):
         procs._wait_killed([me])
     procs._wait_killed([])  # nothing left: no error

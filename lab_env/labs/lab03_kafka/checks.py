@@ -34,8 +34,8 @@ ORDERS_IN_DRILL = 100  # written while the leader alone has them, then the leade
 
 @check(
     "topics",
-    hint="AdminClient(...).create_topics([NewTopic(name, num_partitions=..., replication_factor=1)]), "
-    "then wait on the future; a TOPIC_ALREADY_EXISTS error is fine",
+    hint="admin.create_topics([NewTopic(name, num_partitions=..., replication_factor=1)]) on an AdminClient kept "
+    "in a variable, then wait on the future; a TOPIC_ALREADY_EXISTS error is fine",
 )
 def create_topic(create: Callable[[str, int], None]) -> str:
     topic = fresh(unique_name("chk-topic"))

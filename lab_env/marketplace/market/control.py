@@ -594,7 +594,7 @@ def forget(name: str, group_wait: float = 60.0) -> dict[str, list[str]]:
             return True
 
         if busy:
-            wait_until(deleted, group_wait, f"consumer groups {busy} to empty", interval=1.0)
+            wait_until(deleted, group_wait, f"consumer groups {', '.join(busy)} to have no member left", interval=1.0)
     except Exception as err:  # a live consumer, or the broker down
         raise LabEnvError(
             f"Kafka kept some of market {name!r}'s topics or groups: {str(err)[:150]}",

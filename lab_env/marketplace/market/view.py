@@ -77,6 +77,13 @@ def _consume(topic: str, group: str) -> None:
         )
     )
     consumer.subscribe([topic])
+    try:
+        _count_events(consumer)
+    finally:
+        consumer.close()  # leaves the group now: a killed consumer keeps it busy for the broker's session timeout
+
+
+def _count_events(consumer) -> None:
     while not _stopping.is_set():
         for msg in consumer.consume(200, 0.5):
             if msg.error():
@@ -91,7 +98,6 @@ def _consume(topic: str, group: str) -> None:
             _events["samples"].append((now, _events["count"]))
             if not _events["history"] or now - _events["history"][-1][0] >= 1.0:
                 _events["history"].append((now, _events["count"]))
-    consumer.close()  # leaves the group now: a killed consumer keeps it busy for the broker's session timeout
 
 
 def _per_second(history: list[tuple[float, int]]) -> list[float]:
